@@ -1,0 +1,158 @@
+"""IXON-compatible FunctionContext (names and behaviour of ixoncdkingress 1.0.0's).
+
+The real package needs pymongo, requests and docker, which cannot run inside a WebAssembly
+component; this one is backed by wasmfn's host interfaces instead.
+"""
+
+from collections.abc import Callable
+from inspect import _empty, signature
+from typing import Any
+
+
+class FunctionResource:
+    """Describes an IXAPI resource."""
+
+    public_id: str
+    name: str
+    custom_properties: dict[str, Any]
+    permissions: set[str] | None
+
+    def __init__(
+        self,
+        public_id: str,
+        name: str,
+        custom_properties: dict[str, Any],
+        permissions: set[str] | None,
+    ) -> None:
+        self.public_id = public_id
+        self.name = name
+        self.custom_properties = custom_properties
+        self.permissions = permissions
+
+    def __repr__(self) -> str:
+        return (
+            "<FunctionResource"
+            f" public_id={self.public_id},"
+            f" name={self.name},"
+            f" custom_properties={self.custom_properties!r},"
+            f" permissions={self.permissions!r},"
+            f">"
+        )
+
+
+class FunctionContext:
+    """The context for a Cloud Function."""
+
+    config: dict[str, str]
+    api_client: Any
+    user: FunctionResource | None
+    company: FunctionResource | None
+    asset: FunctionResource | None
+    agent: FunctionResource | None
+    template: FunctionResource | None
+
+    def __init__(
+        self,
+        config: dict[str, str],
+        api_client: Any = None,
+        user: FunctionResource | None = None,
+        company: FunctionResource | None = None,
+        asset: FunctionResource | None = None,
+        agent: FunctionResource | None = None,
+        template: FunctionResource | None = None,
+        request: Any = None,
+    ) -> None:
+        self.config = config
+        self.api_client = api_client
+        self.user = user
+        self.company = company
+        self.asset = asset
+        self.agent = agent
+        self.template = template
+        # wasmfn extension: the HTTP-like request (method, path, query, headers, body, trigger).
+        self.request = request
+
+    @property
+    def document_db_client(self) -> None:
+        """The Document DB client. wasmfn does not provide a document store yet: always None,
+        as the real SDK returns when a call has no company."""
+        return None
+
+    @property
+    def agent_or_asset(self) -> FunctionResource:
+        """The Asset resource if the context has one, otherwise the Agent resource."""
+        if self.asset:
+            return self.asset
+
+        assert self.agent
+        return self.agent
+
+    def __repr__(self) -> str:
+        return (
+            f"<FunctionContext"
+            f" config={self.config!r},"
+            f" api_client={self.api_client!r},"
+            f" user={self.user!r},"
+            f" company={self.company!r},"
+            f" asset={self.asset!r},"
+            f" agent={self.agent!r},"
+            f" template={self.template!r},"
+            f">"
+        )
+
+    @staticmethod
+    def expose_cloud_function(function: Any) -> Any:
+        """Decorator to mark a function as an exposed endpoint."""
+        sig = signature(function, eval_str=True)
+
+        if not sig.parameters:
+            raise Exception("Function has no argument for FunctionContext")
+
+        context_param = sig.parameters[next(iter(sig.parameters))]
+        if (
+            context_param.annotation is not _empty
+            and context_param.annotation is not FunctionContext
+        ):
+            raise Exception("First function parameter should be of type FunctionContext")
+
+        function.exposed = True
+        return function
+
+    @staticmethod
+    def expose(
+        function: Callable[..., Any] | None = None,
+        *,
+        is_agentic: bool = False,
+        requires_human_permission: bool = False,
+        description: str | None = None,
+        examples: list[str] | None = None,
+        input_schema: dict[str, Any] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+        exclude_param_types: set[type] | None = None,
+        exclude_param_names: set[str] | None = None,
+    ) -> Any:
+        """Mark a function as exposed, with or without arguments.
+
+        The agent-tool arguments are accepted and recorded on the function
+        (``exposed_to_agent``, ``tool_definition`` as a plain dict); wasmfn does not
+        generate pydantic schemas.
+        """
+
+        def decorator(inner_function: Any) -> Any:
+            FunctionContext.expose_cloud_function(inner_function)
+            if not is_agentic:
+                return inner_function
+            inner_function.exposed_to_agent = True
+            inner_function.tool_definition = {
+                "name": inner_function.__name__,
+                "description": description if description is not None else inner_function.__doc__,
+                "requires_human_permission": requires_human_permission,
+                "examples": examples,
+                "inputSchema": input_schema,
+                "outputSchema": output_schema,
+                "meta": meta,
+            }
+            return inner_function
+
+        return decorator if function is None else decorator(function)

@@ -1,0 +1,120 @@
+"""Finding exposed functions and calling one: the guest half of every invocation.
+
+Pure Python with no WIT imports, so it runs (and is unit-tested) under any CPython.
+"""
+
+import importlib
+import inspect
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from wasmfn._http import Response
+
+
+class NotFound(Exception):
+    """No exposed function has the requested entry name."""
+
+
+class BadArguments(Exception):
+    """The call's arguments do not fit the function."""
+
+
+@dataclass
+class PythonError:
+    """An exception raised by the user's function."""
+
+    type_name: str
+    message: str
+    traceback: str
+
+
+def parse_function_location(name: str) -> tuple[str, str]:
+    """Split ``module.path.function`` as ixoncdkingress does: a bare name means module ``functions``."""
+    parts = name.split(".")
+    function_name = parts.pop()
+    if not parts:
+        return "functions", function_name
+    return ".".join(parts), function_name
+
+
+def collect_exposed(modules: list[str]) -> dict[str, Callable[..., Any]]:
+    """Import every module and return its ``@FunctionContext.expose``d functions by entry name."""
+    exposed: dict[str, Callable[..., Any]] = {}
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        for attr, value in vars(module).items():
+            if callable(value) and getattr(value, "exposed", False) is True:
+                exposed[f"{module_name}.{attr}"] = value
+    return exposed
+
+
+def resolve(exposed: dict[str, Callable[..., Any]], entry: str) -> Callable[..., Any]:
+    module_name, function_name = parse_function_location(entry)
+    function = exposed.get(f"{module_name}.{function_name}")
+    if function is None:
+        raise NotFound(
+            f"function '{module_name}.{function_name}' does not exist or is not exposed"
+        )
+    return function
+
+
+def select_arguments(function: Callable[..., Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """Keep the keyword arguments the function takes, as the ixoncdkingress ingress does.
+
+    Everything is passed when the function takes ``**kwargs``; otherwise unknown names are
+    dropped. Missing required arguments are reported instead of surfacing as a TypeError.
+    """
+    params = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        selected = dict(arguments)
+    else:
+        selected = {k: v for k, v in arguments.items() if k in params}
+    missing = [
+        name
+        for index, (name, p) in enumerate(params.items())
+        if index > 0
+        and p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        and name not in selected
+    ]
+    if missing:
+        names = ", ".join(repr(n) for n in missing)
+        raise BadArguments(f"missing required argument(s): {names}")
+    return selected
+
+
+def decode_arguments(text: str) -> dict[str, Any]:
+    try:
+        arguments = json.loads(text) if text else {}
+    except ValueError as error:
+        raise BadArguments(f"arguments are not valid JSON: {error}") from None
+    if not isinstance(arguments, dict):
+        raise BadArguments(f"arguments must be a JSON object, not {type(arguments).__name__}")
+    return arguments
+
+
+def render(result: Any) -> Response:
+    """Turn a function's return value into a response: a ``Response`` as is, anything else as JSON."""
+    if isinstance(result, Response):
+        return result
+    try:
+        body = json.dumps(result)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"the function's return value is not JSON-serialisable: {error}") from None
+    return Response(body.encode("utf-8"), 200, [("content-type", "application/json")])
+
+
+def describe(error: BaseException) -> PythonError:
+    frames = traceback.format_exception(type(error), error, error.__traceback__)
+    return PythonError(type(error).__name__, str(error), "".join(frames))
+
+
+def call(
+    exposed: dict[str, Callable[..., Any]], entry: str, arguments_json: str, context: Any
+) -> Response:
+    """Run one invocation; raises NotFound, BadArguments, or PythonError-carrying exceptions."""
+    function = resolve(exposed, entry)
+    arguments = select_arguments(function, decode_arguments(arguments_json))
+    return render(function(context, **arguments))

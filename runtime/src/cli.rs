@@ -1,0 +1,255 @@
+//! The `wasmfn` command line: `serve`, `build` and `invoke`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::invoker::Invocation;
+use crate::limits::{EngineLimits, Limits};
+use crate::python_build::{self, BuildOptions};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::server::{self, AppState};
+use crate::toolchain::wasmfn_home;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wasmfn",
+    version,
+    about = "Run Python cloud functions as WebAssembly components, a fresh instance per call",
+    long_about = "Run Python cloud functions (IXON Cloud Function style) as WebAssembly \
+                  components: `wasmfn build` compiles a function folder with componentize-py, \
+                  `wasmfn serve` serves bundles over HTTP with a fresh, isolated instance per \
+                  invocation, `wasmfn invoke` runs one call locally."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter for the server's own logs (tracing `EnvFilter` syntax, e.g. `info`, `wasmfn_runtime=debug`).
+    #[arg(long, global = true, env = "WASMFN_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve function folders (built if needed) and `.wasm` bundles over HTTP.
+    Serve(ServeArgs),
+    /// Build a function folder into a `.wasm` bundle (DIR/dist/<name>-<version>.wasm).
+    Build(BuildArgs),
+    /// Run one function call locally, without a server, and print its response.
+    Invoke(InvokeArgs),
+}
+
+/// Settings shared by every command that runs functions.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Where compiled bundles are cached (default: $WASMFN_HOME, ~/.cache/wasmfn).
+    #[arg(long, env = "WASMFN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Default timeout of one invocation, in milliseconds (a function.toml may override it).
+    #[arg(long, default_value_t = Limits::default().timeout_ms)]
+    pub timeout_ms: u64,
+    /// Default memory limit of one instance, in MiB.
+    #[arg(long, default_value_t = Limits::default().memory_mb)]
+    pub memory_mb: u64,
+    /// Default largest request body, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Instances alive at once, across all functions (sizes the pooling allocator).
+    #[arg(long, default_value_t = EngineLimits::default().max_instances)]
+    pub max_instances: u32,
+    /// The largest memory limit any function may ask for, in MiB.
+    #[arg(long, default_value_t = EngineLimits::default().max_memory_mb)]
+    pub max_memory_mb: u64,
+}
+
+impl RunArgs {
+    fn runtime_config(&self) -> RuntimeConfig {
+        let data_dir = self.data_dir.clone().unwrap_or_else(wasmfn_home);
+        RuntimeConfig {
+            cache_dir: data_dir.join("compiled"),
+            engine: EngineLimits { max_instances: self.max_instances, max_memory_mb: self.max_memory_mb },
+            default_limits: Limits {
+                timeout_ms: self.timeout_ms,
+                memory_mb: self.memory_mb,
+                max_body_bytes: self.max_body_bytes,
+                ..Limits::default()
+            },
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Function folders (built with componentize-py when their bundle is missing or stale) and `.wasm` bundles.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "WASMFN_LISTEN")]
+    pub listen: SocketAddr,
+    /// Space the functions are served in: /spaces/<space>/functions/<name>/invoke.
+    #[arg(long, default_value = "default")]
+    pub space: String,
+    /// Also answer the ixoncdkingress call format at `POST /` with this function, as the original ingress listens.
+    #[arg(long, value_name = "FUNCTION")]
+    pub ingress_root: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The function folder: .py files or a functions/ package, requirements.txt, function.toml.
+    pub dir: PathBuf,
+    /// Directory to write the bundle to (default: DIR/dist).
+    #[arg(long, short)]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// A function folder (built if needed) or a `.wasm` bundle.
+    pub path: PathBuf,
+    /// The exposed function to call (`module.function`; default: the function's default entry).
+    pub entry: Option<String>,
+    /// Keyword arguments, as a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub args: String,
+    /// A configuration value (`context.config`), KEY=VALUE; repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Runs the parsed command; the error is printed by `main`.
+pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Build(args) => {
+            let options = BuildOptions { out_dir: args.out_dir, progress: true };
+            let built = tokio::task::spawn_blocking(move || python_build::build(&args.dir, &options))
+                .await??;
+            println!("{}", built.wasm.display());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Invoke(args) => invoke(args).await,
+    }
+}
+
+/// The bundle bytes for a folder (building it if stale) or a `.wasm` file.
+pub async fn bundle_bytes(path: &Path) -> Result<Vec<u8>> {
+    let wasm = if path.is_dir() {
+        let dir = path.to_path_buf();
+        let options = BuildOptions { out_dir: None, progress: true };
+        tokio::task::spawn_blocking(move || python_build::build_if_stale(&dir, &options))
+            .await??
+            .wasm
+    } else if path.exists() {
+        path.to_path_buf()
+    } else {
+        bail!("{} does not exist", path.display());
+    };
+    tokio::fs::read(&wasm).await.with_context(|| format!("reading {}", wasm.display()))
+}
+
+async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
+    crate::manifest::validate_name(&args.space).map_err(|e| anyhow::anyhow!("--space: {e}"))?;
+    let runtime = Arc::new(Runtime::new(args.run.runtime_config())?);
+    let mut names = Vec::new();
+    for path in &args.paths {
+        let bytes = bundle_bytes(path).await?;
+        let version = runtime
+            .load(bytes, &args.space, None)
+            .await
+            .with_context(|| format!("loading {}", path.display()))?;
+        names.push(version.name.clone());
+        tracing::info!(
+            space = %version.space,
+            function = %version.name,
+            version = %version.version,
+            entries = %version.entries.join(","),
+            loaded_from = ?version.loaded_from,
+            load_ms = version.load_time.as_millis() as u64,
+            "function loaded"
+        );
+    }
+    if let Some(root) = &args.ingress_root {
+        if !names.contains(root) {
+            bail!("--ingress-root {root}: no such function is served (serving: {})", names.join(", "));
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    println!("wasmfn: listening on http://{address}");
+    for name in &names {
+        println!("  http://{address}/spaces/{}/functions/{name}/invoke", args.space);
+    }
+    let state = AppState {
+        invoker: runtime.invoker().clone(),
+        ingress_root: args.ingress_root.map(|f| (args.space.clone(), f)),
+        runtime: runtime.clone(),
+    };
+    server::serve(listener, state, server::shutdown_signal()).await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
+    let arguments = match serde_json::from_str(&args.args) {
+        Ok(serde_json::Value::Object(arguments)) => arguments,
+        Ok(_) => bail!("--args must be a JSON object, like '{{\"name\": \"Ada\"}}'"),
+        Err(error) => bail!("--args is not valid JSON: {error}"),
+    };
+    let mut config = std::collections::BTreeMap::new();
+    for pair in &args.config {
+        let (key, value) =
+            pair.split_once('=').with_context(|| format!("--config {pair}: expected KEY=VALUE"))?;
+        config.insert(key.to_string(), value.to_string());
+    }
+    let runtime = Runtime::new(args.run.runtime_config())?;
+    let bytes = bundle_bytes(&args.path).await?;
+    let version = runtime.load(bytes, "local", None).await?;
+    let invocation = Invocation {
+        space: "local".into(),
+        function: version.name.clone(),
+        entry: args.entry,
+        arguments,
+        request: crate::invoker::RequestData {
+            method: "POST".into(),
+            path: "/".into(),
+            ..Default::default()
+        },
+        trigger: "cli".into(),
+        config,
+        ..Invocation::default()
+    };
+    let outcome = runtime.invoker().invoke(invocation).await;
+    for (label, text) in [("stdout", &outcome.stdout), ("stderr", &outcome.stderr)] {
+        if !text.is_empty() {
+            eprintln!("--- function {label} ---\n{}", text.trim_end());
+        }
+    }
+    for line in &outcome.logs {
+        eprintln!("[{}] {}", line.level, line.message);
+    }
+    let status = outcome.status();
+    match &outcome.result {
+        Ok(response) => {
+            eprintln!("status: {status}");
+            println!("{}", String::from_utf8_lossy(&response.body));
+        }
+        Err(error) => {
+            eprintln!("status: {status} ({})", error.code());
+            println!("{}", error.body());
+        }
+    }
+    Ok(if (200..300).contains(&status) {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}

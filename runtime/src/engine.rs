@@ -1,0 +1,109 @@
+//! The wasmtime `Engine`: the only place that tunes wasmtime.
+//!
+//! Pooling allocator sized for CPython components (falling back to on-demand allocation with a
+//! warning where the address space is too small for the reservation), epoch interruption driven
+//! by one ticker thread, and the compile settings the `.cwasm` cache depends on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::limits::EngineLimits;
+
+/// How often the epoch advances; timeouts are checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Builds the engine; pooling when the machine can reserve it, on-demand otherwise.
+pub fn build_engine(limits: &EngineLimits) -> Result<Engine> {
+    match Engine::new(&config(limits, true)) {
+        Ok(engine) => Ok(engine),
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                max_instances = limits.max_instances,
+                "cannot reserve the pooling allocator's address space; using on-demand allocation \
+                 (lower --max-instances or --max-memory-mb to use pooling)"
+            );
+            Engine::new(&config(limits, false))
+                .map_err(anyhow::Error::from)
+                .context("creating the wasmtime engine")
+        }
+    }
+}
+
+fn config(limits: &EngineLimits, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    // CPython recurses deeply before it raises RecursionError; give the guest room.
+    config.max_wasm_stack(2 * 1024 * 1024);
+    config.async_stack_size(4 * 1024 * 1024);
+    config.memory_init_cow(true);
+    if pooling {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(limits)));
+    }
+    config
+}
+
+fn pooling_config(limits: &EngineLimits) -> PoolingAllocationConfig {
+    let instances = limits.max_instances;
+    let mut pool = PoolingAllocationConfig::new();
+    // A componentize-py component holds a few dozen core instances, several memories and
+    // tables (CPython, its libc, the WASI adapter); the defaults reject it.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(32))
+        .total_memories(instances.saturating_mul(4))
+        .total_tables(instances.saturating_mul(16))
+        .total_stacks(instances)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(8)
+        .max_tables_per_component(32)
+        .table_elements(100_000)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        .max_memory_size(usize::try_from(limits.max_memory_mb << 20).unwrap_or(usize::MAX));
+    pool
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+#[derive(Debug)]
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("wasmfn-epoch".into())
+            .spawn({
+                let engine = engine.weak();
+                let stop = stop.clone();
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        match engine.upgrade() {
+                            Some(engine) => engine.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                }
+            })
+            .expect("spawning the epoch ticker thread");
+        Self { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! What can go wrong with an invocation, as one typed error mapped to an HTTP status and a small
+//! JSON body. Messages name the input that failed, never host paths or backtraces.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// A failed invocation, as the caller sees it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InvokeError {
+    #[error("space '{0}' does not exist")]
+    SpaceNotFound(String),
+    #[error("function '{function}' does not exist in space '{space}'")]
+    FunctionNotFound { space: String, function: String },
+    #[error("{0}")]
+    EntryNotFound(String),
+    #[error("method {method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    BadArguments(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("{type_name}: {message}")]
+    FunctionException { type_name: String, message: String },
+    #[error("the function did not finish within its timeout of {timeout_ms} ms")]
+    Timeout { timeout_ms: u64 },
+    #[error("the function exceeded its memory limit of {limit_mb} MiB")]
+    MemoryLimit { limit_mb: u64 },
+    #[error("the function's instance trapped: {0}")]
+    Trap(String),
+    #[error("the function returned a response of {size} bytes, over the limit of {limit} bytes")]
+    ResponseTooLarge { size: usize, limit: usize },
+    #[error("too many invocations of '{function}' are waiting; retry later")]
+    Overloaded { function: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl InvokeError {
+    /// A stable, machine-readable name for the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::SpaceNotFound(_) => "space_not_found",
+            Self::FunctionNotFound { .. } => "function_not_found",
+            Self::EntryNotFound(_) => "entry_not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::BadRequest(_) => "bad_request",
+            Self::BadArguments(_) => "bad_arguments",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::FunctionException { .. } => "function_exception",
+            Self::Timeout { .. } => "timeout",
+            Self::MemoryLimit { .. } => "memory_limit_exceeded",
+            Self::Trap(_) => "function_trapped",
+            Self::ResponseTooLarge { .. } => "response_too_large",
+            Self::Overloaded { .. } => "overloaded",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::SpaceNotFound(_) | Self::FunctionNotFound { .. } | Self::EntryNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BadRequest(_) | Self::BadArguments(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::FunctionException { .. }
+            | Self::MemoryLimit { .. }
+            | Self::Trap(_)
+            | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The JSON body callers get: `{"error": {"code", "message", ...}}`.
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        if let Self::FunctionException { type_name, message } = self {
+            error["type"] = json!(type_name);
+            error["message"] = json!(message);
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for InvokeError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::MethodNotAllowed { allow, .. } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::Overloaded { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exception_body_carries_type_and_message_but_no_traceback() {
+        let error = InvokeError::FunctionException {
+            type_name: "ValueError".into(),
+            message: "bad value".into(),
+        };
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            error.body(),
+            json!({"error": {"code": "function_exception", "type": "ValueError", "message": "bad value"}})
+        );
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_allowed_methods() {
+        let response = InvokeError::MethodNotAllowed { method: "HEAD".into(), allow: "POST" }
+            .into_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "POST");
+    }
+}

@@ -1,0 +1,354 @@
+//! `Invocation -> Outcome`: the one path every trigger uses. Picks the function's active
+//! version, waits for a concurrency slot, runs the call in a fresh instance and `Store` under
+//! its limits (memory, timeout via epochs), and classifies whatever happened.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+use crate::bindings::types;
+use crate::error::InvokeError;
+use crate::host::{InvocationState, LogLine, MemoryLimitExceeded};
+use crate::registry::{FunctionVersion, Registry};
+
+/// A caller-context resource (user, company, agent, asset, template, API application).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Resource {
+    pub public_id: String,
+    pub name: String,
+    pub custom: serde_json::Map<String, serde_json::Value>,
+    pub permissions: Option<Vec<String>>,
+}
+
+/// Who calls, as far as the trigger knows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Caller {
+    pub user: Option<Resource>,
+    pub company: Option<Resource>,
+    pub agent: Option<Resource>,
+    pub asset: Option<Resource>,
+    pub template: Option<Resource>,
+    pub api_application: Option<Resource>,
+}
+
+/// The HTTP-like request a function sees.
+#[derive(Clone, Debug, Default)]
+pub struct RequestData {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: bytes::Bytes,
+}
+
+/// One call of one function, from any trigger.
+#[derive(Clone, Debug, Default)]
+pub struct Invocation {
+    pub space: String,
+    pub function: String,
+    /// The entry asked for; `None` means the function's default entry.
+    pub entry: Option<String>,
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+    pub request: RequestData,
+    pub trigger: String,
+    pub caller: Caller,
+    /// Configuration sent with the call (the IXON call format's `config`); overrides the
+    /// function's own values.
+    pub config: BTreeMap<String, String>,
+}
+
+/// What a function answered.
+#[derive(Clone, Debug)]
+pub struct FunctionResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: bytes::Bytes,
+}
+
+/// Time spent in each step of an invocation.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timing {
+    pub queued: Duration,
+    pub instantiate: Duration,
+    pub call: Duration,
+    pub total: Duration,
+}
+
+/// Everything that happened in one invocation: the result and what the function printed.
+#[derive(Debug)]
+pub struct Outcome {
+    pub id: uuid::Uuid,
+    pub space: String,
+    pub function: String,
+    pub version: Option<String>,
+    pub entry: Option<String>,
+    pub trigger: String,
+    pub result: Result<FunctionResponse, InvokeError>,
+    /// The Python traceback, when the function raised.
+    pub traceback: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+    pub logs: Vec<LogLine>,
+    pub timing: Timing,
+}
+
+impl Outcome {
+    /// The HTTP status this outcome maps to.
+    pub fn status(&self) -> u16 {
+        match &self.result {
+            Ok(response) => response.status,
+            Err(error) => error.status().as_u16(),
+        }
+    }
+}
+
+/// Runs invocations against the functions in a registry.
+#[derive(Clone, Debug)]
+pub struct Invoker {
+    engine: Engine,
+    registry: Arc<Registry>,
+}
+
+impl Invoker {
+    pub fn new(engine: Engine, registry: Arc<Registry>) -> Self {
+        Self { engine, registry }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Resolves the function and runs the invocation.
+    pub async fn invoke(&self, invocation: Invocation) -> Outcome {
+        match self.registry.get(&invocation.space, &invocation.function) {
+            Ok(version) => self.invoke_version(version, invocation).await,
+            Err(error) => Outcome::failed(&invocation, None, error),
+        }
+    }
+
+    /// Runs the invocation on a version the caller already resolved (the HTTP trigger does, to
+    /// apply the function's body limit before reading the body).
+    pub async fn invoke_version(
+        &self,
+        version: Arc<FunctionVersion>,
+        invocation: Invocation,
+    ) -> Outcome {
+        let started = Instant::now();
+        let entry = match version.resolve_entry(invocation.entry.as_deref()) {
+            Ok(entry) => entry,
+            Err(error) => return Outcome::failed(&invocation, Some(&version), error),
+        };
+        let _permit = match acquire(&version).await {
+            Ok(permit) => permit,
+            Err(error) => return Outcome::failed(&invocation, Some(&version), error),
+        };
+        let queued = started.elapsed();
+        let mut outcome = self.run(&version, &entry, &invocation).await;
+        outcome.timing.queued = queued;
+        outcome.timing.total = started.elapsed();
+        tracing::info!(
+            invocation_id = %outcome.id,
+            space = %outcome.space,
+            function = %outcome.function,
+            version = %version.version,
+            entry = %entry,
+            trigger = %outcome.trigger,
+            status = outcome.status(),
+            duration_us = outcome.timing.total.as_micros() as u64,
+            "invocation finished"
+        );
+        outcome
+    }
+
+    async fn run(&self, version: &FunctionVersion, entry: &str, invocation: &Invocation) -> Outcome {
+        let limits = &version.limits;
+        let config = if invocation.config.is_empty() {
+            version.config.clone()
+        } else {
+            let mut merged = (*version.config).clone();
+            merged.extend(invocation.config.clone());
+            Arc::new(merged)
+        };
+        let state =
+            InvocationState::new(config.clone(), limits.memory_bytes(), limits.max_output_bytes);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let deadline = Instant::now() + limits.timeout();
+        store.set_epoch_deadline(1);
+        // Yield to the executor on every tick, so a CPU-bound guest never holds a runtime
+        // thread for more than one tick, and stop it once its time is up.
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let wit_invocation = to_wit(version, entry, invocation, &config);
+        let mut timing = Timing::default();
+        // A guest blocked inside a host call is not interrupted by epochs; this outer timeout
+        // is the backstop, a little later so that the epoch trap normally wins.
+        let backstop = limits.timeout() + Duration::from_millis(50);
+        let call = async {
+            let instantiate_started = Instant::now();
+            let instance = version.pre.instantiate_async(&mut store).await?;
+            timing.instantiate = instantiate_started.elapsed();
+            let call_started = Instant::now();
+            let result =
+                instance.wasmfn_platform_handler().call_handle(&mut store, &wit_invocation).await;
+            timing.call = call_started.elapsed();
+            result
+        };
+        let raw = tokio::time::timeout(backstop, call).await;
+
+        let mut traceback = None;
+        let result = match raw {
+            Err(_elapsed) => Err(InvokeError::Timeout { timeout_ms: limits.timeout_ms }),
+            Ok(Err(error)) => Err(classify_trap(&error, store.data().limiter.exceeded, limits)),
+            Ok(Ok(Err(function_error))) => Err(match function_error {
+                types::FunctionError::NotFound(message) => InvokeError::EntryNotFound(message),
+                types::FunctionError::BadArguments(message) => InvokeError::BadArguments(message),
+                types::FunctionError::Exception(info) => {
+                    traceback = Some(info.traceback);
+                    InvokeError::FunctionException {
+                        type_name: info.type_name,
+                        message: info.message,
+                    }
+                }
+            }),
+            Ok(Ok(Ok(response))) => {
+                if response.body.len() > limits.max_response_bytes {
+                    Err(InvokeError::ResponseTooLarge {
+                        size: response.body.len(),
+                        limit: limits.max_response_bytes,
+                    })
+                } else {
+                    Ok(FunctionResponse {
+                        status: response.status,
+                        headers: response.headers,
+                        body: response.body.into(),
+                    })
+                }
+            }
+        };
+        let state = store.data_mut();
+        Outcome {
+            id: uuid::Uuid::new_v4(),
+            space: version.space.clone(),
+            function: version.name.clone(),
+            version: Some(version.version.clone()),
+            entry: Some(entry.to_string()),
+            trigger: invocation.trigger.clone(),
+            result,
+            traceback,
+            stdout: state.stdout.text(),
+            stderr: state.stderr.text(),
+            logs: state.take_logs(),
+            timing,
+        }
+    }
+}
+
+impl Outcome {
+    /// An outcome for an invocation that never reached an instance.
+    pub fn failed(
+        invocation: &Invocation,
+        version: Option<&FunctionVersion>,
+        error: InvokeError,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4(),
+            space: invocation.space.clone(),
+            function: invocation.function.clone(),
+            version: version.map(|v| v.version.clone()),
+            entry: invocation.entry.clone(),
+            trigger: invocation.trigger.clone(),
+            result: Err(error),
+            traceback: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            logs: Vec::new(),
+            timing: Timing::default(),
+        }
+    }
+}
+
+/// Waits for a concurrency slot, or refuses when too many callers already wait.
+async fn acquire(
+    version: &FunctionVersion,
+) -> Result<tokio::sync::OwnedSemaphorePermit, InvokeError> {
+    if let Ok(permit) = version.gate.clone().try_acquire_owned() {
+        return Ok(permit);
+    }
+    let overloaded = || InvokeError::Overloaded { function: version.name.clone() };
+    if version.waiting.fetch_add(1, Ordering::SeqCst) >= version.limits.max_queue {
+        version.waiting.fetch_sub(1, Ordering::SeqCst);
+        return Err(overloaded());
+    }
+    let permit = version.gate.clone().acquire_owned().await;
+    version.waiting.fetch_sub(1, Ordering::SeqCst);
+    permit.map_err(|_| overloaded())
+}
+
+fn classify_trap(error: &wasmtime::Error, memory_exceeded: bool, limits: &crate::limits::Limits) -> InvokeError {
+    if memory_exceeded || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
+        return InvokeError::MemoryLimit { limit_mb: limits.memory_mb };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => InvokeError::Timeout { timeout_ms: limits.timeout_ms },
+        Some(Trap::StackOverflow) => InvokeError::Trap("stack overflow".into()),
+        Some(trap) => InvokeError::Trap(trap.to_string()),
+        None => {
+            tracing::warn!(error = %format!("{error:#}"), "invocation failed in the host");
+            InvokeError::Trap("the instance failed".into())
+        }
+    }
+}
+
+fn to_wit(
+    version: &FunctionVersion,
+    entry: &str,
+    invocation: &Invocation,
+    config: &BTreeMap<String, String>,
+) -> types::Invocation {
+    let request = &invocation.request;
+    types::Invocation {
+        function: version.name.clone(),
+        entry: entry.to_string(),
+        arguments: serde_json::Value::Object(invocation.arguments.clone()).to_string(),
+        request: types::Request {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            query: request.query.clone(),
+            headers: request.headers.clone(),
+            body: request.body.to_vec(),
+        },
+        trigger: invocation.trigger.clone(),
+        caller: caller_to_wit(&invocation.caller),
+        config: config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+fn caller_to_wit(caller: &Caller) -> types::Caller {
+    let resource = |r: &Option<Resource>| {
+        r.as_ref().map(|r| types::FunctionResource {
+            public_id: r.public_id.clone(),
+            name: r.name.clone(),
+            custom_properties: serde_json::Value::Object(r.custom.clone()).to_string(),
+            permissions: r.permissions.clone(),
+        })
+    };
+    types::Caller {
+        user: resource(&caller.user),
+        company: resource(&caller.company),
+        agent: resource(&caller.agent),
+        asset: resource(&caller.asset),
+        template: resource(&caller.template),
+        api_application: resource(&caller.api_application),
+    }
+}

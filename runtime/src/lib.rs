@@ -1,0 +1,23 @@
+//! wasmfn: run Python cloud functions as WebAssembly components, a fresh instance per call.
+//!
+//! The path of every call: a trigger builds an [`invoker::Invocation`], the [`invoker::Invoker`]
+//! runs it in a fresh instance of the function's active version from the [`registry`], and
+//! returns an [`invoker::Outcome`].
+
+pub mod bindings;
+pub mod bundle;
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod invoker;
+pub mod limits;
+pub mod manifest;
+pub mod guest_sources;
+pub mod output;
+pub mod python_build;
+pub mod registry;
+pub mod runtime;
+pub mod server;
+pub mod toolchain;
+pub mod triggers;

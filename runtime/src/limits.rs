@@ -1,0 +1,120 @@
+//! Every bound an invocation runs under, declared once with its default.
+//!
+//! Server-wide defaults come from the command line; a function's `function.toml` may override
+//! each of them in its `[limits]` table. Nothing else in the crate invents a limit.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The bounds one function's invocations run under.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall-clock time one invocation may take, in milliseconds (default 10 000).
+    pub timeout_ms: u64,
+    /// Linear memory one instance may grow to, in MiB (default 256).
+    pub memory_mb: u64,
+    /// Largest request body accepted, in bytes (default 6 MiB, as common FaaS platforms).
+    pub max_body_bytes: usize,
+    /// Largest response body a function may return, in bytes (default 6 MiB).
+    pub max_response_bytes: usize,
+    /// stdout, stderr and log lines kept per invocation, in bytes each (default 64 KiB).
+    pub max_output_bytes: usize,
+    /// Invocations of one function running at once (default 64).
+    pub max_concurrency: usize,
+    /// Invocations waiting for a free slot before callers get 503 (default 256).
+    pub max_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 10_000,
+            memory_mb: 256,
+            max_body_bytes: 6 * 1024 * 1024,
+            max_response_bytes: 6 * 1024 * 1024,
+            max_output_bytes: 64 * 1024,
+            max_concurrency: 64,
+            max_queue: 256,
+        }
+    }
+}
+
+impl Limits {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        usize::try_from(self.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
+    /// Checks the values make sense, naming the first one that does not.
+    pub fn validate(&self, max_memory_mb: u64) -> Result<(), String> {
+        if self.timeout_ms == 0 {
+            return Err("limits.timeout_ms must be greater than 0".into());
+        }
+        if self.memory_mb < 32 {
+            return Err(format!(
+                "limits.memory_mb is {}: a Python function needs at least 32 MiB",
+                self.memory_mb
+            ));
+        }
+        if self.memory_mb > max_memory_mb {
+            return Err(format!(
+                "limits.memory_mb is {} but this server allows at most {max_memory_mb} MiB per instance",
+                self.memory_mb
+            ));
+        }
+        if self.max_concurrency == 0 {
+            return Err("limits.max_concurrency must be greater than 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Engine-wide settings: what the pooling allocator reserves up front.
+#[derive(Clone, Debug)]
+pub struct EngineLimits {
+    /// Component instances alive at once across all functions.
+    pub max_instances: u32,
+    /// The most memory any function may be configured for, in MiB.
+    pub max_memory_mb: u64,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        Self { max_instances: 256, max_memory_mb: 1024 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Limits::default().validate(1024).unwrap();
+    }
+
+    #[test]
+    fn function_toml_overrides_only_what_it_names() {
+        let limits: Limits = toml::from_str("timeout_ms = 500").unwrap();
+        assert_eq!(limits.timeout(), Duration::from_millis(500));
+        assert_eq!(limits.memory_mb, Limits::default().memory_mb);
+    }
+
+    #[test]
+    fn unknown_limit_is_an_error() {
+        let error = toml::from_str::<Limits>("timeout = 5").unwrap_err().to_string();
+        assert!(error.contains("unknown field `timeout`"), "{error}");
+    }
+
+    #[test]
+    fn memory_above_the_engine_maximum_is_refused() {
+        let limits = Limits { memory_mb: 2048, ..Limits::default() };
+        let error = limits.validate(1024).unwrap_err();
+        assert!(error.contains("at most 1024 MiB"), "{error}");
+    }
+}

@@ -1,0 +1,151 @@
+//! `function.toml`: a function folder's name, version, default entry, configuration and limits.
+//! Strict: an unknown key is an error, so a typo never becomes a silent default.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::limits::Limits;
+
+/// The file name looked for in a function folder.
+pub const MANIFEST_FILE: &str = "function.toml";
+
+/// A function folder's `function.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionManifest {
+    /// The function's name in URLs (default: the folder's name).
+    #[serde(default)]
+    pub name: String,
+    /// Semantic version (default `0.1.0`).
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// The entry `…/invoke` runs when the caller names none (`module.function`, or a bare
+    /// function name meaning module `functions`).
+    #[serde(default)]
+    pub default_entry: Option<String>,
+    /// Values the function reads as `context.config`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Overrides of the server's default limits.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+fn default_version() -> String {
+    "0.1.0".into()
+}
+
+/// Why a `function.toml` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("cannot read {file}: {source}")]
+    Read { file: String, source: std::io::Error },
+}
+
+impl FunctionManifest {
+    /// Reads `dir/function.toml`, or uses defaults named after the folder when there is none.
+    pub fn load(dir: &Path) -> Result<Self, ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let file = path.display().to_string();
+        let mut manifest = if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| ManifestError::Read { file: file.clone(), source })?;
+            Self::parse(&text).map_err(|message| ManifestError::Invalid { file: file.clone(), message })?
+        } else {
+            Self::parse("").expect("empty manifest is valid")
+        };
+        if manifest.name.is_empty() {
+            let folder = dir
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_default();
+            manifest.name = folder;
+        }
+        validate_name(&manifest.name).map_err(|message| ManifestError::Invalid { file, message })?;
+        Ok(manifest)
+    }
+
+    /// Parses and checks the text of a `function.toml`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let manifest: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        semver::Version::parse(&manifest.version).map_err(|e| {
+            format!("version '{}' is not a semantic version (like 1.2.3): {e}", manifest.version)
+        })?;
+        if !manifest.name.is_empty() {
+            validate_name(&manifest.name)?;
+        }
+        Ok(manifest)
+    }
+}
+
+/// Function names appear in URLs: lowercase letters, digits, `-` and `_`, at most 64.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "function name '{name}' is invalid: use 1-64 lowercase letters, digits, '-' or '_', \
+             starting with a letter or digit"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_manifest_parses() {
+        let manifest = FunctionManifest::parse(
+            r#"
+            name = "greet"
+            version = "1.2.3"
+            default_entry = "example.greet"
+            [config]
+            greeting = "Hello"
+            [limits]
+            timeout_ms = 2000
+            "#,
+        )
+        .unwrap();
+        assert_eq!(manifest.name, "greet");
+        assert_eq!(manifest.config["greeting"], "Hello");
+        assert_eq!(manifest.limits.unwrap().timeout_ms, 2000);
+    }
+
+    #[test]
+    fn typos_and_bad_versions_are_errors() {
+        let error = FunctionManifest::parse("nmae = \"x\"").unwrap_err();
+        assert!(error.contains("unknown field `nmae`"), "{error}");
+        let error = FunctionManifest::parse("version = \"one\"").unwrap_err();
+        assert!(error.contains("not a semantic version"), "{error}");
+    }
+
+    #[test]
+    fn names_must_fit_in_urls() {
+        assert!(validate_name("hello-world_2").is_ok());
+        assert!(validate_name("Hello").is_err());
+        assert!(validate_name("a/b").is_err());
+        assert!(validate_name("a:b").is_err());
+        assert!(validate_name("").is_err());
+    }
+
+    #[test]
+    fn missing_manifest_takes_the_folder_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("my-fn");
+        std::fs::create_dir(&folder).unwrap();
+        let manifest = FunctionManifest::load(&folder).unwrap();
+        assert_eq!(manifest.name, "my-fn");
+        assert_eq!(manifest.version, "0.1.0");
+    }
+}

@@ -1,0 +1,254 @@
+//! Spaces, functions and their loaded versions: which compiled bundle answers for
+//! `<space>/<function>`. Loading a version builds its `InstancePre` once; swapping the active
+//! version is atomic, and invocations in flight keep the `Arc` of the version they started on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store};
+
+use crate::bindings::FunctionPre;
+use crate::bundle::{self, BundleError, BundleMeta, CompileCache, LoadedFrom};
+use crate::error::InvokeError;
+use crate::host::InvocationState;
+use crate::limits::Limits;
+
+/// A loaded, ready-to-instantiate version of a function.
+pub struct FunctionVersion {
+    pub space: String,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    /// Exposed entries, `module.function`, sorted.
+    pub entries: Vec<String>,
+    pub default_entry: Option<String>,
+    pub config: Arc<BTreeMap<String, String>>,
+    pub limits: Limits,
+    pub(crate) pre: FunctionPre<InvocationState>,
+    /// Bounds concurrent invocations of this version.
+    pub(crate) gate: Arc<Semaphore>,
+    pub(crate) waiting: AtomicUsize,
+    pub loaded_from: LoadedFrom,
+    pub load_time: Duration,
+}
+
+impl std::fmt::Debug for FunctionVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionVersion")
+            .field("space", &self.space)
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the HTTP API shows of a function.
+#[derive(Debug, Serialize)]
+pub struct FunctionSummary {
+    pub space: String,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub entries: Vec<String>,
+    pub default_entry: Option<String>,
+}
+
+impl FunctionVersion {
+    /// Resolves the entry a caller asked for (or the default) to an exposed `module.function`,
+    /// following ixoncdkingress: a name without a module means module `functions`.
+    pub fn resolve_entry(&self, requested: Option<&str>) -> Result<String, InvokeError> {
+        let Some(requested) = requested else {
+            return self.default_entry.clone().ok_or_else(|| {
+                InvokeError::EntryNotFound(format!(
+                    "function '{}' exposes several entries and has no default_entry; name one as \
+                     '{}:<entry>' (entries: {})",
+                    self.name,
+                    self.name,
+                    self.entries.join(", ")
+                ))
+            });
+        };
+        let qualified = if requested.contains('.') {
+            requested.to_string()
+        } else {
+            format!("functions.{requested}")
+        };
+        if self.entries.contains(&qualified) {
+            Ok(qualified)
+        } else {
+            Err(InvokeError::EntryNotFound(format!(
+                "function '{qualified}' does not exist or is not exposed in '{}' (entries: {})",
+                self.name,
+                self.entries.join(", ")
+            )))
+        }
+    }
+
+    pub fn summary(&self) -> FunctionSummary {
+        FunctionSummary {
+            space: self.space.clone(),
+            name: self.name.clone(),
+            version: self.version.clone(),
+            sha256: self.sha256.clone(),
+            entries: self.entries.clone(),
+            default_entry: self.default_entry.clone(),
+        }
+    }
+}
+
+/// How to name and configure a bundle being loaded; unset fields come from its metadata.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub space: String,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub default_limits: Limits,
+    pub max_memory_mb: u64,
+}
+
+/// Compiles (or maps from cache) a bundle and prepares it for instantiation. The first compile
+/// of a Python bundle takes seconds; it runs on a blocking thread.
+pub async fn load_version(
+    engine: &Engine,
+    linker: &Linker<InvocationState>,
+    cache: &CompileCache,
+    bytes: Vec<u8>,
+    options: &LoadOptions,
+) -> Result<FunctionVersion, BundleError> {
+    let started = std::time::Instant::now();
+    bundle::check_header(&bytes)?;
+    let meta = bundle::read_meta(&bytes)?.unwrap_or_default();
+    let sha256 = bundle::sha256_hex(&bytes);
+    let (component, loaded_from) = {
+        let (engine, cache, sha256) = (engine.clone(), cache.clone(), sha256.clone());
+        tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &sha256))
+            .await
+            .map_err(|e| BundleError::Cache(format!("compile task failed: {e}")))??
+    };
+    let instance_pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| BundleError::WrongWorld(describe_link_error(&e)))?;
+    let pre = FunctionPre::new(instance_pre).map_err(|e| BundleError::WrongWorld(format!("{e:#}")))?;
+    let limits = meta.limits.clone().unwrap_or_else(|| options.default_limits.clone());
+    limits.validate(options.max_memory_mb).map_err(BundleError::BadMeta)?;
+    let entries = list_entries(engine, &pre, &limits).await?;
+    if entries.is_empty() {
+        return Err(BundleError::NoEntries);
+    }
+    let default_entry = resolve_default(&meta, &entries)?;
+    let name = options.name.clone().filter(|n| !n.is_empty()).unwrap_or(meta.name.clone());
+    if name.is_empty() {
+        return Err(BundleError::BadMeta("the bundle has no function name; give one".into()));
+    }
+    Ok(FunctionVersion {
+        space: options.space.clone(),
+        name,
+        version: options.version.clone().unwrap_or_else(|| {
+            if meta.version.is_empty() { "0.0.0".into() } else { meta.version.clone() }
+        }),
+        sha256,
+        entries,
+        default_entry,
+        config: Arc::new(meta.config),
+        gate: Arc::new(Semaphore::new(limits.max_concurrency)),
+        waiting: AtomicUsize::new(0),
+        limits,
+        pre,
+        loaded_from,
+        load_time: started.elapsed(),
+    })
+}
+
+fn resolve_default(meta: &BundleMeta, entries: &[String]) -> Result<Option<String>, BundleError> {
+    match &meta.default_entry {
+        Some(entry) => {
+            let qualified =
+                if entry.contains('.') { entry.clone() } else { format!("functions.{entry}") };
+            if entries.contains(&qualified) {
+                Ok(Some(qualified))
+            } else {
+                Err(BundleError::BadMeta(format!(
+                    "default_entry '{entry}' is not an exposed function (entries: {})",
+                    entries.join(", ")
+                )))
+            }
+        }
+        None if entries.len() == 1 => Ok(Some(entries[0].clone())),
+        None => Ok(None),
+    }
+}
+
+fn describe_link_error(error: &wasmtime::Error) -> String {
+    // wasmtime says which import has no implementation; that is the useful part.
+    error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+}
+
+/// Runs the bundle's `entries()` export once, in a throwaway instance.
+async fn list_entries(
+    engine: &Engine,
+    pre: &FunctionPre<InvocationState>,
+    limits: &Limits,
+) -> Result<Vec<String>, BundleError> {
+    {
+        let state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096);
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| BundleError::WrongWorld(format!("instantiating failed: {e:#}")))?;
+        let mut entries = instance
+            .wasmfn_platform_handler()
+            .call_entries(&mut store)
+            .await
+            .map_err(|e| BundleError::WrongWorld(format!("listing entries failed: {e:#}")))?;
+        entries.sort();
+        Ok(entries)
+    }
+}
+
+/// All loaded functions, by space and name.
+#[derive(Debug, Default)]
+pub struct Registry {
+    spaces: RwLock<HashMap<String, HashMap<String, Arc<FunctionVersion>>>>,
+}
+
+impl Registry {
+    /// Makes `version` the active version of its function (replacing any other atomically).
+    pub fn activate(&self, version: FunctionVersion) -> Arc<FunctionVersion> {
+        let version = Arc::new(version);
+        let mut spaces = self.spaces.write().unwrap_or_else(|e| e.into_inner());
+        spaces
+            .entry(version.space.clone())
+            .or_default()
+            .insert(version.name.clone(), version.clone());
+        version
+    }
+
+    /// The active version of `space/function`.
+    pub fn get(&self, space: &str, function: &str) -> Result<Arc<FunctionVersion>, InvokeError> {
+        let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());
+        let functions =
+            spaces.get(space).ok_or_else(|| InvokeError::SpaceNotFound(space.to_string()))?;
+        functions.get(function).cloned().ok_or_else(|| InvokeError::FunctionNotFound {
+            space: space.to_string(),
+            function: function.to_string(),
+        })
+    }
+
+    /// Every active function, sorted by space and name.
+    pub fn list(&self) -> Vec<FunctionSummary> {
+        let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> =
+            spaces.values().flat_map(|fs| fs.values().map(|f| f.summary())).collect();
+        all.sort_by(|a, b| (&a.space, &a.name).cmp(&(&b.space, &b.name)));
+        all
+    }
+}

@@ -1,0 +1,75 @@
+//! The HTTP server: the router every trigger endpoint hangs on (`app`, used by `main` and the
+//! tests alike) and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::invoker::Invoker;
+use crate::runtime::Runtime;
+use crate::triggers::{http, ingress};
+
+/// Shared state of every request handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub invoker: Invoker,
+    /// `(space, function)` answered at `POST /` in the ixoncdkingress format, if any.
+    pub ingress_root: Option<(String, String)>,
+    pub runtime: Arc<Runtime>,
+}
+
+/// The router: invoke and ingress endpoints, health, and JSON 404s for everything else.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/spaces/{space}/functions/{function}/invoke", any(http::invoke_root))
+        .route("/spaces/{space}/functions/{function}/invoke/", any(http::invoke_root))
+        .route("/spaces/{space}/functions/{function}/invoke/{*rest}", any(http::invoke_with_path))
+        .route("/spaces/{space}/functions/{function}/ingress", any(ingress::ingress))
+        .route("/", any(ingress::ingress_root))
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> Response {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": {"code": "not_found", "message": format!("no endpoint at {}", uri.path())}})),
+    )
+        .into_response()
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

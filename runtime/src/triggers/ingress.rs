@@ -1,0 +1,211 @@
+//! The ixoncdkingress-compatible endpoint: `POST /spaces/<space>/functions/<function>/ingress`
+//! (and `POST /` with `--ingress-root`) takes the JSON call format IXON's platform sends:
+//! `{"name", "arguments", "config", "context", "internalConfig", "created_on"}`.
+//!
+//! Differences from the original, on purpose: unknown functions get 404 (not 200 with a
+//! "Not found" string) and exceptions 500 with a JSON body (not an empty 500).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::InvokeError;
+use crate::invoker::{Caller, Invocation, RequestData, Resource};
+use crate::server::AppState;
+use crate::triggers::http::{header_pairs, read_body, respond};
+
+/// One call in the ixoncdkingress JSON format.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressCall {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arguments: Option<Value>,
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    #[serde(default)]
+    pub context: Map<String, Value>,
+    #[serde(default)]
+    pub internal_config: Option<Value>,
+    #[serde(default, rename = "created_on")]
+    pub created_on: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContextResource {
+    public_id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    custom: Option<Map<String, Value>>,
+    #[serde(default)]
+    permissions: Option<Vec<String>>,
+}
+
+/// `POST /spaces/<space>/functions/<function>/ingress`.
+pub async fn ingress(
+    State(state): State<AppState>,
+    Path((space, function)): Path<(String, String)>,
+    request: axum::extract::Request,
+) -> Response {
+    call(state, space, function, request).await
+}
+
+/// `POST /` when the server was started with `--ingress-root <function>`.
+pub async fn ingress_root(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    match state.ingress_root.clone() {
+        Some((space, function)) => call(state, space, function, request).await,
+        None => InvokeError::EntryNotFound("nothing is served at /".into()).into_response(),
+    }
+}
+
+async fn call(state: AppState, space: String, function: String, request: axum::extract::Request) -> Response {
+    if request.method() != Method::POST {
+        return InvokeError::MethodNotAllowed { method: request.method().to_string(), allow: "POST" }
+            .into_response();
+    }
+    let version = match state.invoker.registry().get(&space, &function) {
+        Ok(version) => version,
+        Err(error) => return error.into_response(),
+    };
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, &parts.headers, version.limits.max_body_bytes).await {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
+    let mut invocation = match parse_call(&body) {
+        Ok(invocation) => invocation,
+        Err(error) => return error.into_response(),
+    };
+    invocation.space = space;
+    invocation.function = function;
+    invocation.request = RequestData {
+        method: "POST".into(),
+        path: "/".into(),
+        query: Vec::new(),
+        headers: header_pairs(&parts.headers),
+        body,
+    };
+    respond(&state, version, invocation).await
+}
+
+/// Parses the JSON call format into an invocation (space and function left empty).
+pub fn parse_call(body: &[u8]) -> Result<Invocation, InvokeError> {
+    let call: IngressCall = serde_json::from_slice(body).map_err(|error| {
+        InvokeError::BadRequest(format!("request body is not an ixoncdkingress call: {error}"))
+    })?;
+    let name = call
+        .name
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| InvokeError::BadRequest("the call has no \"name\" of a function".into()))?;
+    let arguments = match call.arguments {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(arguments)) => arguments,
+        Some(other) => {
+            return Err(InvokeError::BadArguments(format!(
+                "\"arguments\" must be a JSON object, not {}",
+                json_type(&other)
+            )))
+        }
+    };
+    let config: BTreeMap<String, String> = call
+        .config
+        .into_iter()
+        .map(|(key, value)| match value {
+            Value::String(text) => (key, text),
+            other => (key, other.to_string()),
+        })
+        .collect();
+    Ok(Invocation {
+        entry: Some(name),
+        arguments,
+        trigger: "ixon".into(),
+        caller: parse_caller(&call.context)?,
+        config,
+        ..Invocation::default()
+    })
+}
+
+fn parse_caller(context: &Map<String, Value>) -> Result<Caller, InvokeError> {
+    let resource = |key: &str| -> Result<Option<Resource>, InvokeError> {
+        match context.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => {
+                let parsed: ContextResource =
+                    serde_json::from_value(value.clone()).map_err(|error| {
+                        InvokeError::BadRequest(format!("context.{key} is not a resource: {error}"))
+                    })?;
+                Ok(Some(Resource {
+                    public_id: parsed.public_id,
+                    name: parsed.name,
+                    custom: parsed.custom.unwrap_or_default(),
+                    permissions: parsed.permissions,
+                }))
+            }
+        }
+    };
+    Ok(Caller {
+        user: resource("user")?,
+        company: resource("company")?,
+        agent: resource("agent")?,
+        asset: resource("asset")?,
+        template: resource("template")?,
+        api_application: resource("apiApplication")?,
+    })
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_the_ixon_call_format() {
+        let body = json!({
+            "name": "example.greet",
+            "arguments": {"name": "Ada"},
+            "config": {"greeting": "Hi", "n": 3},
+            "context": {
+                "user": {"publicId": "u1", "name": "Ada", "custom": {}},
+                "company": {"publicId": "c1", "name": "ACME", "custom": {"tier": "gold"}, "permissions": ["MANAGE"]},
+                "accessToken": {"headerValue": "Bearer x"}
+            },
+            "created_on": "2026-11-23T00:00:00+00:00"
+        });
+        let invocation = parse_call(body.to_string().as_bytes()).unwrap();
+        assert_eq!(invocation.entry.as_deref(), Some("example.greet"));
+        assert_eq!(invocation.arguments["name"], "Ada");
+        assert_eq!(invocation.config["n"], "3");
+        let company = invocation.caller.company.unwrap();
+        assert_eq!(company.public_id, "c1");
+        assert_eq!(company.custom["tier"], "gold");
+        assert_eq!(company.permissions, Some(vec!["MANAGE".to_string()]));
+        assert!(invocation.caller.agent.is_none());
+    }
+
+    #[test]
+    fn missing_name_and_bad_arguments_are_rejected() {
+        let error = parse_call(br#"{"arguments": {}}"#).unwrap_err();
+        assert!(error.to_string().contains("\"name\""), "{error}");
+        let error = parse_call(br#"{"name": "f", "arguments": [1]}"#).unwrap_err();
+        assert_eq!(error.code(), "bad_arguments");
+        let error = parse_call(b"not json").unwrap_err();
+        assert_eq!(error.code(), "bad_request");
+    }
+}

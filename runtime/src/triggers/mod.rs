@@ -1,0 +1,5 @@
+//! Triggers turn outside events into `Invocation`s for the `Invoker`. They know nothing about
+//! wasmtime.
+
+pub mod http;
+pub mod ingress;
