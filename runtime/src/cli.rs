@@ -27,9 +27,21 @@ use crate::toolchain::wasmfn_home;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log filter for the server's own logs (tracing `EnvFilter` syntax, e.g. `info`, `wasmfn_runtime=debug`).
-    #[arg(long, global = true, env = "WASMFN_LOG", default_value = "info")]
-    pub log: String,
+    /// Log filter for wasmfn's own logs (tracing `EnvFilter` syntax, e.g. `debug`,
+    /// `wasmfn_runtime=debug`); default `info` for `serve`, `warn` otherwise.
+    #[arg(long, global = true, env = "WASMFN_LOG")]
+    pub log: Option<String>,
+}
+
+impl Cli {
+    /// The log filter in force: the flag, or the command's default.
+    pub fn log_filter(&self) -> &str {
+        match (&self.log, &self.command) {
+            (Some(filter), _) => filter,
+            (None, Command::Serve(_)) => "info",
+            (None, _) => "warn",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,7 +82,10 @@ impl RunArgs {
         let data_dir = self.data_dir.clone().unwrap_or_else(wasmfn_home);
         RuntimeConfig {
             cache_dir: data_dir.join("compiled"),
-            engine: EngineLimits { max_instances: self.max_instances, max_memory_mb: self.max_memory_mb },
+            engine: EngineLimits {
+                max_instances: self.max_instances,
+                max_memory_mb: self.max_memory_mb,
+            },
             default_limits: Limits {
                 timeout_ms: self.timeout_ms,
                 memory_mb: self.memory_mb,
@@ -130,8 +145,9 @@ pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Serve(args) => serve(args).await,
         Command::Build(args) => {
             let options = BuildOptions { out_dir: args.out_dir, progress: true };
-            let built = tokio::task::spawn_blocking(move || python_build::build(&args.dir, &options))
-                .await??;
+            let built =
+                tokio::task::spawn_blocking(move || python_build::build(&args.dir, &options))
+                    .await??;
             println!("{}", built.wasm.display());
             Ok(std::process::ExitCode::SUCCESS)
         }
@@ -178,7 +194,10 @@ async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     }
     if let Some(root) = &args.ingress_root {
         if !names.contains(root) {
-            bail!("--ingress-root {root}: no such function is served (serving: {})", names.join(", "));
+            bail!(
+                "--ingress-root {root}: no such function is served (serving: {})",
+                names.join(", ")
+            );
         }
     }
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -124,8 +124,8 @@ mod tests {
 
     #[test]
     fn method_not_allowed_names_the_allowed_methods() {
-        let response = InvokeError::MethodNotAllowed { method: "HEAD".into(), allow: "POST" }
-            .into_response();
+        let response =
+            InvokeError::MethodNotAllowed { method: "HEAD".into(), allow: "POST" }.into_response();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(response.headers()[header::ALLOW], "POST");
     }

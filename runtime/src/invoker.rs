@@ -164,7 +164,12 @@ impl Invoker {
         outcome
     }
 
-    async fn run(&self, version: &FunctionVersion, entry: &str, invocation: &Invocation) -> Outcome {
+    async fn run(
+        &self,
+        version: &FunctionVersion,
+        entry: &str,
+        invocation: &Invocation,
+    ) -> Outcome {
         let limits = &version.limits;
         let config = if invocation.config.is_empty() {
             version.config.clone()
@@ -295,7 +300,11 @@ async fn acquire(
     permit.map_err(|_| overloaded())
 }
 
-fn classify_trap(error: &wasmtime::Error, memory_exceeded: bool, limits: &crate::limits::Limits) -> InvokeError {
+fn classify_trap(
+    error: &wasmtime::Error,
+    memory_exceeded: bool,
+    limits: &crate::limits::Limits,
+) -> InvokeError {
     if memory_exceeded || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
         return InvokeError::MemoryLimit { limit_mb: limits.memory_mb };
     }

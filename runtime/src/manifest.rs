@@ -54,7 +54,8 @@ impl FunctionManifest {
         let mut manifest = if path.exists() {
             let text = std::fs::read_to_string(&path)
                 .map_err(|source| ManifestError::Read { file: file.clone(), source })?;
-            Self::parse(&text).map_err(|message| ManifestError::Invalid { file: file.clone(), message })?
+            Self::parse(&text)
+                .map_err(|message| ManifestError::Invalid { file: file.clone(), message })?
         } else {
             Self::parse("").expect("empty manifest is valid")
         };
@@ -64,9 +65,12 @@ impl FunctionManifest {
                 .ok()
                 .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
                 .unwrap_or_default();
-            manifest.name = folder;
+            manifest.name = name_from_folder(&folder);
+            validate_name(&manifest.name).map_err(|message| ManifestError::Invalid {
+                file,
+                message: format!("{message}; set `name` in {MANIFEST_FILE}"),
+            })?;
         }
-        validate_name(&manifest.name).map_err(|message| ManifestError::Invalid { file, message })?;
         Ok(manifest)
     }
 
@@ -83,11 +87,23 @@ impl FunctionManifest {
     }
 }
 
+/// A URL-safe function name from a folder name: `My Function` → `my-function`.
+pub fn name_from_folder(folder: &str) -> String {
+    let name: String = folder
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .collect();
+    name.trim_start_matches(['-', '_']).chars().take(64).collect()
+}
+
 /// Function names appear in URLs: lowercase letters, digits, `-` and `_`, at most 64.
 pub fn validate_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     if valid {
         Ok(())
@@ -137,6 +153,12 @@ mod tests {
         assert!(validate_name("a/b").is_err());
         assert!(validate_name("a:b").is_err());
         assert!(validate_name("").is_err());
+    }
+
+    #[test]
+    fn folder_names_are_made_url_safe() {
+        assert_eq!(name_from_folder("My Function.v2"), "my-function-v2");
+        assert_eq!(name_from_folder("_x"), "x");
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub enum BuildError {
     Requirements(String),
     #[error("{location}: {summary}\n{traceback}")]
     Python { location: String, summary: String, traceback: String },
-    #[error("no exposed function in {0}: decorate at least one function with @FunctionContext.expose")]
+    #[error(
+        "no exposed function in {0}: decorate at least one function with @FunctionContext.expose"
+    )]
     NoExposedFunction(String),
     #[error("componentize-py failed:\n{0}")]
     Componentize(String),
@@ -92,14 +94,16 @@ fn walk(dir: &Path, prefix: &str, modules: &mut Vec<String>) -> std::io::Result<
         let entry = entry?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let qualified = |n: &str| if prefix.is_empty() { n.to_string() } else { format!("{prefix}.{n}") };
+        let qualified =
+            |n: &str| if prefix.is_empty() { n.to_string() } else { format!("{prefix}.{n}") };
         if path.is_dir() {
             if !skipped_dir(&name) && path.join("__init__.py").exists() && is_identifier(&name) {
                 modules.push(qualified(&name));
                 walk(&path, &qualified(&name), modules)?;
             }
         } else if let Some(stem) = name.strip_suffix(".py") {
-            let is_test = stem.starts_with("test_") || stem.ends_with("_test") || stem == "conftest";
+            let is_test =
+                stem.starts_with("test_") || stem.ends_with("_test") || stem == "conftest";
             if stem != "__init__" && stem != "setup" && !is_test && is_identifier(stem) {
                 modules.push(qualified(stem));
             }
@@ -280,10 +284,9 @@ fn install_requirements(
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&result.stderr);
-    if let Some(name) = stderr
-        .lines()
-        .find_map(|line| line.split_once("No matching distribution found for ").map(|(_, n)| n.trim()))
-    {
+    if let Some(name) = stderr.lines().find_map(|line| {
+        line.split_once("No matching distribution found for ").map(|(_, n)| n.trim())
+    }) {
         return Err(BuildError::NativeRequirement(name.to_string()));
     }
     Err(BuildError::Requirements(last_lines(&stderr, 15)))
@@ -291,7 +294,9 @@ fn install_requirements(
 
 /// `name[extra]>=1.0 ; marker` → `name`, normalised as pip does.
 fn requirement_name(line: &str) -> String {
-    let end = line.find(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.')).unwrap_or(line.len());
+    let end = line
+        .find(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .unwrap_or(line.len());
     line[..end].to_ascii_lowercase().replace('_', "-")
 }
 
@@ -319,19 +324,22 @@ fn componentize_error(stderr: &str, root: &Path, dir: &Path) -> BuildError {
         .replace("\"/1/", &format!("\"{user_prefix}"))
         .replace("\"/0/", "\"<wasmfn>/")
         .replace("\"/2/", "\"<requirements>/");
-    let summary = traceback.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+    let summary =
+        traceback.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
     if summary.contains("no exposed function found") {
         return BuildError::NoExposedFunction(dir.display().to_string());
     }
+    // The innermost frame in the user's folder is where the problem is.
     let location = traceback
         .lines()
-        .filter_map(|line| {
+        .rev()
+        .find_map(|line| {
             let rest = line.trim().strip_prefix(&format!("File \"{user_prefix}"))?;
             let (file, after) = rest.split_once('"')?;
-            let line_no = after.split("line ").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?;
+            let line_no =
+                after.split("line ").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?;
             Some(format!("{user_prefix}{file}:{line_no}"))
         })
-        .last()
         .unwrap_or_else(|| dir.display().to_string());
     BuildError::Python { location, summary, traceback }
 }

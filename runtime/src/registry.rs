@@ -134,7 +134,8 @@ pub async fn load_version(
     let instance_pre = linker
         .instantiate_pre(&component)
         .map_err(|e| BundleError::WrongWorld(describe_link_error(&e)))?;
-    let pre = FunctionPre::new(instance_pre).map_err(|e| BundleError::WrongWorld(format!("{e:#}")))?;
+    let pre =
+        FunctionPre::new(instance_pre).map_err(|e| BundleError::WrongWorld(format!("{e:#}")))?;
     let limits = meta.limits.clone().unwrap_or_else(|| options.default_limits.clone());
     limits.validate(options.max_memory_mb).map_err(BundleError::BadMeta)?;
     let entries = list_entries(engine, &pre, &limits).await?;
@@ -150,7 +151,11 @@ pub async fn load_version(
         space: options.space.clone(),
         name,
         version: options.version.clone().unwrap_or_else(|| {
-            if meta.version.is_empty() { "0.0.0".into() } else { meta.version.clone() }
+            if meta.version.is_empty() {
+                "0.0.0".into()
+            } else {
+                meta.version.clone()
+            }
         }),
         sha256,
         entries,

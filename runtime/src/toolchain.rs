@@ -39,8 +39,7 @@ impl Toolchain {
         if toolchain.is_installed() {
             return Ok(toolchain);
         }
-        std::fs::create_dir_all(&root)
-            .with_context(|| format!("creating {}", root.display()))?;
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
         // Several builds (parallel tests, two terminals) may start at once: one installs.
         let lock = File::create(root.join(".install.lock")).context("creating the install lock")?;
         lock.lock().context("waiting for the install lock")?;
@@ -94,7 +93,8 @@ fn find_python() -> Result<PathBuf> {
 }
 
 fn run(command: &mut Command, what: &str) -> Result<()> {
-    let status = command.status().with_context(|| format!("{what}: could not start {command:?}"))?;
+    let status =
+        command.status().with_context(|| format!("{what}: could not start {command:?}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }

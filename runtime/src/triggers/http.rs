@@ -185,15 +185,15 @@ pub async fn read_body(
 }
 
 pub fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
+    query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
 pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+        })
         .collect()
 }
 
@@ -215,9 +215,8 @@ pub fn arguments(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    let is_json = content_type
-        .as_deref()
-        .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+    let is_json =
+        content_type.as_deref().is_some_and(|t| t == "application/json" || t.ends_with("+json"));
     let is_form = content_type.as_deref() == Some("application/x-www-form-urlencoded");
     let looks_like_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     // `curl -d '{...}'` sends JSON labelled as a form: treat an object-shaped body as JSON.
@@ -262,13 +261,17 @@ mod tests {
     #[test]
     fn entry_is_split_from_the_function_segment() {
         assert_eq!(split_entry("greet"), ("greet".into(), None));
-        assert_eq!(split_entry("greet:example.greet"), ("greet".into(), Some("example.greet".into())));
+        assert_eq!(
+            split_entry("greet:example.greet"),
+            ("greet".into(), Some("example.greet".into()))
+        );
     }
 
     #[test]
     fn json_body_overrides_query_arguments() {
         let query = vec![("name".to_string(), "q".to_string()), ("n".to_string(), "1".to_string())];
-        let args = arguments(&query, &headers(Some("application/json")), br#"{"name": "b"}"#).unwrap();
+        let args =
+            arguments(&query, &headers(Some("application/json")), br#"{"name": "b"}"#).unwrap();
         assert_eq!(Value::Object(args), json!({"name": "b", "n": "1"}));
     }
 

@@ -57,17 +57,28 @@ pub async fn ingress(
 }
 
 /// `POST /` when the server was started with `--ingress-root <function>`.
-pub async fn ingress_root(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+pub async fn ingress_root(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+) -> Response {
     match state.ingress_root.clone() {
         Some((space, function)) => call(state, space, function, request).await,
         None => InvokeError::EntryNotFound("nothing is served at /".into()).into_response(),
     }
 }
 
-async fn call(state: AppState, space: String, function: String, request: axum::extract::Request) -> Response {
+async fn call(
+    state: AppState,
+    space: String,
+    function: String,
+    request: axum::extract::Request,
+) -> Response {
     if request.method() != Method::POST {
-        return InvokeError::MethodNotAllowed { method: request.method().to_string(), allow: "POST" }
-            .into_response();
+        return InvokeError::MethodNotAllowed {
+            method: request.method().to_string(),
+            allow: "POST",
+        }
+        .into_response();
     }
     let version = match state.invoker.registry().get(&space, &function) {
         Ok(version) => version,

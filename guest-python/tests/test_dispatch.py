@@ -1,0 +1,124 @@
+"""Unit tests of the guest's pure-Python dispatch (run with the host's CPython)."""
+
+import json
+import sys
+import types
+import unittest
+
+from ixoncdkingress.function.context import FunctionContext, FunctionResource
+from wasmfn import Response, _dispatch
+from wasmfn._http import Request
+
+
+def _module(name, **functions):
+    module = types.ModuleType(name)
+    for attr, value in functions.items():
+        setattr(module, attr, value)
+    sys.modules[name] = module
+    return module
+
+
+@FunctionContext.expose
+def with_kwargs(context, **kwargs):
+    return kwargs
+
+
+@FunctionContext.expose
+def with_named(context, name, greeting="Hello"):
+    return f"{greeting}, {name}"
+
+
+def not_exposed(context):
+    return "hidden"
+
+
+_module("functions", with_kwargs=with_kwargs)
+_module("pkg.mod", with_named=with_named, not_exposed=not_exposed)
+
+
+class DispatchTest(unittest.TestCase):
+    def setUp(self):
+        self.exposed = _dispatch.collect_exposed(["functions", "pkg.mod"])
+
+    def test_only_exposed_functions_are_collected(self):
+        self.assertEqual(sorted(self.exposed), ["functions.with_kwargs", "pkg.mod.with_named"])
+
+    def test_bare_names_mean_module_functions(self):
+        self.assertEqual(_dispatch.parse_function_location("f"), ("functions", "f"))
+        self.assertEqual(_dispatch.parse_function_location("a.b.f"), ("a.b", "f"))
+        self.assertIs(_dispatch.resolve(self.exposed, "with_kwargs"), with_kwargs)
+        with self.assertRaises(_dispatch.NotFound):
+            _dispatch.resolve(self.exposed, "pkg.mod.not_exposed")
+
+    def test_unknown_arguments_are_dropped_unless_kwargs(self):
+        self.assertEqual(
+            _dispatch.select_arguments(with_named, {"name": "Ada", "x": 1}), {"name": "Ada"}
+        )
+        self.assertEqual(_dispatch.select_arguments(with_kwargs, {"x": 1}), {"x": 1})
+
+    def test_missing_required_arguments_are_reported(self):
+        with self.assertRaisesRegex(_dispatch.BadArguments, "'name'"):
+            _dispatch.select_arguments(with_named, {"greeting": "Hi"})
+
+    def test_arguments_must_be_a_json_object(self):
+        with self.assertRaisesRegex(_dispatch.BadArguments, "JSON object"):
+            _dispatch.decode_arguments("[1]")
+        with self.assertRaisesRegex(_dispatch.BadArguments, "not valid JSON"):
+            _dispatch.decode_arguments("{")
+
+    def test_call_renders_json_and_responses(self):
+        response = _dispatch.call(self.exposed, "pkg.mod.with_named", '{"name": "Ada"}', None)
+        self.assertEqual(response.status, 200)
+        self.assertEqual(json.loads(response.body), "Hello, Ada")
+        custom = _dispatch.render(Response({"a": 1}, status=201, headers={"x-a": "b"}))
+        self.assertEqual(custom.status, 201)
+        self.assertIn(("content-type", "application/json"), custom.headers)
+        with self.assertRaisesRegex(TypeError, "JSON-serialisable"):
+            _dispatch.render(object())
+
+    def test_exceptions_are_described_with_a_traceback(self):
+        try:
+            raise ValueError("boom")
+        except ValueError as error:
+            described = _dispatch.describe(error)
+        self.assertEqual((described.type_name, described.message), ("ValueError", "boom"))
+        self.assertIn("Traceback (most recent call last)", described.traceback)
+
+
+class ContextTest(unittest.TestCase):
+    def test_expose_with_and_without_arguments(self):
+        @FunctionContext.expose(is_agentic=True, description="d")
+        def agentic(context, x: int = 1):
+            return x
+
+        self.assertTrue(agentic.exposed)
+        self.assertTrue(agentic.exposed_to_agent)
+        self.assertEqual(agentic.tool_definition["description"], "d")
+
+    def test_first_parameter_must_be_the_context(self):
+        with self.assertRaises(Exception):
+
+            @FunctionContext.expose
+            def no_context():
+                return 1
+
+    def test_agent_or_asset_prefers_the_asset(self):
+        agent = FunctionResource("ag", "Agent", {}, set())
+        asset = FunctionResource("as", "Asset", {}, set())
+        self.assertIs(FunctionContext({}, agent=agent, asset=asset).agent_or_asset, asset)
+        self.assertIs(FunctionContext({}, agent=agent).agent_or_asset, agent)
+
+    def test_request_helpers(self):
+        request = Request("POST", "/a", [("q", "1"), ("q", "2")], [("X-Topic", "t/1")], b'{"a": 1}', "mqtt")
+        self.assertEqual(request.args, {"q": "1"})
+        self.assertEqual(request.headers["x-topic"], "t/1")
+        self.assertEqual(request.topic, "t/1")
+        self.assertEqual(request.json(), {"a": 1})
+
+    def test_response_rejects_invalid_status(self):
+        with self.assertRaises(ValueError):
+            Response("x", status=42)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: the guest package's Python unit tests, formatting and lints,
+# then all Rust tests (unit, integration and end-to-end with real componentize-py bundles, the
+# real server and real HTTP).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== guest-python unit tests"
+python3 -m unittest discover -s guest-python/tests -t guest-python -v
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked --no-fail-fast

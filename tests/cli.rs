@@ -1,0 +1,156 @@
+//! The `wasmfn` binary: build errors with exit codes, `invoke` without a server, and `serve`
+//! answering over HTTP and shutting down on SIGTERM.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use support::{fixture_bundle, fixture_dir, work_dir};
+
+fn wasmfn() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmfn"));
+    command.env("WASMFN_DATA_DIR", work_dir()).env("WASMFN_LOG", "warn");
+    command
+}
+
+/// A throwaway function folder with the given files.
+fn function_folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("wasmfn-fn").tempdir().unwrap();
+    for (path, contents) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+    dir
+}
+
+fn build_failure(dir: &std::path::Path) -> String {
+    let output = wasmfn().arg("build").arg(dir).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "build should fail: {output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const EXPOSED: &str = "from ixoncdkingress.function.context import FunctionContext\n\n@FunctionContext.expose\ndef f(context):\n    return 1\n";
+
+#[test]
+fn syntax_errors_name_the_file_and_line() {
+    let dir = function_folder(&[(
+        "functions.py",
+        "from ixoncdkingress.function.context import FunctionContext\n\n@FunctionContext.expose\ndef f(context):\n    return {1:\n",
+    )]);
+    let stderr = build_failure(dir.path());
+    assert!(stderr.contains("functions.py:5"), "{stderr}");
+    assert!(stderr.contains("SyntaxError"), "{stderr}");
+    assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+}
+
+#[test]
+fn a_folder_without_exposed_functions_is_refused() {
+    let dir = function_folder(&[("functions.py", "def f(context):\n    return 1\n")]);
+    let stderr = build_failure(dir.path());
+    assert!(stderr.contains("no exposed function"), "{stderr}");
+}
+
+#[test]
+fn native_requirements_are_refused_by_name() {
+    let dir = function_folder(&[
+        ("functions.py", EXPOSED),
+        ("requirements.txt", "ixoncdkingress==1.0.0\nnumpy==2.3.0\n"),
+    ]);
+    let stderr = build_failure(dir.path());
+    assert!(stderr.contains("requirement 'numpy==2.3.0' has no pure-Python wheel"), "{stderr}");
+}
+
+#[test]
+fn invalid_function_toml_is_refused_before_building() {
+    let dir = function_folder(&[
+        ("functions.py", EXPOSED),
+        ("function.toml", "name = \"x\"\ntimeout = 5\n"),
+    ]);
+    let stderr = build_failure(dir.path());
+    assert!(stderr.contains("function.toml"), "{stderr}");
+    assert!(stderr.contains("unknown field `timeout`"), "{stderr}");
+}
+
+#[test]
+fn invoke_runs_one_call_without_a_server() {
+    fixture_bundle("behave");
+    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
+    let output = wasmfn()
+        .arg("invoke")
+        .arg(&bundle)
+        .arg("behave.greet")
+        .args(["--args", r#"{"name": "Ada"}"#])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "\"Hello, Ada!\"");
+
+    let output = wasmfn().arg("invoke").arg(&bundle).arg("behave.boom").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let body: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(body["error"]["type"], "ValueError");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("status: 500 (function_exception)"), "{stderr}");
+    assert!(stderr.contains("Traceback"), "{stderr}");
+
+    let output = wasmfn().arg("invoke").arg(&bundle).args(["--args", "[1]"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--args must be a JSON object"));
+}
+
+#[test]
+fn invoke_builds_a_folder_and_passes_config() {
+    let output = wasmfn()
+        .arg("invoke")
+        .arg(fixture_dir("behave"))
+        .arg("behave.echo")
+        .args(["--config", "region=mars"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let body: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(body["config"]["region"], "mars");
+    assert_eq!(body["trigger"], "cli");
+}
+
+#[test]
+fn serve_answers_http_and_stops_on_sigterm() {
+    fixture_bundle("behave");
+    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
+    let mut child = wasmfn()
+        .arg("serve")
+        .arg(&bundle)
+        .args(["--listen", "127.0.0.1:0", "--space", "tests"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first.strip_prefix("wasmfn: listening on ").expect("listening line").to_string();
+    let url = format!("{base}/spaces/tests/functions/behave:behave.greet/invoke?name=Ada");
+    let body = reqwest::blocking_get(&url);
+    assert_eq!(body, "\"Hello, Ada!\"");
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let output = wasmfn().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in ["serve", "build", "invoke"] {
+        assert!(help.contains(command), "{help}");
+    }
+}
+
+mod reqwest {
+    /// A blocking GET on a throwaway runtime (the test itself is synchronous).
+    pub fn blocking_get(url: &str) -> String {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
+    }
+}

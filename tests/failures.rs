@@ -1,0 +1,241 @@
+//! Every failure gets a precise status and JSON body, and the server answers a normal call
+//! right after it.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{fixture_bundle, json, runtime_config, start_server, TestServer};
+use wasmfn_runtime::bundle::BundleError;
+use wasmfn_runtime::invoker::Invocation;
+use wasmfn_runtime::runtime::Runtime;
+
+async fn still_serves(server: &TestServer) {
+    let response = server
+        .client
+        .post(server.invoke_url("behave:behave.greet", ""))
+        .json(&json!({"name": "after"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!((status, body), (200, json!("Hello, after!")), "server must keep serving");
+}
+
+async fn call(
+    server: &TestServer,
+    entry: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let url = server.invoke_url(&format!("behave:{entry}"), "");
+    json(server.client.post(url).json(&body).send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn infinite_loop_times_out_with_504_and_frees_the_worker() {
+    let server = start_server(&["behave"], None).await;
+    let started = Instant::now();
+    let (status, body) = call(&server, "behave.spin", json!({})).await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "timeout");
+    assert!(body["error"]["message"].as_str().unwrap().contains("1000 ms"));
+    // The fixture's timeout is 1 s; epoch interruption stops the guest promptly.
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn python_exception_is_500_with_type_and_message_but_no_traceback() {
+    let server = start_server(&["behave"], None).await;
+    let (status, body) = call(&server, "behave.boom", json!({})).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        json!({"error": {"code": "function_exception", "type": "ValueError", "message": "bad value from the function"}})
+    );
+    let (status, body) = call(&server, "behave.unserialisable", json!({})).await;
+    assert_eq!(status, 500);
+    assert_eq!(body["error"]["type"], "TypeError");
+    assert!(body["error"]["message"].as_str().unwrap().contains("not JSON-serialisable"));
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn the_traceback_and_output_are_kept_with_the_invocation() {
+    let bytes = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
+    let runtime = Runtime::new(runtime_config()).unwrap();
+    runtime.load(bytes, "default", None).await.unwrap();
+    let invocation = |entry: &str| Invocation {
+        space: "default".into(),
+        function: "behave".into(),
+        entry: Some(entry.into()),
+        trigger: "test".into(),
+        ..Invocation::default()
+    };
+    let outcome = runtime.invoker().invoke(invocation("behave.boom")).await;
+    let traceback = outcome.traceback.expect("a traceback");
+    assert!(traceback.contains("Traceback (most recent call last)"), "{traceback}");
+    assert!(traceback.contains("behave.py"), "{traceback}");
+    assert!(traceback.contains("ValueError: bad value from the function"), "{traceback}");
+    assert!(outcome.stderr.contains("ValueError"), "{}", outcome.stderr);
+
+    let outcome = runtime.invoker().invoke(invocation("behave.chatty")).await;
+    assert_eq!(outcome.status(), 200);
+    assert_eq!(outcome.stdout, "printed to stdout\n");
+    assert_eq!(outcome.stderr, "printed to stderr\n");
+    assert_eq!(outcome.logs.len(), 1, "{:?}", outcome.logs);
+    assert_eq!(outcome.logs[0].level, "warning");
+    assert_eq!(outcome.logs[0].message, "logged a warning");
+}
+
+#[tokio::test]
+async fn memory_bomb_hits_the_limit_and_the_server_serves_on() {
+    let server = start_server(&["behave"], None).await;
+    let (status, body) = call(&server, "behave.allocate", json!({})).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "memory_limit_exceeded");
+    assert!(body["error"]["message"].as_str().unwrap().contains("128 MiB"));
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn runaway_recursion_and_stack_overflow_are_clear_errors() {
+    let server = start_server(&["behave"], None).await;
+    let (status, body) = call(&server, "behave.recurse", json!({})).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "function_exception");
+    assert_eq!(body["error"]["type"], "RecursionError");
+    let (status, body) = call(&server, "behave.overflow_stack", json!({})).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body,
+        json!({"error": {"code": "function_trapped", "message": "the function's instance trapped: stack overflow"}})
+    );
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413() {
+    let server = start_server(&["behave"], None).await;
+    let big = vec![b'a'; 2 * 1024 * 1024];
+    let response =
+        server.client.post(server.invoke_url("behave", "")).body(big.clone()).send().await.unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["error"]["code"], "body_too_large");
+    // Without a Content-Length (chunked), the limit applies while reading.
+    let stream = futures_stream(big);
+    let response =
+        server.client.post(server.invoke_url("behave", "")).body(stream).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    still_serves(&server).await;
+}
+
+fn futures_stream(bytes: Vec<u8>) -> reqwest::Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    reqwest::Body::wrap_stream(tokio_stream::iter(chunks))
+}
+
+#[tokio::test]
+async fn bad_json_and_wrong_arguments_are_400_naming_the_problem() {
+    let server = start_server(&["behave"], None).await;
+    let response = server
+        .client
+        .post(server.invoke_url("behave", ""))
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert!(body["error"]["message"].as_str().unwrap().contains("not valid JSON"));
+
+    let (status, body) = call(&server, "behave.greet", json!({"punctuation": "?"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"error": {"code": "bad_arguments", "message": "missing required argument(s): 'name'"}})
+    );
+    let ingress = server.url("/spaces/default/functions/behave/ingress");
+    let response = server
+        .client
+        .post(&ingress)
+        .json(&json!({"name": "behave.greet", "arguments": [1]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_arguments");
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn unknown_space_function_entry_and_wrong_method() {
+    let server = start_server(&["behave"], None).await;
+    let get = |path: &str| server.client.get(server.url(path)).send();
+    let (status, body) = json(get("/spaces/nope/functions/behave/invoke").await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].clone()), (404, json!("space_not_found")));
+    let (status, body) = json(get("/spaces/default/functions/nope/invoke").await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].clone()), (404, json!("function_not_found")));
+    let (status, body) =
+        json(get("/spaces/default/functions/behave:nope.nope/invoke").await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].clone()), (404, json!("entry_not_found")));
+    let response = server
+        .client
+        .request(reqwest::Method::OPTIONS, server.invoke_url("behave", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET, POST, PUT, PATCH, DELETE");
+    let (_, body) = json(response).await;
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn huge_responses_are_capped() {
+    let server = start_server(&["behave"], None).await;
+    let (status, body) = call(&server, "behave.huge", json!({"size": 2 * 1024 * 1024})).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["code"], "response_too_large");
+    let response = server
+        .client
+        .post(server.invoke_url("behave:behave.huge", ""))
+        .json(&json!({"size": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().len(), 1000);
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn malformed_bundles_are_refused_with_the_reason() {
+    let runtime = Runtime::new(runtime_config()).unwrap();
+    let error = runtime.load(b"hello".to_vec(), "default", None).await.unwrap_err();
+    assert!(matches!(error, BundleError::NotWasm), "{error}");
+    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    let error = runtime.load(core_module, "default", None).await.unwrap_err();
+    assert!(matches!(error, BundleError::CoreModule), "{error}");
+    assert!(error.to_string().contains("not a component"));
+
+    let bytes = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
+    let truncated = bytes[..bytes.len() / 2].to_vec();
+    let error = runtime.load(truncated, "default", None).await.unwrap_err();
+    assert!(matches!(error, BundleError::Malformed(_)), "{error}");
+
+    // A valid component of another world: it exports nothing of ours.
+    let other_world = wasm_encoder::Component::new().finish();
+    let error = runtime.load(other_world, "default", Some("other".into())).await.unwrap_err();
+    assert!(matches!(error, BundleError::WrongWorld(_)), "{error}");
+    assert!(error.to_string().contains("wasmfn:platform"), "{error}");
+    assert!(runtime.registry().list().is_empty(), "nothing may be activated");
+}

@@ -1,0 +1,208 @@
+//! The synchronous HTTP trigger and the ixoncdkingress call format, end to end: real bundles,
+//! the real server, real HTTP.
+
+mod support;
+
+use serde_json::json;
+use support::{json, start_server};
+
+#[tokio::test]
+async fn every_method_reaches_the_function_with_query_and_custom_path() {
+    let server = start_server(&["behave"], None).await;
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        let url = server.invoke_url("behave", "/stock/market/today?company=Google&x=1&x=2");
+        let request = server.client.request(method.parse().unwrap(), url);
+        let (status, body) = json(request.send().await.unwrap()).await;
+        assert_eq!(status, 200, "{method}: {body}");
+        assert_eq!(body["method"], method);
+        assert_eq!(body["path"], "/stock/market/today");
+        assert_eq!(body["args"], json!({"company": "Google", "x": "1"}));
+        assert_eq!(body["query"], json!([["company", "Google"], ["x", "1"], ["x", "2"]]));
+        assert_eq!(body["trigger"], "http");
+    }
+}
+
+#[tokio::test]
+async fn custom_path_levels_and_the_bare_endpoint() {
+    let server = start_server(&["behave"], None).await;
+    let (status, body) =
+        json(server.client.get(server.invoke_url("behave", "")).send().await.unwrap()).await;
+    assert_eq!((status, &body["path"]), (200, &json!("/")));
+    let (status, body) =
+        json(server.client.get(server.invoke_url("behave", "/one")).send().await.unwrap()).await;
+    assert_eq!((status, &body["path"]), (200, &json!("/one")));
+    let response = server.client.get(server.invoke_url("behave", "/a/b/c/d")).send().await.unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "entry_not_found");
+}
+
+#[tokio::test]
+async fn json_body_and_headers_reach_the_function() {
+    let server = start_server(&["behave"], None).await;
+    let response = server
+        .client
+        .post(server.invoke_url("behave", "?name=query"))
+        .header("x-test", "yes")
+        .json(&json!({"name": "body", "n": 3, "nested": {"a": [1, 2]}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["args"], json!({"name": "body", "n": 3, "nested": {"a": [1, 2]}}));
+    assert_eq!(body["x_test"], "yes");
+    assert_eq!(body["content_type"], "application/json");
+    assert_eq!(body["config"], json!({"region": "eu"}));
+}
+
+#[tokio::test]
+async fn non_json_bodies_reach_the_function_only_as_the_request_body() {
+    let server = start_server(&["behave"], None).await;
+    let response = server
+        .client
+        .put(server.invoke_url("behave", ""))
+        .header("content-type", "text/plain")
+        .body("{this is text")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["args"], json!({}));
+    assert_eq!(body["body"], "{this is text");
+}
+
+#[tokio::test]
+async fn entries_are_chosen_by_name_with_ixon_module_rules() {
+    let server = start_server(&["behave"], None).await;
+    let call = |entry: &str| {
+        server
+            .client
+            .post(server.invoke_url(&format!("behave:{entry}"), ""))
+            .json(&json!({"name": "Ada", "ignored": true}))
+    };
+    let (status, body) = json(call("behave.greet").send().await.unwrap()).await;
+    assert_eq!((status, body), (200, json!("Hello, Ada!")));
+    // A bare name means module `functions`, as ixoncdkingress's parse_function_location.
+    let (status, body) = json(call("plain").send().await.unwrap()).await;
+    assert_eq!((status, body), (200, json!("plain")));
+    let (status, body) = json(call("behave.hidden").send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "entry_not_found");
+    assert!(body["error"]["message"].as_str().unwrap().contains("behave.hidden"));
+    let (status, body) = json(call("behave.agentic").send().await.unwrap()).await;
+    assert_eq!((status, body), (200, json!({"x": 1})));
+}
+
+#[tokio::test]
+async fn functions_choose_status_headers_and_body() {
+    let server = start_server(&["behave"], None).await;
+    let response =
+        server.client.post(server.invoke_url("behave:behave.custom", "")).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["x-custom"], "yes");
+    assert_eq!(response.headers()["content-type"], "text/plain; charset=utf-8");
+    assert!(response.headers().contains_key("x-invocation-id"));
+    assert_eq!(response.text().await.unwrap(), "created");
+}
+
+#[tokio::test]
+async fn every_invocation_gets_a_fresh_instance() {
+    let server = start_server(&["behave"], None).await;
+    for _ in 0..3 {
+        let response = server
+            .client
+            .post(server.invoke_url("behave:behave.counter", ""))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json(response).await;
+        assert_eq!((status, body), (200, json!({"calls": 1})), "module state leaked between calls");
+    }
+}
+
+fn ixon_call(name: &str) -> serde_json::Value {
+    json!({
+        "name": name,
+        "arguments": {"name": "Ada", "unused": 1},
+        "config": {"region": "us", "extra": "x"},
+        "context": {
+            "user": {"publicId": "u1", "name": "Ada", "custom": {"lang": "en"}},
+            "company": {"publicId": "c1", "name": "ACME", "custom": {}, "permissions": ["COMPANY_ADMIN"]},
+            "agent": {"publicId": "ag1", "name": "Router", "custom": {}},
+            "template": {"publicId": "t1", "name": "App", "custom": {}},
+            "accessToken": {"headerValue": "Bearer secret"}
+        },
+        "internalConfig": {},
+        "created_on": "2026-11-23T00:00:00+00:00"
+    })
+}
+
+#[tokio::test]
+async fn ixoncdkingress_call_format_is_accepted() {
+    let server = start_server(&["behave"], None).await;
+    let url = server.url("/spaces/default/functions/behave/ingress");
+    let (status, body) =
+        json(server.client.post(&url).json(&ixon_call("behave.echo")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["trigger"], "ixon");
+    assert_eq!(body["args"], json!({"name": "Ada", "unused": 1}));
+    assert_eq!(body["config"], json!({"region": "us", "extra": "x"}));
+    assert_eq!(
+        body["user"],
+        json!({"public_id": "u1", "name": "Ada", "custom_properties": {"lang": "en"}, "permissions": null})
+    );
+    assert_eq!(body["company"]["permissions"], json!(["COMPANY_ADMIN"]));
+    assert_eq!(body["agent"]["public_id"], "ag1");
+    assert_eq!(body["asset"], json!(null));
+    assert_eq!(body["template"]["name"], "App");
+
+    let (status, body) = json(
+        server.client.post(&url).json(&ixon_call("behave.agent_or_asset")).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!("ag1")));
+    // Unknown arguments are dropped for functions without **kwargs, as the original does.
+    let (status, body) =
+        json(server.client.post(&url).json(&ixon_call("behave.greet")).send().await.unwrap()).await;
+    assert_eq!((status, body), (200, json!("Hello, Ada!")));
+    // Proper status codes where the original answers 200 "Not found…".
+    let (status, body) =
+        json(server.client.post(&url).json(&ixon_call("behave.nope")).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "entry_not_found");
+    let response = server.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+}
+
+#[tokio::test]
+async fn ingress_root_answers_at_slash_like_the_original() {
+    let server = start_server(&["behave"], Some("behave")).await;
+    let response =
+        server.client.post(server.url("/")).json(&ixon_call("behave.greet")).send().await.unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!((status, body), (200, json!("Hello, Ada!")));
+    let without = start_server(&["behave"], None).await;
+    let response = without
+        .client
+        .post(without.url("/"))
+        .json(&ixon_call("behave.greet"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn health_and_unknown_routes_answer_json() {
+    let server = start_server(&["behave"], None).await;
+    let (status, body) =
+        json(server.client.get(server.url("/healthz")).send().await.unwrap()).await;
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+    let (status, body) =
+        json(server.client.get(server.url("/nothing/here")).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+}
