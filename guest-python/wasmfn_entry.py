@@ -16,6 +16,11 @@ from ixoncdkingress.function.context import FunctionContext, FunctionResource
 from wasmfn import _dispatch
 from wasmfn._http import Request
 
+# componentize-py snapshots the interpreter after this module loads and ships no filesystem:
+# a module first imported during a call cannot be found. So load, now, the requirements'
+# top-level packages and the standard-library modules functions commonly import lazily.
+_dispatch.preload(_dispatch.STDLIB_PRELOAD + _wasmfn_manifest.REQUIREMENTS)
+
 EXPOSED = _dispatch.collect_exposed(_wasmfn_manifest.MODULES)
 if not EXPOSED:
     raise SystemExit(

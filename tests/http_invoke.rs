@@ -20,6 +20,10 @@ async fn every_method_reaches_the_function_with_query_and_custom_path() {
         assert_eq!(body["query"], json!([["company", "Google"], ["x", "1"], ["x", "2"]]));
         assert_eq!(body["trigger"], "http");
     }
+    // An argument named like the context parameter cannot displace the context.
+    let url = server.invoke_url("behave", "?context=forged&n=1");
+    let (status, body) = json(server.client.get(url).send().await.unwrap()).await;
+    assert_eq!((status, &body["args"]), (200, &json!({"n": "1"})));
 }
 
 #[tokio::test]
@@ -34,7 +38,7 @@ async fn custom_path_levels_and_the_bare_endpoint() {
     let response = server.client.get(server.invoke_url("behave", "/a/b/c/d")).send().await.unwrap();
     let (status, body) = json(response).await;
     assert_eq!(status, 404);
-    assert_eq!(body["error"]["code"], "entry_not_found");
+    assert_eq!(body["error"]["code"], "not_found");
 }
 
 #[tokio::test]
@@ -205,4 +209,32 @@ async fn health_and_unknown_routes_answer_json() {
         json(server.client.get(server.url("/nothing/here")).send().await.unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn pure_python_requirements_are_bundled() {
+    let server = start_server(&["behave"], None).await;
+    let response = server
+        .client
+        .get(server.invoke_url("behave:behave.uses_requirement", ""))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!((status, body), (200, json!({"six": "1.16.0"})));
+}
+
+#[tokio::test]
+async fn standard_library_modules_can_be_imported_inside_a_call() {
+    let server = start_server(&["behave"], None).await;
+    let response = server
+        .client
+        .get(server.invoke_url("behave:behave.lazy_imports", ""))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], "2.10");
+    assert_eq!(body["missing"], "No module named 'tomllib'");
 }

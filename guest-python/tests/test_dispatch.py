@@ -56,6 +56,12 @@ class DispatchTest(unittest.TestCase):
         )
         self.assertEqual(_dispatch.select_arguments(with_kwargs, {"x": 1}), {"x": 1})
 
+    def test_an_argument_named_like_the_context_is_dropped(self):
+        self.assertEqual(_dispatch.select_arguments(with_kwargs, {"context": 1, "x": 2}), {"x": 2})
+        self.assertEqual(
+            _dispatch.select_arguments(with_named, {"context": 1, "name": "Ada"}), {"name": "Ada"}
+        )
+
     def test_missing_required_arguments_are_reported(self):
         with self.assertRaisesRegex(_dispatch.BadArguments, "'name'"):
             _dispatch.select_arguments(with_named, {"greeting": "Hi"})
@@ -83,6 +89,17 @@ class DispatchTest(unittest.TestCase):
             described = _dispatch.describe(error)
         self.assertEqual((described.type_name, described.message), ("ValueError", "boom"))
         self.assertIn("Traceback (most recent call last)", described.traceback)
+
+
+    def test_missing_modules_get_a_hint(self):
+        try:
+            import wasmfn_no_such_module  # noqa: F401
+        except ModuleNotFoundError as error:
+            described = _dispatch.describe(error)
+        self.assertIn("import it at the top of your module", described.message)
+
+    def test_preload_reports_what_failed(self):
+        self.assertEqual(_dispatch.preload(["json", "wasmfn_no_such_module"]), ["wasmfn_no_such_module"])
 
 
 class ContextTest(unittest.TestCase):

@@ -39,6 +39,29 @@ def parse_function_location(name: str) -> tuple[str, str]:
     return ".".join(parts), function_name
 
 
+# Standard-library modules preloaded into every bundle (see `preload`).
+STDLIB_PRELOAD = [
+    "abc", "array", "base64", "binascii", "bisect", "calendar", "collections",
+    "collections.abc", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal",
+    "difflib", "email.utils", "enum", "fractions", "functools", "hashlib", "heapq", "hmac",
+    "html", "inspect", "io", "ipaddress", "itertools", "json", "logging", "math", "numbers",
+    "operator", "pprint", "random", "re", "secrets", "statistics", "string", "struct",
+    "textwrap", "time", "traceback", "types", "typing", "unicodedata", "urllib.parse", "uuid",
+    "warnings", "weakref", "zlib",
+]
+
+
+def preload(names: list[str]) -> list[str]:
+    """Import each module if possible (at build time); returns the ones that failed."""
+    failed = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - optional: a package may need what wasm lacks
+            failed.append(name)
+    return failed
+
+
 def collect_exposed(modules: list[str]) -> dict[str, Callable[..., Any]]:
     """Import every module and return its ``@FunctionContext.expose``d functions by entry name."""
     exposed: dict[str, Callable[..., Any]] = {}
@@ -67,10 +90,12 @@ def select_arguments(function: Callable[..., Any], arguments: dict[str, Any]) ->
     dropped. Missing required arguments are reported instead of surfacing as a TypeError.
     """
     params = inspect.signature(function).parameters
+    # The first parameter receives the FunctionContext; an argument of that name cannot reach it.
+    context_name = next(iter(params), None)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        selected = dict(arguments)
+        selected = {k: v for k, v in arguments.items() if k != context_name}
     else:
-        selected = {k: v for k, v in arguments.items() if k in params}
+        selected = {k: v for k, v in arguments.items() if k in params and k != context_name}
     missing = [
         name
         for index, (name, p) in enumerate(params.items())
@@ -106,9 +131,25 @@ def render(result: Any) -> Response:
     return Response(body.encode("utf-8"), 200, [("content-type", "application/json")])
 
 
+# componentize-py mounts the bundle's source folders at /0 (wasmfn), /1 (the function folder)
+# and /2 (requirements); tracebacks name files relative to the function folder instead.
+_SOURCE_ROOTS = (('File "/1/', 'File "'), ('File "/0/', 'File "<wasmfn>/'), ('File "/2/', 'File "<requirements>/'))
+
+
+_LAZY_IMPORT_HINT = (
+    " (wasmfn bundles the modules loaded when your function's modules are imported at build"
+    " time: import it at the top of your module, or add it to requirements.txt)"
+)
+
+
 def describe(error: BaseException) -> PythonError:
-    frames = traceback.format_exception(type(error), error, error.__traceback__)
-    return PythonError(type(error).__name__, str(error), "".join(frames))
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    for mounted, shown in _SOURCE_ROOTS:
+        text = text.replace(mounted, shown)
+    message = str(error)
+    if isinstance(error, ModuleNotFoundError):
+        message += _LAZY_IMPORT_HINT
+    return PythonError(type(error).__name__, message, text)
 
 
 def call(

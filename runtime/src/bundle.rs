@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-use crate::limits::Limits;
+use crate::limits::LimitOverrides;
 
 /// Name of the custom section `wasmfn build` appends to a bundle.
 pub const META_SECTION: &str = "wasmfn:function";
@@ -28,7 +28,7 @@ pub struct BundleMeta {
     #[serde(default)]
     pub config: BTreeMap<String, String>,
     #[serde(default)]
-    pub limits: Option<Limits>,
+    pub limits: Option<LimitOverrides>,
     /// Which guest code and toolchain built the bundle (see `guest_sources::build_id`).
     #[serde(default)]
     pub build_id: String,

@@ -253,7 +253,7 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
         }
     }
     for line in &outcome.logs {
-        eprintln!("[{}] {}", line.level, line.message);
+        eprintln!("[{}] {}", line.level.as_str(), line.message);
     }
     let status = outcome.status();
     match &outcome.result {

@@ -14,6 +14,8 @@ pub enum InvokeError {
     FunctionNotFound { space: String, function: String },
     #[error("{0}")]
     EntryNotFound(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("method {method} is not allowed here; allowed: {allow}")]
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("{0}")]
@@ -34,8 +36,8 @@ pub enum InvokeError {
     ResponseTooLarge { size: usize, limit: usize },
     #[error("too many invocations of '{function}' are waiting; retry later")]
     Overloaded { function: String },
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("the server is running as many instances as it may (--max-instances); retry later")]
+    NoInstanceSlot,
 }
 
 impl InvokeError {
@@ -45,6 +47,7 @@ impl InvokeError {
             Self::SpaceNotFound(_) => "space_not_found",
             Self::FunctionNotFound { .. } => "function_not_found",
             Self::EntryNotFound(_) => "entry_not_found",
+            Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::BadRequest(_) => "bad_request",
             Self::BadArguments(_) => "bad_arguments",
@@ -54,26 +57,25 @@ impl InvokeError {
             Self::MemoryLimit { .. } => "memory_limit_exceeded",
             Self::Trap(_) => "function_trapped",
             Self::ResponseTooLarge { .. } => "response_too_large",
-            Self::Overloaded { .. } => "overloaded",
-            Self::Internal(_) => "internal_error",
+            Self::Overloaded { .. } | Self::NoInstanceSlot => "overloaded",
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::SpaceNotFound(_) | Self::FunctionNotFound { .. } | Self::EntryNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Self::SpaceNotFound(_)
+            | Self::FunctionNotFound { .. }
+            | Self::EntryNotFound(_)
+            | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest(_) | Self::BadArguments(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::FunctionException { .. }
-            | Self::MemoryLimit { .. }
-            | Self::Trap(_)
-            | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::FunctionException { .. } | Self::MemoryLimit { .. } | Self::Trap(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
-            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded { .. } | Self::NoInstanceSlot => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -96,7 +98,7 @@ impl IntoResponse for InvokeError {
             Self::MethodNotAllowed { allow, .. } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Overloaded { .. } => {
+            Self::Overloaded { .. } | Self::NoInstanceSlot => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

@@ -12,8 +12,10 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use crate::bindings::types;
 use crate::error::InvokeError;
-use crate::host::{InvocationState, LogLine, MemoryLimitExceeded};
+use crate::host::{InvocationState, MemoryLimitExceeded};
 use crate::registry::{FunctionVersion, Registry};
+use wasmfn_host_apis::config::FunctionConfig;
+use wasmfn_host_apis::log::LogLine;
 
 /// A caller-context resource (user, company, agent, asset, template, API application).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -171,13 +173,7 @@ impl Invoker {
         invocation: &Invocation,
     ) -> Outcome {
         let limits = &version.limits;
-        let config = if invocation.config.is_empty() {
-            version.config.clone()
-        } else {
-            let mut merged = (*version.config).clone();
-            merged.extend(invocation.config.clone());
-            Arc::new(merged)
-        };
+        let config = version.config.with_overrides(&invocation.config);
         let state =
             InvocationState::new(config.clone(), limits.memory_bytes(), limits.max_output_bytes);
         let mut store = Store::new(&self.engine, state);
@@ -308,6 +304,9 @@ fn classify_trap(
     if memory_exceeded || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
         return InvokeError::MemoryLimit { limit_mb: limits.memory_mb };
     }
+    if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return InvokeError::NoInstanceSlot;
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Timeout { timeout_ms: limits.timeout_ms },
         Some(Trap::StackOverflow) => InvokeError::Trap("stack overflow".into()),
@@ -323,7 +322,7 @@ fn to_wit(
     version: &FunctionVersion,
     entry: &str,
     invocation: &Invocation,
-    config: &BTreeMap<String, String>,
+    config: &FunctionConfig,
 ) -> types::Invocation {
     let request = &invocation.request;
     types::Invocation {
@@ -339,7 +338,7 @@ fn to_wit(
         },
         trigger: invocation.trigger.clone(),
         caller: caller_to_wit(&invocation.caller),
-        config: config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     }
 }
 

@@ -21,3 +21,5 @@ pub mod runtime;
 pub mod server;
 pub mod toolchain;
 pub mod triggers;
+
+pub use wasmfn_host_apis as host_apis;

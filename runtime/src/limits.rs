@@ -8,8 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The bounds one function's invocations run under.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Limits {
     /// Wall-clock time one invocation may take, in milliseconds (default 10 000).
     pub timeout_ms: u64,
@@ -74,6 +73,38 @@ impl Limits {
     }
 }
 
+macro_rules! overrides {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        /// A function's `[limits]` table: each value it names replaces the server's default,
+        /// the others keep it.
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct LimitOverrides {
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        impl LimitOverrides {
+            /// `base` with these overrides applied.
+            pub fn apply(&self, base: &Limits) -> Limits {
+                Limits { $($field: self.$field.unwrap_or(base.$field)),* }
+            }
+        }
+    };
+}
+
+overrides! {
+    timeout_ms: u64,
+    memory_mb: u64,
+    max_body_bytes: usize,
+    max_response_bytes: usize,
+    max_output_bytes: usize,
+    max_concurrency: usize,
+    max_queue: usize,
+}
+
 /// Engine-wide settings: what the pooling allocator reserves up front.
 #[derive(Clone, Debug)]
 pub struct EngineLimits {
@@ -100,14 +131,16 @@ mod tests {
 
     #[test]
     fn function_toml_overrides_only_what_it_names() {
-        let limits: Limits = toml::from_str("timeout_ms = 500").unwrap();
+        let overrides: LimitOverrides = toml::from_str("timeout_ms = 500").unwrap();
+        let server = Limits { memory_mb: 512, ..Limits::default() };
+        let limits = overrides.apply(&server);
         assert_eq!(limits.timeout(), Duration::from_millis(500));
-        assert_eq!(limits.memory_mb, Limits::default().memory_mb);
+        assert_eq!(limits.memory_mb, 512, "unnamed limits keep the server's value");
     }
 
     #[test]
     fn unknown_limit_is_an_error() {
-        let error = toml::from_str::<Limits>("timeout = 5").unwrap_err().to_string();
+        let error = toml::from_str::<LimitOverrides>("timeout = 5").unwrap_err().to_string();
         assert!(error.contains("unknown field `timeout`"), "{error}");
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::limits::Limits;
+use crate::limits::LimitOverrides;
 
 /// The file name looked for in a function folder.
 pub const MANIFEST_FILE: &str = "function.toml";
@@ -30,7 +30,7 @@ pub struct FunctionManifest {
     pub config: BTreeMap<String, String>,
     /// Overrides of the server's default limits.
     #[serde(default)]
-    pub limits: Option<Limits>,
+    pub limits: Option<LimitOverrides>,
 }
 
 fn default_version() -> String {
@@ -135,7 +135,7 @@ mod tests {
         .unwrap();
         assert_eq!(manifest.name, "greet");
         assert_eq!(manifest.config["greeting"], "Hello");
-        assert_eq!(manifest.limits.unwrap().timeout_ms, 2000);
+        assert_eq!(manifest.limits.unwrap().timeout_ms, Some(2000));
     }
 
     #[test]

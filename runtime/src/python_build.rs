@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use crate::bundle::{self, BundleMeta};
 use crate::guest_sources;
-use crate::manifest::{FunctionManifest, ManifestError};
+use crate::manifest::{FunctionManifest, ManifestError, MANIFEST_FILE};
 use crate::toolchain::{wasmfn_home, Toolchain, GUEST_PYTHON_VERSION};
 
 /// Why a build failed; each message says what to change.
@@ -123,7 +123,8 @@ pub fn output_path(manifest: &FunctionManifest, dir: &Path, options: &BuildOptio
     out_dir.join(format!("{}-{}.wasm", manifest.name, manifest.version))
 }
 
-/// Builds `dir` unless its bundle is newer than every source file and was built by this wasmfn.
+/// Builds `dir` unless its bundle is newer than every source (`.py`, `requirements.txt`,
+/// `function.toml`) and was built by this wasmfn.
 pub fn build_if_stale(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     let manifest = FunctionManifest::load(dir)?;
     let wasm = output_path(&manifest, dir, options);
@@ -154,7 +155,7 @@ fn newest_source(dir: &Path) -> std::io::Result<SystemTime> {
             if !skipped_dir(&name) {
                 newest = newest.max(newest_source(&path)?);
             }
-        } else {
+        } else if name.ends_with(".py") || name == "requirements.txt" || name == MANIFEST_FILE {
             newest = newest.max(entry.metadata()?.modified()?);
         }
     }
@@ -184,8 +185,12 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     let guest = staging.path().join("guest");
     let deps = staging.path().join("deps");
     std::fs::create_dir_all(&deps).map_err(io("creating the staging directory"))?;
-    write_guest_sources(staging.path(), &modules)?;
     install_requirements(&toolchain, dir, &deps, &progress)?;
+    let requirements = discover_modules(&deps)?
+        .into_iter()
+        .filter(|m| !m.contains('.') && !m.starts_with('_'))
+        .collect::<Vec<_>>();
+    write_guest_sources(staging.path(), &modules, &requirements)?;
 
     progress("compiling Python into a component with componentize-py (takes ~20 s)");
     let out = staging.path().join("out.wasm");
@@ -230,7 +235,11 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     Ok(Built { wasm, manifest, rebuilt: true })
 }
 
-fn write_guest_sources(staging: &Path, modules: &[String]) -> Result<(), BuildError> {
+fn write_guest_sources(
+    staging: &Path,
+    modules: &[String],
+    requirements: &[String],
+) -> Result<(), BuildError> {
     for (path, contents) in guest_sources::FILES {
         let relative = path.strip_prefix("guest-python/").map(|p| format!("guest/{p}"));
         let target = staging.join(relative.as_deref().unwrap_or(path));
@@ -239,8 +248,10 @@ fn write_guest_sources(staging: &Path, modules: &[String]) -> Result<(), BuildEr
         }
         std::fs::write(&target, contents).map_err(io("writing guest sources"))?;
     }
-    let listed: Vec<String> = modules.iter().map(|m| format!("{m:?}")).collect();
-    let manifest = format!("MODULES = [{}]\n", listed.join(", "));
+    let list =
+        |names: &[String]| names.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ");
+    let manifest =
+        format!("MODULES = [{}]\nREQUIREMENTS = [{}]\n", list(modules), list(requirements));
     std::fs::write(staging.join("guest").join("_wasmfn_manifest.py"), manifest)
         .map_err(io("writing the module list"))
 }

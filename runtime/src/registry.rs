@@ -2,13 +2,14 @@
 //! `<space>/<function>`. Loading a version builds its `InstancePre` once; swapping the active
 //! version is atomic, and invocations in flight keep the `Arc` of the version they started on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
+use wasmfn_host_apis::config::FunctionConfig;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
@@ -27,7 +28,7 @@ pub struct FunctionVersion {
     /// Exposed entries, `module.function`, sorted.
     pub entries: Vec<String>,
     pub default_entry: Option<String>,
-    pub config: Arc<BTreeMap<String, String>>,
+    pub config: FunctionConfig,
     pub limits: Limits,
     pub(crate) pre: FunctionPre<InvocationState>,
     /// Bounds concurrent invocations of this version.
@@ -136,7 +137,7 @@ pub async fn load_version(
         .map_err(|e| BundleError::WrongWorld(describe_link_error(&e)))?;
     let pre =
         FunctionPre::new(instance_pre).map_err(|e| BundleError::WrongWorld(format!("{e:#}")))?;
-    let limits = meta.limits.clone().unwrap_or_else(|| options.default_limits.clone());
+    let limits = meta.limits.clone().unwrap_or_default().apply(&options.default_limits);
     limits.validate(options.max_memory_mb).map_err(BundleError::BadMeta)?;
     let entries = list_entries(engine, &pre, &limits).await?;
     if entries.is_empty() {
@@ -160,7 +161,7 @@ pub async fn load_version(
         sha256,
         entries,
         default_entry,
-        config: Arc::new(meta.config),
+        config: FunctionConfig::new(meta.config),
         gate: Arc::new(Semaphore::new(limits.max_concurrency)),
         waiting: AtomicUsize::new(0),
         limits,

@@ -54,7 +54,7 @@ async fn invoke(
     let custom_path = match custom_path(&rest) {
         Some(path) => path,
         None => {
-            return InvokeError::EntryNotFound(format!(
+            return InvokeError::NotFound(format!(
                 "a custom path may have at most {MAX_CUSTOM_PATH_LEVELS} levels after /invoke"
             ))
             .into_response()

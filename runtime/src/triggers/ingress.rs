@@ -63,7 +63,10 @@ pub async fn ingress_root(
 ) -> Response {
     match state.ingress_root.clone() {
         Some((space, function)) => call(state, space, function, request).await,
-        None => InvokeError::EntryNotFound("nothing is served at /".into()).into_response(),
+        None => InvokeError::NotFound(
+            "nothing is served at /: start the server with --ingress-root <function>".into(),
+        )
+        .into_response(),
     }
 }
 
@@ -151,11 +154,16 @@ fn parse_caller(context: &Map<String, Value>) -> Result<Caller, InvokeError> {
                     serde_json::from_value(value.clone()).map_err(|error| {
                         InvokeError::BadRequest(format!("context.{key} is not a resource: {error}"))
                     })?;
+                // As ixoncdkingress: company, agent and asset always carry a permission set.
+                let permissions = match key {
+                    "company" | "agent" | "asset" => Some(parsed.permissions.unwrap_or_default()),
+                    _ => parsed.permissions,
+                };
                 Ok(Some(Resource {
                     public_id: parsed.public_id,
                     name: parsed.name,
                     custom: parsed.custom.unwrap_or_default(),
-                    permissions: parsed.permissions,
+                    permissions,
                 }))
             }
         }
