@@ -14,6 +14,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use crate::limits::LimitOverrides;
+use crate::triggers::cron::CronTriggerConfig;
 
 /// Name of the custom section `wasmfn build` appends to a bundle.
 pub const META_SECTION: &str = "wasmfn:function";
@@ -29,6 +30,9 @@ pub struct BundleMeta {
     pub config: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
+    /// Cron triggers from `function.toml`, started by `wasmfn serve`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cron: Vec<CronTriggerConfig>,
     /// Which guest code and toolchain built the bundle (see `guest_sources::build_id`).
     #[serde(default)]
     pub build_id: String,

@@ -13,6 +13,7 @@ use crate::python_build::{self, BuildOptions};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::server::{self, AppState};
 use crate::toolchain::wasmfn_home;
+use crate::triggers::cron::{self, CronScheduler, SystemClock};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -175,13 +176,16 @@ async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     crate::manifest::validate_name(&args.space).map_err(|e| anyhow::anyhow!("--space: {e}"))?;
     let runtime = Arc::new(Runtime::new(args.run.runtime_config())?);
     let mut names = Vec::new();
+    let mut cron_jobs = Vec::new();
     for path in &args.paths {
         let bytes = bundle_bytes(path).await?;
+        let cron = crate::bundle::read_meta(&bytes)?.map(|meta| meta.cron).unwrap_or_default();
         let version = runtime
             .load(bytes, &args.space, None)
             .await
             .with_context(|| format!("loading {}", path.display()))?;
         names.push(version.name.clone());
+        cron_jobs.extend(cron::jobs_for(&version, &cron)?);
         tracing::info!(
             space = %version.space,
             function = %version.name,
@@ -213,7 +217,22 @@ async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         ingress_root: args.ingress_root.map(|f| (args.space.clone(), f)),
         runtime: runtime.clone(),
     };
-    server::serve(listener, state, server::shutdown_signal()).await?;
+    for job in &cron_jobs {
+        tracing::info!(
+            function = %job.function, cron_trigger = %job.trigger.name,
+            schedule = %job.trigger.schedule.source(), timezone = %job.trigger.tz(),
+            "cron trigger started"
+        );
+    }
+    let scheduler = CronScheduler::start(
+        cron_jobs,
+        Arc::new(runtime.invoker().clone()),
+        Arc::new(SystemClock),
+        None,
+    );
+    let served = server::serve(listener, state, server::shutdown_signal()).await;
+    scheduler.shutdown().await;
+    served?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

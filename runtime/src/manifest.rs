@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::limits::LimitOverrides;
+use crate::triggers::cron::{validate_triggers, CronTriggerConfig};
 
 /// The file name looked for in a function folder.
 pub const MANIFEST_FILE: &str = "function.toml";
@@ -31,6 +32,9 @@ pub struct FunctionManifest {
     /// Overrides of the server's default limits.
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
+    /// Cron triggers: `[[cron]]` tables with `name`, `schedule`, optional `entry`, `timezone`.
+    #[serde(default)]
+    pub cron: Vec<CronTriggerConfig>,
 }
 
 fn default_version() -> String {
@@ -83,6 +87,7 @@ impl FunctionManifest {
         if !manifest.name.is_empty() {
             validate_name(&manifest.name)?;
         }
+        validate_triggers(&manifest.cron)?;
         Ok(manifest)
     }
 }

@@ -1,5 +1,6 @@
 //! Triggers turn outside events into `Invocation`s for the `Invoker`. They know nothing about
 //! wasmtime.
 
+pub mod cron;
 pub mod http;
 pub mod ingress;
