@@ -427,6 +427,18 @@ mod tests {
     }
 
     #[test]
+    fn daylight_saving_skips_missing_times_and_fires_repeated_times_once() {
+        let amsterdam: Tz = "Europe/Amsterdam".parse().unwrap();
+        let schedule = CronSchedule::parse("30 2 * * *").unwrap();
+        let next = |after: &str| schedule.next_after(utc(after), amsterdam).unwrap().to_rfc3339();
+        // 2026-03-29 02:30 does not exist in Amsterdam (02:00 CET jumps to 03:00 CEST).
+        assert_eq!(next("2026-03-28T12:00:00Z"), "2026-03-30T00:30:00+00:00");
+        // 2026-10-25 02:30 happens twice (CEST, then CET): only the first fires.
+        assert_eq!(next("2026-10-24T12:00:00Z"), "2026-10-25T00:30:00+00:00");
+        assert_eq!(next("2026-10-25T00:30:00Z"), "2026-10-26T01:30:00+00:00");
+    }
+
+    #[test]
     fn seconds_schedules_are_only_for_tests() {
         assert!(CronSchedule::parse("* * * * * *").is_err(), "six fields are refused");
         let schedule = CronSchedule::with_seconds("*/2 * * * * *").unwrap();
