@@ -179,7 +179,9 @@ async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     let mut cron_jobs = Vec::new();
     for path in &args.paths {
         let bytes = bundle_bytes(path).await?;
-        let cron = crate::bundle::read_meta(&bytes)?.map(|meta| meta.cron).unwrap_or_default();
+        // Unreadable metadata fails `load` below, with its own message.
+        let meta = crate::bundle::read_meta(&bytes).ok().flatten();
+        let cron = meta.map(|meta| meta.cron).unwrap_or_default();
         let version = runtime
             .load(bytes, &args.space, None)
             .await
