@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use wasmfn_runtime::bundle::read_meta;
 use wasmfn_runtime::runtime::Runtime;
-use wasmfn_runtime::triggers::cron::scheduler::rfc3339;
+use wasmfn_runtime::triggers::cron::job::rfc3339;
 use wasmfn_runtime::triggers::cron::{
     jobs_for, CronEvent, CronSchedule, CronScheduler, CronTriggerConfig, SystemClock,
 };

@@ -2,11 +2,13 @@
 //! metadata), checked when the manifest is parsed, and turned into scheduled invocations that
 //! go through the same `Invoker::invoke` as HTTP calls.
 //!
-//! [`schedule`] owns the expression dialect, [`scheduler`] the timing, overlap policy and
-//! shutdown, [`clock`] the time source. This module owns the configuration and nothing about
-//! wasmtime.
+//! [`fields`] and [`schedule`] own the expression dialect, [`job`] what a tick invokes,
+//! [`scheduler`] the timing, overlap policy and shutdown, [`clock`] the time source. This module
+//! owns the configuration; nothing here knows about wasmtime.
 
 pub mod clock;
+pub mod fields;
+pub mod job;
 pub mod schedule;
 pub mod scheduler;
 
@@ -19,8 +21,9 @@ use crate::error::InvokeError;
 use crate::registry::FunctionVersion;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use job::{CronJob, CronTarget};
 pub use schedule::{CronSchedule, ScheduleError};
-pub use scheduler::{CronEvent, CronJob, CronRun, CronScheduler, CronSkip, CronStats};
+pub use scheduler::{CronEvent, CronRun, CronScheduler, CronSkip, CronStats};
 
 /// One `[[cron]]` table of a `function.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -9,12 +9,13 @@
 //! restricted (do not start with `*`), a day matching *either* fires — becomes two crate
 //! schedules whose earliest next time wins.
 
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+
+use super::fields::{crate_field, parse_field, Field};
 
 /// A parsed, valid cron expression; (de)serialised as the expression text.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -50,74 +51,6 @@ pub enum ScheduleError {
     Unsupported { expression: String, message: String },
 }
 
-/// The five fields of a standard cron expression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    Minute,
-    Hour,
-    DayOfMonth,
-    Month,
-    DayOfWeek,
-}
-
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Field::Minute => "minute",
-            Field::Hour => "hour",
-            Field::DayOfMonth => "day-of-month",
-            Field::Month => "month",
-            Field::DayOfWeek => "day-of-week",
-        })
-    }
-}
-
-impl Field {
-    const ALL: [Field; 5] =
-        [Field::Minute, Field::Hour, Field::DayOfMonth, Field::Month, Field::DayOfWeek];
-
-    /// The values the field may name; day-of-week allows 7 as a second Sunday.
-    fn bounds(self) -> (u32, u32) {
-        match self {
-            Field::Minute => (0, 59),
-            Field::Hour => (0, 23),
-            Field::DayOfMonth => (1, 31),
-            Field::Month => (1, 12),
-            Field::DayOfWeek => (0, 7),
-        }
-    }
-
-    fn names(self) -> &'static [&'static str] {
-        match self {
-            Field::Month => &[
-                "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-            ],
-            Field::DayOfWeek => &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
-            _ => &[],
-        }
-    }
-
-    fn value(self, text: &str) -> Result<u32, String> {
-        let (min, max) = self.bounds();
-        if let Ok(number) = text.parse::<u32>() {
-            return if (min..=max).contains(&number) {
-                Ok(number)
-            } else {
-                Err(format!("{number} is out of range {min}-{max}"))
-            };
-        }
-        let first = if self == Field::Month { 1 } else { 0 };
-        let lower = text.to_ascii_lowercase();
-        match self.names().iter().position(|name| *name == lower) {
-            Some(index) => Ok(index as u32 + first),
-            None if self.names().is_empty() => Err(format!("'{text}' is not a number")),
-            None => {
-                Err(format!("'{text}' is not a number or a name ({})", self.names().join(", ")))
-            }
-        }
-    }
-}
-
 /// The `@` descriptors and the 5-field expressions they stand for.
 pub const DESCRIPTORS: [(&str, &str); 7] = [
     ("@yearly", "0 0 1 1 *"),
@@ -128,88 +61,6 @@ pub const DESCRIPTORS: [(&str, &str); 7] = [
     ("@midnight", "0 0 * * *"),
     ("@hourly", "0 * * * *"),
 ];
-
-/// The values one field matches, as a bit set, and whether standard cron counts it as
-/// restricted (it does not start with `*`).
-#[derive(Debug, Clone, Copy)]
-struct FieldValues {
-    bits: u64,
-    restricted: bool,
-}
-
-fn parse_field(field: Field, text: &str, expression: &str) -> Result<FieldValues, ScheduleError> {
-    let error = |problem: String| ScheduleError::Field {
-        expression: expression.to_string(),
-        field,
-        text: text.to_string(),
-        problem,
-    };
-    let (min, max) = field.bounds();
-    let mut bits = 0u64;
-    for item in text.split(',') {
-        let (range, step) = match item.split_once('/') {
-            Some((range, step)) => {
-                let step = step
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| error(format!("step '{step}' is not a positive number")))?;
-                (range, step)
-            }
-            None => (item, 1),
-        };
-        let (start, end) = if range == "*" {
-            (min, max)
-        } else if let Some((a, b)) = range.split_once('-') {
-            let (a, b) = (field.value(a).map_err(&error)?, field.value(b).map_err(&error)?);
-            if a > b {
-                return Err(error(format!("range {range} goes backwards")));
-            }
-            (a, b)
-        } else if range.is_empty() {
-            return Err(error("empty list item".into()));
-        } else {
-            let start = field.value(range).map_err(&error)?;
-            // `5/15` means from 5 to the end, every 15 (as cronie reads it).
-            (start, if item.contains('/') { max } else { start })
-        };
-        for value in (start..=end).step_by(step as usize) {
-            bits |= 1 << value;
-        }
-    }
-    if field == Field::DayOfWeek && bits & (1 << 7) != 0 {
-        // 7 is Sunday too.
-        bits = (bits & !(1 << 7)) | 1;
-    }
-    Ok(FieldValues { bits, restricted: !text.starts_with('*') })
-}
-
-/// Writes a value set in the crate's dialect: `*`, or runs like `1,3-5`, shifted by `offset`.
-fn crate_field(values: u64, min: u32, max: u32, offset: u32) -> String {
-    let full = (min..=max).fold(0u64, |bits, v| bits | 1 << v);
-    if values == full {
-        return "*".into();
-    }
-    let mut parts = Vec::new();
-    let mut value = min;
-    while value <= max {
-        if values & (1 << value) == 0 {
-            value += 1;
-            continue;
-        }
-        let start = value;
-        while value < max && values & (1 << (value + 1)) != 0 {
-            value += 1;
-        }
-        parts.push(if start == value {
-            format!("{}", start + offset)
-        } else {
-            format!("{}-{}", start + offset, value + offset)
-        });
-        value += 1;
-    }
-    parts.join(",")
-}
 
 /// Translates a standard cron expression into the `cron` crate's 6-field expressions: one, or
 /// two (either may fire) when both day fields are restricted.
@@ -233,7 +84,12 @@ pub fn translate(expression: &str) -> Result<Vec<String>, ScheduleError> {
     }
     let mut values = Vec::with_capacity(5);
     for (field, text) in Field::ALL.into_iter().zip(&texts) {
-        values.push(parse_field(field, text, expression)?);
+        values.push(parse_field(field, text).map_err(|problem| ScheduleError::Field {
+            expression: expression.to_string(),
+            field,
+            text: text.to_string(),
+            problem,
+        })?);
     }
     let [minute, hour, dom, month, dow] = [values[0], values[1], values[2], values[3], values[4]];
     let minute = crate_field(minute.bits, 0, 59, 0);

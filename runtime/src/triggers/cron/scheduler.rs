@@ -7,78 +7,17 @@
 //! jumped forward) are not replayed: the next fire time is always computed from now.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::clock::Clock;
-use super::CronTriggerConfig;
-use crate::invoker::{Invocation, Invoker, Outcome, RequestData};
-
-/// The `trigger` of every cron invocation.
-pub const TRIGGER: &str = "cron";
-/// Request header naming the cron trigger that fired.
-pub const TRIGGER_HEADER: &str = "x-cron-trigger";
-/// Request header with the scheduled (not the actual) fire time, RFC 3339 in UTC.
-pub const SCHEDULED_TIME_HEADER: &str = "x-scheduled-time";
-
-/// One cron trigger of one function.
-#[derive(Clone, Debug)]
-pub struct CronJob {
-    pub space: String,
-    pub function: String,
-    pub trigger: CronTriggerConfig,
-}
-
-impl CronJob {
-    /// The first fire time strictly after `after`.
-    pub fn next_fire(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.trigger.schedule.next_after(after, self.trigger.tz())
-    }
-
-    /// The invocation a tick scheduled for `scheduled` runs: `POST /` with the trigger name and
-    /// scheduled time as headers.
-    pub fn invocation(&self, scheduled: DateTime<Utc>) -> Invocation {
-        Invocation {
-            space: self.space.clone(),
-            function: self.function.clone(),
-            entry: self.trigger.entry.clone(),
-            request: RequestData {
-                method: "POST".into(),
-                path: "/".into(),
-                headers: vec![
-                    (TRIGGER_HEADER.into(), self.trigger.name.clone()),
-                    (SCHEDULED_TIME_HEADER.into(), rfc3339(scheduled)),
-                ],
-                ..RequestData::default()
-            },
-            trigger: TRIGGER.into(),
-            ..Invocation::default()
-        }
-    }
-}
-
-/// RFC 3339 in UTC with a `Z`, as the `x-scheduled-time` header carries it.
-pub fn rfc3339(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// What a scheduler hands invocations to.
-pub trait CronTarget: Send + Sync + 'static {
-    fn run(&self, invocation: Invocation) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
-}
-
-impl CronTarget for Invoker {
-    fn run(&self, invocation: Invocation) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
-        let invoker = self.clone();
-        Box::pin(async move { invoker.invoke(invocation).await })
-    }
-}
+use super::job::{rfc3339, CronJob, CronTarget};
+use crate::invoker::Outcome;
 
 /// A finished run.
 #[derive(Debug)]
@@ -244,11 +183,12 @@ impl JobLoop {
 
 #[cfg(test)]
 mod tests {
+    use std::pin::Pin;
     use std::time::Duration;
 
     use super::*;
-    use crate::invoker::{FunctionResponse, Timing};
-    use crate::triggers::cron::{CronSchedule, ManualClock};
+    use crate::invoker::{FunctionResponse, Invocation, Timing};
+    use crate::triggers::cron::{CronSchedule, CronTriggerConfig, ManualClock};
 
     fn utc(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()
