@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -18,8 +18,37 @@ use wasmfn_runtime::triggers::cron::{
 
 use support::{fixture_bundle, runtime_config};
 
+/// Everything this test binary logs, as the server's log would show it (without colours).
+fn captured_log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let writer = log.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .init();
+        log
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn a_real_schedule_runs_the_function_in_a_fresh_instance_on_every_tick() {
+    let log = captured_log();
     let bytes = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
     let meta = read_meta(&bytes).unwrap().expect("wasmfn build embeds metadata");
     let configured: Vec<_> =
@@ -64,6 +93,15 @@ async fn a_real_schedule_runs_the_function_in_a_fresh_instance_on_every_tick() {
         assert_eq!(body["calls"], 1, "each tick runs in a fresh instance");
     }
     assert!(runs[1].scheduled > runs[0].scheduled, "two different ticks");
+
+    // The log line of each run carries the trigger name and the scheduled time.
+    let log = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    let span =
+        format!("cron{{cron_trigger=every-second scheduled_time={}}}", rfc3339(runs[0].scheduled));
+    let finished =
+        log.lines().find(|line| line.contains(&span) && line.contains("invocation finished"));
+    let finished = finished.unwrap_or_else(|| panic!("no log line with {span}:\n{log}"));
+    assert!(finished.contains("trigger=cron") && finished.contains("status=200"), "{finished}");
 }
 
 #[tokio::test]
