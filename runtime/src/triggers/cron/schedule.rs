@@ -114,7 +114,16 @@ impl CronSchedule {
             .iter()
             .map(|translated| crate_schedule(expression, translated))
             .collect::<Result<_, _>>()?;
-        Ok(Self { source: expression.trim().to_string(), schedules })
+        let schedule = Self { source: expression.trim().to_string(), schedules };
+        // Standard cron accepts `0 0 30 2 *` and never runs it; a typo like that is better
+        // caught when the configuration is read.
+        if schedule.next_after(Utc::now(), Tz::UTC).is_none() {
+            return Err(ScheduleError::Unsupported {
+                expression: expression.to_string(),
+                message: "it never fires: none of its months has that day".into(),
+            });
+        }
+        Ok(schedule)
     }
 
     /// A schedule in the `cron` crate's own 6-field dialect, with seconds. Not reachable from
@@ -292,6 +301,16 @@ mod tests {
         // 2026-10-25 02:30 happens twice (CEST, then CET): only the first fires.
         assert_eq!(next("2026-10-24T12:00:00Z"), "2026-10-25T00:30:00+00:00");
         assert_eq!(next("2026-10-25T00:30:00Z"), "2026-10-26T01:30:00+00:00");
+    }
+
+    #[test]
+    fn a_date_that_never_comes_is_refused() {
+        let started = std::time::Instant::now();
+        let message = CronSchedule::parse("0 0 30 2 *").unwrap_err().to_string();
+        assert!(message.contains("never fires"), "{message}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+        // The 31st exists in some months only; that is fine.
+        CronSchedule::parse("0 0 31 * *").unwrap();
     }
 
     #[test]
