@@ -124,6 +124,7 @@ fn serve_answers_http_and_stops_on_sigterm() {
         .arg(&bundle)
         .args(["--listen", "127.0.0.1:0", "--space", "tests"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -132,10 +133,16 @@ fn serve_answers_http_and_stops_on_sigterm() {
     let url = format!("{base}/spaces/tests/functions/behave:behave.greet/invoke?name=Ada");
     let body = reqwest::blocking_get(&url);
     assert_eq!(body, "\"Hello, Ada!\"");
+    let failing = format!("{base}/spaces/tests/functions/behave:behave.boom/invoke");
+    assert!(reqwest::blocking_get(&failing).contains("ValueError"));
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "graceful shutdown exits 0: {output:?}");
+    // The caller got type and message; the operator's log has the traceback.
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("invocation failed"), "{log}");
+    assert!(log.contains("Traceback (most recent call last)"), "{log}");
 }
 
 #[test]

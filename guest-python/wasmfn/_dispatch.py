@@ -70,6 +70,7 @@ def collect_exposed(modules: list[str]) -> dict[str, Callable[..., Any]]:
         for attr, value in vars(module).items():
             if callable(value) and getattr(value, "exposed", False) is True:
                 exposed[f"{module_name}.{attr}"] = value
+                signature_of(value)
     return exposed
 
 
@@ -83,27 +84,55 @@ def resolve(exposed: dict[str, Callable[..., Any]], entry: str) -> Callable[...,
     return function
 
 
+@dataclass(frozen=True)
+class Signature:
+    """What `select_arguments` needs of a function's parameters, computed once."""
+
+    context_name: str | None
+    takes_kwargs: bool
+    accepted: frozenset[str]
+    required: tuple[str, ...]
+
+
+# Filled at import time (for exposed functions, during the build), so that a fresh instance
+# finds it in the snapshot instead of inspecting signatures on every call.
+_SIGNATURES: dict[Callable[..., Any], Signature] = {}
+
+
+def signature_of(function: Callable[..., Any]) -> Signature:
+    cached = _SIGNATURES.get(function)
+    if cached is not None:
+        return cached
+    params = inspect.signature(function).parameters
+    names = list(params)
+    keyword_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    computed = Signature(
+        # The first parameter receives the FunctionContext; an argument of that name cannot.
+        context_name=names[0] if names else None,
+        takes_kwargs=any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()),
+        accepted=frozenset(names[1:]),
+        required=tuple(
+            name
+            for name, p in list(params.items())[1:]
+            if p.default is inspect.Parameter.empty and p.kind in keyword_kinds
+        ),
+    )
+    _SIGNATURES[function] = computed
+    return computed
+
+
 def select_arguments(function: Callable[..., Any], arguments: dict[str, Any]) -> dict[str, Any]:
     """Keep the keyword arguments the function takes, as the ixoncdkingress ingress does.
 
     Everything is passed when the function takes ``**kwargs``; otherwise unknown names are
     dropped. Missing required arguments are reported instead of surfacing as a TypeError.
     """
-    params = inspect.signature(function).parameters
-    # The first parameter receives the FunctionContext; an argument of that name cannot reach it.
-    context_name = next(iter(params), None)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        selected = {k: v for k, v in arguments.items() if k != context_name}
+    sig = signature_of(function)
+    if sig.takes_kwargs:
+        selected = {k: v for k, v in arguments.items() if k != sig.context_name}
     else:
-        selected = {k: v for k, v in arguments.items() if k in params and k != context_name}
-    missing = [
-        name
-        for index, (name, p) in enumerate(params.items())
-        if index > 0
-        and p.default is inspect.Parameter.empty
-        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        and name not in selected
-    ]
+        selected = {k: v for k, v in arguments.items() if k in sig.accepted}
+    missing = [name for name in sig.required if name not in selected]
     if missing:
         names = ", ".join(repr(n) for n in missing)
         raise BadArguments(f"missing required argument(s): {names}")

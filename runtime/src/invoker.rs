@@ -140,29 +140,20 @@ impl Invoker {
         invocation: Invocation,
     ) -> Outcome {
         let started = Instant::now();
-        let entry = match version.resolve_entry(invocation.entry.as_deref()) {
-            Ok(entry) => entry,
-            Err(error) => return Outcome::failed(&invocation, Some(&version), error),
+        let mut outcome = match version.resolve_entry(invocation.entry.as_deref()) {
+            Ok(entry) => match acquire(&version).await {
+                Ok(_permit) => {
+                    let queued = started.elapsed();
+                    let mut outcome = self.run(&version, &entry, &invocation).await;
+                    outcome.timing.queued = queued;
+                    outcome
+                }
+                Err(error) => Outcome::failed(&invocation, Some(&version), error),
+            },
+            Err(error) => Outcome::failed(&invocation, Some(&version), error),
         };
-        let _permit = match acquire(&version).await {
-            Ok(permit) => permit,
-            Err(error) => return Outcome::failed(&invocation, Some(&version), error),
-        };
-        let queued = started.elapsed();
-        let mut outcome = self.run(&version, &entry, &invocation).await;
-        outcome.timing.queued = queued;
         outcome.timing.total = started.elapsed();
-        tracing::info!(
-            invocation_id = %outcome.id,
-            space = %outcome.space,
-            function = %outcome.function,
-            version = %version.version,
-            entry = %entry,
-            trigger = %outcome.trigger,
-            status = outcome.status(),
-            duration_us = outcome.timing.total.as_micros() as u64,
-            "invocation finished"
-        );
+        log_outcome(&outcome);
         outcome
     }
 
@@ -276,6 +267,35 @@ impl Outcome {
             logs: Vec::new(),
             timing: Timing::default(),
         }
+    }
+}
+
+/// One server log line per invocation; a Python exception's traceback and the function's output
+/// go with it, so the operator sees what the caller's error body leaves out.
+fn log_outcome(outcome: &Outcome) {
+    let status = outcome.status();
+    let version = outcome.version.as_deref().unwrap_or("-");
+    let entry = outcome.entry.as_deref().unwrap_or("-");
+    let duration_us = outcome.timing.total.as_micros() as u64;
+    match &outcome.result {
+        Ok(_) => tracing::info!(
+            invocation_id = %outcome.id, space = %outcome.space, function = %outcome.function,
+            version, entry, trigger = %outcome.trigger, status, duration_us,
+            "invocation finished"
+        ),
+        Err(error) => tracing::warn!(
+            invocation_id = %outcome.id, space = %outcome.space, function = %outcome.function,
+            version, entry, trigger = %outcome.trigger, status, duration_us,
+            code = error.code(), error = %error,
+            traceback = outcome.traceback.as_deref().unwrap_or(""),
+            "invocation failed"
+        ),
+    }
+    if !outcome.stdout.is_empty() || !outcome.stderr.is_empty() || !outcome.logs.is_empty() {
+        tracing::debug!(
+            invocation_id = %outcome.id, stdout = %outcome.stdout, stderr = %outcome.stderr,
+            logs = ?outcome.logs, "function output"
+        );
     }
 }
 
