@@ -61,13 +61,8 @@ async fn invoke(
         }
     };
     let (function, entry) = split_entry(&function);
-    let version = match state.invoker.registry().get(&space, &function) {
-        Ok(version) => version,
-        Err(error) => return error.into_response(),
-    };
-    let (parts, body) = request.into_parts();
-    let body = match read_body(body, &parts.headers, version.limits.max_body_bytes).await {
-        Ok(body) => body,
+    let (version, parts, body) = match receive(&state, &space, &function, request).await {
+        Ok(received) => received,
         Err(error) => return error.into_response(),
     };
     let query = parse_query(parts.uri.query());
@@ -91,6 +86,19 @@ async fn invoke(
         ..Invocation::default()
     };
     respond(&state, version, invocation).await
+}
+
+/// Resolves the function first, so that its own body limit applies, then reads the body.
+pub async fn receive(
+    state: &AppState,
+    space: &str,
+    function: &str,
+    request: axum::extract::Request,
+) -> Result<(Arc<FunctionVersion>, axum::http::request::Parts, bytes::Bytes), InvokeError> {
+    let version = state.invoker.registry().get(space, function)?;
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, &parts.headers, version.limits.max_body_bytes).await?;
+    Ok((version, parts, body))
 }
 
 /// Runs an invocation and turns its outcome into the HTTP response.

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::error::InvokeError;
 use crate::invoker::{Caller, Invocation, RequestData, Resource};
 use crate::server::AppState;
-use crate::triggers::http::{header_pairs, read_body, respond};
+use crate::triggers::http::{header_pairs, receive, respond};
 
 /// One call in the ixoncdkingress JSON format.
 #[derive(Debug, Deserialize)]
@@ -83,13 +83,8 @@ async fn call(
         }
         .into_response();
     }
-    let version = match state.invoker.registry().get(&space, &function) {
-        Ok(version) => version,
-        Err(error) => return error.into_response(),
-    };
-    let (parts, body) = request.into_parts();
-    let body = match read_body(body, &parts.headers, version.limits.max_body_bytes).await {
-        Ok(body) => body,
+    let (version, parts, body) = match receive(&state, &space, &function, request).await {
+        Ok(received) => received,
         Err(error) => return error.into_response(),
     };
     let mut invocation = match parse_call(&body) {
