@@ -75,11 +75,7 @@ impl FunctionVersion {
                 ))
             });
         };
-        let qualified = if requested.contains('.') {
-            requested.to_string()
-        } else {
-            format!("functions.{requested}")
-        };
+        let qualified = qualify_entry(requested);
         if self.entries.contains(&qualified) {
             Ok(qualified)
         } else {
@@ -171,11 +167,20 @@ pub async fn load_version(
     })
 }
 
+/// `module.function` as given, or a bare name in module `functions` (ixoncdkingress's
+/// `parse_function_location`).
+fn qualify_entry(name: &str) -> String {
+    if name.contains('.') {
+        name.to_string()
+    } else {
+        format!("functions.{name}")
+    }
+}
+
 fn resolve_default(meta: &BundleMeta, entries: &[String]) -> Result<Option<String>, BundleError> {
     match &meta.default_entry {
         Some(entry) => {
-            let qualified =
-                if entry.contains('.') { entry.clone() } else { format!("functions.{entry}") };
+            let qualified = qualify_entry(entry);
             if entries.contains(&qualified) {
                 Ok(Some(qualified))
             } else {
@@ -201,23 +206,21 @@ async fn list_entries(
     pre: &FunctionPre<InvocationState>,
     limits: &Limits,
 ) -> Result<Vec<String>, BundleError> {
-    {
-        let state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096);
-        let mut store = Store::new(engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(u64::MAX / 2);
-        let instance = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| BundleError::WrongWorld(format!("instantiating failed: {e:#}")))?;
-        let mut entries = instance
-            .wasmfn_platform_handler()
-            .call_entries(&mut store)
-            .await
-            .map_err(|e| BundleError::WrongWorld(format!("listing entries failed: {e:#}")))?;
-        entries.sort();
-        Ok(entries)
-    }
+    let state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096);
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(u64::MAX / 2);
+    let instance = pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| BundleError::WrongWorld(format!("instantiating failed: {e:#}")))?;
+    let mut entries = instance
+        .wasmfn_platform_handler()
+        .call_entries(&mut store)
+        .await
+        .map_err(|e| BundleError::WrongWorld(format!("listing entries failed: {e:#}")))?;
+    entries.sort();
+    Ok(entries)
 }
 
 /// All loaded functions, by space and name.
