@@ -19,3 +19,4 @@ if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   fi
 fi
 echo "setup: cargo $(cargo --version | cut -d' ' -f2), $(python3 --version)"
+

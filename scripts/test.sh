@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: the guest package's Python unit tests, formatting and lints,
 # then all Rust tests (unit, integration and end-to-end with real componentize-py bundles, the
-# real server and real HTTP).
+# real server, real HTTP and real Mosquitto brokers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-broker.sh
 
 echo "== guest-python unit tests"
 python3 -m unittest discover -s guest-python/tests -t guest-python -v

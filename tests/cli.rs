@@ -10,7 +10,10 @@ use support::{fixture_bundle, fixture_dir, work_dir};
 
 fn wasmfn() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmfn"));
-    command.env("WASMFN_DATA_DIR", work_dir()).env("WASMFN_LOG", "warn");
+    command
+        .env("WASMFN_DATA_DIR", work_dir())
+        .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
+        .env("WASMFN_LOG", "warn");
     command
 }
 
@@ -118,11 +121,14 @@ fn invoke_builds_a_folder_and_passes_config() {
 #[test]
 fn serve_answers_http_and_stops_on_sigterm() {
     fixture_bundle("behave");
+    let state = tempfile::tempdir().unwrap();
     let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
     let mut child = wasmfn()
         .arg("serve")
         .arg(&bundle)
         .args(["--listen", "127.0.0.1:0", "--space", "tests"])
+        .arg("--data-dir")
+        .arg(state.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -149,7 +155,7 @@ fn serve_answers_http_and_stops_on_sigterm() {
 fn help_lists_the_commands() {
     let output = wasmfn().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    for command in ["serve", "build", "invoke"] {
+    for command in ["serve", "build", "invoke", "triggers"] {
         assert!(help.contains(command), "{help}");
     }
 }

@@ -15,6 +15,7 @@ use wasmtime::Engine;
 
 use crate::limits::LimitOverrides;
 use crate::triggers::cron::CronTriggerConfig;
+use crate::triggers::mqtt::MqttTriggerConfig;
 
 /// Name of the custom section `wasmfn build` appends to a bundle.
 pub const META_SECTION: &str = "wasmfn:function";
@@ -33,6 +34,9 @@ pub struct BundleMeta {
     /// Cron triggers from `function.toml`, started by `wasmfn serve`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cron: Vec<CronTriggerConfig>,
+    /// MQTT triggers from `function.toml`, started by `wasmfn serve`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mqtt: Vec<MqttTriggerConfig>,
     /// Which guest code and toolchain built the bundle (see `guest_sources::build_id`).
     #[serde(default)]
     pub build_id: String,

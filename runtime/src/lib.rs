@@ -4,9 +4,11 @@
 //! runs it in a fresh instance of the function's active version from the [`registry`], and
 //! returns an [`invoker::Outcome`].
 
+pub mod admin;
 pub mod bindings;
 pub mod bundle;
 pub mod cli;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod guest_sources;
@@ -14,11 +16,13 @@ pub mod host;
 pub mod invoker;
 pub mod limits;
 pub mod manifest;
+pub mod node;
 pub mod output;
 pub mod python_build;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub mod state;
 pub mod toolchain;
 pub mod triggers;
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::limits::LimitOverrides;
 use crate::triggers::cron::{validate_triggers, CronTriggerConfig};
+use crate::triggers::mqtt::{validate_manifest_triggers, MqttTriggerConfig};
 
 /// The file name looked for in a function folder.
 pub const MANIFEST_FILE: &str = "function.toml";
@@ -35,6 +36,11 @@ pub struct FunctionManifest {
     /// Cron triggers: `[[cron]]` tables with `name`, `schedule`, optional `entry`, `timezone`.
     #[serde(default)]
     pub cron: Vec<CronTriggerConfig>,
+    /// MQTT triggers invoking this function: `[[mqtt]]` tables with `name`, `broker`,
+    /// `topics`, optional `username`, `password_env`, `client_id`, `qos`, `entry`,
+    /// `callback_url`, `queue_limit`, `concurrency`.
+    #[serde(default)]
+    pub mqtt: Vec<MqttTriggerConfig>,
 }
 
 fn default_version() -> String {
@@ -88,6 +94,7 @@ impl FunctionManifest {
             validate_name(&manifest.name)?;
         }
         validate_triggers(&manifest.cron)?;
+        validate_manifest_triggers(&manifest.mqtt)?;
         Ok(manifest)
     }
 }

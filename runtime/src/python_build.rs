@@ -222,6 +222,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         config: manifest.config.clone(),
         limits: manifest.limits.clone(),
         cron: manifest.cron.clone(),
+        mqtt: manifest.mqtt.clone(),
         build_id: guest_sources::build_id(),
     };
     let wasm = output_path(&manifest, dir, options);

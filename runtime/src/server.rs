@@ -11,6 +11,7 @@ use axum::Router;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::admin::{self, AdminState};
 use crate::invoker::Invoker;
 use crate::runtime::Runtime;
 use crate::triggers::{http, ingress};
@@ -22,9 +23,12 @@ pub struct AppState {
     /// `(space, function)` answered at `POST /` in the ixoncdkingress format, if any.
     pub ingress_root: Option<(String, String)>,
     pub runtime: Arc<Runtime>,
+    /// Triggers and deliveries, for the admin API.
+    pub admin: AdminState,
 }
 
-/// The router: invoke and ingress endpoints, health, and JSON 404s for everything else.
+/// The router: invoke and ingress endpoints, the admin API, health, and JSON 404s for
+/// everything else.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/spaces/{space}/functions/{function}/invoke", any(http::invoke_root))
@@ -33,8 +37,9 @@ pub fn app(state: AppState) -> Router {
         .route("/spaces/{space}/functions/{function}/ingress", any(ingress::ingress))
         .route("/", any(ingress::ingress_root))
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .with_state(state.clone())
+        .merge(admin::router(state.admin))
         .fallback(not_found)
-        .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> Response {

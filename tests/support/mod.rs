@@ -7,10 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use wasmfn_runtime::delivery::DeliveryPolicy;
 use wasmfn_runtime::limits::{EngineLimits, Limits};
+use wasmfn_runtime::node::{Node, NodeOptions};
 use wasmfn_runtime::python_build::{build_if_stale, BuildOptions};
 use wasmfn_runtime::runtime::{Runtime, RuntimeConfig};
-use wasmfn_runtime::server::{self, AppState};
+use wasmfn_runtime::server;
+use wasmfn_runtime::triggers::cron::SystemClock;
+use wasmfn_runtime::triggers::mqtt::{MqttTriggers, RetryPolicy};
+
+/// The admin token of in-process test servers.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ has a parent").to_path_buf()
@@ -59,6 +66,7 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub runtime: Arc<Runtime>,
+    pub mqtt: Arc<MqttTriggers>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -71,6 +79,11 @@ impl TestServer {
     pub fn invoke_url(&self, function: &str, rest: &str) -> String {
         self.url(&format!("/spaces/default/functions/{function}/invoke{rest}"))
     }
+
+    /// A request to the admin API, with the token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)
+    }
 }
 
 impl Drop for TestServer {
@@ -81,26 +94,57 @@ impl Drop for TestServer {
     }
 }
 
+/// Quick retries and deliveries, so failure tests finish in seconds.
+pub fn node_options() -> NodeOptions {
+    NodeOptions {
+        state: None,
+        admin_token: ADMIN_TOKEN.into(),
+        mqtt_retry: RetryPolicy {
+            initial: std::time::Duration::from_millis(200),
+            max: std::time::Duration::from_secs(1),
+        },
+        delivery: DeliveryPolicy {
+            attempts: 30,
+            initial_backoff: std::time::Duration::from_millis(100),
+            max_backoff: std::time::Duration::from_millis(500),
+            timeout: std::time::Duration::from_secs(5),
+        },
+    }
+}
+
 /// Loads the fixtures into space `default` and serves them.
 pub async fn start_server(fixtures: &[&str], ingress_root: Option<&str>) -> TestServer {
+    start_server_with(fixtures, ingress_root, node_options()).await
+}
+
+/// Loads the fixtures (starting their function.toml triggers) and serves them.
+pub async fn start_server_with(
+    fixtures: &[&str],
+    ingress_root: Option<&str>,
+    options: NodeOptions,
+) -> TestServer {
     let runtime = Arc::new(Runtime::new(runtime_config()).expect("runtime"));
+    let mut node = Node::new(runtime.clone(), options).expect("node");
     for name in fixtures {
         let name = name.to_string();
         let bytes = tokio::task::spawn_blocking(move || fixture_bundle(&name)).await.unwrap();
-        runtime.load(bytes, "default", None).await.expect("loading fixture");
+        node.load(bytes, "default").await.expect("loading fixture");
     }
+    node.restore_triggers().expect("restoring triggers");
+    node.start_cron(Arc::new(SystemClock));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding port 0");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState {
-        invoker: runtime.invoker().clone(),
-        ingress_root: ingress_root.map(|f| ("default".to_string(), f.to_string())),
-        runtime: runtime.clone(),
-    };
+    let state = node.app_state(ingress_root.map(|f| ("default".to_string(), f.to_string())));
+    let mqtt = node.mqtt.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    TestServer { base, client: reqwest::Client::new(), runtime, shutdown: Some(tx) }
+    tokio::spawn(async move {
+        let _ = server::serve(listener, state, async {
+            let _ = rx.await;
+        })
+        .await;
+        node.shutdown().await;
+    });
+    TestServer { base, client: reqwest::Client::new(), runtime, mqtt, shutdown: Some(tx) }
 }
 
 /// Response status and JSON body.

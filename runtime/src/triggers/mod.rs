@@ -4,3 +4,4 @@
 pub mod cron;
 pub mod http;
 pub mod ingress;
+pub mod mqtt;

@@ -1,8 +1,6 @@
 //! The `wasmfn` command line: `serve`, `build` and `invoke`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -11,9 +9,13 @@ use crate::invoker::Invocation;
 use crate::limits::{EngineLimits, Limits};
 use crate::python_build::{self, BuildOptions};
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::server::{self, AppState};
 use crate::toolchain::wasmfn_home;
-use crate::triggers::cron::{self, CronScheduler, SystemClock};
+
+mod serve;
+mod triggers;
+
+pub use serve::ServeArgs;
+pub use triggers::TriggersArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,14 +55,21 @@ pub enum Command {
     Build(BuildArgs),
     /// Run one function call locally, without a server, and print its response.
     Invoke(InvokeArgs),
+    /// List, show, create and delete the triggers of a running server (its admin API).
+    Triggers(TriggersArgs),
 }
 
 /// Settings shared by every command that runs functions.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Where compiled bundles are cached (default: $WASMFN_HOME, ~/.cache/wasmfn).
+    /// Where compiled bundles, the state database and the admin token are kept (default:
+    /// $WASMFN_HOME, ~/.cache/wasmfn).
     #[arg(long, env = "WASMFN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where compiled bundles (`.cwasm`) are cached (default: <data-dir>/compiled); several
+    /// servers may share one.
+    #[arg(long, env = "WASMFN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Default timeout of one invocation, in milliseconds (a function.toml may override it).
     #[arg(long, default_value_t = Limits::default().timeout_ms)]
     pub timeout_ms: u64,
@@ -79,10 +88,14 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The data directory: `--data-dir`, else $WASMFN_HOME (default ~/.cache/wasmfn).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(wasmfn_home)
+    }
+
     fn runtime_config(&self) -> RuntimeConfig {
-        let data_dir = self.data_dir.clone().unwrap_or_else(wasmfn_home);
         RuntimeConfig {
-            cache_dir: data_dir.join("compiled"),
+            cache_dir: self.cache_dir.clone().unwrap_or_else(|| self.data_dir().join("compiled")),
             engine: EngineLimits {
                 max_instances: self.max_instances,
                 max_memory_mb: self.max_memory_mb,
@@ -95,24 +108,6 @@ impl RunArgs {
             },
         }
     }
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Function folders (built with componentize-py when their bundle is missing or stale) and `.wasm` bundles.
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:8080", env = "WASMFN_LISTEN")]
-    pub listen: SocketAddr,
-    /// Space the functions are served in: /spaces/<space>/functions/<name>/invoke.
-    #[arg(long, default_value = "default")]
-    pub space: String,
-    /// Also answer the ixoncdkingress call format at `POST /` with this function, as the original ingress listens.
-    #[arg(long, value_name = "FUNCTION")]
-    pub ingress_root: Option<String>,
-    #[command(flatten)]
-    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -143,7 +138,8 @@ pub struct InvokeArgs {
 /// Runs the parsed command; the error is printed by `main`.
 pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Triggers(args) => triggers::run(args).await,
         Command::Build(args) => {
             let options = BuildOptions { out_dir: args.out_dir, progress: true };
             let built =
@@ -170,72 +166,6 @@ pub async fn bundle_bytes(path: &Path) -> Result<Vec<u8>> {
         bail!("{} does not exist", path.display());
     };
     tokio::fs::read(&wasm).await.with_context(|| format!("reading {}", wasm.display()))
-}
-
-async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
-    crate::manifest::validate_name(&args.space).map_err(|e| anyhow::anyhow!("--space: {e}"))?;
-    let runtime = Arc::new(Runtime::new(args.run.runtime_config())?);
-    let mut names = Vec::new();
-    let mut cron_jobs = Vec::new();
-    for path in &args.paths {
-        let bytes = bundle_bytes(path).await?;
-        // Unreadable metadata fails `load` below, with its own message.
-        let meta = crate::bundle::read_meta(&bytes).ok().flatten();
-        let cron = meta.map(|meta| meta.cron).unwrap_or_default();
-        let version = runtime
-            .load(bytes, &args.space, None)
-            .await
-            .with_context(|| format!("loading {}", path.display()))?;
-        names.push(version.name.clone());
-        cron_jobs.extend(cron::jobs_for(&version, &cron)?);
-        tracing::info!(
-            space = %version.space,
-            function = %version.name,
-            version = %version.version,
-            entries = %version.entries.join(","),
-            loaded_from = ?version.loaded_from,
-            load_ms = version.load_time.as_millis() as u64,
-            "function loaded"
-        );
-    }
-    if let Some(root) = &args.ingress_root {
-        if !names.contains(root) {
-            bail!(
-                "--ingress-root {root}: no such function is served (serving: {})",
-                names.join(", ")
-            );
-        }
-    }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let address = listener.local_addr()?;
-    println!("wasmfn: listening on http://{address}");
-    for name in &names {
-        println!("  http://{address}/spaces/{}/functions/{name}/invoke", args.space);
-    }
-    let state = AppState {
-        invoker: runtime.invoker().clone(),
-        ingress_root: args.ingress_root.map(|f| (args.space.clone(), f)),
-        runtime: runtime.clone(),
-    };
-    for job in &cron_jobs {
-        tracing::info!(
-            function = %job.function, cron_trigger = %job.trigger.name,
-            schedule = %job.trigger.schedule.source(), timezone = %job.trigger.tz(),
-            "cron trigger started"
-        );
-    }
-    let scheduler = CronScheduler::start(
-        cron_jobs,
-        Arc::new(runtime.invoker().clone()),
-        Arc::new(SystemClock),
-        None,
-    );
-    let served = server::serve(listener, state, server::shutdown_signal()).await;
-    scheduler.shutdown().await;
-    served?;
-    Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {

@@ -1,0 +1,254 @@
+//! The admin API under `/admin`, for operators: triggers (list, create, show, delete, with
+//! their status) and the delivery log. Every request needs `Authorization: Bearer <token>`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::delivery::Deliverer;
+use crate::triggers::cron::CronStats;
+use crate::triggers::mqtt::{MqttError, MqttTriggerConfig, MqttTriggers, TriggerOrigin};
+
+/// What the admin endpoints work on.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    pub token: Arc<str>,
+    pub mqtt: Arc<MqttTriggers>,
+    pub cron: Arc<Vec<CronInfo>>,
+    pub deliverer: Arc<Deliverer>,
+    pub registry: Arc<crate::registry::Registry>,
+}
+
+/// A running cron trigger, for listing.
+#[derive(Clone, Debug)]
+pub struct CronInfo {
+    pub space: String,
+    pub function: String,
+    pub name: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub stats: Arc<CronStats>,
+}
+
+/// The `/admin` routes, behind the token check.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/admin/triggers", get(list_all))
+        .route("/admin/spaces/{space}/triggers", get(list_space).post(create))
+        .route("/admin/spaces/{space}/triggers/{name}", get(show).delete(delete))
+        .route("/admin/deliveries", get(deliveries))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
+}
+
+/// An admin API error: status and `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct AdminError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl AdminError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<MqttError> for AdminError {
+    fn from(error: MqttError) -> Self {
+        let (status, code) = match &error {
+            MqttError::Invalid(_) | MqttError::MissingPassword { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_trigger")
+            }
+            MqttError::Exists { .. } => (StatusCode::CONFLICT, "trigger_exists"),
+            MqttError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            MqttError::Declared { .. } => (StatusCode::CONFLICT, "declared_in_function_toml"),
+            MqttError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_failed"),
+        };
+        let message = match &error {
+            // The store's own message may name host paths.
+            MqttError::Store(detail) => {
+                tracing::error!(%detail, "saving a trigger failed");
+                "the trigger could not be saved".to_string()
+            }
+            _ => error.to_string(),
+        };
+        AdminError::new(status, code, message)
+    }
+}
+
+async fn authorize(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(token) if constant_time_eq(token.trim().as_bytes(), state.token.as_bytes()) => {
+            next.run(request).await
+        }
+        Some(_) => AdminError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong admin token")
+            .into_response(),
+        None => AdminError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the admin API needs `Authorization: Bearer <token>` (the server's --admin-token, \
+             or the token file in its data directory)",
+        )
+        .into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// A cron trigger as listed.
+#[derive(Serialize)]
+struct CronView<'a> {
+    space: &'a str,
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    origin: &'static str,
+    function: &'a str,
+    config: Value,
+    status: Value,
+}
+
+fn list(state: &AdminState, space: Option<&str>) -> Json<Value> {
+    let mut triggers: Vec<Value> = state
+        .mqtt
+        .list(space)
+        .into_iter()
+        .map(|view| serde_json::to_value(view).expect("trigger view serialises"))
+        .collect();
+    for cron in state.cron.iter().filter(|c| space.is_none_or(|s| s == c.space)) {
+        let load = |counter: &std::sync::atomic::AtomicU64| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let view = CronView {
+            space: &cron.space,
+            name: &cron.name,
+            kind: "cron",
+            origin: "function_toml",
+            function: &cron.function,
+            config: json!({"schedule": cron.schedule, "timezone": cron.timezone}),
+            status: json!({
+                "state": "Running",
+                "fired": load(&cron.stats.fired),
+                "skipped": load(&cron.stats.skipped),
+            }),
+        };
+        triggers.push(serde_json::to_value(view).expect("cron view serialises"));
+    }
+    Json(json!({ "triggers": triggers }))
+}
+
+async fn list_all(State(state): State<AdminState>) -> Json<Value> {
+    list(&state, None)
+}
+
+async fn list_space(State(state): State<AdminState>, Path(space): Path<String>) -> Json<Value> {
+    list(&state, Some(&space))
+}
+
+async fn show(
+    State(state): State<AdminState>,
+    Path((space, name)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    if let Some(view) = state.mqtt.get(&space, &name) {
+        return Ok(Json(serde_json::to_value(view).expect("trigger view serialises")));
+    }
+    let listed = list(&state, Some(&space)).0;
+    listed["triggers"]
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["name"] == name.as_str()).cloned())
+        .map(Json)
+        .ok_or_else(|| MqttError::NotFound { space, name }.into())
+}
+
+/// `POST /admin/spaces/<space>/triggers` with `{"type": "mqtt", …}`.
+async fn create(
+    State(state): State<AdminState>,
+    Path(space): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AdminError> {
+    let bad =
+        |message: String| AdminError::new(StatusCode::BAD_REQUEST, "invalid_trigger", message);
+    crate::manifest::validate_name(&space).map_err(|e| bad(format!("space: {e}")))?;
+    let mut value: Value = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
+    let kind = value.as_object_mut().and_then(|fields| fields.remove("type"));
+    match kind.as_ref().and_then(Value::as_str) {
+        Some("mqtt") => {}
+        Some("cron") => {
+            return Err(bad("cron triggers are declared in function.toml ([[cron]])".into()))
+        }
+        other => {
+            return Err(bad(format!(
+                "`type` must be \"mqtt\" (got {})",
+                other.map_or("nothing".to_string(), |t| format!("\"{t}\""))
+            )))
+        }
+    }
+    let config: MqttTriggerConfig =
+        serde_json::from_value(value).map_err(|e| bad(format!("invalid mqtt trigger: {e}")))?;
+    config.validate(false).map_err(bad)?;
+    for target in &config.functions {
+        let version = state.registry.get(&space, &target.function).map_err(|_| {
+            bad(format!("function '{}' is not deployed in space '{space}'", target.function))
+        })?;
+        version.resolve_entry(target.entry.as_deref()).map_err(|e| bad(e.to_string()))?;
+    }
+    let view = state.mqtt.create(&space, config, TriggerOrigin::Admin)?;
+    let location = format!("/admin/spaces/{space}/triggers/{}", view.name);
+    let mut response = (StatusCode::CREATED, Json(serde_json::to_value(view).expect("serialises")))
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn delete(
+    State(state): State<AdminState>,
+    Path((space, name)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    if state.cron.iter().any(|c| c.space == space && c.name == name)
+        && state.mqtt.get(&space, &name).is_none()
+    {
+        return Err(AdminError::new(
+            StatusCode::CONFLICT,
+            "declared_in_function_toml",
+            format!("cron trigger '{name}' comes from function.toml: change it there and redeploy"),
+        ));
+    }
+    state.mqtt.delete(&space, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn deliveries(State(state): State<AdminState>) -> Json<Value> {
+    Json(json!({ "deliveries": state.deliverer.recent() }))
+}

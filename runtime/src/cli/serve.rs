@@ -1,0 +1,116 @@
+//! `wasmfn serve`: load functions, start their triggers, serve HTTP until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::{bundle_bytes, RunArgs};
+use crate::delivery::DeliveryPolicy;
+use crate::node::{Node, NodeOptions};
+use crate::runtime::Runtime;
+use crate::server;
+use crate::state::{self, StateDb};
+use crate::triggers::cron::SystemClock;
+use crate::triggers::mqtt::RetryPolicy;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Function folders (built with componentize-py when their bundle is missing or stale) and `.wasm` bundles.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "WASMFN_LISTEN")]
+    pub listen: SocketAddr,
+    /// Space the functions are served in: /spaces/<space>/functions/<name>/invoke.
+    #[arg(long, default_value = "default")]
+    pub space: String,
+    /// Also answer the ixoncdkingress call format at `POST /` with this function, as the original ingress listens.
+    #[arg(long, value_name = "FUNCTION")]
+    pub ingress_root: Option<String>,
+    /// Bearer token of the admin API (/admin/...). Default: the token in <data-dir>/admin-token,
+    /// generated there on first use.
+    #[arg(long, env = "WASMFN_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Longest wait between reconnection attempts of a Failed MQTT trigger, in milliseconds
+    /// (the wait starts at 500 ms and doubles).
+    #[arg(long, default_value_t = 30_000)]
+    pub mqtt_retry_max_ms: u64,
+    /// Attempts to deliver an outcome to a callback URL, the first included.
+    #[arg(long, default_value_t = DeliveryPolicy::default().attempts)]
+    pub callback_attempts: u32,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
+    crate::manifest::validate_name(&args.space).map_err(|e| anyhow::anyhow!("--space: {e}"))?;
+    if args.callback_attempts == 0 {
+        bail!("--callback-attempts must be at least 1");
+    }
+    let data_dir = args.run.data_dir();
+    let runtime = Arc::new(Runtime::new(args.run.runtime_config())?);
+    let options = NodeOptions {
+        state: Some(StateDb::open(&data_dir.join("state"))?),
+        admin_token: state::admin_token(&data_dir, args.admin_token.clone())?,
+        mqtt_retry: RetryPolicy {
+            max: Duration::from_millis(args.mqtt_retry_max_ms.max(500)),
+            ..RetryPolicy::default()
+        },
+        delivery: DeliveryPolicy { attempts: args.callback_attempts, ..DeliveryPolicy::default() },
+    };
+    let mut node = Node::new(runtime, options)?;
+    let mut names = Vec::new();
+    for path in &args.paths {
+        let bytes = bundle_bytes(path).await?;
+        let version = node
+            .load(bytes, &args.space)
+            .await
+            .with_context(|| format!("loading {}", path.display()))?;
+        names.push(version.name.clone());
+        tracing::info!(
+            space = %version.space,
+            function = %version.name,
+            version = %version.version,
+            entries = %version.entries.join(","),
+            loaded_from = ?version.loaded_from,
+            load_ms = version.load_time.as_millis() as u64,
+            "function loaded"
+        );
+    }
+    if let Some(root) = &args.ingress_root {
+        if !names.contains(root) {
+            bail!(
+                "--ingress-root {root}: no such function is served (serving: {})",
+                names.join(", ")
+            );
+        }
+    }
+    let restored = node.restore_triggers()?;
+    if restored > 0 {
+        tracing::info!(restored, "admin-created mqtt triggers restored");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    println!("wasmfn: listening on http://{address}");
+    for name in &names {
+        println!("  http://{address}/spaces/{}/functions/{name}/invoke", args.space);
+    }
+    let token_source = if args.admin_token.is_some() {
+        "--admin-token".to_string()
+    } else {
+        state::admin_token_path(&data_dir).display().to_string()
+    };
+    println!("  admin API: http://{address}/admin (bearer token: {token_source})");
+    node.start_cron(Arc::new(SystemClock));
+    let state = node.app_state(args.ingress_root.map(|f| (args.space.clone(), f)));
+    let served = server::serve(listener, state, server::shutdown_signal()).await;
+    node.shutdown().await;
+    served?;
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,136 @@
+//! A serving node: the runtime plus everything `wasmfn serve` runs beside the HTTP server (cron
+//! scheduler, MQTT triggers, callback deliveries, admin token), assembled one way for the CLI
+//! and the tests alike.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::admin::{AdminState, CronInfo};
+use crate::delivery::{Deliverer, DeliveryPolicy};
+use crate::registry::FunctionVersion;
+use crate::runtime::Runtime;
+use crate::server::AppState;
+use crate::state::StateDb;
+use crate::triggers::cron::{self, Clock, CronJob, CronScheduler};
+use crate::triggers::mqtt::{MqttTriggers, RetryPolicy, TriggerOrigin};
+
+/// How a node is set up.
+#[derive(Debug)]
+pub struct NodeOptions {
+    /// Where admin-created triggers are saved; `None` keeps them in memory only.
+    pub state: Option<StateDb>,
+    pub admin_token: String,
+    pub mqtt_retry: RetryPolicy,
+    pub delivery: DeliveryPolicy,
+}
+
+/// The runtime and the triggers around it.
+#[derive(Debug)]
+pub struct Node {
+    pub runtime: Arc<Runtime>,
+    pub mqtt: Arc<MqttTriggers>,
+    pub deliverer: Arc<Deliverer>,
+    admin_token: Arc<str>,
+    cron_jobs: Vec<CronJob>,
+    cron: Option<(CronScheduler, Arc<Vec<CronInfo>>)>,
+}
+
+impl Node {
+    pub fn new(runtime: Arc<Runtime>, options: NodeOptions) -> Result<Self> {
+        let deliverer = Deliverer::new(options.delivery);
+        let store = match &options.state {
+            Some(state) => Some(state.tree("mqtt_triggers")?),
+            None => None,
+        };
+        let mqtt = Arc::new(MqttTriggers::new(
+            runtime.invoker().clone(),
+            deliverer.clone(),
+            options.mqtt_retry,
+            store,
+        ));
+        Ok(Self {
+            runtime,
+            mqtt,
+            deliverer,
+            admin_token: options.admin_token.into(),
+            cron_jobs: Vec::new(),
+            cron: None,
+        })
+    }
+
+    /// Loads a bundle as the active version of its function and starts the triggers its
+    /// `function.toml` declares (cron ones when [`Node::start_cron`] runs).
+    pub async fn load(&mut self, bytes: Vec<u8>, space: &str) -> Result<Arc<FunctionVersion>> {
+        // Unreadable metadata fails `load` below, with its own message.
+        let meta = crate::bundle::read_meta(&bytes).ok().flatten().unwrap_or_default();
+        let version = self.runtime.load(bytes, space, None).await?;
+        self.cron_jobs.extend(cron::jobs_for(&version, &meta.cron)?);
+        for trigger in &meta.mqtt {
+            let config = trigger.for_function(&version.name);
+            version
+                .resolve_entry(config.functions[0].entry.as_deref())
+                .with_context(|| format!("mqtt trigger '{}'", trigger.name))?;
+            let origin = TriggerOrigin::FunctionToml { function: version.name.clone() };
+            self.mqtt.create(space, config, origin)?;
+        }
+        Ok(version)
+    }
+
+    /// Starts the admin-created MQTT triggers saved by an earlier run.
+    pub fn restore_triggers(&self) -> Result<usize> {
+        Ok(self.mqtt.restore()?)
+    }
+
+    /// Starts the cron triggers of every function loaded so far.
+    pub fn start_cron(&mut self, clock: Arc<dyn Clock>) {
+        for job in &self.cron_jobs {
+            tracing::info!(
+                function = %job.function, cron_trigger = %job.trigger.name,
+                schedule = %job.trigger.schedule.source(), timezone = %job.trigger.tz(),
+                "cron trigger started"
+            );
+        }
+        let jobs = std::mem::take(&mut self.cron_jobs);
+        let target = Arc::new(self.runtime.invoker().clone());
+        let scheduler = CronScheduler::start(jobs.clone(), target, clock, None);
+        let infos = jobs
+            .iter()
+            .zip(scheduler.stats())
+            .map(|(job, (_, stats))| CronInfo {
+                space: job.space.clone(),
+                function: job.function.clone(),
+                name: job.trigger.name.clone(),
+                schedule: job.trigger.schedule.source().to_string(),
+                timezone: job.trigger.tz().name().to_string(),
+                stats: stats.clone(),
+            })
+            .collect();
+        self.cron = Some((scheduler, Arc::new(infos)));
+    }
+
+    /// The state of every request handler.
+    pub fn app_state(&self, ingress_root: Option<(String, String)>) -> AppState {
+        let cron = self.cron.as_ref().map(|(_, infos)| infos.clone()).unwrap_or_default();
+        AppState {
+            invoker: self.runtime.invoker().clone(),
+            ingress_root,
+            runtime: self.runtime.clone(),
+            admin: AdminState {
+                token: self.admin_token.clone(),
+                mqtt: self.mqtt.clone(),
+                cron,
+                deliverer: self.deliverer.clone(),
+                registry: self.runtime.registry().clone(),
+            },
+        }
+    }
+
+    /// Stops the triggers, letting runs in flight finish.
+    pub async fn shutdown(self) {
+        if let Some((scheduler, _)) = self.cron {
+            scheduler.shutdown().await;
+        }
+        self.mqtt.shutdown().await;
+    }
+}

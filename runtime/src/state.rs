@@ -1,0 +1,86 @@
+//! The server's own state on disk: one sled database per process under the data directory,
+//! opened once, and the admin token beside it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// The state database (`<data-dir>/state`).
+#[derive(Clone, Debug)]
+pub struct StateDb {
+    db: sled::Db,
+}
+
+impl StateDb {
+    /// Opens (creating) the database in `dir`. sled locks it: a second server on the same data
+    /// directory is refused.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open().with_context(|| {
+            format!(
+                "opening the state database {} (is another `wasmfn serve` using this data \
+                 directory? give each its own --data-dir)",
+                dir.display()
+            )
+        })?;
+        Ok(Self { db })
+    }
+
+    /// A named tree (table).
+    pub fn tree(&self, name: &str) -> Result<sled::Tree> {
+        self.db.open_tree(name).with_context(|| format!("opening state tree {name}"))
+    }
+}
+
+/// Where the generated admin token is kept.
+pub fn admin_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin-token")
+}
+
+/// The admin token: the given one, else the one saved in the data directory, else a new
+/// random one saved there (readable by its owner only).
+pub fn admin_token(data_dir: &Path, given: Option<String>) -> Result<String> {
+    if let Some(token) = given.filter(|t| !t.is_empty()) {
+        return Ok(token);
+    }
+    let path = admin_token_path(data_dir);
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_string();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    Ok(token)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_token_is_kept_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let first = admin_token(dir.path(), None).unwrap();
+        assert_eq!(first.len(), 64);
+        assert_eq!(admin_token(dir.path(), None).unwrap(), first, "read back, not regenerated");
+        let mode = std::fs::metadata(admin_token_path(dir.path())).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(admin_token(dir.path(), Some("given".into())).unwrap(), "given");
+    }
+}

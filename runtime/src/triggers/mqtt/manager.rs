@@ -1,0 +1,301 @@
+//! The MQTT triggers of a server: started from `function.toml` tables when functions load, or
+//! created and deleted through the admin API (those are saved in the state database and
+//! started again after a restart). Each running trigger is one connection task plus its
+//! workers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::AsyncClient;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::connection::{self, REQUEST_CHANNEL};
+use super::queue::MessageQueue;
+use super::status::{MqttStatus, StatusCell};
+use super::worker::{self, TriggerShared};
+use super::MqttTriggerConfig;
+use crate::delivery::Deliverer;
+use crate::invoker::Invoker;
+
+/// Back-off between connection attempts of a Failed trigger.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { initial: Duration::from_millis(500), max: Duration::from_secs(30) }
+    }
+}
+
+/// Where a trigger was configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "origin", rename_all = "snake_case")]
+pub enum TriggerOrigin {
+    /// A `[[mqtt]]` table in this function's `function.toml`; lives as long as the function.
+    FunctionToml { function: String },
+    /// Created through the admin API; saved, and deleted through it.
+    Admin,
+}
+
+/// Why a trigger cannot be created, found or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a trigger named '{name}' already exists in space '{space}'")]
+    Exists { space: String, name: String },
+    #[error("no trigger named '{name}' in space '{space}'")]
+    NotFound { space: String, name: String },
+    #[error(
+        "mqtt trigger '{name}': the environment variable {var} named by password_env is not set"
+    )]
+    MissingPassword { name: String, var: String },
+    #[error(
+        "trigger '{name}' comes from the function.toml of function '{function}': change it \
+         there and redeploy"
+    )]
+    Declared { name: String, function: String },
+    #[error("could not save the trigger: {0}")]
+    Store(String),
+}
+
+/// A trigger as the admin API and `wasmfn triggers` show it (never with its password).
+#[derive(Clone, Debug, Serialize)]
+pub struct TriggerView {
+    pub space: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub origin: TriggerOrigin,
+    pub config: MqttTriggerConfig,
+    pub status: MqttStatus,
+}
+
+/// What the state database keeps of an admin-created trigger.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    space: String,
+    config: MqttTriggerConfig,
+    /// Kept apart because the config never serialises its password.
+    password: Option<String>,
+}
+
+struct Running {
+    origin: TriggerOrigin,
+    shared: Arc<TriggerShared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The running MQTT triggers, by `(space, name)`.
+pub struct MqttTriggers {
+    invoker: Invoker,
+    deliverer: Arc<Deliverer>,
+    retry: RetryPolicy,
+    store: Option<sled::Tree>,
+    running: Mutex<BTreeMap<(String, String), Running>>,
+}
+
+impl std::fmt::Debug for MqttTriggers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.running.lock().expect("triggers lock").keys().cloned().collect();
+        f.debug_struct("MqttTriggers").field("running", &names).finish_non_exhaustive()
+    }
+}
+
+impl MqttTriggers {
+    /// `store`: where admin-created triggers are saved (none: they last until shutdown).
+    pub fn new(
+        invoker: Invoker,
+        deliverer: Arc<Deliverer>,
+        retry: RetryPolicy,
+        store: Option<sled::Tree>,
+    ) -> Self {
+        Self { invoker, deliverer, retry, store, running: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Starts the admin-created triggers saved by an earlier run; returns how many.
+    pub fn restore(&self) -> Result<usize, MqttError> {
+        let Some(store) = &self.store else { return Ok(0) };
+        let mut restored = 0;
+        for entry in store.iter() {
+            let (_, value) = entry.map_err(|e| MqttError::Store(e.to_string()))?;
+            let saved: Saved = match serde_json::from_slice(&value) {
+                Ok(saved) => saved,
+                Err(error) => {
+                    tracing::error!(%error, "skipping an unreadable saved mqtt trigger");
+                    continue;
+                }
+            };
+            let mut config = saved.config;
+            config.password = saved.password.map(super::Secret);
+            match self.launch(&saved.space, config, TriggerOrigin::Admin) {
+                Ok(_) => restored += 1,
+                Err(error) => tracing::error!(%error, "could not restore a saved mqtt trigger"),
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Checks, saves (admin triggers) and starts a trigger; it connects in the background.
+    pub fn create(
+        &self,
+        space: &str,
+        config: MqttTriggerConfig,
+        origin: TriggerOrigin,
+    ) -> Result<TriggerView, MqttError> {
+        config.validate(false).map_err(MqttError::Invalid)?;
+        if self.running.lock().expect("triggers lock").contains_key(&key(space, &config.name)) {
+            return Err(MqttError::Exists { space: space.into(), name: config.name });
+        }
+        if origin == TriggerOrigin::Admin {
+            if let Some(store) = &self.store {
+                let saved = Saved {
+                    space: space.to_string(),
+                    config: config.clone(),
+                    password: config.password.as_ref().map(|p| p.0.clone()),
+                };
+                let bytes = serde_json::to_vec(&saved).expect("trigger config serialises");
+                store
+                    .insert(store_key(space, &config.name), bytes)
+                    .and_then(|_| store.flush())
+                    .map_err(|e| MqttError::Store(e.to_string()))?;
+            }
+        }
+        self.launch(space, config, origin)
+    }
+
+    fn launch(
+        &self,
+        space: &str,
+        config: MqttTriggerConfig,
+        origin: TriggerOrigin,
+    ) -> Result<TriggerView, MqttError> {
+        let password = match (&config.password, &config.password_env) {
+            (Some(password), _) => Some(password.0.clone()),
+            (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                MqttError::MissingPassword { name: config.name.clone(), var: var.clone() }
+            })?),
+            (None, None) => None,
+        };
+        let mut running = self.running.lock().expect("triggers lock");
+        let key = key(space, &config.name);
+        if running.contains_key(&key) {
+            return Err(MqttError::Exists { space: space.into(), name: config.name });
+        }
+        let options = connection::options(&config, space, password);
+        let (client, eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
+        let concurrency = config.concurrency;
+        let shared = Arc::new(TriggerShared {
+            space: space.to_string(),
+            queue: Arc::new(MessageQueue::new(config.queue_limit)),
+            config,
+            invoker: self.invoker.clone(),
+            deliverer: self.deliverer.clone(),
+            status: Arc::new(StatusCell::default()),
+            client,
+        });
+        let (stop, _) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(connection::run(
+            shared.clone(),
+            eventloop,
+            self.retry.clone(),
+            stop.subscribe(),
+        ))];
+        for _ in 0..concurrency {
+            tasks.push(tokio::spawn(worker::run(shared.clone(), stop.subscribe())));
+        }
+        tracing::info!(
+            space, mqtt_trigger = %shared.config.name, broker = %shared.config.broker,
+            topics = %shared.config.topics.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+            "mqtt trigger started"
+        );
+        let trigger = Running { origin, shared, stop, tasks };
+        let view = view(&trigger);
+        running.insert(key, trigger);
+        Ok(view)
+    }
+
+    /// Stops an admin-created trigger and forgets it. Messages being processed are finished;
+    /// unacknowledged QoS 1 messages stay with the broker.
+    pub async fn delete(&self, space: &str, name: &str) -> Result<(), MqttError> {
+        let trigger = {
+            let mut running = self.running.lock().expect("triggers lock");
+            let key = key(space, name);
+            match running.get(&key).map(|t| t.origin.clone()) {
+                None => return Err(MqttError::NotFound { space: space.into(), name: name.into() }),
+                Some(TriggerOrigin::FunctionToml { function }) => {
+                    return Err(MqttError::Declared { name: name.into(), function })
+                }
+                Some(TriggerOrigin::Admin) => running.remove(&key).expect("present"),
+            }
+        };
+        if let Some(store) = &self.store {
+            store
+                .remove(store_key(space, name))
+                .and_then(|_| store.flush())
+                .map_err(|e| MqttError::Store(e.to_string()))?;
+        }
+        stop(trigger).await;
+        Ok(())
+    }
+
+    /// Every trigger, or those of one space, by space and name.
+    pub fn list(&self, space: Option<&str>) -> Vec<TriggerView> {
+        let running = self.running.lock().expect("triggers lock");
+        running
+            .iter()
+            .filter(|((trigger_space, _), _)| space.is_none_or(|s| s == trigger_space))
+            .map(|(_, trigger)| view(trigger))
+            .collect()
+    }
+
+    pub fn get(&self, space: &str, name: &str) -> Option<TriggerView> {
+        self.running.lock().expect("triggers lock").get(&key(space, name)).map(view)
+    }
+
+    /// Stops every trigger, finishing messages being processed.
+    pub async fn shutdown(&self) {
+        let all: Vec<Running> = {
+            let mut running = self.running.lock().expect("triggers lock");
+            std::mem::take(&mut *running).into_values().collect()
+        };
+        for trigger in all {
+            stop(trigger).await;
+        }
+    }
+}
+
+async fn stop(trigger: Running) {
+    let _ = trigger.stop.send(true);
+    for task in trigger.tasks {
+        let _ = task.await;
+    }
+}
+
+fn view(trigger: &Running) -> TriggerView {
+    let shared = &trigger.shared;
+    TriggerView {
+        space: shared.space.clone(),
+        name: shared.config.name.clone(),
+        kind: "mqtt",
+        origin: trigger.origin.clone(),
+        config: shared.config.clone(),
+        status: shared.status.snapshot(shared.queue.len()),
+    }
+}
+
+fn key(space: &str, name: &str) -> (String, String) {
+    (space.to_string(), name.to_string())
+}
+
+fn store_key(space: &str, name: &str) -> Vec<u8> {
+    format!("{space}/{name}").into_bytes()
+}

@@ -1,0 +1,562 @@
+//! The MQTT trigger end to end, against real Mosquitto brokers: the machine's broker at
+//! 127.0.0.1:1883 for matching, and brokers this test starts on free ports for credentials,
+//! restarts and crashes. Outcomes are observed where a user sees them: at a callback receiver
+//! (a local HTTP server) and in the admin API's status.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use reqwest::Method;
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use support::{fixture_bundle, json, start_server, work_dir, TestServer};
+
+const SHARED_BROKER: u16 = 1883;
+
+/// A unique suffix, so parallel tests (and parallel runs) never share topics or client ids.
+fn unique() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A Mosquitto of this test's own, on a free port; anonymous, or with one user.
+struct Broker {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Broker {
+    fn start(user: Option<(&str, &str)>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut config = format!("user root\nlistener {port} 127.0.0.1\npersistence false\n");
+        match user {
+            Some((name, password)) => {
+                let file = dir.path().join("passwd");
+                let status = Command::new("mosquitto_passwd")
+                    .args(["-b", "-c"])
+                    .arg(&file)
+                    .args([name, password])
+                    .status()
+                    .expect("mosquitto_passwd (Debian package mosquitto) is installed");
+                assert!(status.success());
+                config += &format!("allow_anonymous false\npassword_file {}\n", file.display());
+            }
+            None => config += "allow_anonymous true\n",
+        }
+        std::fs::write(dir.path().join("mosquitto.conf"), config).unwrap();
+        let mut broker = Self { port, dir, child: None };
+        broker.resume();
+        broker
+    }
+
+    /// Starts (again) on the same port, and waits until it accepts connections.
+    fn resume(&mut self) {
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed (scripts/setup.sh installs it)");
+        self.child = Some(child);
+        wait_until("the broker accepts connections", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One POST a callback receiver got.
+#[derive(Debug)]
+struct Callback {
+    headers: HeaderMap,
+    body: Value,
+}
+
+/// A local HTTP server standing in for a user's callback endpoint.
+struct Receiver {
+    url: String,
+    received: mpsc::UnboundedReceiver<Callback>,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener).await
+    }
+
+    async fn serve(listener: tokio::net::TcpListener) -> Self {
+        let url = format!("http://{}/callback", listener.local_addr().unwrap());
+        let (sender, received) = mpsc::unbounded_channel();
+        let app = axum::Router::new()
+            .route(
+                "/callback",
+                axum::routing::post(
+                    |State(sender): State<mpsc::UnboundedSender<Callback>>,
+                     headers: HeaderMap,
+                     body: axum::body::Bytes| async move {
+                        let body = serde_json::from_slice(&body).unwrap_or_else(|_| {
+                            Value::String(String::from_utf8_lossy(&body).into())
+                        });
+                        let _ = sender.send(Callback { headers, body });
+                        "ok"
+                    },
+                ),
+            )
+            .with_state(sender);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, received }
+    }
+
+    async fn next(&mut self) -> Callback {
+        tokio::time::timeout(Duration::from_secs(30), self.received.recv())
+            .await
+            .expect("a callback within 30 s")
+            .expect("receiver running")
+    }
+}
+
+/// Publishes messages and waits until the broker has them (PUBACK for QoS 1).
+async fn publish(port: u16, messages: &[(&str, &[u8], QoS)]) {
+    let mut options = MqttOptions::new(format!("pub-{}", unique()), "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    for (topic, payload, qos) in messages {
+        client.publish(*topic, *qos, false, payload.to_vec()).await.unwrap();
+    }
+    let expected_acks = messages.iter().filter(|m| m.2 != QoS::AtMostOnce).count();
+    let expected_sent = messages.len();
+    let (mut acks, mut sent) = (0, 0);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while acks < expected_acks || sent < expected_sent {
+            match eventloop.poll().await.expect("publisher connection") {
+                Event::Incoming(Packet::PubAck(_)) => acks += 1,
+                Event::Outgoing(Outgoing::Publish(_)) => sent += 1,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the broker took the messages");
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
+}
+
+/// Polls a trigger's admin status until `ready` holds.
+async fn wait_for_status(
+    server: &TestServer,
+    name: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = server
+            .admin(Method::GET, &format!("/admin/spaces/default/triggers/{name}"))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json(response).await;
+        assert_eq!(status, 200, "{body}");
+        if ready(&body["status"]) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn create_trigger(server: &TestServer, trigger: Value) -> (u16, Value) {
+    let response =
+        server.admin(Method::POST, "/admin/spaces/default/triggers").json(&trigger).send().await;
+    json(response.unwrap()).await
+}
+
+fn header<'a>(callback: &'a Callback, name: &str) -> &'a str {
+    callback.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+#[tokio::test]
+async fn wildcard_topics_reach_every_matching_function_with_the_topic() {
+    let server = start_server(&["behave"], None).await;
+    // A second function on the same topics: the same bundle under another name.
+    let bytes = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
+    server.runtime.load(bytes, "default", Some("watcher".into())).await.unwrap();
+    let mut receiver = Receiver::start().await;
+    let id = unique();
+    let name = format!("plant-{id}");
+    let (status, created) = create_trigger(
+        &server,
+        json!({
+            "type": "mqtt",
+            "name": name,
+            "broker": format!("mqtt://127.0.0.1:{SHARED_BROKER}"),
+            "client_id": format!("wasmfn-test-{id}"),
+            "topics": [format!("wasmfn-test/{id}/+/temp"), format!("wasmfn-test/{id}/alarm/#")],
+            "functions": [
+                {"function": "behave", "entry": "behave.echo"},
+                {"function": "watcher", "entry": "behave.echo",
+                 "topics": [format!("wasmfn-test/{id}/alarm/#")]},
+            ],
+            "callback_url": receiver.url,
+            "concurrency": 1,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["config"]["qos"], 1);
+    wait_for_status(&server, &name, "Running", |s| s["state"] == "Running").await;
+
+    publish(
+        SHARED_BROKER,
+        &[
+            (&format!("wasmfn-test/{id}/plant1/temp"), br#"{"celsius": 21.5}"#, QoS::AtLeastOnce),
+            (&format!("wasmfn-test/{id}/alarm/boiler/1"), b"overheated", QoS::AtLeastOnce),
+            // Matches no subscription ('+' is one level): never delivered.
+            (&format!("wasmfn-test/{id}/a/b/temp"), b"no", QoS::AtLeastOnce),
+            (&format!("wasmfn-test/{id}/last/temp"), b"sentinel", QoS::AtMostOnce),
+        ],
+    )
+    .await;
+
+    // A JSON payload: body and keyword arguments, the topic in X-Topic, only the function
+    // without a narrower filter.
+    let first = receiver.next().await;
+    assert_eq!(header(&first, "x-function-status"), "200");
+    assert!(!header(&first, "x-invocation-id").is_empty());
+    assert_eq!(first.body["topic"], format!("wasmfn-test/{id}/plant1/temp"));
+    assert_eq!(first.body["args"], json!({"celsius": 21.5}));
+    assert_eq!(first.body["method"], "POST");
+    assert_eq!(first.body["trigger"], "mqtt");
+    assert_eq!(first.body["mqtt_trigger"], name.as_str());
+    // The alarm reaches both functions, in fresh instances.
+    let mut alarm: Vec<Value> = vec![receiver.next().await.body, receiver.next().await.body];
+    alarm.sort_by_key(|b| b.to_string());
+    for body in &alarm {
+        assert_eq!(body["topic"], format!("wasmfn-test/{id}/alarm/boiler/1"));
+        assert_eq!(body["body"], "overheated");
+        assert_eq!(body["args"], json!({}));
+    }
+    // One worker takes messages in order: the next outcome is the sentinel's.
+    let last = receiver.next().await;
+    assert_eq!(last.body["body"], "sentinel");
+
+    let trigger =
+        wait_for_status(&server, &name, "counts settle", |s| s["acknowledged"] == 2).await;
+    let counts = &trigger["status"];
+    assert_eq!((counts["received"].as_u64(), counts["invocations"].as_u64()), (Some(3), Some(4)));
+    assert_eq!(counts["failed_invocations"], 0);
+    assert_eq!(counts["dropped"], 0);
+
+    let (status, listed) =
+        json(server.admin(Method::GET, "/admin/triggers").send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    let kinds: Vec<(&str, &str)> = listed["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["type"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&(name.as_str(), "mqtt")), "{listed}");
+    assert!(kinds.contains(&("new-year", "cron")), "the fixture's cron trigger is listed too");
+
+    let deleted = server
+        .admin(Method::DELETE, &format!("/admin/spaces/default/triggers/{name}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let gone = server
+        .admin(Method::GET, &format!("/admin/spaces/default/triggers/{name}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
+async fn bad_credentials_fail_with_the_reason_and_never_leak_the_password() {
+    let broker = Broker::start(Some(("sensor", "right-password")));
+    let server = start_server(&["behave"], None).await;
+    let trigger = |name: &str, password: &str| {
+        json!({
+            "type": "mqtt", "name": name, "broker": broker.url(),
+            "username": "sensor", "password": password,
+            "topics": ["plant/#"], "functions": [{"function": "behave"}],
+        })
+    };
+    let (status, created) = create_trigger(&server, trigger("wrong", "wrong-password")).await;
+    assert_eq!(status, 201, "{created}");
+    let failed = wait_for_status(&server, "wrong", "Failed", |s| s["state"] == "Failed").await;
+    let reason = failed["status"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("bad credentials"), "{reason}");
+    let shown = failed.to_string();
+    assert!(!shown.contains("wrong-password") && !shown.contains("\"password\""), "{shown}");
+
+    let (status, _) = create_trigger(&server, trigger("right", "right-password")).await;
+    assert_eq!(status, 201);
+    wait_for_status(&server, "right", "Running", |s| s["state"] == "Running").await;
+    // Still failing, still retrying.
+    let still = wait_for_status(&server, "wrong", "Failed", |s| s["state"] == "Failed").await;
+    assert!(still["status"]["reason"].as_str().unwrap().starts_with("bad credentials"));
+
+    // Bad definitions are refused with the reason, before anything connects.
+    let mut bad = trigger("bad", "x");
+    bad["topics"] = json!(["plant/#/temp"]);
+    let (status, body) = create_trigger(&server, bad).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("topic filter"), "{body}");
+    let mut unknown = trigger("unknown", "x");
+    unknown["functions"] = json!([{"function": "nope"}]);
+    let (status, body) = create_trigger(&server, unknown).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("'nope' is not deployed"));
+    let (status, body) = create_trigger(&server, trigger("right", "right-password")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("trigger_exists")));
+    let anonymous = server.client.get(server.url("/admin/triggers")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
+
+#[tokio::test]
+async fn a_restarted_broker_brings_the_trigger_back_and_messages_flow_again() {
+    let mut broker = Broker::start(None);
+    let server = start_server(&["behave"], None).await;
+    let mut receiver = Receiver::start().await;
+    let (status, _) = create_trigger(
+        &server,
+        json!({
+            "type": "mqtt", "name": "restart", "broker": broker.url(),
+            "topics": ["line/+"], "functions": [{"function": "behave", "entry": "behave.echo"}],
+            "callback_url": receiver.url,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    wait_for_status(&server, "restart", "Running", |s| s["state"] == "Running").await;
+
+    broker.stop();
+    let failed = wait_for_status(&server, "restart", "Failed", |s| s["state"] == "Failed").await;
+    assert!(failed["status"]["reason"].as_str().unwrap().contains("127.0.0.1"), "{failed}");
+
+    broker.resume();
+    let running = wait_for_status(&server, "restart", "Running again", |s| {
+        s["state"] == "Running" && s["reconnects"].as_u64() >= Some(1)
+    })
+    .await;
+    assert!(running["status"].get("reason").is_none(), "{running}");
+    // The fresh broker knows no session: the trigger subscribed again by itself.
+    publish(broker.port, &[("line/7", b"after restart", QoS::AtLeastOnce)]).await;
+    let callback = receiver.next().await;
+    assert_eq!(callback.body["topic"], "line/7");
+    assert_eq!(callback.body["body"], "after restart");
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_gets_the_outcome_once_it_is_up() {
+    let broker = Broker::start(None);
+    let server = start_server(&["behave"], None).await;
+    // Reserve a port for the receiver, and leave nothing listening on it yet.
+    let port = free_port();
+    let (status, _) = create_trigger(
+        &server,
+        json!({
+            "type": "mqtt", "name": "late-receiver", "broker": broker.url(), "qos": 0,
+            "topics": ["x"], "functions": [{"function": "behave", "entry": "behave.echo"}],
+            "callback_url": format!("http://127.0.0.1:{port}/callback"),
+        }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    wait_for_status(&server, "late-receiver", "Running", |s| s["state"] == "Running").await;
+    publish(broker.port, &[("x", b"keep trying", QoS::AtMostOnce)]).await;
+    wait_for_status(&server, "late-receiver", "the invocation ran", |s| s["invocations"] == 1)
+        .await;
+    // Now the receiver comes up; the delivery is still being retried.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let mut receiver = Receiver::serve(listener).await;
+    let callback = receiver.next().await;
+    assert_eq!(callback.body["body"], "keep trying");
+    let (_, deliveries) =
+        json(server.admin(Method::GET, "/admin/deliveries").send().await.unwrap()).await;
+    let record = deliveries["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["source"] == "mqtt:default/late-receiver")
+        .cloned();
+    // The record is written right after the receiver answered; give it a moment.
+    let record = match record {
+        Some(record) => record,
+        None => {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let (_, d) =
+                    json(server.admin(Method::GET, "/admin/deliveries").send().await.unwrap())
+                        .await;
+                if let Some(r) = d["deliveries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|d| d["source"] == "mqtt:default/late-receiver")
+                {
+                    break r.clone();
+                }
+                assert!(Instant::now() < deadline, "no delivery record: {d}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(record["delivered"], true);
+    assert!(record["attempts"].as_u64().unwrap() > 1, "{record}");
+}
+
+#[tokio::test]
+async fn a_qos0_burst_beyond_the_queue_is_dropped_and_counted() {
+    let broker = Broker::start(None);
+    let server = start_server(&["behave"], None).await;
+    let (status, _) = create_trigger(
+        &server,
+        json!({
+            "type": "mqtt", "name": "burst", "broker": broker.url(), "qos": 0,
+            "topics": ["burst"], "queue_limit": 1, "concurrency": 1,
+            // Runs until the fixture's 1 s timeout: the queue cannot drain during the burst.
+            "functions": [{"function": "behave", "entry": "behave.spin"}],
+        }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    wait_for_status(&server, "burst", "Running", |s| s["state"] == "Running").await;
+    let messages: Vec<(&str, &[u8], QoS)> =
+        (0..10).map(|_| ("burst", &b"tick"[..], QoS::AtMostOnce)).collect();
+    publish(broker.port, &messages).await;
+    let done = wait_for_status(&server, "burst", "the burst is settled", |s| {
+        s["received"] == 10
+            && s["queued"] == 0
+            && s["invocations"].as_u64().unwrap() + s["dropped"].as_u64().unwrap() == 10
+    })
+    .await;
+    let status = &done["status"];
+    assert!(status["dropped"].as_u64().unwrap() >= 7, "{status}");
+    assert_eq!(status["invocations"], status["failed_invocations"], "spin always times out");
+}
+
+/// The real binary with its state in `data_dir`, the fixture's compiled code shared.
+fn serve_binary(data_dir: &Path, bundle: &PathBuf) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmfn"))
+        .arg("serve")
+        .arg(bundle)
+        .args(["--listen", "127.0.0.1:0", "--admin-token", support::ADMIN_TOKEN])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
+        .env("WASMFN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first.strip_prefix("wasmfn: listening on ").expect("listening line").to_string();
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+#[tokio::test]
+async fn a_qos1_message_in_flight_when_the_server_is_killed_runs_after_restart() {
+    fixture_bundle("behave");
+    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
+    let broker = Broker::start(None);
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut receiver = Receiver::start().await;
+    let client = reqwest::Client::new();
+    let admin = |base: &str, method: Method, path: &str| {
+        client.request(method, format!("{base}{path}")).bearer_auth(support::ADMIN_TOKEN)
+    };
+    let status_of = |base: String| {
+        let request = admin(&base, Method::GET, "/admin/spaces/default/triggers/crash");
+        async move { json(request.send().await.unwrap()).await.1["status"].clone() }
+    };
+
+    let (mut first, base) = serve_binary(data_dir.path(), &bundle);
+    let created = admin(&base, Method::POST, "/admin/spaces/default/triggers")
+        .json(&json!({
+            "type": "mqtt", "name": "crash", "broker": broker.url(), "client_id": "wasmfn-crash",
+            "topics": ["jobs/#"], "callback_url": receiver.url,
+            // Runs 1 s (the fixture's timeout), long enough to kill the server meanwhile.
+            "functions": [{"function": "behave", "entry": "behave.spin"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_of(base.clone()).await["state"] != "Running" {
+        assert!(Instant::now() < deadline, "never Running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    publish(broker.port, &[("jobs/1", b"must not be lost", QoS::AtLeastOnce)]).await;
+    while status_of(base.clone()).await["received"] != 1 {
+        assert!(Instant::now() < deadline, "never received");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // kill -9 while the invocation runs: the message is not acknowledged yet.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(receiver.received.try_recv().is_err(), "no outcome was delivered before the kill");
+
+    // The restarted server restores the trigger from its state database; the broker
+    // redelivers the unacknowledged message to the same persistent session.
+    let (mut second, base) = serve_binary(data_dir.path(), &bundle);
+    let callback = receiver.next().await;
+    assert_eq!(header(&callback, "x-function-status"), "504", "{:?}", callback.body);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = status_of(base.clone()).await;
+        if status["acknowledged"] == 1 {
+            assert_eq!(status["state"], "Running");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never acknowledged: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
