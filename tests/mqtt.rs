@@ -18,7 +18,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use support::{fixture_bundle, json, start_server, work_dir, TestServer};
+use support::{example_bundle, fixture_bundle, json, start_server, work_dir, TestServer};
 
 const SHARED_BROKER: u16 = 1883;
 
@@ -480,10 +480,15 @@ async fn a_qos0_burst_beyond_the_queue_is_dropped_and_counted() {
 
 /// The real binary with its state in `data_dir`, the fixture's compiled code shared.
 fn serve_binary(data_dir: &Path, bundle: &PathBuf) -> (Child, String) {
+    serve_binary_in(data_dir, bundle, "default")
+}
+
+fn serve_binary_in(data_dir: &Path, bundle: &PathBuf, space: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmfn"))
         .arg("serve")
         .arg(bundle)
         .args(["--listen", "127.0.0.1:0", "--admin-token", support::ADMIN_TOKEN])
+        .args(["--space", space])
         .arg("--data-dir")
         .arg(data_dir)
         .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
@@ -559,4 +564,51 @@ async fn a_qos1_message_in_flight_when_the_server_is_killed_runs_after_restart()
     }
     second.kill().unwrap();
     second.wait().unwrap();
+}
+
+/// `wasmfn triggers …` against a server: (success, stdout, stderr).
+fn triggers_cli(base: &str, space: &str, token: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmfn"))
+        .arg("triggers")
+        .args(args)
+        .args(["--server", base, "--space", space, "--token", token])
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+#[tokio::test]
+async fn the_examples_function_toml_trigger_runs_and_wasmfn_triggers_shows_it() {
+    let bundle = tokio::task::spawn_blocking(|| example_bundle("mqtt-telemetry")).await.unwrap();
+    // Its own space, so its default client id (wasmfn-<space>-telemetry) is unique.
+    let space = format!("cli{}", unique());
+    let data_dir = tempfile::tempdir().unwrap();
+    let (mut server, base) = serve_binary_in(data_dir.path(), &bundle, &space);
+    let token = support::ADMIN_TOKEN;
+
+    wait_until("the trigger is Running", Duration::from_secs(30), || {
+        let (ok, table, _) = triggers_cli(&base, &space, token, &["list"]);
+        assert!(ok, "{table}");
+        table.lines().any(|line| line.contains("telemetry") && line.contains("Running"))
+    });
+    let topic = format!("wasmfn-example/{}/telemetry", unique());
+    publish(SHARED_BROKER, &[(&topic, br#"{"celsius": 93}"#, QoS::AtLeastOnce)]).await;
+    let mut shown = Value::Null;
+    wait_until("the message ran the function", Duration::from_secs(30), || {
+        let (ok, out, err) = triggers_cli(&base, &space, token, &["show", "telemetry"]);
+        assert!(ok, "{err}");
+        shown = serde_json::from_str(&out).unwrap();
+        shown["status"]["acknowledged"] == 1
+    });
+    assert_eq!(shown["status"]["invocations"], 1, "{shown}");
+    assert_eq!(shown["status"]["failed_invocations"], 0, "{shown}");
+    assert_eq!((shown["origin"].as_str(), shown["function"].as_str()), (Some("function_toml"), Some("mqtt-telemetry")));
+
+    let (ok, _, err) = triggers_cli(&base, &space, token, &["delete", "telemetry"]);
+    assert!(!ok && err.contains("comes from the function.toml"), "{err}");
+    let (ok, _, err) = triggers_cli(&base, &space, "wrong-token", &["list"]);
+    assert!(!ok && err.contains("401"), "{err}");
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

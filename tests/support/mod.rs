@@ -61,6 +61,17 @@ pub fn fixture_bundle(name: &str) -> Vec<u8> {
     bytes
 }
 
+/// The bundle of an example folder (`examples/<name>`), built when stale into the test work
+/// dir; returns its path.
+pub fn example_bundle(name: &str) -> PathBuf {
+    let lock = File::create(work_dir().join(format!("example-{name}.lock"))).expect("lock");
+    lock.lock().expect("locking the example");
+    let options = BuildOptions { out_dir: Some(work_dir().join("bundles")), progress: true };
+    build_if_stale(&repo_root().join("examples").join(name), &options)
+        .unwrap_or_else(|e| panic!("building example {name}: {e}"))
+        .wasm
+}
+
 /// The real server, listening on 127.0.0.1 at a free port.
 pub struct TestServer {
     pub base: String,
