@@ -603,7 +603,10 @@ async fn the_examples_function_toml_trigger_runs_and_wasmfn_triggers_shows_it() 
     });
     assert_eq!(shown["status"]["invocations"], 1, "{shown}");
     assert_eq!(shown["status"]["failed_invocations"], 0, "{shown}");
-    assert_eq!((shown["origin"].as_str(), shown["function"].as_str()), (Some("function_toml"), Some("mqtt-telemetry")));
+    assert_eq!(
+        (shown["origin"].as_str(), shown["function"].as_str()),
+        (Some("function_toml"), Some("mqtt-telemetry"))
+    );
 
     let (ok, _, err) = triggers_cli(&base, &space, token, &["delete", "telemetry"]);
     assert!(!ok && err.contains("comes from the function.toml"), "{err}");

@@ -1,5 +1,6 @@
-//! The admin API under `/admin`, for operators: triggers (list, create, show, delete, with
-//! their status) and the delivery log. Every request needs `Authorization: Bearer <token>`.
+//! The admin API under `/admin`, for operators: functions (deploy, versions, rollback; in
+//! `deploy::api`), triggers (list, create, show, delete, with their status) and the delivery
+//! log. Every request needs `Authorization: Bearer <token>`.
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ pub struct AdminState {
     pub mqtt: Arc<MqttTriggers>,
     pub cron: Arc<Vec<CronInfo>>,
     pub deliverer: Arc<Deliverer>,
+    pub deployments: Arc<crate::deploy::Deployments>,
     pub registry: Arc<crate::registry::Registry>,
 }
 
@@ -44,6 +46,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/spaces/{space}/triggers", get(list_space).post(create))
         .route("/admin/spaces/{space}/triggers/{name}", get(show).delete(delete))
         .route("/admin/deliveries", get(deliveries))
+        .merge(crate::deploy::api::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }
@@ -57,7 +60,7 @@ pub struct AdminError {
 }
 
 impl AdminError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into() }
     }
 }

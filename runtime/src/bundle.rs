@@ -80,20 +80,21 @@ pub fn check_header(bytes: &[u8]) -> Result<(), BundleError> {
     Ok(())
 }
 
-/// Reads the metadata `wasmfn build` embedded, if any.
+/// Reads the metadata `wasmfn build` embedded, if any. When there are several sections (a
+/// bundle relabelled with [`with_meta`]), the last one counts.
 pub fn read_meta(bytes: &[u8]) -> Result<Option<BundleMeta>, BundleError> {
+    let mut meta = None;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         match payload {
             Ok(wasmparser::Payload::CustomSection(section)) if section.name() == META_SECTION => {
-                return serde_json::from_slice(section.data())
-                    .map(Some)
-                    .map_err(|e| BundleError::BadMeta(e.to_string()));
+                meta = Some(section.data());
             }
             Ok(_) => {}
             Err(error) => return Err(BundleError::Malformed(error.message().to_string())),
         }
     }
-    Ok(None)
+    meta.map(|data| serde_json::from_slice(data).map_err(|e| BundleError::BadMeta(e.to_string())))
+        .transpose()
 }
 
 /// Appends the metadata section to a component (built by componentize-py, which has none).
@@ -207,7 +208,9 @@ mod tests {
             ..BundleMeta::default()
         };
         let bytes = with_meta(&component, &meta);
-        assert_eq!(read_meta(&bytes).unwrap(), Some(meta));
+        assert_eq!(read_meta(&bytes).unwrap(), Some(meta.clone()));
         assert_eq!(read_meta(&component).unwrap(), None);
+        let relabelled = BundleMeta { version: "2.0.0".into(), ..meta.clone() };
+        assert_eq!(read_meta(&with_meta(&bytes, &relabelled)).unwrap(), Some(relabelled));
     }
 }

@@ -9,6 +9,7 @@ pub mod bindings;
 pub mod bundle;
 pub mod cli;
 pub mod delivery;
+pub mod deploy;
 pub mod engine;
 pub mod error;
 pub mod guest_sources;

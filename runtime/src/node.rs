@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::admin::{AdminState, CronInfo};
 use crate::delivery::{Deliverer, DeliveryPolicy};
+use crate::deploy::Deployments;
 use crate::registry::FunctionVersion;
 use crate::runtime::Runtime;
 use crate::server::AppState;
@@ -23,6 +24,8 @@ pub struct NodeOptions {
     pub admin_token: String,
     pub mqtt_retry: RetryPolicy,
     pub delivery: DeliveryPolicy,
+    /// Versions kept per deployed function.
+    pub keep_versions: usize,
 }
 
 /// The runtime and the triggers around it.
@@ -31,6 +34,7 @@ pub struct Node {
     pub runtime: Arc<Runtime>,
     pub mqtt: Arc<MqttTriggers>,
     pub deliverer: Arc<Deliverer>,
+    pub deployments: Arc<Deployments>,
     admin_token: Arc<str>,
     cron_jobs: Vec<CronJob>,
     cron: Option<(CronScheduler, Arc<Vec<CronInfo>>)>,
@@ -49,10 +53,22 @@ impl Node {
             options.mqtt_retry,
             store,
         ));
+        // Deploys need a bundle store: without a state directory, a temporary one.
+        let state = match options.state {
+            Some(state) => state,
+            None => StateDb::temporary()?,
+        };
+        let deployments = Arc::new(Deployments::new(
+            runtime.clone(),
+            state.bundles_dir(),
+            state.tree("functions")?,
+            options.keep_versions,
+        ));
         Ok(Self {
             runtime,
             mqtt,
             deliverer,
+            deployments,
             admin_token: options.admin_token.into(),
             cron_jobs: Vec::new(),
             cron: None,
@@ -75,6 +91,12 @@ impl Node {
             self.mqtt.create(space, config, origin)?;
         }
         Ok(version)
+    }
+
+    /// Activates the functions deployed through the admin API in an earlier run; they take
+    /// over from a function of the same name served from a path.
+    pub async fn restore_deployments(&self) -> Result<usize> {
+        Ok(self.deployments.restore().await?)
     }
 
     /// Starts the admin-created MQTT triggers saved by an earlier run.
@@ -121,6 +143,7 @@ impl Node {
                 mqtt: self.mqtt.clone(),
                 cron,
                 deliverer: self.deliverer.clone(),
+                deployments: self.deployments.clone(),
                 registry: self.runtime.registry().clone(),
             },
         }

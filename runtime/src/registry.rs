@@ -241,6 +241,17 @@ impl Registry {
         version
     }
 
+    /// Takes `space/function` out of service; invocations in flight finish on their version.
+    pub fn remove(&self, space: &str, function: &str) -> Option<Arc<FunctionVersion>> {
+        let mut spaces = self.spaces.write().unwrap_or_else(|e| e.into_inner());
+        let functions = spaces.get_mut(space)?;
+        let removed = functions.remove(function);
+        if functions.is_empty() {
+            spaces.remove(space);
+        }
+        removed
+    }
+
     /// The active version of `space/function`.
     pub fn get(&self, space: &str, function: &str) -> Result<Arc<FunctionVersion>, InvokeError> {
         let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());

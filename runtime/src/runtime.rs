@@ -72,17 +72,19 @@ impl Runtime {
         &self.cache
     }
 
-    /// Compiles (or loads from cache) a bundle without activating it.
+    /// Compiles (or loads from cache) a bundle without activating it; `name` and `version`
+    /// override the bundle's metadata.
     pub async fn prepare(
         &self,
         bytes: Vec<u8>,
         space: &str,
         name: Option<String>,
+        version: Option<String>,
     ) -> Result<FunctionVersion, BundleError> {
         let options = LoadOptions {
             space: space.to_string(),
             name,
-            version: None,
+            version,
             default_limits: self.config.default_limits.clone(),
             max_memory_mb: self.config.engine.max_memory_mb,
         };
@@ -96,7 +98,7 @@ impl Runtime {
         space: &str,
         name: Option<String>,
     ) -> Result<Arc<FunctionVersion>, BundleError> {
-        let version = self.prepare(bytes, space, name).await?;
+        let version = self.prepare(bytes, space, name, None).await?;
         Ok(self.registry().activate(version))
     }
 }

@@ -5,24 +5,42 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-/// The state database (`<data-dir>/state`).
+/// The state database (`<data-dir>/state`) and the data directory it lives in.
 #[derive(Clone, Debug)]
 pub struct StateDb {
     db: sled::Db,
+    data_dir: PathBuf,
+    /// Keeps a temporary data directory alive as long as the database.
+    _temporary: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl StateDb {
-    /// Opens (creating) the database in `dir`. sled locks it: a second server on the same data
-    /// directory is refused.
-    pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open().with_context(|| {
+    /// Opens (creating) the database in `<data_dir>/state`. sled locks it: a second server on
+    /// the same data directory is refused.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let dir = data_dir.join("state");
+        let db = sled::Config::new().path(&dir).open().with_context(|| {
             format!(
                 "opening the state database {} (is another `wasmfn serve` using this data \
                  directory? give each its own --data-dir)",
                 dir.display()
             )
         })?;
-        Ok(Self { db })
+        Ok(Self { db, data_dir: data_dir.to_path_buf(), _temporary: None })
+    }
+
+    /// A database in a new temporary directory, gone when the last clone is dropped (tests,
+    /// and servers that keep nothing).
+    pub fn temporary() -> Result<Self> {
+        let dir = tempfile::tempdir().context("creating a temporary data directory")?;
+        let mut state = Self::open(dir.path())?;
+        state._temporary = Some(std::sync::Arc::new(dir));
+        Ok(state)
+    }
+
+    /// Where deployed bundles are kept.
+    pub fn bundles_dir(&self) -> PathBuf {
+        self.data_dir.join("bundles")
     }
 
     /// A named tree (table).

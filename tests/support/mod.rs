@@ -120,6 +120,7 @@ pub fn node_options() -> NodeOptions {
             max_backoff: std::time::Duration::from_millis(500),
             timeout: std::time::Duration::from_secs(5),
         },
+        keep_versions: 3,
     }
 }
 

@@ -11,9 +11,13 @@ use crate::python_build::{self, BuildOptions};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::toolchain::wasmfn_home;
 
+mod admin_client;
+mod functions;
 mod serve;
 mod triggers;
 
+pub use admin_client::AdminArgs;
+pub use functions::{DeployArgs, FunctionsArgs};
 pub use serve::ServeArgs;
 pub use triggers::TriggersArgs;
 
@@ -55,6 +59,10 @@ pub enum Command {
     Build(BuildArgs),
     /// Run one function call locally, without a server, and print its response.
     Invoke(InvokeArgs),
+    /// Deploy a function folder or `.wasm` bundle to a running server as a new version.
+    Deploy(DeployArgs),
+    /// List, show, roll back and delete the functions of a running server.
+    Functions(FunctionsArgs),
     /// List, show, create and delete the triggers of a running server (its admin API).
     Triggers(TriggersArgs),
 }
@@ -140,6 +148,8 @@ pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::serve(args).await,
         Command::Triggers(args) => triggers::run(args).await,
+        Command::Deploy(args) => functions::deploy(args).await,
+        Command::Functions(args) => functions::functions(args).await,
         Command::Build(args) => {
             let options = BuildOptions { out_dir: args.out_dir, progress: true };
             let built =

@@ -19,8 +19,9 @@ use crate::triggers::mqtt::RetryPolicy;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Function folders (built with componentize-py when their bundle is missing or stale) and `.wasm` bundles.
-    #[arg(required = true)]
+    /// Function folders (built with componentize-py when their bundle is missing or stale) and
+    /// `.wasm` bundles. Functions deployed through the admin API (`wasmfn deploy`) are served
+    /// too, from the data directory.
     pub paths: Vec<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080", env = "WASMFN_LISTEN")]
@@ -39,6 +40,9 @@ pub struct ServeArgs {
     /// (the wait starts at 500 ms and doubles).
     #[arg(long, default_value_t = 30_000)]
     pub mqtt_retry_max_ms: u64,
+    /// Versions kept per deployed function, for rollback (the active one always is).
+    #[arg(long, default_value_t = crate::deploy::DEFAULT_KEEP_VERSIONS)]
+    pub keep_versions: usize,
     /// Attempts to deliver an outcome to a callback URL, the first included.
     #[arg(long, default_value_t = DeliveryPolicy::default().attempts)]
     pub callback_attempts: u32,
@@ -54,7 +58,8 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     let data_dir = args.run.data_dir();
     let runtime = Arc::new(Runtime::new(args.run.runtime_config())?);
     let options = NodeOptions {
-        state: Some(StateDb::open(&data_dir.join("state"))?),
+        state: Some(StateDb::open(&data_dir)?),
+        keep_versions: args.keep_versions,
         admin_token: state::admin_token(&data_dir, args.admin_token.clone())?,
         mqtt_retry: RetryPolicy {
             max: Duration::from_millis(args.mqtt_retry_max_ms.max(500)),
@@ -88,6 +93,10 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
                 names.join(", ")
             );
         }
+    }
+    let deployed = node.restore_deployments().await?;
+    if deployed > 0 {
+        tracing::info!(deployed, "deployed functions restored");
     }
     let restored = node.restore_triggers()?;
     if restored > 0 {

@@ -2,30 +2,19 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use reqwest::Method;
 use serde_json::Value;
 
-use crate::state::admin_token_path;
-use crate::toolchain::wasmfn_home;
+use super::admin_client::{AdminArgs, AdminClient};
 
 #[derive(Debug, Args)]
 pub struct TriggersArgs {
     #[command(subcommand)]
     pub command: TriggersCommand,
-    /// The server's base URL.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:8080", env = "WASMFN_SERVER")]
-    pub server: String,
-    /// Admin token (default: the token file in the data directory the server uses).
-    #[arg(long, global = true, env = "WASMFN_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// The server's data directory, to read its admin token from (default: $WASMFN_HOME,
-    /// ~/.cache/wasmfn).
-    #[arg(long, global = true, env = "WASMFN_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// The space of the triggers.
-    #[arg(long, global = true, default_value = "default")]
-    pub space: String,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,53 +38,23 @@ pub enum TriggersCommand {
 }
 
 pub async fn run(args: TriggersArgs) -> Result<std::process::ExitCode> {
-    let token = match &args.token {
-        Some(token) => token.clone(),
-        None => {
-            let path = admin_token_path(&args.data_dir.clone().unwrap_or_else(wasmfn_home));
-            std::fs::read_to_string(&path)
-                .with_context(|| {
-                    format!(
-                        "no admin token: pass --token or WASMFN_ADMIN_TOKEN, or run where {} \
-                         (written by `wasmfn serve`) is readable",
-                        path.display()
-                    )
-                })?
-                .trim()
-                .to_string()
-        }
-    };
-    let base = args.server.trim_end_matches('/');
-    let space = &args.space;
-    let client = reqwest::Client::new();
+    let admin = AdminClient::new(&args.admin)?;
+    let space = &args.admin.space;
+    let triggers = format!("/admin/spaces/{space}/triggers");
     let request = match &args.command {
         TriggersCommand::List { all_spaces: true, .. } => {
-            client.get(format!("{base}/admin/triggers"))
+            admin.request(Method::GET, "/admin/triggers")
         }
-        TriggersCommand::List { .. } => client.get(format!("{base}/admin/spaces/{space}/triggers")),
-        TriggersCommand::Show { name } => {
-            client.get(format!("{base}/admin/spaces/{space}/triggers/{name}"))
-        }
+        TriggersCommand::List { .. } => admin.request(Method::GET, &triggers),
+        TriggersCommand::Show { name } => admin.request(Method::GET, &format!("{triggers}/{name}")),
         TriggersCommand::Create { file } => {
-            let body = read_trigger(file)?;
-            client.post(format!("{base}/admin/spaces/{space}/triggers")).json(&body)
+            admin.request(Method::POST, &triggers).json(&read_trigger(file)?)
         }
         TriggersCommand::Delete { name } => {
-            client.delete(format!("{base}/admin/spaces/{space}/triggers/{name}"))
+            admin.request(Method::DELETE, &format!("{triggers}/{name}"))
         }
     };
-    let response = request
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the wasmfn server at {base}"))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if !status.is_success() {
-        let message = body["error"]["message"].as_str().unwrap_or(text.trim());
-        bail!("{status}: {message}");
-    }
+    let body = admin.send(request).await?;
     match &args.command {
         TriggersCommand::List { json: false, .. } => print_table(&body),
         TriggersCommand::Delete { name } => println!("deleted trigger {space}/{name}"),

@@ -1,0 +1,141 @@
+//! `wasmfn deploy` and `wasmfn functions`: the admin API's function endpoints.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::Value;
+
+use super::admin_client::{AdminArgs, AdminClient};
+use super::bundle_bytes;
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// A function folder (built first when stale) or a `.wasm` bundle.
+    pub path: PathBuf,
+    /// The function's name (default: the name in the bundle, from function.toml).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The version (default: the bundle's, from function.toml); must be greater than the
+    /// active one.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Return as soon as the server accepted the bundle, without waiting for the compile.
+    #[arg(long)]
+    pub no_wait: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FunctionsArgs {
+    #[command(subcommand)]
+    pub command: FunctionsCommand,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FunctionsCommand {
+    /// The functions of the space, with their active version (all spaces with --all-spaces).
+    List {
+        #[arg(long)]
+        all_spaces: bool,
+        /// Print the admin API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One function with all its kept versions, as JSON.
+    Show { name: String },
+    /// Make a kept version active again.
+    Rollback { name: String, version: String },
+    /// Take a function out of service and forget its versions.
+    Delete { name: String },
+}
+
+pub async fn deploy(args: DeployArgs) -> Result<std::process::ExitCode> {
+    let admin = AdminClient::new(&args.admin)?;
+    let bytes = bundle_bytes(&args.path).await?;
+    let meta = crate::bundle::read_meta(&bytes).ok().flatten().unwrap_or_default();
+    let name = args.name.clone().or(Some(meta.name).filter(|n| !n.is_empty())).context(
+        "the bundle names no function (it was not built by `wasmfn build`): pass --name",
+    )?;
+    let mut query = vec![("wait", (!args.no_wait).to_string())];
+    if let Some(version) = &args.version {
+        query.push(("version", version.clone()));
+    }
+    let path = format!("/admin/spaces/{}/functions/{name}/versions", args.admin.space);
+    eprintln!("deploying {name} ({} bytes) to {}…", bytes.len(), args.admin.space);
+    let request = admin
+        .request(Method::POST, &path)
+        .query(&query)
+        .header("content-type", "application/wasm")
+        .body(bytes);
+    let body = admin.send(request).await?;
+    let version = &body["version"];
+    println!(
+        "{}/{name} {}: {}",
+        args.admin.space,
+        version["version"].as_str().unwrap_or("?"),
+        version["state"].as_str().unwrap_or("?")
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+pub async fn functions(args: FunctionsArgs) -> Result<std::process::ExitCode> {
+    let admin = AdminClient::new(&args.admin)?;
+    let space = &args.admin.space;
+    let base = format!("/admin/spaces/{space}/functions");
+    let request = match &args.command {
+        FunctionsCommand::List { all_spaces: true, .. } => {
+            admin.request(Method::GET, "/admin/functions")
+        }
+        FunctionsCommand::List { .. } => admin.request(Method::GET, &base),
+        FunctionsCommand::Show { name } => admin.request(Method::GET, &format!("{base}/{name}")),
+        FunctionsCommand::Rollback { name, version } => admin
+            .request(Method::POST, &format!("{base}/{name}/rollback"))
+            .json(&serde_json::json!({ "version": version })),
+        FunctionsCommand::Delete { name } => {
+            admin.request(Method::DELETE, &format!("{base}/{name}"))
+        }
+    };
+    let body = admin.send(request).await?;
+    match &args.command {
+        FunctionsCommand::List { json: false, .. } => print_table(&body),
+        FunctionsCommand::Rollback { name, version } => {
+            println!("{space}/{name} {version}: active")
+        }
+        FunctionsCommand::Delete { name } => println!("deleted function {space}/{name}"),
+        _ => println!("{}", serde_json::to_string_pretty(&body)?),
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print_table(body: &Value) {
+    let empty = Vec::new();
+    let functions = body["functions"].as_array().unwrap_or(&empty);
+    if functions.is_empty() {
+        println!("no functions");
+        return;
+    }
+    println!(
+        "{:<12} {:<24} {:<10} {:<9} {:>8}  ENTRIES",
+        "SPACE", "NAME", "ACTIVE", "SOURCE", "VERSIONS"
+    );
+    for function in functions {
+        let entries: Vec<&str> = function["entries"]
+            .as_array()
+            .map(|e| e.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<12} {:<24} {:<10} {:<9} {:>8}  {}",
+            function["space"].as_str().unwrap_or(""),
+            function["name"].as_str().unwrap_or(""),
+            function["active_version"].as_str().unwrap_or("-"),
+            function["source"].as_str().unwrap_or(""),
+            function["versions"].as_array().map_or(0, Vec::len),
+            entries.join(", "),
+        );
+    }
+}

@@ -1,0 +1,475 @@
+//! Deploying bundles into a running server: versions that must increase, a background compile
+//! after which the new version becomes active atomically (calls in flight finish on the version
+//! they started with), rollback to any kept version, and a bundle store on disk
+//! (`<data-dir>/bundles/<sha256>.wasm`, records in the state database) that survives restarts.
+
+pub mod api;
+pub mod world;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{self, BundleError};
+use crate::runtime::Runtime;
+
+/// Versions kept per function by default (the active one always is).
+pub const DEFAULT_KEEP_VERSIONS: usize = 5;
+
+/// Where a deployed version stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionState {
+    /// Accepted and being compiled; the previous version still serves.
+    Compiling,
+    /// Serving calls.
+    Active,
+    /// Compiled and kept, for rollback.
+    Inactive,
+    /// Refused after the compile; `error` says why. Never served.
+    Failed,
+}
+
+/// One deployed version of a function.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub version: String,
+    pub sha256: String,
+    pub size: u64,
+    pub deployed_at: String,
+    pub state: VersionState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The deployed versions of one function, oldest first.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FunctionRecord {
+    pub space: String,
+    pub name: String,
+    pub versions: Vec<VersionRecord>,
+}
+
+impl FunctionRecord {
+    fn active(&self) -> Option<&VersionRecord> {
+        self.versions.iter().find(|v| v.state == VersionState::Active)
+    }
+
+    fn find_mut(&mut self, version: &str) -> Option<&mut VersionRecord> {
+        self.versions.iter_mut().find(|v| v.version == version)
+    }
+
+    fn sort(&mut self) {
+        self.versions.sort_by_key(|v| semver::Version::parse(&v.version).ok());
+    }
+}
+
+/// Why a deploy, rollback or delete was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "version {version} is not greater than the active version {active} of {space}/{name}: \
+         deploy a higher version, or roll back to a kept one"
+    )]
+    NotNewer { space: String, name: String, version: String, active: String },
+    #[error("version {version} of {space}/{name} is already deployed; roll back to it instead")]
+    Exists { space: String, name: String, version: String },
+    #[error("{space}/{name} has no kept version {version}")]
+    NoSuchVersion { space: String, name: String, version: String },
+    #[error("version {version} of {space}/{name} failed to compile, so it cannot be activated")]
+    NotRunnable { space: String, name: String, version: String },
+    #[error("no function '{name}' in space '{space}'")]
+    NotFound { space: String, name: String },
+    #[error("version {version} of {space}/{name} was refused: {reason}")]
+    Failed { space: String, name: String, version: String, reason: String },
+    #[error("the bundle store failed: {0}")]
+    Store(String),
+}
+
+fn store_error(error: impl std::fmt::Display) -> DeployError {
+    DeployError::Store(error.to_string())
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_version(text: &str) -> Result<semver::Version, DeployError> {
+    semver::Version::parse(text).map_err(|e| {
+        DeployError::Invalid(format!("version '{text}' is not a semantic version like 1.2.3: {e}"))
+    })
+}
+
+/// The deployed functions of a server.
+pub struct Deployments {
+    runtime: Arc<Runtime>,
+    dir: PathBuf,
+    tree: sled::Tree,
+    keep: usize,
+    /// Serialises read-modify-write of records; never held across an await.
+    lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Deployments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployments").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+/// A request to deploy a bundle.
+#[derive(Debug)]
+pub struct DeployRequest {
+    pub space: String,
+    /// Default: the name in the bundle's metadata.
+    pub name: Option<String>,
+    /// Default: the version in the bundle's metadata.
+    pub version: Option<String>,
+    pub bytes: Vec<u8>,
+    /// Wait for the compile and answer with the final state.
+    pub wait: bool,
+}
+
+impl Deployments {
+    /// `dir`: where bundles are kept; `tree`: where records are.
+    pub fn new(runtime: Arc<Runtime>, dir: PathBuf, tree: sled::Tree, keep: usize) -> Self {
+        Self { runtime, dir, tree, keep: keep.max(1), lock: Mutex::new(()) }
+    }
+
+    /// Checks and stores a bundle, then compiles it in the background; it becomes active once
+    /// compiled if it is still newer than the active version.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        request: DeployRequest,
+    ) -> Result<VersionRecord, DeployError> {
+        let DeployRequest { space, name, version, bytes, wait } = request;
+        crate::manifest::validate_name(&space).map_err(DeployError::Invalid)?;
+        bundle::check_header(&bytes)?;
+        world::check_world(&bytes)?;
+        let meta = bundle::read_meta(&bytes)?.unwrap_or_default();
+        let name = name.filter(|n| !n.is_empty()).or(Some(meta.name).filter(|n| !n.is_empty()));
+        let name = name.ok_or_else(|| {
+            DeployError::Invalid("the bundle has no function name: give one".into())
+        })?;
+        crate::manifest::validate_name(&name).map_err(DeployError::Invalid)?;
+        let version_text =
+            version.filter(|v| !v.is_empty()).or(Some(meta.version).filter(|v| !v.is_empty()));
+        let version_text = version_text.ok_or_else(|| {
+            DeployError::Invalid("the bundle has no version: give one (like 1.0.0)".into())
+        })?;
+        let version = parse_version(&version_text)?;
+        let sha256 = bundle::sha256_hex(&bytes);
+        let size = bytes.len() as u64;
+        let (store, path) = (self.clone(), self.bundle_path(&sha256));
+        let (bytes, written) = tokio::task::spawn_blocking(move || {
+            let written = store.write_bundle(&path, &bytes);
+            (bytes, written)
+        })
+        .await
+        .map_err(store_error)?;
+        written?;
+        let accepted = {
+            let _guard = self.lock.lock().expect("deployments lock");
+            let mut record = self.record(&space, &name)?.unwrap_or_else(|| FunctionRecord {
+                space: space.clone(),
+                name: name.clone(),
+                versions: Vec::new(),
+            });
+            if let Some(active) = self.active_version(&record) {
+                if parse_version(&active)? >= version {
+                    return Err(DeployError::NotNewer {
+                        space,
+                        name,
+                        version: version_text,
+                        active,
+                    });
+                }
+            }
+            let taken = record
+                .versions
+                .iter()
+                .any(|v| v.version == version_text && v.state != VersionState::Failed);
+            if taken {
+                return Err(DeployError::Exists { space, name, version: version_text });
+            }
+            record.versions.retain(|v| v.version != version_text);
+            let accepted = VersionRecord {
+                version: version_text.clone(),
+                sha256,
+                size,
+                deployed_at: now(),
+                state: VersionState::Compiling,
+                error: None,
+            };
+            record.versions.push(accepted.clone());
+            record.sort();
+            self.save(&record)?;
+            accepted
+        };
+        tracing::info!(%space, function = %name, version = %version_text, "deploy accepted; compiling");
+        let this = self.clone();
+        let (task_space, task_name) = (space.clone(), name.clone());
+        let compiling =
+            tokio::spawn(
+                async move { this.compile(task_space, task_name, version_text, bytes).await },
+            );
+        if !wait {
+            return Ok(accepted);
+        }
+        let done = compiling.await.map_err(store_error)?;
+        match done {
+            Ok(record) if record.state == VersionState::Failed => Err(DeployError::Failed {
+                space,
+                name,
+                version: record.version,
+                reason: record.error.unwrap_or_default(),
+            }),
+            other => other,
+        }
+    }
+
+    /// Compiles an accepted version and records the result.
+    async fn compile(
+        &self,
+        space: String,
+        name: String,
+        version: String,
+        bytes: Vec<u8>,
+    ) -> Result<VersionRecord, DeployError> {
+        let prepared =
+            self.runtime.prepare(bytes, &space, Some(name.clone()), Some(version.clone())).await;
+        let _guard = self.lock.lock().expect("deployments lock");
+        let mut record = self
+            .record(&space, &name)?
+            .ok_or_else(|| DeployError::NotFound { space: space.clone(), name: name.clone() })?;
+        let active = self.active_version(&record);
+        let newer = match &active {
+            Some(active) => parse_version(&version)? > parse_version(active)?,
+            None => true,
+        };
+        let Some(entry) = record.find_mut(&version) else {
+            return Err(DeployError::NoSuchVersion { space, name, version });
+        };
+        match prepared {
+            Ok(prepared) if newer => {
+                entry.state = VersionState::Active;
+                self.runtime.registry().activate(prepared);
+                for other in record.versions.iter_mut().filter(|v| v.version != version) {
+                    if other.state == VersionState::Active {
+                        other.state = VersionState::Inactive;
+                    }
+                }
+                tracing::info!(%space, function = %name, %version, "version active");
+            }
+            Ok(_) => {
+                entry.state = VersionState::Inactive;
+                tracing::info!(%space, function = %name, %version,
+                    "version compiled, but a newer one became active meanwhile; kept inactive");
+            }
+            Err(error) => {
+                entry.state = VersionState::Failed;
+                entry.error = Some(error.to_string());
+                tracing::warn!(%space, function = %name, %version, %error, "deploy refused");
+            }
+        }
+        let result = record.find_mut(&version).cloned().expect("present");
+        self.prune(&mut record)?;
+        self.save(&record)?;
+        Ok(result)
+    }
+
+    /// Makes a kept version active again.
+    pub async fn rollback(
+        &self,
+        space: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<VersionRecord, DeployError> {
+        let no_such = || DeployError::NoSuchVersion {
+            space: space.into(),
+            name: name.into(),
+            version: version.into(),
+        };
+        let target = {
+            let _guard = self.lock.lock().expect("deployments lock");
+            let record = self.record(space, name)?.ok_or_else(no_such)?;
+            record.versions.iter().find(|v| v.version == version).cloned().ok_or_else(no_such)?
+        };
+        match target.state {
+            VersionState::Active => return Ok(target),
+            VersionState::Inactive => {}
+            VersionState::Compiling | VersionState::Failed => {
+                return Err(DeployError::NotRunnable {
+                    space: space.into(),
+                    name: name.into(),
+                    version: version.into(),
+                })
+            }
+        }
+        let path = self.bundle_path(&target.sha256);
+        let bytes = tokio::fs::read(&path).await.map_err(store_error)?;
+        let prepared =
+            self.runtime.prepare(bytes, space, Some(name.into()), Some(version.into())).await?;
+        let _guard = self.lock.lock().expect("deployments lock");
+        let mut record = self.record(space, name)?.ok_or_else(no_such)?;
+        self.runtime.registry().activate(prepared);
+        for entry in &mut record.versions {
+            if entry.version == version {
+                entry.state = VersionState::Active;
+            } else if entry.state == VersionState::Active {
+                entry.state = VersionState::Inactive;
+            }
+        }
+        self.save(&record)?;
+        tracing::info!(%space, function = %name, %version, "rolled back");
+        record.find_mut(version).cloned().ok_or_else(no_such)
+    }
+
+    /// Takes a function out of service and forgets its versions (a function served from a
+    /// path given to `wasmfn serve` comes back at the next start).
+    pub fn delete(&self, space: &str, name: &str) -> Result<(), DeployError> {
+        let _guard = self.lock.lock().expect("deployments lock");
+        let record = self.record(space, name)?;
+        let removed = self.runtime.registry().remove(space, name);
+        if record.is_none() && removed.is_none() {
+            return Err(DeployError::NotFound { space: space.into(), name: name.into() });
+        }
+        if let Some(record) = record {
+            self.tree.remove(key(space, name)).map_err(store_error)?;
+            self.tree.flush().map_err(store_error)?;
+            for version in &record.versions {
+                self.remove_bundle_if_unused(&version.sha256)?;
+            }
+        }
+        tracing::info!(%space, function = %name, "function deleted");
+        Ok(())
+    }
+
+    /// Activates the active version of every deployed function (at start), and compiles
+    /// versions a crash interrupted. Returns how many functions are active.
+    pub async fn restore(self: &Arc<Self>) -> Result<usize, DeployError> {
+        let records: Vec<FunctionRecord> = self.all()?;
+        let mut restored = 0;
+        for record in records {
+            for version in &record.versions {
+                let wanted =
+                    matches!(version.state, VersionState::Active | VersionState::Compiling);
+                if !wanted {
+                    continue;
+                }
+                let bytes = match tokio::fs::read(self.bundle_path(&version.sha256)).await {
+                    Ok(bytes) => bytes,
+                    Err(error) => {
+                        tracing::error!(space = %record.space, function = %record.name,
+                            version = %version.version, %error, "bundle missing from the store");
+                        continue;
+                    }
+                };
+                let (space, name) = (record.space.clone(), record.name.clone());
+                if version.state == VersionState::Compiling {
+                    let this = self.clone();
+                    let version = version.version.clone();
+                    tokio::spawn(async move { this.compile(space, name, version, bytes).await });
+                    continue;
+                }
+                match self
+                    .runtime
+                    .prepare(bytes, &space, Some(name), Some(version.version.clone()))
+                    .await
+                {
+                    Ok(prepared) => {
+                        self.runtime.registry().activate(prepared);
+                        restored += 1;
+                    }
+                    Err(error) => tracing::error!(space = %record.space, function = %record.name,
+                        version = %version.version, %error, "could not restore a deployed version"),
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Every deployed function's record, by space and name.
+    pub fn all(&self) -> Result<Vec<FunctionRecord>, DeployError> {
+        self.tree
+            .iter()
+            .values()
+            .map(|value| {
+                let value = value.map_err(store_error)?;
+                serde_json::from_slice(&value).map_err(store_error)
+            })
+            .collect()
+    }
+
+    pub fn record(&self, space: &str, name: &str) -> Result<Option<FunctionRecord>, DeployError> {
+        match self.tree.get(key(space, name)).map_err(store_error)? {
+            Some(value) => Ok(Some(serde_json::from_slice(&value).map_err(store_error)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The active version: the record's, or that of a function served from a path.
+    fn active_version(&self, record: &FunctionRecord) -> Option<String> {
+        record.active().map(|v| v.version.clone()).or_else(|| {
+            self.runtime.registry().get(&record.space, &record.name).ok().map(|v| v.version.clone())
+        })
+    }
+
+    fn save(&self, record: &FunctionRecord) -> Result<(), DeployError> {
+        let value = serde_json::to_vec(record).expect("records serialise");
+        self.tree.insert(key(&record.space, &record.name), value).map_err(store_error)?;
+        self.tree.flush().map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Drops the oldest versions beyond `keep`, never the active or a compiling one.
+    fn prune(&self, record: &mut FunctionRecord) -> Result<(), DeployError> {
+        while record.versions.len() > self.keep {
+            let Some(oldest) = record
+                .versions
+                .iter()
+                .position(|v| !matches!(v.state, VersionState::Active | VersionState::Compiling))
+            else {
+                break;
+            };
+            let dropped = record.versions.remove(oldest);
+            self.save(record)?;
+            self.remove_bundle_if_unused(&dropped.sha256)?;
+        }
+        Ok(())
+    }
+
+    fn remove_bundle_if_unused(&self, sha256: &str) -> Result<(), DeployError> {
+        let used = self.all()?.iter().any(|r| r.versions.iter().any(|v| v.sha256 == sha256));
+        if !used {
+            let _ = std::fs::remove_file(self.bundle_path(sha256));
+        }
+        Ok(())
+    }
+
+    fn bundle_path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}.wasm"))
+    }
+
+    /// Writes a bundle once (content-addressed), through a temporary file and a rename.
+    fn write_bundle(&self, path: &PathBuf, bytes: &[u8]) -> Result<(), DeployError> {
+        if path.exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.dir).map_err(store_error)?;
+        let mut file = tempfile::NamedTempFile::new_in(&self.dir).map_err(store_error)?;
+        std::io::Write::write_all(&mut file, bytes).map_err(store_error)?;
+        file.as_file().sync_all().map_err(store_error)?;
+        file.persist(path).map_err(store_error)?;
+        Ok(())
+    }
+}
+
+fn key(space: &str, name: &str) -> Vec<u8> {
+    format!("{space}/{name}").into_bytes()
+}
