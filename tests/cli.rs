@@ -126,7 +126,7 @@ fn serve_answers_http_and_stops_on_sigterm() {
     let mut child = wasmfn()
         .arg("serve")
         .arg(&bundle)
-        .args(["--listen", "127.0.0.1:0", "--space", "tests"])
+        .args(["--listen", "127.0.0.1:0", "--space", "tests", "--default-access", "public"])
         .arg("--data-dir")
         .arg(state.path())
         .stdout(Stdio::piped())

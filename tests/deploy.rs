@@ -27,6 +27,7 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasmfn"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN, "--keep-versions", "2"])
+            .args(["--default-access", "public"])
             .arg("--data-dir")
             .arg(data_dir)
             .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))

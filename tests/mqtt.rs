@@ -611,7 +611,7 @@ async fn the_examples_function_toml_trigger_runs_and_wasmfn_triggers_shows_it() 
     let (ok, _, err) = triggers_cli(&base, &space, token, &["delete", "telemetry"]);
     assert!(!ok && err.contains("comes from the function.toml"), "{err}");
     let (ok, _, err) = triggers_cli(&base, &space, "wrong-token", &["list"]);
-    assert!(!ok && err.contains("401"), "{err}");
+    assert!(!ok && err.contains("403"), "{err}");
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -1,6 +1,7 @@
 //! The admin API under `/admin`, for operators: functions (deploy, versions, rollback; in
 //! `deploy::api`), triggers (list, create, show, delete, with their status) and the delivery
-//! log. Every request needs `Authorization: Bearer <token>`.
+//! log; API keys (in `access::api`). Every request needs `Authorization: Bearer <token>`: 401
+//! without one, 403 with a wrong one.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::access::constant_time_eq;
 use crate::delivery::Deliverer;
 use crate::triggers::cron::CronStats;
 use crate::triggers::mqtt::{MqttError, MqttTriggerConfig, MqttTriggers, TriggerOrigin};
@@ -25,6 +27,7 @@ pub struct AdminState {
     pub cron: Arc<Vec<CronInfo>>,
     pub deliverer: Arc<Deliverer>,
     pub deployments: Arc<crate::deploy::Deployments>,
+    pub access: Arc<crate::access::Access>,
     pub registry: Arc<crate::registry::Registry>,
 }
 
@@ -47,6 +50,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/spaces/{space}/triggers/{name}", get(show).delete(delete))
         .route("/admin/deliveries", get(deliveries))
         .merge(crate::deploy::api::routes())
+        .merge(crate::access::api::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }
@@ -111,8 +115,9 @@ async fn authorize(State(state): State<AdminState>, request: Request, next: Next
         Some(token) if constant_time_eq(token.trim().as_bytes(), state.token.as_bytes()) => {
             next.run(request).await
         }
-        Some(_) => AdminError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong admin token")
-            .into_response(),
+        Some(_) => {
+            AdminError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token").into_response()
+        }
         None => AdminError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -121,10 +126,6 @@ async fn authorize(State(state): State<AdminState>, request: Request, next: Next
         )
         .into_response(),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// A cron trigger as listed.

@@ -31,6 +31,9 @@ pub struct BundleMeta {
     pub config: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
+    /// `access` from `function.toml`; `None`: the server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<crate::access::AccessPolicy>,
     /// Cron triggers from `function.toml`, started by `wasmfn serve`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cron: Vec<CronTriggerConfig>,

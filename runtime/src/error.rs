@@ -19,6 +19,10 @@ pub enum InvokeError {
     #[error("method {method} is not allowed here; allowed: {allow}")]
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
     BadArguments(String),
@@ -49,6 +53,8 @@ impl InvokeError {
             Self::EntryNotFound(_) => "entry_not_found",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::BadRequest(_) => "bad_request",
             Self::BadArguments(_) => "bad_arguments",
             Self::BodyTooLarge { .. } => "body_too_large",
@@ -68,6 +74,8 @@ impl InvokeError {
             | Self::EntryNotFound(_)
             | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) | Self::BadArguments(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::FunctionException { .. } | Self::MemoryLimit { .. } | Self::Trap(_) => {
@@ -100,6 +108,9 @@ impl IntoResponse for InvokeError {
             }
             Self::Overloaded { .. } | Self::NoInstanceSlot => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }

@@ -4,6 +4,7 @@
 //! runs it in a fresh instance of the function's active version from the [`registry`], and
 //! returns an [`invoker::Outcome`].
 
+pub mod access;
 pub mod admin;
 pub mod bindings;
 pub mod bundle;

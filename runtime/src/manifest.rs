@@ -30,6 +30,10 @@ pub struct FunctionManifest {
     /// Values the function reads as `context.config`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Who may invoke it: `"public"`, or `"key"` (an API key of its space). Default: the
+    /// server's `--default-access` (`key`).
+    #[serde(default)]
+    pub access: Option<crate::access::AccessPolicy>,
     /// Overrides of the server's default limits.
     #[serde(default)]
     pub limits: Option<LimitOverrides>,

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use crate::access::signature::IngressVerifier;
+use crate::access::{Access, AccessPolicy};
 use crate::admin::{AdminState, CronInfo};
 use crate::delivery::{Deliverer, DeliveryPolicy};
 use crate::deploy::Deployments;
@@ -26,6 +28,10 @@ pub struct NodeOptions {
     pub delivery: DeliveryPolicy,
     /// Versions kept per deployed function.
     pub keep_versions: usize,
+    /// Access of functions whose `function.toml` sets none.
+    pub default_access: AccessPolicy,
+    /// Public keys ingress calls must be signed with (none: unsigned calls are accepted).
+    pub ingress: IngressVerifier,
 }
 
 /// The runtime and the triggers around it.
@@ -35,6 +41,7 @@ pub struct Node {
     pub mqtt: Arc<MqttTriggers>,
     pub deliverer: Arc<Deliverer>,
     pub deployments: Arc<Deployments>,
+    pub access: Arc<Access>,
     admin_token: Arc<str>,
     cron_jobs: Vec<CronJob>,
     cron: Option<(CronScheduler, Arc<Vec<CronInfo>>)>,
@@ -43,32 +50,31 @@ pub struct Node {
 impl Node {
     pub fn new(runtime: Arc<Runtime>, options: NodeOptions) -> Result<Self> {
         let deliverer = Deliverer::new(options.delivery);
-        let store = match &options.state {
-            Some(state) => Some(state.tree("mqtt_triggers")?),
-            None => None,
+        // Without a state directory, a temporary one: nothing survives the process.
+        let state = match options.state {
+            Some(state) => state,
+            None => StateDb::temporary()?,
         };
         let mqtt = Arc::new(MqttTriggers::new(
             runtime.invoker().clone(),
             deliverer.clone(),
             options.mqtt_retry,
-            store,
+            Some(state.tree("mqtt_triggers")?),
         ));
-        // Deploys need a bundle store: without a state directory, a temporary one.
-        let state = match options.state {
-            Some(state) => state,
-            None => StateDb::temporary()?,
-        };
         let deployments = Arc::new(Deployments::new(
             runtime.clone(),
             state.bundles_dir(),
             state.tree("functions")?,
             options.keep_versions,
         ));
+        let access =
+            Arc::new(Access::new(state.tree("api_keys")?, options.default_access, options.ingress));
         Ok(Self {
             runtime,
             mqtt,
             deliverer,
             deployments,
+            access,
             admin_token: options.admin_token.into(),
             cron_jobs: Vec::new(),
             cron: None,
@@ -138,12 +144,14 @@ impl Node {
             invoker: self.runtime.invoker().clone(),
             ingress_root,
             runtime: self.runtime.clone(),
+            access: self.access.clone(),
             admin: AdminState {
                 token: self.admin_token.clone(),
                 mqtt: self.mqtt.clone(),
                 cron,
                 deliverer: self.deliverer.clone(),
                 deployments: self.deployments.clone(),
+                access: self.access.clone(),
                 registry: self.runtime.registry().clone(),
             },
         }

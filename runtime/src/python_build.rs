@@ -221,6 +221,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         default_entry: manifest.default_entry.clone(),
         config: manifest.config.clone(),
         limits: manifest.limits.clone(),
+        access: manifest.access,
         cron: manifest.cron.clone(),
         mqtt: manifest.mqtt.clone(),
         build_id: guest_sources::build_id(),

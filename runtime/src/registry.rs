@@ -30,6 +30,8 @@ pub struct FunctionVersion {
     pub default_entry: Option<String>,
     pub config: FunctionConfig,
     pub limits: Limits,
+    /// Who may invoke it, as its `function.toml` says (`None`: the server's default).
+    pub access: Option<crate::access::AccessPolicy>,
     pub(crate) pre: FunctionPre<InvocationState>,
     /// Bounds concurrent invocations of this version.
     pub(crate) gate: Arc<Semaphore>,
@@ -158,6 +160,7 @@ pub async fn load_version(
         entries,
         default_entry,
         config: FunctionConfig::new(meta.config),
+        access: meta.access,
         gate: Arc::new(Semaphore::new(limits.max_concurrency)),
         waiting: AtomicUsize::new(0),
         limits,

@@ -11,6 +11,7 @@ use axum::Router;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::access::Access;
 use crate::admin::{self, AdminState};
 use crate::invoker::Invoker;
 use crate::runtime::Runtime;
@@ -23,6 +24,8 @@ pub struct AppState {
     /// `(space, function)` answered at `POST /` in the ixoncdkingress format, if any.
     pub ingress_root: Option<(String, String)>,
     pub runtime: Arc<Runtime>,
+    /// API keys, function access and the ingress signature check.
+    pub access: Arc<Access>,
     /// Triggers and deliveries, for the admin API.
     pub admin: AdminState,
 }

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use wasmfn_runtime::access::signature::IngressVerifier;
+use wasmfn_runtime::access::AccessPolicy;
 use wasmfn_runtime::delivery::DeliveryPolicy;
 use wasmfn_runtime::limits::{EngineLimits, Limits};
-use wasmfn_runtime::node::{Node, NodeOptions};
+use wasmfn_runtime::node::Node;
+pub use wasmfn_runtime::node::NodeOptions;
 use wasmfn_runtime::python_build::{build_if_stale, BuildOptions};
 use wasmfn_runtime::runtime::{Runtime, RuntimeConfig};
 use wasmfn_runtime::server;
@@ -121,6 +124,9 @@ pub fn node_options() -> NodeOptions {
             timeout: std::time::Duration::from_secs(5),
         },
         keep_versions: 3,
+        // The fixtures set no `access`; tests of keys start with `AccessPolicy::Key`.
+        default_access: AccessPolicy::Public,
+        ingress: IngressVerifier::default(),
     }
 }
 

@@ -13,11 +13,13 @@ use crate::toolchain::wasmfn_home;
 
 mod admin_client;
 mod functions;
+mod keys;
 mod serve;
 mod triggers;
 
 pub use admin_client::AdminArgs;
 pub use functions::{DeployArgs, FunctionsArgs};
+pub use keys::KeysArgs;
 pub use serve::ServeArgs;
 pub use triggers::TriggersArgs;
 
@@ -63,6 +65,8 @@ pub enum Command {
     Deploy(DeployArgs),
     /// List, show, roll back and delete the functions of a running server.
     Functions(FunctionsArgs),
+    /// Create, list, revoke and share the API keys callers invoke functions with.
+    Keys(KeysArgs),
     /// List, show, create and delete the triggers of a running server (its admin API).
     Triggers(TriggersArgs),
 }
@@ -150,6 +154,7 @@ pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Triggers(args) => triggers::run(args).await,
         Command::Deploy(args) => functions::deploy(args).await,
         Command::Functions(args) => functions::functions(args).await,
+        Command::Keys(args) => keys::run(args).await,
         Command::Build(args) => {
             let options = BuildOptions { out_dir: args.out_dir, progress: true };
             let built =

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::{bundle_bytes, RunArgs};
+use crate::access::signature::IngressVerifier;
 use crate::delivery::DeliveryPolicy;
 use crate::node::{Node, NodeOptions};
 use crate::runtime::Runtime;
@@ -40,6 +41,15 @@ pub struct ServeArgs {
     /// (the wait starts at 500 ms and doubles).
     #[arg(long, default_value_t = 30_000)]
     pub mqtt_retry_max_ms: u64,
+    /// Who may invoke functions whose function.toml sets no `access`: `key` (an API key of
+    /// the space) or `public`.
+    #[arg(long, default_value = "key", value_parser = ["key", "public"])]
+    pub default_access: String,
+    /// A PEM file of an Ed25519 public key the IXON platform signs ingress calls with
+    /// (repeatable). When given, ingress calls must carry a valid `Authorization: signature`
+    /// and a fresh `created_on`, as ixoncdkingress checks in production mode.
+    #[arg(long, value_name = "PEM_FILE")]
+    pub ingress_public_key: Vec<PathBuf>,
     /// Versions kept per deployed function, for rollback (the active one always is).
     #[arg(long, default_value_t = crate::deploy::DEFAULT_KEEP_VERSIONS)]
     pub keep_versions: usize,
@@ -66,6 +76,8 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
             ..RetryPolicy::default()
         },
         delivery: DeliveryPolicy { attempts: args.callback_attempts, ..DeliveryPolicy::default() },
+        default_access: args.default_access.parse().map_err(anyhow::Error::msg)?,
+        ingress: IngressVerifier::from_pem_files(&args.ingress_public_key)?,
     };
     let mut node = Node::new(runtime, options)?;
     let mut names = Vec::new();

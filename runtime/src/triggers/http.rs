@@ -11,8 +11,9 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use crate::access::KEY_HEADER;
 use crate::error::InvokeError;
-use crate::invoker::{Invocation, Outcome, RequestData};
+use crate::invoker::{Caller, Invocation, Outcome, RequestData};
 use crate::registry::FunctionVersion;
 use crate::server::AppState;
 
@@ -61,10 +62,11 @@ async fn invoke(
         }
     };
     let (function, entry) = split_entry(&function);
-    let (version, parts, body) = match receive(&state, &space, &function, request).await {
-        Ok(received) => received,
-        Err(error) => return error.into_response(),
-    };
+    let (version, parts, body, caller) =
+        match receive(&state, &space, &function, request, true).await {
+            Ok(received) => received,
+            Err(error) => return error.into_response(),
+        };
     let query = parse_query(parts.uri.query());
     let arguments = match arguments(&query, &parts.headers, &body) {
         Ok(arguments) => arguments,
@@ -83,22 +85,35 @@ async fn invoke(
             body,
         },
         trigger: "http".into(),
+        caller: caller.unwrap_or_default(),
         ..Invocation::default()
     };
     respond(&state, version, invocation).await
 }
 
-/// Resolves the function first, so that its own body limit applies, then reads the body.
+/// What [`receive`] hands on: the version, the request head and body, and the caller an API
+/// key names.
+pub type Received =
+    (Arc<FunctionVersion>, axum::http::request::Parts, bytes::Bytes, Option<Caller>);
+
+/// Resolves the function first, checks the caller may invoke it (`check_access`) before a byte
+/// of the body is read, then reads the body under the function's own limit.
 pub async fn receive(
     state: &AppState,
     space: &str,
     function: &str,
     request: axum::extract::Request,
-) -> Result<(Arc<FunctionVersion>, axum::http::request::Parts, bytes::Bytes), InvokeError> {
+    check_access: bool,
+) -> Result<Received, InvokeError> {
     let version = state.invoker.registry().get(space, function)?;
     let (parts, body) = request.into_parts();
+    let caller = if check_access {
+        state.access.check(&parts.headers, space, state.access.policy(version.access))?
+    } else {
+        None
+    };
     let body = read_body(body, &parts.headers, version.limits.max_body_bytes).await?;
-    Ok((version, parts, body))
+    Ok((version, parts, body, caller))
 }
 
 /// Runs an invocation and turns its outcome into the HTTP response.
@@ -196,9 +211,12 @@ pub fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
     query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
+/// The request headers a function sees: all but the credentials (`Authorization`, the API key
+/// header), which are the platform's business.
 pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
+        .filter(|(name, _)| *name != header::AUTHORIZATION && name.as_str() != KEY_HEADER)
         .filter_map(|(name, value)| {
             Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
         })

@@ -83,14 +83,29 @@ async fn call(
         }
         .into_response();
     }
-    let (version, parts, body) = match receive(&state, &space, &function, request).await {
-        Ok(received) => received,
+    // Signed calls come from the IXON platform: the signature is their authorization, and
+    // vouches for the caller in the body. Unsigned ones follow the function's access.
+    let signed = state.access.ingress.enabled();
+    let (version, parts, body, key_caller) =
+        match receive(&state, &space, &function, request, !signed).await {
+            Ok(received) => received,
+            Err(error) => return error.into_response(),
+        };
+    let (mut invocation, created_on) = match parse_call(&body) {
+        Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
-    let mut invocation = match parse_call(&body) {
-        Ok(invocation) => invocation,
-        Err(error) => return error.into_response(),
-    };
+    if signed {
+        let now = chrono::Utc::now();
+        if let Err(error) =
+            state.access.ingress.verify(&parts.headers, &body, created_on.as_deref(), now)
+        {
+            return error.into_response();
+        }
+    }
+    if let Some(caller) = key_caller {
+        invocation.caller = caller;
+    }
     invocation.space = space;
     invocation.function = function;
     invocation.request = RequestData {
@@ -103,8 +118,9 @@ async fn call(
     respond(&state, version, invocation).await
 }
 
-/// Parses the JSON call format into an invocation (space and function left empty).
-pub fn parse_call(body: &[u8]) -> Result<Invocation, InvokeError> {
+/// Parses the JSON call format into an invocation (space and function left empty) and the
+/// call's `created_on`.
+pub fn parse_call(body: &[u8]) -> Result<(Invocation, Option<String>), InvokeError> {
     let call: IngressCall = serde_json::from_slice(body).map_err(|error| {
         InvokeError::BadRequest(format!("request body is not an ixoncdkingress call: {error}"))
     })?;
@@ -130,14 +146,15 @@ pub fn parse_call(body: &[u8]) -> Result<Invocation, InvokeError> {
             other => (key, other.to_string()),
         })
         .collect();
-    Ok(Invocation {
+    let invocation = Invocation {
         entry: Some(name),
         arguments,
         trigger: "ixon".into(),
         caller: parse_caller(&call.context)?,
         config,
         ..Invocation::default()
-    })
+    };
+    Ok((invocation, call.created_on))
 }
 
 fn parse_caller(context: &Map<String, Value>) -> Result<Caller, InvokeError> {
@@ -202,7 +219,7 @@ mod tests {
             },
             "created_on": "2026-11-23T00:00:00+00:00"
         });
-        let invocation = parse_call(body.to_string().as_bytes()).unwrap();
+        let (invocation, _) = parse_call(body.to_string().as_bytes()).unwrap();
         assert_eq!(invocation.entry.as_deref(), Some("example.greet"));
         assert_eq!(invocation.arguments["name"], "Ada");
         assert_eq!(invocation.config["n"], "3");
