@@ -238,3 +238,49 @@ async fn standard_library_modules_can_be_imported_inside_a_call() {
     assert_eq!(body["total"], "2.10");
     assert_eq!(body["missing"], "No module named 'tomllib'");
 }
+
+#[tokio::test]
+async fn readiness_and_metrics_count_every_invocation_by_status() {
+    let server = start_server(&["behave"], None).await;
+    let (status, ready) =
+        json(server.client.get(server.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!((status, ready["status"].as_str()), (200, Some("ready")));
+
+    let greet = server.invoke_url("behave:behave.greet", "?name=Ada");
+    assert_eq!(server.client.get(greet).send().await.unwrap().status(), 200);
+    let boom = server.invoke_url("behave:behave.boom", "");
+    for _ in 0..2 {
+        assert_eq!(server.client.post(&boom).send().await.unwrap().status(), 500);
+    }
+
+    let anonymous = server.client.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401, "metrics are behind the admin token");
+    let response = server.admin(reqwest::Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().contains("openmetrics"));
+    let text = response.text().await.unwrap();
+    let line = |labels: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("wasmfn_invocations_total{{{labels}}}")))
+            .unwrap_or_else(|| panic!("no series {labels} in:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let ok = r#"space="default",function="behave",trigger="http",status="200""#;
+    let failed = r#"space="default",function="behave",trigger="http",status="500""#;
+    assert_eq!(line(ok), "1");
+    assert_eq!(line(failed), "2");
+    assert!(text.contains("wasmfn_functions_active 1"), "{text}");
+    let instantiated = text
+        .lines()
+        .find(|l| l.starts_with("wasmfn_instantiate_seconds_count"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .expect("instantiate histogram");
+    assert!(instantiated >= 3, "{text}");
+    assert!(
+        text.contains(r#"wasmfn_trigger_up{space="default",trigger="new-year",kind="cron"} 1"#),
+        "{text}"
+    );
+}

@@ -28,6 +28,7 @@ pub struct AdminState {
     pub deliverer: Arc<Deliverer>,
     pub deployments: Arc<crate::deploy::Deployments>,
     pub access: Arc<crate::access::Access>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub registry: Arc<crate::registry::Registry>,
 }
 
@@ -49,6 +50,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/spaces/{space}/triggers", get(list_space).post(create))
         .route("/admin/spaces/{space}/triggers/{name}", get(show).delete(delete))
         .route("/admin/deliveries", get(deliveries))
+        .route("/metrics", get(metrics))
         .merge(crate::deploy::api::routes())
         .merge(crate::access::api::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
@@ -251,6 +253,13 @@ async fn delete(
     }
     state.mqtt.delete(&space, &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /metrics`: Prometheus text format, behind the admin token like the rest.
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let text = state.metrics.render(&state);
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 async fn deliveries(State(state): State<AdminState>) -> Json<Value> {

@@ -108,16 +108,45 @@ impl Outcome {
     }
 }
 
+/// Sees every finished outcome (metrics, the invocation log). Called on the invocation's
+/// task: it must not block.
+pub trait OutcomeObserver: Send + Sync + 'static {
+    fn observe(&self, outcome: &Outcome);
+}
+
+#[derive(Clone, Default)]
+struct Observers(Arc<std::sync::RwLock<Vec<Arc<dyn OutcomeObserver>>>>);
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.0.read().map(|o| o.len()).unwrap_or(0);
+        f.debug_struct("Observers").field("count", &count).finish()
+    }
+}
+
 /// Runs invocations against the functions in a registry.
 #[derive(Clone, Debug)]
 pub struct Invoker {
     engine: Engine,
     registry: Arc<Registry>,
+    observers: Observers,
 }
 
 impl Invoker {
     pub fn new(engine: Engine, registry: Arc<Registry>) -> Self {
-        Self { engine, registry }
+        Self { engine, registry, observers: Observers::default() }
+    }
+
+    /// Adds an observer of every outcome from now on.
+    pub fn observe(&self, observer: Arc<dyn OutcomeObserver>) {
+        self.observers.0.write().unwrap_or_else(|e| e.into_inner()).push(observer);
+    }
+
+    fn finish(&self, outcome: &Outcome) {
+        log_outcome(outcome);
+        for observer in self.observers.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            observer.observe(outcome);
+        }
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -128,7 +157,11 @@ impl Invoker {
     pub async fn invoke(&self, invocation: Invocation) -> Outcome {
         match self.registry.get(&invocation.space, &invocation.function) {
             Ok(version) => self.invoke_version(version, invocation).await,
-            Err(error) => Outcome::failed(&invocation, None, error),
+            Err(error) => {
+                let outcome = Outcome::failed(&invocation, None, error);
+                self.finish(&outcome);
+                outcome
+            }
         }
     }
 
@@ -153,7 +186,7 @@ impl Invoker {
             Err(error) => Outcome::failed(&invocation, Some(&version), error),
         };
         outcome.timing.total = started.elapsed();
-        log_outcome(&outcome);
+        self.finish(&outcome);
         outcome
     }
 

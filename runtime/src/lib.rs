@@ -18,6 +18,7 @@ pub mod host;
 pub mod invoker;
 pub mod limits;
 pub mod manifest;
+pub mod metrics;
 pub mod node;
 pub mod output;
 pub mod python_build;

@@ -2,6 +2,7 @@
 //! scheduler, MQTT triggers, callback deliveries, admin token), assembled one way for the CLI
 //! and the tests alike.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -11,6 +12,7 @@ use crate::access::{Access, AccessPolicy};
 use crate::admin::{AdminState, CronInfo};
 use crate::delivery::{Deliverer, DeliveryPolicy};
 use crate::deploy::Deployments;
+use crate::metrics::Metrics;
 use crate::registry::FunctionVersion;
 use crate::runtime::Runtime;
 use crate::server::AppState;
@@ -42,6 +44,9 @@ pub struct Node {
     pub deliverer: Arc<Deliverer>,
     pub deployments: Arc<Deployments>,
     pub access: Arc<Access>,
+    pub metrics: Arc<Metrics>,
+    /// Set once everything is loaded and the server listens; cleared at shutdown.
+    pub ready: Arc<AtomicBool>,
     admin_token: Arc<str>,
     cron_jobs: Vec<CronJob>,
     cron: Option<(CronScheduler, Arc<Vec<CronInfo>>)>,
@@ -69,12 +74,16 @@ impl Node {
         ));
         let access =
             Arc::new(Access::new(state.tree("api_keys")?, options.default_access, options.ingress));
+        let metrics = Metrics::new();
+        runtime.invoker().observe(metrics.clone());
         Ok(Self {
             runtime,
             mqtt,
             deliverer,
             deployments,
             access,
+            metrics,
+            ready: Arc::new(AtomicBool::new(false)),
             admin_token: options.admin_token.into(),
             cron_jobs: Vec::new(),
             cron: None,
@@ -137,6 +146,11 @@ impl Node {
         self.cron = Some((scheduler, Arc::new(infos)));
     }
 
+    /// Marks the node ready for traffic (`/readyz` answers 200).
+    pub fn mark_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
     /// The state of every request handler.
     pub fn app_state(&self, ingress_root: Option<(String, String)>) -> AppState {
         let cron = self.cron.as_ref().map(|(_, infos)| infos.clone()).unwrap_or_default();
@@ -145,6 +159,7 @@ impl Node {
             ingress_root,
             runtime: self.runtime.clone(),
             access: self.access.clone(),
+            ready: self.ready.clone(),
             admin: AdminState {
                 token: self.admin_token.clone(),
                 mqtt: self.mqtt.clone(),
@@ -152,6 +167,7 @@ impl Node {
                 deliverer: self.deliverer.clone(),
                 deployments: self.deployments.clone(),
                 access: self.access.clone(),
+                metrics: self.metrics.clone(),
                 registry: self.runtime.registry().clone(),
             },
         }
@@ -159,6 +175,7 @@ impl Node {
 
     /// Stops the triggers, letting runs in flight finish.
     pub async fn shutdown(self) {
+        self.ready.store(false, Ordering::SeqCst);
         if let Some((scheduler, _)) = self.cron {
             scheduler.shutdown().await;
         }

@@ -266,6 +266,12 @@ impl Registry {
         })
     }
 
+    /// Every active version (for metrics read at scrape time).
+    pub fn versions(&self) -> Vec<Arc<FunctionVersion>> {
+        let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());
+        spaces.values().flat_map(|fs| fs.values().cloned()).collect()
+    }
+
     /// Every active function, sorted by space and name.
     pub fn list(&self) -> Vec<FunctionSummary> {
         let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());

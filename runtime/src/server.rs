@@ -26,6 +26,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// API keys, function access and the ingress signature check.
     pub access: Arc<Access>,
+    /// Whether the node is ready for traffic (`/readyz`).
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// Triggers and deliveries, for the admin API.
     pub admin: AdminState,
 }
@@ -40,9 +42,24 @@ pub fn app(state: AppState) -> Router {
         .route("/spaces/{space}/functions/{function}/ingress", any(ingress::ingress))
         .route("/", any(ingress::ingress_root))
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
         .with_state(state.clone())
         .merge(admin::router(state.admin))
         .fallback(not_found)
+}
+
+/// 200 once functions are loaded and triggers started, 503 before that and while shutting down.
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let functions = state.invoker.registry().versions().len();
+    if state.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        axum::Json(json!({"status": "ready", "functions": functions})).into_response()
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not_ready", "functions": functions})),
+        )
+            .into_response()
+    }
 }
 
 async fn not_found(uri: Uri) -> Response {

@@ -150,6 +150,7 @@ pub async fn start_server_with(
     }
     node.restore_triggers().expect("restoring triggers");
     node.start_cron(Arc::new(SystemClock));
+    node.mark_ready();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding port 0");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = node.app_state(ingress_root.map(|f| ("default".to_string(), f.to_string())));

@@ -130,7 +130,14 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     println!("  admin API: http://{address}/admin (bearer token: {token_source})");
     node.start_cron(Arc::new(SystemClock));
     let state = node.app_state(args.ingress_root.map(|f| (args.space.clone(), f)));
-    let served = server::serve(listener, state, server::shutdown_signal()).await;
+    node.mark_ready();
+    let ready = node.ready.clone();
+    let shutdown = async move {
+        server::shutdown_signal().await;
+        // Load balancers stop sending while requests in flight finish.
+        ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    };
+    let served = server::serve(listener, state, shutdown).await;
     node.shutdown().await;
     served?;
     Ok(std::process::ExitCode::SUCCESS)

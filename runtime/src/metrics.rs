@@ -1,0 +1,190 @@
+//! Prometheus metrics at `/metrics` (OpenMetrics text): invocations by function, trigger and
+//! status, duration, instantiate and queue-wait histograms, and, read at scrape time, active
+//! functions, callers waiting for a concurrency slot, and trigger status and queue depths.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::admin::AdminState;
+use crate::invoker::{Outcome, OutcomeObserver};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InvocationLabels {
+    space: String,
+    function: String,
+    trigger: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FunctionLabels {
+    space: String,
+    function: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabels {
+    space: String,
+    trigger: String,
+    kind: String,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 0.25 ms to ~8 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    invocations: Family<InvocationLabels, Counter>,
+    duration: Family<FunctionLabels, Histogram, fn() -> Histogram>,
+    instantiate: Histogram,
+    queued: Histogram,
+    functions: Gauge,
+    waiting: Family<FunctionLabels, Gauge>,
+    trigger_up: Family<TriggerLabels, Gauge>,
+    trigger_queue: Family<TriggerLabels, Gauge>,
+    trigger_dropped: Family<TriggerLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let invocations = Family::<InvocationLabels, Counter>::default();
+        registry.register(
+            "wasmfn_invocations",
+            "Finished invocations by space, function, trigger and HTTP status",
+            invocations.clone(),
+        );
+        let duration = Family::<FunctionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            seconds_histogram,
+        );
+        registry.register(
+            "wasmfn_invocation_duration_seconds",
+            "Whole invocation time, queueing included",
+            duration.clone(),
+        );
+        let instantiate = seconds_histogram();
+        registry.register(
+            "wasmfn_instantiate_seconds",
+            "Time to create a fresh instance",
+            instantiate.clone(),
+        );
+        let queued = seconds_histogram();
+        registry.register(
+            "wasmfn_queue_wait_seconds",
+            "Time an invocation waited for its function's concurrency slot",
+            queued.clone(),
+        );
+        let functions = Gauge::default();
+        registry.register(
+            "wasmfn_functions_active",
+            "Functions with an active version",
+            functions.clone(),
+        );
+        let waiting = Family::<FunctionLabels, Gauge>::default();
+        registry.register(
+            "wasmfn_invocations_waiting",
+            "Invocations waiting for a concurrency slot, by function",
+            waiting.clone(),
+        );
+        let trigger_up = Family::<TriggerLabels, Gauge>::default();
+        registry.register(
+            "wasmfn_trigger_up",
+            "1 when a trigger is Running, 0 when Failed or connecting",
+            trigger_up.clone(),
+        );
+        let trigger_queue = Family::<TriggerLabels, Gauge>::default();
+        registry.register(
+            "wasmfn_trigger_queue_depth",
+            "Messages waiting in an MQTT trigger's queue",
+            trigger_queue.clone(),
+        );
+        let trigger_dropped = Family::<TriggerLabels, Gauge>::default();
+        registry.register(
+            "wasmfn_trigger_dropped_messages",
+            "QoS 0 messages an MQTT trigger dropped because its queue was full (since start)",
+            trigger_dropped.clone(),
+        );
+        Arc::new(Self {
+            registry: Mutex::new(registry),
+            invocations,
+            duration,
+            instantiate,
+            queued,
+            functions,
+            waiting,
+            trigger_up,
+            trigger_queue,
+            trigger_dropped,
+        })
+    }
+
+    /// The text a scrape gets, with the scrape-time gauges read from `state`.
+    pub fn render(&self, state: &AdminState) -> String {
+        let versions = state.registry.versions();
+        self.functions.set(versions.len() as i64);
+        self.waiting.clear();
+        for version in &versions {
+            let labels =
+                FunctionLabels { space: version.space.clone(), function: version.name.clone() };
+            self.waiting.get_or_create(&labels).set(version.waiting.load(Ordering::Relaxed) as i64);
+        }
+        for family in [&self.trigger_up, &self.trigger_queue, &self.trigger_dropped] {
+            family.clear();
+        }
+        for view in state.mqtt.list(None) {
+            let labels =
+                TriggerLabels { space: view.space, trigger: view.name, kind: "mqtt".into() };
+            let up = view.status.state == crate::triggers::mqtt::TriggerState::Running;
+            self.trigger_up.get_or_create(&labels).set(i64::from(up));
+            self.trigger_queue.get_or_create(&labels).set(view.status.queued as i64);
+            self.trigger_dropped.get_or_create(&labels).set(view.status.dropped as i64);
+        }
+        for cron in state.cron.iter() {
+            let labels = TriggerLabels {
+                space: cron.space.clone(),
+                trigger: cron.name.clone(),
+                kind: "cron".into(),
+            };
+            self.trigger_up.get_or_create(&labels).set(1);
+        }
+        let mut text = String::new();
+        let registry = self.registry.lock().expect("metrics registry lock");
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("encoding to a String cannot fail");
+        text
+    }
+}
+
+impl OutcomeObserver for Metrics {
+    fn observe(&self, outcome: &Outcome) {
+        let labels = InvocationLabels {
+            space: outcome.space.clone(),
+            function: outcome.function.clone(),
+            trigger: outcome.trigger.clone(),
+            status: outcome.status().to_string(),
+        };
+        self.invocations.get_or_create(&labels).inc();
+        let function = FunctionLabels { space: labels.space, function: labels.function };
+        self.duration.get_or_create(&function).observe(outcome.timing.total.as_secs_f64());
+        if !outcome.timing.instantiate.is_zero() {
+            self.instantiate.observe(outcome.timing.instantiate.as_secs_f64());
+        }
+        self.queued.observe(outcome.timing.queued.as_secs_f64());
+    }
+}
