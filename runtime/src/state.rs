@@ -54,24 +54,33 @@ pub fn admin_token_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin-token")
 }
 
+/// Where the admin token came from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    Given,
+    Saved,
+    /// Generated now: the caller shows it once.
+    Generated,
+}
+
 /// The admin token: the given one, else the one saved in the data directory, else a new
 /// random one saved there (readable by its owner only).
-pub fn admin_token(data_dir: &Path, given: Option<String>) -> Result<String> {
+pub fn admin_token(data_dir: &Path, given: Option<String>) -> Result<(String, TokenSource)> {
     if let Some(token) = given.filter(|t| !t.is_empty()) {
-        return Ok(token);
+        return Ok((token, TokenSource::Given));
     }
     let path = admin_token_path(data_dir);
     if let Ok(token) = std::fs::read_to_string(&path) {
         let token = token.trim().to_string();
         if !token.is_empty() {
-            return Ok(token);
+            return Ok((token, TokenSource::Saved));
         }
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
-    Ok(token)
+    Ok((token, TokenSource::Generated))
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -94,11 +103,13 @@ mod tests {
     fn a_generated_token_is_kept_and_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let first = admin_token(dir.path(), None).unwrap();
-        assert_eq!(first.len(), 64);
-        assert_eq!(admin_token(dir.path(), None).unwrap(), first, "read back, not regenerated");
+        let (first, source) = admin_token(dir.path(), None).unwrap();
+        assert_eq!((first.len(), source), (64, TokenSource::Generated));
+        let again = admin_token(dir.path(), None).unwrap();
+        assert_eq!(again, (first, TokenSource::Saved), "read back, not regenerated");
         let mode = std::fs::metadata(admin_token_path(dir.path())).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(admin_token(dir.path(), Some("given".into())).unwrap(), "given");
+        let given = admin_token(dir.path(), Some("given".into())).unwrap();
+        assert_eq!(given, ("given".to_string(), TokenSource::Given));
     }
 }

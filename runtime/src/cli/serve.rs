@@ -14,7 +14,7 @@ use crate::delivery::DeliveryPolicy;
 use crate::node::{Node, NodeOptions};
 use crate::runtime::Runtime;
 use crate::server;
-use crate::state::{self, StateDb};
+use crate::state::{self, StateDb, TokenSource};
 use crate::triggers::cron::SystemClock;
 use crate::triggers::mqtt::RetryPolicy;
 
@@ -67,10 +67,11 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     }
     let data_dir = args.run.data_dir();
     let runtime = Arc::new(Runtime::new(args.run.runtime_config())?);
+    let (admin_token, token_source) = state::admin_token(&data_dir, args.admin_token.clone())?;
     let options = NodeOptions {
         state: Some(StateDb::open(&data_dir)?),
         keep_versions: args.keep_versions,
-        admin_token: state::admin_token(&data_dir, args.admin_token.clone())?,
+        admin_token: admin_token.clone(),
         mqtt_retry: RetryPolicy {
             max: Duration::from_millis(args.mqtt_retry_max_ms.max(500)),
             ..RetryPolicy::default()
@@ -122,12 +123,21 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     for name in &names {
         println!("  http://{address}/spaces/{}/functions/{name}/invoke", args.space);
     }
-    let token_source = if args.admin_token.is_some() {
-        "--admin-token".to_string()
-    } else {
-        state::admin_token_path(&data_dir).display().to_string()
-    };
-    println!("  admin API: http://{address}/admin (bearer token: {token_source})");
+    let token_path = state::admin_token_path(&data_dir);
+    match token_source {
+        TokenSource::Given => {
+            println!("  admin API: http://{address}/admin (token: --admin-token)")
+        }
+        TokenSource::Saved => {
+            println!("  admin API: http://{address}/admin (token in {})", token_path.display())
+        }
+        // Shown this once, on the terminal only (never in the log); kept in the file.
+        TokenSource::Generated => println!(
+            "  admin API: http://{address}/admin\n  admin token (generated now, shown once, \
+             saved in {}): {admin_token}",
+            token_path.display()
+        ),
+    }
     node.start_cron(Arc::new(SystemClock));
     let state = node.app_state(args.ingress_root.map(|f| (args.space.clone(), f)));
     node.mark_ready();
