@@ -18,7 +18,7 @@ use wasmfn_host_apis::config::FunctionConfig;
 use wasmfn_host_apis::log::LogLine;
 
 /// A caller-context resource (user, company, agent, asset, template, API application).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Resource {
     pub public_id: String,
     pub name: String,
@@ -27,7 +27,7 @@ pub struct Resource {
 }
 
 /// Who calls, as far as the trigger knows.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Caller {
     pub user: Option<Resource>,
     pub company: Option<Resource>,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use tokio::sync::watch;
 
 use crate::access::signature::IngressVerifier;
 use crate::access::{Access, AccessPolicy};
@@ -17,6 +18,7 @@ use crate::registry::FunctionVersion;
 use crate::runtime::Runtime;
 use crate::server::AppState;
 use crate::state::StateDb;
+use crate::triggers::async_invoke::{AsyncJobs, AsyncOptions};
 use crate::triggers::cron::{self, Clock, CronJob, CronScheduler};
 use crate::triggers::mqtt::{MqttTriggers, RetryPolicy, TriggerOrigin};
 
@@ -34,6 +36,8 @@ pub struct NodeOptions {
     pub default_access: AccessPolicy,
     /// Public keys ingress calls must be signed with (none: unsigned calls are accepted).
     pub ingress: IngressVerifier,
+    /// Concurrency and queue limit of asynchronous invocations.
+    pub async_options: AsyncOptions,
 }
 
 /// The runtime and the triggers around it.
@@ -45,6 +49,8 @@ pub struct Node {
     pub deployments: Arc<Deployments>,
     pub access: Arc<Access>,
     pub metrics: Arc<Metrics>,
+    pub async_jobs: Arc<AsyncJobs>,
+    async_workers: Option<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)>,
     /// Set once everything is loaded and the server listens; cleared at shutdown.
     pub ready: Arc<AtomicBool>,
     admin_token: Arc<str>,
@@ -74,6 +80,12 @@ impl Node {
         ));
         let access =
             Arc::new(Access::new(state.tree("api_keys")?, options.default_access, options.ingress));
+        let async_jobs = AsyncJobs::new(
+            state.tree("async_jobs")?,
+            runtime.invoker().clone(),
+            deliverer.clone(),
+            options.async_options,
+        );
         let metrics = Metrics::new();
         runtime.invoker().observe(metrics.clone());
         Ok(Self {
@@ -83,6 +95,8 @@ impl Node {
             deployments,
             access,
             metrics,
+            async_jobs,
+            async_workers: None,
             ready: Arc::new(AtomicBool::new(false)),
             admin_token: options.admin_token.into(),
             cron_jobs: Vec::new(),
@@ -146,6 +160,16 @@ impl Node {
         self.cron = Some((scheduler, Arc::new(infos)));
     }
 
+    /// Requeues the async jobs a crash interrupted, redelivers their pending callbacks and
+    /// starts the async workers. Returns (jobs requeued, callbacks redelivered).
+    pub fn start_async(&mut self) -> Result<(usize, usize)> {
+        let restored = self.async_jobs.restore()?;
+        let (stop, watcher) = watch::channel(false);
+        let workers = self.async_jobs.start(watcher);
+        self.async_workers = Some((stop, workers));
+        Ok(restored)
+    }
+
     /// Marks the node ready for traffic (`/readyz` answers 200).
     pub fn mark_ready(&self) {
         self.ready.store(true, Ordering::SeqCst);
@@ -159,6 +183,7 @@ impl Node {
             ingress_root,
             runtime: self.runtime.clone(),
             access: self.access.clone(),
+            async_jobs: self.async_jobs.clone(),
             ready: self.ready.clone(),
             admin: AdminState {
                 token: self.admin_token.clone(),
@@ -180,5 +205,11 @@ impl Node {
             scheduler.shutdown().await;
         }
         self.mqtt.shutdown().await;
+        if let Some((stop, workers)) = self.async_workers {
+            let _ = stop.send(true);
+            for worker in workers {
+                let _ = worker.await;
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@ use crate::access::Access;
 use crate::admin::{self, AdminState};
 use crate::invoker::Invoker;
 use crate::runtime::Runtime;
+use crate::triggers::async_invoke::{self, AsyncJobs};
 use crate::triggers::{http, ingress};
 
 /// Shared state of every request handler.
@@ -26,6 +27,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// API keys, function access and the ingress signature check.
     pub access: Arc<Access>,
+    /// Accepted asynchronous invocations.
+    pub async_jobs: Arc<AsyncJobs>,
     /// Whether the node is ready for traffic (`/readyz`).
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// Triggers and deliveries, for the admin API.
@@ -39,6 +42,13 @@ pub fn app(state: AppState) -> Router {
         .route("/spaces/{space}/functions/{function}/invoke", any(http::invoke_root))
         .route("/spaces/{space}/functions/{function}/invoke/", any(http::invoke_root))
         .route("/spaces/{space}/functions/{function}/invoke/{*rest}", any(http::invoke_with_path))
+        .route("/spaces/{space}/functions/{function}/async-invoke", any(async_invoke::async_root))
+        .route("/spaces/{space}/functions/{function}/async-invoke/", any(async_invoke::async_root))
+        .route(
+            "/spaces/{space}/functions/{function}/async-invoke/{*rest}",
+            any(async_invoke::async_with_path),
+        )
+        .route("/invocations/{id}", get(async_invoke::status))
         .route("/spaces/{space}/functions/{function}/ingress", any(ingress::ingress))
         .route("/", any(ingress::ingress_root))
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))

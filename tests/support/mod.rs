@@ -16,6 +16,7 @@ pub use wasmfn_runtime::node::NodeOptions;
 use wasmfn_runtime::python_build::{build_if_stale, BuildOptions};
 use wasmfn_runtime::runtime::{Runtime, RuntimeConfig};
 use wasmfn_runtime::server;
+use wasmfn_runtime::triggers::async_invoke::AsyncOptions;
 use wasmfn_runtime::triggers::cron::SystemClock;
 use wasmfn_runtime::triggers::mqtt::{MqttTriggers, RetryPolicy};
 
@@ -127,6 +128,7 @@ pub fn node_options() -> NodeOptions {
         // The fixtures set no `access`; tests of keys start with `AccessPolicy::Key`.
         default_access: AccessPolicy::Public,
         ingress: IngressVerifier::default(),
+        async_options: AsyncOptions { concurrency: 2, queue_limit: 1000 },
     }
 }
 
@@ -149,6 +151,7 @@ pub async fn start_server_with(
         node.load(bytes, "default").await.expect("loading fixture");
     }
     node.restore_triggers().expect("restoring triggers");
+    node.start_async().expect("starting async workers");
     node.start_cron(Arc::new(SystemClock));
     node.mark_ready();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding port 0");

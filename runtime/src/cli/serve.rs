@@ -15,6 +15,7 @@ use crate::node::{Node, NodeOptions};
 use crate::runtime::Runtime;
 use crate::server;
 use crate::state::{self, StateDb, TokenSource};
+use crate::triggers::async_invoke::AsyncOptions;
 use crate::triggers::cron::SystemClock;
 use crate::triggers::mqtt::RetryPolicy;
 
@@ -50,6 +51,12 @@ pub struct ServeArgs {
     /// and a fresh `created_on`, as ixoncdkingress checks in production mode.
     #[arg(long, value_name = "PEM_FILE")]
     pub ingress_public_key: Vec<PathBuf>,
+    /// Asynchronous invocations run at once (apart from synchronous calls).
+    #[arg(long, default_value_t = AsyncOptions::default().concurrency)]
+    pub async_concurrency: usize,
+    /// Asynchronous invocations waiting before new ones are refused with 429.
+    #[arg(long, default_value_t = AsyncOptions::default().queue_limit)]
+    pub async_queue_limit: usize,
     /// Versions kept per deployed function, for rollback (the active one always is).
     #[arg(long, default_value_t = crate::deploy::DEFAULT_KEEP_VERSIONS)]
     pub keep_versions: usize,
@@ -79,6 +86,10 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         delivery: DeliveryPolicy { attempts: args.callback_attempts, ..DeliveryPolicy::default() },
         default_access: args.default_access.parse().map_err(anyhow::Error::msg)?,
         ingress: IngressVerifier::from_pem_files(&args.ingress_public_key)?,
+        async_options: AsyncOptions {
+            concurrency: args.async_concurrency.max(1),
+            queue_limit: args.async_queue_limit,
+        },
     };
     let mut node = Node::new(runtime, options)?;
     let mut names = Vec::new();
@@ -110,6 +121,10 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     let deployed = node.restore_deployments().await?;
     if deployed > 0 {
         tracing::info!(deployed, "deployed functions restored");
+    }
+    let (requeued, redelivered) = node.start_async()?;
+    if requeued + redelivered > 0 {
+        tracing::info!(requeued, redelivered, "async invocations resumed after a restart");
     }
     let restored = node.restore_triggers()?;
     if restored > 0 {
