@@ -112,7 +112,7 @@ async fn authorize(State(state): State<AdminState>, request: Request, next: Next
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(crate::access::bearer_token);
     match given {
         Some(token) if constant_time_eq(token.trim().as_bytes(), state.token.as_bytes()) => {
             next.run(request).await

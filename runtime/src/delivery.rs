@@ -136,7 +136,6 @@ impl Deliverer {
 
     /// Delivers, retrying until the receiver takes it, refuses it for good, or attempts run out.
     pub async fn deliver(&self, delivery: Delivery) -> DeliveryRecord {
-        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         let target = match (delivery.url.host_str(), delivery.url.port_or_known_default()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_string(),
@@ -146,7 +145,12 @@ impl Deliverer {
         let mut attempts = 0;
         let (delivered, status, error) = loop {
             attempts += 1;
-            let (status, error, retry) = self.attempt(&delivery).await;
+            // A slot per attempt, not across the back-off: a dead receiver must not hold
+            // slots that other deliveries could use.
+            let (status, error, retry) = {
+                let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
+                self.attempt(&delivery).await
+            };
             let last = attempts >= self.policy.attempts.max(1);
             if error.is_none() || !retry || last {
                 break (error.is_none(), status, error);

@@ -285,12 +285,17 @@ struct LoadedKey {
 
 /// The key a request presents: `Authorization: Bearer <key>` or `X-Api-Key`.
 fn presented_key(headers: &HeaderMap) -> Option<String> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
     let header_key = headers.get(KEY_HEADER).and_then(|v| v.to_str().ok());
     bearer.or(header_key).map(|key| key.trim().to_string()).filter(|key| !key.is_empty())
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive, as HTTP wants.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
 fn hash_key(key: &str) -> String {
@@ -342,6 +347,14 @@ mod tests {
         access.share("plant", &record.id, "office", false).unwrap();
         assert!(access.check(&bearer(&key), "office", AccessPolicy::Key).is_err());
 
+        let lowercase = bearer(&key)
+            .get(header::AUTHORIZATION)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace("Bearer", "bearer");
+        assert_eq!(bearer_token(&lowercase), Some(key.as_str()), "the scheme is case-insensitive");
+        assert_eq!(bearer_token("Basic abc"), None);
         let missing = access.check(&HeaderMap::new(), "plant", AccessPolicy::Key).unwrap_err();
         assert_eq!(missing.status().as_u16(), 401);
         let forged = format!("{}x", &key[..key.len() - 1]);

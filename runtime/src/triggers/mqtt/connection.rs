@@ -27,8 +27,13 @@ pub const REQUEST_CHANNEL: usize = 1024;
 /// Largest message accepted from the broker.
 pub const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
 
-/// The rumqttc options of a trigger.
-pub fn options(config: &MqttTriggerConfig, space: &str, password: Option<String>) -> MqttOptions {
+/// The rumqttc options of a trigger; fails only when TLS is asked for and the platform's root
+/// certificates cannot be loaded.
+pub fn options(
+    config: &MqttTriggerConfig,
+    space: &str,
+    password: Option<String>,
+) -> Result<MqttOptions, String> {
     let broker = &config.broker;
     let mut options = MqttOptions::new(config.client_id(space), broker.host.clone(), broker.port);
     options
@@ -41,9 +46,17 @@ pub fn options(config: &MqttTriggerConfig, space: &str, password: Option<String>
         options.set_credentials(username.clone(), password.unwrap_or_default());
     }
     if broker.tls {
-        options.set_transport(Transport::tls_with_default_config());
+        // rumqttc panics when a certificate of the platform store cannot be read.
+        let transport =
+            std::panic::catch_unwind(Transport::tls_with_default_config).map_err(|_| {
+                format!(
+                "mqtt trigger '{}': the platform's root certificates could not be loaded for TLS",
+                config.name
+            )
+            })?;
+        options.set_transport(transport);
     }
-    options
+    Ok(options)
 }
 
 /// Polls the event loop until `stop`, keeping the status true.
@@ -101,6 +114,13 @@ pub async fn run(
                     let reason =
                         format!("the broker refused the subscription to {}", refused.join(", "));
                     status.set(&name, TriggerState::Failed, Some(reason));
+                    // Ask again after the back-off; the connection stays up meanwhile.
+                    let (client, again, wait) = (shared.client.clone(), filters.clone(), backoff);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        let _ = client.try_subscribe_many(again);
+                    });
+                    backoff = (backoff * 2).min(retry.max);
                 }
             }
             Ok(Event::Incoming(Packet::Publish(message))) => {
@@ -180,7 +200,7 @@ mod tests {
             "username": "u", "password": "p", "functions": [{"function": "f"}]
         }))
         .unwrap();
-        let options = options(&config, "default", Some("p".into()));
+        let options = options(&config, "default", Some("p".into())).unwrap();
         assert_eq!(options.client_id(), "wasmfn-default-t");
         assert!(!options.clean_session() && options.manual_acks());
         let login = options.credentials().expect("credentials are set");

@@ -90,8 +90,10 @@ struct Saved {
 struct Running {
     origin: TriggerOrigin,
     shared: Arc<TriggerShared>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    stop_connection: watch::Sender<bool>,
+    stop_workers: watch::Sender<bool>,
+    connection: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 /// The running MQTT triggers, by `(space, name)`.
@@ -144,7 +146,8 @@ impl MqttTriggers {
         Ok(restored)
     }
 
-    /// Checks, saves (admin triggers) and starts a trigger; it connects in the background.
+    /// Checks and starts a trigger (it connects in the background), then saves an admin one.
+    /// Nothing is saved for a trigger that could not start.
     pub fn create(
         &self,
         space: &str,
@@ -152,24 +155,29 @@ impl MqttTriggers {
         origin: TriggerOrigin,
     ) -> Result<TriggerView, MqttError> {
         config.validate(false).map_err(MqttError::Invalid)?;
-        if self.running.lock().expect("triggers lock").contains_key(&key(space, &config.name)) {
-            return Err(MqttError::Exists { space: space.into(), name: config.name });
-        }
+        let view = self.launch(space, config.clone(), origin.clone())?;
         if origin == TriggerOrigin::Admin {
             if let Some(store) = &self.store {
                 let saved = Saved {
                     space: space.to_string(),
-                    config: config.clone(),
                     password: config.password.as_ref().map(|p| p.0.clone()),
+                    config,
                 };
                 let bytes = serde_json::to_vec(&saved).expect("trigger config serialises");
-                store
-                    .insert(store_key(space, &config.name), bytes)
-                    .and_then(|_| store.flush())
-                    .map_err(|e| MqttError::Store(e.to_string()))?;
+                let stored = store
+                    .insert(store_key(space, &saved.config.name), bytes)
+                    .and_then(|_| store.flush());
+                if let Err(error) = stored {
+                    let trigger =
+                        self.running.lock().expect("triggers lock").remove(&key(space, &view.name));
+                    if let Some(trigger) = trigger {
+                        tokio::spawn(stop(trigger));
+                    }
+                    return Err(MqttError::Store(error.to_string()));
+                }
             }
         }
-        self.launch(space, config, origin)
+        Ok(view)
     }
 
     fn launch(
@@ -185,12 +193,13 @@ impl MqttTriggers {
             })?),
             (None, None) => None,
         };
+        // Built before taking the lock: loading the platform's certificates may fail.
+        let options = connection::options(&config, space, password).map_err(MqttError::Invalid)?;
         let mut running = self.running.lock().expect("triggers lock");
         let key = key(space, &config.name);
         if running.contains_key(&key) {
             return Err(MqttError::Exists { space: space.into(), name: config.name });
         }
-        let options = connection::options(&config, space, password);
         let (client, eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
         let concurrency = config.concurrency;
         let shared = Arc::new(TriggerShared {
@@ -202,22 +211,24 @@ impl MqttTriggers {
             status: Arc::new(StatusCell::default()),
             client,
         });
-        let (stop, _) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(connection::run(
+        let (stop_connection, _) = watch::channel(false);
+        let (stop_workers, _) = watch::channel(false);
+        let connection = tokio::spawn(connection::run(
             shared.clone(),
             eventloop,
             self.retry.clone(),
-            stop.subscribe(),
-        ))];
-        for _ in 0..concurrency {
-            tasks.push(tokio::spawn(worker::run(shared.clone(), stop.subscribe())));
-        }
+            stop_connection.subscribe(),
+        ));
+        let workers = (0..concurrency)
+            .map(|_| tokio::spawn(worker::run(shared.clone(), stop_workers.subscribe())))
+            .collect();
         tracing::info!(
             space, mqtt_trigger = %shared.config.name, broker = %shared.config.broker,
             topics = %shared.config.topics.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
             "mqtt trigger started"
         );
-        let trigger = Running { origin, shared, stop, tasks };
+        let trigger =
+            Running { origin, shared, stop_connection, stop_workers, connection, workers };
         let view = view(&trigger);
         running.insert(key, trigger);
         Ok(view)
@@ -273,11 +284,15 @@ impl MqttTriggers {
     }
 }
 
+/// Stops the workers first (messages being processed finish, and their acknowledgements go
+/// out over the still-open connection), then the connection.
 async fn stop(trigger: Running) {
-    let _ = trigger.stop.send(true);
-    for task in trigger.tasks {
-        let _ = task.await;
+    let _ = trigger.stop_workers.send(true);
+    for worker in trigger.workers {
+        let _ = worker.await;
     }
+    let _ = trigger.stop_connection.send(true);
+    let _ = trigger.connection.await;
 }
 
 fn view(trigger: &Running) -> TriggerView {

@@ -71,21 +71,36 @@ impl TriggerShared {
     /// Runs the message's invocations, reports their outcomes, then acknowledges a QoS 1
     /// message.
     pub async fn process(&self, message: Publish) {
+        let counters = &self.status.counters;
         let mut running = JoinSet::new();
         for target in &self.config.functions {
-            if target.matches(&message.topic, &self.config.topics) {
-                let invoker = self.invoker.clone();
-                let invocation = self.invocation(target, &message);
-                running.spawn(async move { invoker.invoke(invocation).await });
+            if !target.matches(&message.topic, &self.config.topics) {
+                continue;
             }
+            // The function's own body limit applies to payloads, as to HTTP bodies.
+            if let Ok(version) = self.invoker.registry().get(&self.space, &target.function) {
+                let limit = version.limits.max_body_bytes;
+                if message.payload.len() > limit {
+                    tracing::warn!(
+                        mqtt_trigger = %self.config.name, function = %target.function,
+                        topic = %message.topic, size = message.payload.len(), limit,
+                        "message larger than the function's body limit; not invoked"
+                    );
+                    counters.invocations.fetch_add(1, Ordering::Relaxed);
+                    counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+            let invoker = self.invoker.clone();
+            let invocation = self.invocation(target, &message);
+            running.spawn(async move { invoke_with_retry(&invoker, invocation).await });
         }
-        let counters = &self.status.counters;
         while let Some(joined) = running.join_next().await {
+            counters.invocations.fetch_add(1, Ordering::Relaxed);
             let Ok(outcome) = joined else {
                 counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            counters.invocations.fetch_add(1, Ordering::Relaxed);
             if outcome.result.is_err() {
                 counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
             }
@@ -95,13 +110,33 @@ impl TriggerShared {
             }
         }
         if message.qos != QoS::AtMostOnce {
-            // Fails only when the connection task is gone (trigger stopped); the broker then
-            // redelivers the message to the next session with this client id.
+            // Fails only when the connection task is gone; the broker then redelivers the
+            // message to the next session with this client id.
             if self.client.ack(&message).await.is_ok() {
                 counters.acknowledged.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
+}
+
+/// Invokes, trying again a few times with back-off while the platform is only busy (no
+/// instance slot, too many callers waiting), so a burst does not turn into lost messages.
+async fn invoke_with_retry(invoker: &Invoker, invocation: Invocation) -> crate::invoker::Outcome {
+    let mut wait = std::time::Duration::from_millis(100);
+    for _ in 0..5 {
+        let outcome = invoker.invoke(invocation.clone()).await;
+        let busy = matches!(
+            outcome.result,
+            Err(crate::error::InvokeError::Overloaded { .. }
+                | crate::error::InvokeError::NoInstanceSlot)
+        );
+        if !busy {
+            return outcome;
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+    invoker.invoke(invocation).await
 }
 
 /// Takes messages off the queue until told to stop; a message being processed is finished.
