@@ -29,6 +29,7 @@ pub struct AdminState {
     pub deployments: Arc<crate::deploy::Deployments>,
     pub access: Arc<crate::access::Access>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub logs: Arc<crate::logs::InvocationLog>,
     pub registry: Arc<crate::registry::Registry>,
 }
 
@@ -53,6 +54,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::deploy::api::routes())
         .merge(crate::access::api::routes())
+        .merge(crate::logs::api::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }

@@ -17,6 +17,7 @@ pub mod guest_sources;
 pub mod host;
 pub mod invoker;
 pub mod limits;
+pub mod logs;
 pub mod manifest;
 pub mod metrics;
 pub mod node;

@@ -13,13 +13,14 @@ use crate::access::{Access, AccessPolicy};
 use crate::admin::{AdminState, CronInfo};
 use crate::delivery::{Deliverer, DeliveryPolicy};
 use crate::deploy::Deployments;
+use crate::logs::{InvocationLog, LogOptions, LogTasks};
 use crate::metrics::Metrics;
 use crate::registry::FunctionVersion;
 use crate::runtime::Runtime;
 use crate::server::AppState;
 use crate::state::StateDb;
 use crate::triggers::async_invoke::{AsyncJobs, AsyncOptions};
-use crate::triggers::cron::{self, Clock, CronJob, CronScheduler};
+use crate::triggers::cron::{self, Clock, CronJob, CronScheduler, SystemClock};
 use crate::triggers::mqtt::{MqttTriggers, RetryPolicy, TriggerOrigin};
 
 /// How a node is set up.
@@ -38,6 +39,8 @@ pub struct NodeOptions {
     pub ingress: IngressVerifier,
     /// Concurrency and queue limit of asynchronous invocations.
     pub async_options: AsyncOptions,
+    /// Retention of the invocation log.
+    pub log_options: LogOptions,
 }
 
 /// The runtime and the triggers around it.
@@ -51,6 +54,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     pub async_jobs: Arc<AsyncJobs>,
     async_workers: Option<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)>,
+    pub logs: Arc<InvocationLog>,
+    log_tasks: LogTasks,
     /// Set once everything is loaded and the server listens; cleared at shutdown.
     pub ready: Arc<AtomicBool>,
     admin_token: Arc<str>,
@@ -88,6 +93,13 @@ impl Node {
         );
         let metrics = Metrics::new();
         runtime.invoker().observe(metrics.clone());
+        let (logs, log_tasks) = InvocationLog::start(
+            state.tree("log_records")?,
+            state.tree("log_ids")?,
+            options.log_options,
+            Arc::new(SystemClock),
+        );
+        runtime.invoker().observe(logs.clone());
         Ok(Self {
             runtime,
             mqtt,
@@ -97,6 +109,8 @@ impl Node {
             metrics,
             async_jobs,
             async_workers: None,
+            logs,
+            log_tasks,
             ready: Arc::new(AtomicBool::new(false)),
             admin_token: options.admin_token.into(),
             cron_jobs: Vec::new(),
@@ -193,6 +207,7 @@ impl Node {
                 deployments: self.deployments.clone(),
                 access: self.access.clone(),
                 metrics: self.metrics.clone(),
+                logs: self.logs.clone(),
                 registry: self.runtime.registry().clone(),
             },
         }
@@ -211,5 +226,7 @@ impl Node {
                 let _ = worker.await;
             }
         }
+        // Last, so the outcomes of everything above are in it.
+        self.log_tasks.shutdown().await;
     }
 }

@@ -129,6 +129,7 @@ pub fn node_options() -> NodeOptions {
         default_access: AccessPolicy::Public,
         ingress: IngressVerifier::default(),
         async_options: AsyncOptions { concurrency: 2, queue_limit: 1000 },
+        log_options: Default::default(),
     }
 }
 

@@ -14,12 +14,14 @@ use crate::toolchain::wasmfn_home;
 mod admin_client;
 mod functions;
 mod keys;
+mod logs;
 mod serve;
 mod triggers;
 
 pub use admin_client::AdminArgs;
 pub use functions::{DeployArgs, FunctionsArgs};
 pub use keys::KeysArgs;
+pub use logs::LogsArgs;
 pub use serve::ServeArgs;
 pub use triggers::TriggersArgs;
 
@@ -67,6 +69,8 @@ pub enum Command {
     Functions(FunctionsArgs),
     /// Create, list, revoke and share the API keys callers invoke functions with.
     Keys(KeysArgs),
+    /// Show the invocation log of a running server (filter, download, --follow).
+    Logs(LogsArgs),
     /// List, show, create and delete the triggers of a running server (its admin API).
     Triggers(TriggersArgs),
 }
@@ -155,6 +159,7 @@ pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Deploy(args) => functions::deploy(args).await,
         Command::Functions(args) => functions::functions(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Logs(args) => logs::run(args).await,
         Command::Build(args) => {
             let options = BuildOptions { out_dir: args.out_dir, progress: true };
             let built =

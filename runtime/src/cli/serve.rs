@@ -11,6 +11,7 @@ use clap::Args;
 use super::{bundle_bytes, RunArgs};
 use crate::access::signature::IngressVerifier;
 use crate::delivery::DeliveryPolicy;
+use crate::logs::LogOptions;
 use crate::node::{Node, NodeOptions};
 use crate::runtime::Runtime;
 use crate::server;
@@ -57,6 +58,12 @@ pub struct ServeArgs {
     /// Asynchronous invocations waiting before new ones are refused with 429.
     #[arg(long, default_value_t = AsyncOptions::default().queue_limit)]
     pub async_queue_limit: usize,
+    /// How long invocation log records are kept, in hours (default 7 days).
+    #[arg(long, default_value_t = 168)]
+    pub log_retention_hours: u64,
+    /// Most invocation log records kept; the oldest go first.
+    #[arg(long, default_value_t = LogOptions::default().max_records)]
+    pub log_max_records: usize,
     /// Versions kept per deployed function, for rollback (the active one always is).
     #[arg(long, default_value_t = crate::deploy::DEFAULT_KEEP_VERSIONS)]
     pub keep_versions: usize,
@@ -86,6 +93,10 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         delivery: DeliveryPolicy { attempts: args.callback_attempts, ..DeliveryPolicy::default() },
         default_access: args.default_access.parse().map_err(anyhow::Error::msg)?,
         ingress: IngressVerifier::from_pem_files(&args.ingress_public_key)?,
+        log_options: LogOptions {
+            retention: chrono::Duration::hours(args.log_retention_hours.max(1) as i64),
+            max_records: args.log_max_records.max(1),
+        },
         async_options: AsyncOptions {
             concurrency: args.async_concurrency.max(1),
             queue_limit: args.async_queue_limit,
