@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use wasmfn_runtime::bundle::{read_meta, with_meta};
+use wasmfn_runtime::bundle::{read_meta, sha256_hex, with_meta};
 
 use support::{fixture_bundle, json, work_dir, ADMIN_TOKEN};
 
@@ -127,6 +127,11 @@ async fn deploy_upgrade_refuse_roll_back_and_survive_a_kill() {
             "{body}"
         );
     }
+    // A refused bundle leaves no file behind in the store.
+    let low = relabelled(&v1, "0.5.0", "low");
+    assert_eq!(server.deploy(&low, "").await.0, 409);
+    let stored = data_dir.path().join("bundles").join(format!("{}.wasm", sha256_hex(&low)));
+    assert!(!stored.exists(), "no orphan bundle at {}", stored.display());
     // Garbage, a core module and a truncated bundle: 400 with the reason; v2 serves on.
     let core_module = b"\0asm\x01\0\0\0".to_vec();
     let truncated = v2[..v2.len() / 2].to_vec();

@@ -344,9 +344,16 @@ async fn acquire(
         version.waiting.fetch_sub(1, Ordering::SeqCst);
         return Err(overloaded());
     }
-    let permit = version.gate.clone().acquire_owned().await;
-    version.waiting.fetch_sub(1, Ordering::SeqCst);
-    permit.map_err(|_| overloaded())
+    // Counted down however the wait ends, also when the caller goes away meanwhile (a
+    // dropped future), so the count cannot creep up into permanent 503s.
+    struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let _waiting = Waiting(&version.waiting);
+    version.gate.clone().acquire_owned().await.map_err(|_| overloaded())
 }
 
 fn classify_trap(

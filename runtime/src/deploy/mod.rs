@@ -180,20 +180,21 @@ impl Deployments {
                 name: name.clone(),
                 versions: Vec::new(),
             });
-            if let Some(active) = self.active_version(&record) {
-                if parse_version(&active)? >= version {
-                    return Err(DeployError::NotNewer {
-                        space,
-                        name,
-                        version: version_text,
-                        active,
-                    });
-                }
-            }
+            let newer = match self.active_version(&record) {
+                Some(active) if parse_version(&active)? >= version => Some(active),
+                _ => None,
+            };
             let taken = record
                 .versions
                 .iter()
                 .any(|v| v.version == version_text && v.state != VersionState::Failed);
+            if newer.is_some() || taken {
+                // The bundle was stored before the checks; keep no file nothing points to.
+                self.remove_bundle_if_unused(&sha256)?;
+            }
+            if let Some(active) = newer {
+                return Err(DeployError::NotNewer { space, name, version: version_text, active });
+            }
             if taken {
                 return Err(DeployError::Exists { space, name, version: version_text });
             }
