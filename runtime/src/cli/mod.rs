@@ -33,7 +33,9 @@ pub use triggers::TriggersArgs;
     long_about = "Run Python cloud functions (IXON Cloud Function style) as WebAssembly \
                   components: `wasmfn build` compiles a function folder with componentize-py, \
                   `wasmfn serve` serves bundles over HTTP with a fresh, isolated instance per \
-                  invocation, `wasmfn invoke` runs one call locally."
+                  invocation (plus cron, MQTT and asynchronous triggers), `wasmfn invoke` runs \
+                  one call locally. `deploy`, `functions`, `keys`, `triggers` and `logs` talk \
+                  to a running server's admin API."
 )]
 pub struct Cli {
     #[command(subcommand)]
