@@ -103,6 +103,10 @@ async fn accepted_at_once_then_the_result_reaches_the_callback_and_the_status_re
         (Some("succeeded"), Some(200))
     );
     assert!(status["result"]["body"]["text"].as_str().unwrap().contains("Ada"));
+    // The invocation log knows the job under the same id.
+    let record = server.admin(reqwest::Method::GET, &format!("/admin/logs/{id}")).send().await;
+    let (code, record) = json(record.unwrap()).await;
+    assert_eq!((code, record["trigger"].as_str()), (200, Some("async")), "{record}");
 
     // An exception without a callback: kept for the status resource only.
     let boom = server.url("/spaces/default/functions/behave:behave.boom/async-invoke");

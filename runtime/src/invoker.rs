@@ -61,6 +61,9 @@ pub struct Invocation {
     /// Configuration sent with the call (the IXON call format's `config`); overrides the
     /// function's own values.
     pub config: BTreeMap<String, String>,
+    /// The id the outcome and its log record get; `None`: a new one. Async jobs pass their
+    /// own, so the id in the 202, the callback and the invocation log is one.
+    pub id: Option<uuid::Uuid>,
 }
 
 /// What a function answered.
@@ -263,7 +266,7 @@ impl Invoker {
         };
         let state = store.data_mut();
         Outcome {
-            id: uuid::Uuid::new_v4(),
+            id: invocation.id.unwrap_or_else(uuid::Uuid::new_v4),
             space: version.space.clone(),
             function: version.name.clone(),
             version: Some(version.version.clone()),
@@ -287,7 +290,7 @@ impl Outcome {
         error: InvokeError,
     ) -> Self {
         Self {
-            id: uuid::Uuid::new_v4(),
+            id: invocation.id.unwrap_or_else(uuid::Uuid::new_v4),
             space: invocation.space.clone(),
             function: invocation.function.clone(),
             version: version.map(|v| v.version.clone()),

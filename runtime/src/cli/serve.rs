@@ -99,7 +99,7 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         },
         async_options: AsyncOptions {
             concurrency: args.async_concurrency.max(1),
-            queue_limit: args.async_queue_limit,
+            queue_limit: args.async_queue_limit.max(1),
         },
     };
     let mut node = Node::new(runtime, options)?;

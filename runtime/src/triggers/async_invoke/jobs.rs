@@ -352,6 +352,7 @@ fn invocation(job: &Job) -> Invocation {
         },
         trigger: "async".into(),
         caller: job.caller.clone(),
+        id: Some(job.id),
         ..Invocation::default()
     }
 }
