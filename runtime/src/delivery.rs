@@ -68,21 +68,33 @@ impl Delivery {
     /// An outcome as a callback: the function's body and headers, `X-Function-Status` and
     /// `X-Invocation-Id`; an error outcome sends its JSON error body.
     pub fn of_outcome(source: String, url: url::Url, outcome: &Outcome) -> Self {
-        let status = outcome.status();
-        let (mut headers, body) = match &outcome.result {
+        let (headers, body) = match &outcome.result {
             Ok(response) => (response.headers.clone(), response.body.clone()),
             Err(error) => (
                 vec![("content-type".into(), "application/json".into())],
                 bytes::Bytes::from(error.body().to_string()),
             ),
         };
+        Self::callback(source, outcome.id, url, outcome.status(), headers, body)
+    }
+
+    /// A result as a callback: its headers but the hop-by-hop ones, plus `X-Function-Status`
+    /// and `X-Invocation-Id`.
+    pub fn callback(
+        source: String,
+        invocation_id: uuid::Uuid,
+        url: url::Url,
+        status: u16,
+        mut headers: Vec<(String, String)>,
+        body: bytes::Bytes,
+    ) -> Self {
         headers.retain(|(name, _)| {
             !["content-length", "transfer-encoding", "connection", "host"]
                 .contains(&name.to_ascii_lowercase().as_str())
         });
         headers.push(("x-function-status".into(), status.to_string()));
-        headers.push(("x-invocation-id".into(), outcome.id.to_string()));
-        Self { source, invocation_id: outcome.id, url, headers, body }
+        headers.push(("x-invocation-id".into(), invocation_id.to_string()));
+        Self { source, invocation_id, url, headers, body }
     }
 }
 

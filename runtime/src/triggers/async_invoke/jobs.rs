@@ -308,20 +308,14 @@ impl AsyncJobs {
     fn deliver(self: &Arc<Self>, job: &Job) {
         let (Some(url), Some(result)) = (&job.callback_url, &job.result) else { return };
         let Ok(url) = url::Url::parse(url) else { return };
-        let mut headers = result.headers.clone();
-        headers.retain(|(name, _)| {
-            !["content-length", "transfer-encoding", "connection", "host"]
-                .contains(&name.to_ascii_lowercase().as_str())
-        });
-        headers.push(("x-function-status".into(), result.status.to_string()));
-        headers.push(("x-invocation-id".into(), job.id.to_string()));
-        let delivery = Delivery {
-            source: format!("async:{}/{}", job.space, job.function),
-            invocation_id: job.id,
+        let delivery = Delivery::callback(
+            format!("async:{}/{}", job.space, job.function),
+            job.id,
             url,
-            headers,
-            body: bytes::Bytes::from(result.body.clone()),
-        };
+            result.status,
+            result.headers.clone(),
+            bytes::Bytes::from(result.body.clone()),
+        );
         let (jobs, id) = (self.clone(), job.id);
         tokio::spawn(async move {
             let record = jobs.deliverer.deliver(delivery).await;
