@@ -5,8 +5,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -226,25 +224,10 @@ async fn every_accepted_job_is_delivered_after_a_kill_9() {
     let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
     let data_dir = tempfile::tempdir().unwrap();
     let mut receiver = Receiver::start().await;
+    let flags = ["--default-access", "public", "--async-concurrency", "1"];
     let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmfn"))
-            .arg("serve")
-            .arg(&bundle)
-            .args(["--listen", "127.0.0.1:0", "--default-access", "public"])
-            .args(["--async-concurrency", "1", "--admin-token", support::ADMIN_TOKEN])
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
-            .env("WASMFN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let base = first.strip_prefix("wasmfn: listening on ").unwrap().to_string();
-        std::thread::spawn(move || for _ in lines {});
-        (child, base)
+        let bundle = bundle.to_str().expect("UTF-8 path");
+        support::spawn_serve(data_dir.path(), &[&[bundle][..], &flags[..]].concat())
     };
     let (mut first, base) = start();
     let client = reqwest::Client::new();

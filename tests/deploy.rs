@@ -4,16 +4,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
 use wasmfn_runtime::bundle::{read_meta, sha256_hex, with_meta};
 
-use support::{fixture_bundle, json, work_dir, ADMIN_TOKEN};
+use support::{fixture_bundle, json, spawn_serve, ADMIN_TOKEN};
 
 struct Server {
     child: Child,
@@ -24,22 +23,8 @@ struct Server {
 impl Server {
     /// `wasmfn serve` with no paths: only what is deployed, kept in `data_dir`.
     fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmfn"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN, "--keep-versions", "2"])
-            .args(["--default-access", "public"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
-            .env("WASMFN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let base = first.strip_prefix("wasmfn: listening on ").expect("listening line").into();
-        std::thread::spawn(move || for _ in lines {});
+        let flags = ["--keep-versions", "2", "--default-access", "public"];
+        let (child, base) = spawn_serve(data_dir, &flags);
         Self { child, base, client: reqwest::Client::new() }
     }
 

@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -479,29 +478,12 @@ async fn a_qos0_burst_beyond_the_queue_is_dropped_and_counted() {
 }
 
 /// The real binary with its state in `data_dir`, the fixture's compiled code shared.
-fn serve_binary(data_dir: &Path, bundle: &PathBuf) -> (Child, String) {
+fn serve_binary(data_dir: &Path, bundle: &Path) -> (Child, String) {
     serve_binary_in(data_dir, bundle, "default")
 }
 
-fn serve_binary_in(data_dir: &Path, bundle: &PathBuf, space: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmfn"))
-        .arg("serve")
-        .arg(bundle)
-        .args(["--listen", "127.0.0.1:0", "--admin-token", support::ADMIN_TOKEN])
-        .args(["--space", space])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
-        .env("WASMFN_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let base = first.strip_prefix("wasmfn: listening on ").expect("listening line").to_string();
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
+fn serve_binary_in(data_dir: &Path, bundle: &Path, space: &str) -> (Child, String) {
+    support::spawn_serve(data_dir, &[bundle.to_str().expect("UTF-8 path"), "--space", space])
 }
 
 #[tokio::test]

@@ -76,6 +76,30 @@ pub fn example_bundle(name: &str) -> PathBuf {
         .wasm
 }
 
+/// The real `wasmfn serve` binary on a free port, with its state in `data_dir`, the tests'
+/// compile cache and admin token, and `args` (bundles, flags); returns it and its base URL.
+pub fn spawn_serve(data_dir: &Path, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmfn"))
+        .arg("serve")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
+        .env("WASMFN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting wasmfn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let first = lines.next().expect("a first line").expect("readable stdout");
+    let base = first.strip_prefix("wasmfn: listening on ").expect("listening line").to_string();
+    // Keep reading, so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
 /// The real server, listening on 127.0.0.1 at a free port.
 pub struct TestServer {
     pub base: String,
