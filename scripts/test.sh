@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/setup-broker.sh
+bash scripts/setup-postgres.sh
 
 echo "== guest-python unit tests"
 python3 -m unittest discover -s guest-python/tests -t guest-python -v

@@ -1,19 +1,76 @@
 //! Per-function configuration values: what a function reads as `context.config` and through the
-//! `config` interface. Values come from the bundle's `function.toml` and, for calls in the
-//! ixoncdkingress format, from the call itself (which override the function's own).
+//! `config` interface. Values come from the bundle's `function.toml` (with environment
+//! overrides), its secrets (resolved on the server, never stored in the bundle) and, for calls in
+//! the ixoncdkingress format, from the call itself (which override the function's own).
+//!
+//! Secret values are readable by the function like any other value, but the host redacts them
+//! from everything it records: logs, captured output, error messages and tracebacks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::Arc;
 
 /// The configuration one invocation sees; cheap to clone (shared values).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct FunctionConfig {
     values: Arc<BTreeMap<String, String>>,
+    /// Keys whose values are secret.
+    secrets: Arc<BTreeSet<String>>,
+}
+
+/// Shown instead of a secret value.
+pub const REDACTED: &str = "[redacted]";
+
+impl fmt::Debug for FunctionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: BTreeMap<&str, &str> = self
+            .values
+            .iter()
+            .map(|(k, v)| (k.as_str(), if self.secrets.contains(k) { REDACTED } else { v }))
+            .collect();
+        f.debug_struct("FunctionConfig").field("values", &shown).finish()
+    }
 }
 
 impl FunctionConfig {
     pub fn new(values: BTreeMap<String, String>) -> Self {
-        Self { values: Arc::new(values) }
+        Self { values: Arc::new(values), secrets: Arc::default() }
+    }
+
+    /// This configuration with `secrets` added (they win over plain values of the same key).
+    pub fn with_secrets(&self, secrets: BTreeMap<String, String>) -> Self {
+        if secrets.is_empty() {
+            return self.clone();
+        }
+        let mut values = (*self.values).clone();
+        let mut keys = (*self.secrets).clone();
+        for (key, value) in secrets {
+            keys.insert(key.clone());
+            values.insert(key, value);
+        }
+        Self { values: Arc::new(values), secrets: Arc::new(keys) }
+    }
+
+    pub fn is_secret(&self, key: &str) -> bool {
+        self.secrets.contains(key)
+    }
+
+    /// Replaces every secret value in `text` by [`REDACTED`]. Values shorter than 4 characters
+    /// are left alone (redacting them would mangle ordinary text and hide nothing).
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for key in self.secrets.iter() {
+            if let Some(value) = self.values.get(key).filter(|v| v.len() >= 4) {
+                if text.contains(value.as_str()) {
+                    text = text.replace(value.as_str(), REDACTED);
+                }
+            }
+        }
+        text
+    }
+
+    pub fn has_secrets(&self) -> bool {
+        !self.secrets.is_empty()
     }
 
     /// This configuration with `overrides` applied on top (shares the values when there are none).
@@ -23,7 +80,7 @@ impl FunctionConfig {
         }
         let mut values = (*self.values).clone();
         values.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Self::new(values)
+        Self { values: Arc::new(values), secrets: self.secrets.clone() }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -60,6 +117,19 @@ mod tests {
         assert_eq!(merged.get("tier"), Some("free"));
         assert_eq!(base.get("region"), Some("eu"));
         assert_eq!(merged.keys().collect::<Vec<_>>(), vec!["region", "tier"]);
+    }
+
+    #[test]
+    fn secrets_are_readable_but_redacted_from_text_and_debug() {
+        let base = config(&[("region", "eu")]);
+        let with =
+            base.with_secrets(BTreeMap::from([("token".to_string(), "s3cr3t-value".to_string())]));
+        assert_eq!(with.get("token"), Some("s3cr3t-value"));
+        assert!(with.is_secret("token") && !with.is_secret("region"));
+        assert_eq!(with.redact("auth failed for s3cr3t-value!"), "auth failed for [redacted]!");
+        assert!(!format!("{with:?}").contains("s3cr3t"));
+        let overridden = with.with_overrides(&BTreeMap::from([("x".to_string(), "1".to_string())]));
+        assert!(overridden.is_secret("token"), "overrides keep the secret marks");
     }
 
     #[test]

@@ -1,8 +1,14 @@
 //! Capabilities wasmfn gives to functions, each a plain Rust type (or trait plus backends) that
 //! knows nothing about wasmtime or triggers: the runtime's host bindings delegate to these.
 //!
-//! Today: per-function configuration ([`config`]) and the bounded per-invocation function log
-//! ([`log`]). Storage and the IXON API client arrive with their own work.
+//! - [`config`]: per-function configuration values and secrets;
+//! - [`log`]: the bounded per-invocation function log;
+//! - [`docstore`]: the document store (MongoDB's query language; sled or PostgreSQL);
+//! - [`objects`]: object storage (object_store: local filesystem, memory or S3);
+//! - [`ixon_api`]: the IXON API client (discovery, caller credentials, endpoint allowlist).
 
 pub mod config;
+pub mod docstore;
+pub mod ixon_api;
 pub mod log;
+pub mod objects;

@@ -1,0 +1,293 @@
+//! Query evaluation shared by every backend: a backend hands over its documents (all of a
+//! collection, or the one an `_id` lookup found) and the engine filters, sorts, projects and plans
+//! writes, so that every backend answers exactly alike.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::objectid::ObjectId;
+use super::query::{Filter, Update};
+use super::{Change, DocError, Document, FindQuery, Limits, UpdateOptions};
+
+/// The key a backend stores a document under: its `_id` as compact JSON.
+pub fn id_key(id: &Value) -> String {
+    id.to_string()
+}
+
+/// Checks a document before it is stored: size, `_id` and field names.
+pub fn check_document(document: &Document, limits: &Limits) -> Result<(), DocError> {
+    let size = serde_json::to_vec(document).map_or(usize::MAX, |bytes| bytes.len());
+    if size > limits.max_document_bytes {
+        return Err(DocError::TooLarge(format!(
+            "document is {size} bytes, over the limit of {} bytes",
+            limits.max_document_bytes
+        )));
+    }
+    if let Some(Value::Array(_)) = document.get("_id") {
+        return Err(DocError::Invalid("can't use an array for _id".into()));
+    }
+    if let Some(key) = document.keys().find(|key| key.starts_with('$')) {
+        return Err(DocError::Invalid(format!("field names cannot start with '$': {key}")));
+    }
+    Ok(())
+}
+
+pub fn time_exceeded(limits: &Limits) -> DocError {
+    DocError::LimitExceeded(format!(
+        "operation exceeded time limit of {} ms",
+        limits.max_query_time.as_millis()
+    ))
+}
+
+/// Runs a scan that may block (disk reads, a long collection) without stalling the other tasks
+/// of a multi-threaded runtime.
+pub fn scan<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
+/// The point in time an operation must finish by, checked every few documents.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+}
+
+impl Deadline {
+    pub fn new(limits: &Limits) -> Self {
+        Self { at: Instant::now() + limits.max_query_time }
+    }
+
+    pub fn check(&self, seen: usize, limits: &Limits) -> Result<(), DocError> {
+        if seen.is_multiple_of(64) && Instant::now() > self.at {
+            return Err(time_exceeded(limits));
+        }
+        Ok(())
+    }
+}
+
+fn json_len(document: &Document) -> usize {
+    serde_json::to_vec(document).map_or(0, |bytes| bytes.len())
+}
+
+/// The result of a `find` over `documents` (in the backend's natural order).
+pub fn select(
+    documents: impl Iterator<Item = Result<Document, DocError>>,
+    query: &FindQuery,
+    limits: &Limits,
+) -> Result<Vec<Document>, DocError> {
+    let deadline = Deadline::new(limits);
+    let skip = usize::try_from(query.skip).unwrap_or(usize::MAX);
+    let limit = if query.limit == 0 { usize::MAX } else { query.limit as usize };
+    let mut matched = Vec::new();
+    let mut held = 0usize;
+    for (seen, document) in documents.enumerate() {
+        deadline.check(seen, limits)?;
+        let document = document?;
+        if !query.filter.matches(&document) {
+            continue;
+        }
+        if query.sort.is_none() && matched.len() >= skip.saturating_add(limit) {
+            break;
+        }
+        held += json_len(&document);
+        let bound = if query.sort.is_some() { limits.max_sort_bytes } else { usize::MAX };
+        if held > bound {
+            return Err(DocError::LimitExceeded(format!(
+                "sort exceeded the memory limit of {} bytes; add a filter or a limit",
+                limits.max_sort_bytes
+            )));
+        }
+        matched.push(document);
+    }
+    if let Some(sort) = &query.sort {
+        // A stable sort keeps natural order between equal keys.
+        matched.sort_by(|a, b| sort.compare(a, b));
+    }
+    let mut result = Vec::new();
+    let mut bytes = 0usize;
+    for document in matched.into_iter().skip(skip).take(limit) {
+        let document = match &query.projection {
+            Some(projection) => projection.apply(&document),
+            None => document,
+        };
+        bytes += json_len(&document);
+        if bytes > limits.max_result_bytes {
+            return Err(DocError::LimitExceeded(format!(
+                "result exceeded the limit of {} bytes; use a limit, skip or projection",
+                limits.max_result_bytes
+            )));
+        }
+        result.push(document);
+    }
+    Ok(result)
+}
+
+pub fn count(
+    documents: impl Iterator<Item = Result<Document, DocError>>,
+    filter: &Filter,
+    limits: &Limits,
+) -> Result<u64, DocError> {
+    let deadline = Deadline::new(limits);
+    let mut count = 0;
+    for (seen, document) in documents.enumerate() {
+        deadline.check(seen, limits)?;
+        if filter.matches(&document?) {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// What an update will write.
+#[derive(Debug, Default)]
+pub struct UpdatePlan {
+    pub matched: u64,
+    /// Documents that changed, as they will be stored (same `_id` as before).
+    pub changed: Vec<Document>,
+    /// A document to insert because nothing matched and the update upserts.
+    pub upsert: Option<Document>,
+}
+
+pub fn plan_update(
+    documents: impl Iterator<Item = Result<Document, DocError>>,
+    filter: &Filter,
+    change: &Change,
+    options: UpdateOptions,
+    limits: &Limits,
+) -> Result<UpdatePlan, DocError> {
+    let deadline = Deadline::new(limits);
+    let mut plan = UpdatePlan::default();
+    for (seen, document) in documents.enumerate() {
+        deadline.check(seen, limits)?;
+        let document = document?;
+        let Some(position) = filter.match_position(&document) else { continue };
+        plan.matched += 1;
+        if let Some(updated) = apply_change(&document, change, position, limits)? {
+            plan.changed.push(updated);
+        }
+        if !options.many {
+            break;
+        }
+    }
+    if plan.matched == 0 && options.upsert {
+        plan.upsert = Some(upsert_document(filter, change, limits)?);
+    }
+    Ok(plan)
+}
+
+/// The document after `change`, or none when the change leaves it as it was.
+fn apply_change(
+    document: &Document,
+    change: &Change,
+    position: Option<usize>,
+    limits: &Limits,
+) -> Result<Option<Document>, DocError> {
+    let mut updated = document.clone();
+    match change {
+        Change::Update(update) => {
+            if !update.apply(&mut updated, position)? {
+                return Ok(None);
+            }
+        }
+        Change::Replace(replacement) => {
+            let id = document.get("_id").cloned().unwrap_or(Value::Null);
+            if replacement.get("_id").is_some_and(|new| *new != id) {
+                return Err(DocError::Invalid(
+                    "the (immutable) field '_id' was found to have been altered".into(),
+                ));
+            }
+            updated = Document::new();
+            updated.insert("_id".into(), id);
+            updated.extend(replacement.iter().filter(|(k, _)| *k != "_id").map(clone_pair));
+            if updated == *document && same_order(&updated, document) {
+                return Ok(None);
+            }
+        }
+    }
+    check_document(&updated, limits)?;
+    Ok(Some(updated))
+}
+
+fn clone_pair((key, value): (&String, &Value)) -> (String, Value) {
+    (key.clone(), value.clone())
+}
+
+fn same_order(a: &Document, b: &Document) -> bool {
+    a.keys().eq(b.keys())
+}
+
+/// The document an upsert inserts: the filter's equality fields, then the update (with
+/// `$setOnInsert`) or the replacement, and a new ObjectId when neither gave an `_id`.
+fn upsert_document(
+    filter: &Filter,
+    change: &Change,
+    limits: &Limits,
+) -> Result<Document, DocError> {
+    let mut document = Document::new();
+    match change {
+        Change::Update(update) => {
+            for (path, value) in filter.equality_fields() {
+                set_path(&mut document, &path, value);
+            }
+            apply_insert(update, &mut document)?;
+        }
+        Change::Replace(replacement) => {
+            if let Some(id) = filter.id_equality() {
+                document.insert("_id".into(), id.clone());
+            }
+            document.extend(replacement.iter().map(clone_pair));
+        }
+    }
+    if !document.contains_key("_id") {
+        document.shift_insert(0, "_id".into(), ObjectId::new().to_json());
+    }
+    check_document(&document, limits)?;
+    Ok(document)
+}
+
+fn apply_insert(update: &Update, document: &mut Document) -> Result<(), DocError> {
+    update.apply_insert(document)?;
+    Ok(())
+}
+
+/// Sets a dotted path, creating objects on the way (used for upsert seeds).
+fn set_path(document: &mut Document, path: &str, value: Value) {
+    let mut parts = path.split('.').peekable();
+    let mut current = document;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            current.insert(part.to_string(), value);
+            return;
+        }
+        let next =
+            current.entry(part.to_string()).or_insert_with(|| Value::Object(Document::new()));
+        let Value::Object(next) = next else { return };
+        current = next;
+    }
+}
+
+/// The ids of the documents a delete removes.
+pub fn plan_delete(
+    documents: impl Iterator<Item = Result<Document, DocError>>,
+    filter: &Filter,
+    many: bool,
+    limits: &Limits,
+) -> Result<Vec<Value>, DocError> {
+    let deadline = Deadline::new(limits);
+    let mut ids = Vec::new();
+    for (seen, document) in documents.enumerate() {
+        deadline.check(seen, limits)?;
+        let document = document?;
+        if filter.matches(&document) {
+            ids.push(document.get("_id").cloned().unwrap_or(Value::Null));
+            if !many {
+                break;
+            }
+        }
+    }
+    Ok(ids)
+}

@@ -1,0 +1,251 @@
+//! The scale-out document store: one PostgreSQL table shared by every node. Documents are stored
+//! as `json` (not `jsonb`, which reorders fields: MongoDB and Python keep them in insertion
+//! order) under `(space, database, collection, id)`, in `_id` order like sled (byte order of the
+//! `_id`'s JSON, so ObjectIds come in creation order). Queries are
+//! evaluated by the shared [`engine`](super::engine) over the collection's rows, so PostgreSQL
+//! answers exactly like sled. Writers to one collection take a transaction-scoped advisory lock,
+//! which serialises them across nodes; a write is committed before the call returns.
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::Value;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Json;
+use tokio_postgres::NoTls;
+
+use super::engine::{self, id_key};
+use super::query::Filter;
+use super::{
+    Change, ChangeKind, CollectionRef, DocError, Document, DocumentStore, FindQuery, Limits,
+    UpdateOptions, WriteOutcome, Written,
+};
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS wasmfn_documents (
+    space text NOT NULL,
+    database text NOT NULL,
+    collection text NOT NULL,
+    id text NOT NULL,
+    doc json NOT NULL,
+    PRIMARY KEY (space, database, collection, id)
+)";
+
+pub struct PostgresDocuments {
+    pool: Pool,
+}
+
+impl PostgresDocuments {
+    /// Connects to `url` (`postgres://user@host:port/db`) and creates the table if needed.
+    pub async fn connect(url: &str) -> Result<Self, DocError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| DocError::Unavailable("the PostgreSQL URL is not valid".into()))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(|_| DocError::Unavailable("could not set up the PostgreSQL pool".into()))?;
+        let store = Self { pool };
+        let client = store.client().await?;
+        client.batch_execute(SCHEMA).await.map_err(failed)?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, DocError> {
+        self.pool.get().await.map_err(|error| {
+            tracing::error!(%error, "document store (PostgreSQL) unreachable");
+            DocError::Unavailable("the document store (PostgreSQL) cannot be reached".into())
+        })
+    }
+}
+
+fn failed(error: tokio_postgres::Error) -> DocError {
+    if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        return DocError::DuplicateKey("E11000 duplicate key error: _id already exists".into());
+    }
+    if error.code() == Some(&SqlState::QUERY_CANCELED) {
+        return DocError::LimitExceeded("operation exceeded its time limit".into());
+    }
+    tracing::error!(%error, "document store (PostgreSQL) failed");
+    DocError::Unavailable("the document store (PostgreSQL) failed; try again".into())
+}
+
+/// The collection's documents a filter can match, in `_id` order.
+async fn candidates(
+    client: &impl GenericClient,
+    at: &CollectionRef,
+    filter: &Filter,
+) -> Result<Vec<Document>, DocError> {
+    let base = "SELECT doc FROM wasmfn_documents WHERE space = $1 AND database = $2 \
+                AND collection = $3";
+    let rows = match filter.id_equality() {
+        Some(id) => {
+            let sql = format!("{base} AND id = $4");
+            let key = id_key(id);
+            client.query(&sql, &[&at.space, &at.database, &at.collection, &key]).await
+        }
+        None => {
+            let sql = format!("{base} ORDER BY id COLLATE \"C\"");
+            client.query(&sql, &[&at.space, &at.database, &at.collection]).await
+        }
+    }
+    .map_err(failed)?;
+    rows.iter()
+        .map(|row| row.try_get::<_, Json<Document>>(0).map(|json| json.0).map_err(failed))
+        .collect()
+}
+
+/// Starts a write transaction holding the collection's lock, with the query time limit.
+async fn begin<'a>(
+    client: &'a mut deadpool_postgres::Object,
+    at: &CollectionRef,
+    limits: &Limits,
+) -> Result<deadpool_postgres::Transaction<'a>, DocError> {
+    let transaction = client.transaction().await.map_err(failed)?;
+    let timeout = format!("SET LOCAL statement_timeout = {}", limits.max_query_time.as_millis());
+    transaction.batch_execute(&timeout).await.map_err(failed)?;
+    let lock_key = serde_json::json!([at.space, at.database, at.collection]).to_string();
+    transaction
+        .execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&lock_key])
+        .await
+        .map_err(failed)?;
+    Ok(transaction)
+}
+
+async fn insert_rows(
+    client: &impl GenericClient,
+    at: &CollectionRef,
+    documents: &[Document],
+) -> Result<(), DocError> {
+    let sql = "INSERT INTO wasmfn_documents (space, database, collection, id, doc) \
+               VALUES ($1, $2, $3, $4, $5)";
+    for document in documents {
+        let key = id_key(&document["_id"]);
+        let doc = Json(document);
+        client
+            .execute(sql, &[&at.space, &at.database, &at.collection, &key, &doc])
+            .await
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl DocumentStore for PostgresDocuments {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn find(
+        &self,
+        at: &CollectionRef,
+        query: &FindQuery,
+        limits: &Limits,
+    ) -> Result<Vec<Document>, DocError> {
+        let client = self.client().await?;
+        let documents = candidates(&client, at, &query.filter).await?;
+        engine::scan(|| engine::select(documents.into_iter().map(Ok), query, limits))
+    }
+
+    async fn count(
+        &self,
+        at: &CollectionRef,
+        filter: &Filter,
+        limits: &Limits,
+    ) -> Result<u64, DocError> {
+        let client = self.client().await?;
+        let documents = candidates(&client, at, filter).await?;
+        engine::count(documents.into_iter().map(Ok), filter, limits)
+    }
+
+    async fn insert(&self, at: &CollectionRef, documents: Vec<Document>) -> Result<(), DocError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(failed)?;
+        insert_rows(&transaction, at, &documents).await?;
+        transaction.commit().await.map_err(failed)
+    }
+
+    async fn update(
+        &self,
+        at: &CollectionRef,
+        filter: &Filter,
+        change: &Change,
+        options: UpdateOptions,
+        limits: &Limits,
+    ) -> Result<WriteOutcome, DocError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, at, limits).await?;
+        let documents = candidates(&transaction, at, filter).await?;
+        let plan =
+            engine::plan_update(documents.into_iter().map(Ok), filter, change, options, limits)?;
+        let sql = "UPDATE wasmfn_documents SET doc = $5 WHERE space = $1 AND database = $2 \
+                   AND collection = $3 AND id = $4";
+        let mut written = Vec::new();
+        for document in &plan.changed {
+            let key = id_key(&document["_id"]);
+            let doc = Json(document);
+            transaction
+                .execute(sql, &[&at.space, &at.database, &at.collection, &key, &doc])
+                .await
+                .map_err(failed)?;
+            written.push(Written {
+                kind: ChangeKind::Update,
+                id: document["_id"].clone(),
+                document: Some(document.clone()),
+            });
+        }
+        let mut upserted_id = None;
+        if let Some(document) = plan.upsert {
+            insert_rows(&transaction, at, std::slice::from_ref(&document)).await?;
+            upserted_id = Some(document["_id"].clone());
+            written.push(Written {
+                kind: ChangeKind::Insert,
+                id: document["_id"].clone(),
+                document: Some(document),
+            });
+        }
+        transaction.commit().await.map_err(failed)?;
+        Ok(WriteOutcome {
+            matched: plan.matched,
+            modified: plan.changed.len() as u64,
+            upserted_id,
+            written,
+        })
+    }
+
+    async fn delete(
+        &self,
+        at: &CollectionRef,
+        filter: &Filter,
+        many: bool,
+        limits: &Limits,
+    ) -> Result<Vec<Value>, DocError> {
+        let mut client = self.client().await?;
+        let transaction = begin(&mut client, at, limits).await?;
+        let documents = candidates(&transaction, at, filter).await?;
+        let ids = engine::plan_delete(documents.into_iter().map(Ok), filter, many, limits)?;
+        let sql = "DELETE FROM wasmfn_documents WHERE space = $1 AND database = $2 \
+                   AND collection = $3 AND id = $4";
+        for id in &ids {
+            let key = id_key(id);
+            transaction
+                .execute(sql, &[&at.space, &at.database, &at.collection, &key])
+                .await
+                .map_err(failed)?;
+        }
+        transaction.commit().await.map_err(failed)?;
+        Ok(ids)
+    }
+
+    async fn drop_space(&self, space: &str) -> Result<(), DocError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM wasmfn_documents WHERE space = $1", &[&space])
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! One behaviour suite run against every backend: the embedded sled store and PostgreSQL (at
+//! `WASMFN_TEST_POSTGRES_URL`, default the machine's 127.0.0.1:5432 database `test`).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::events::recording::Recorder;
+use super::postgres::PostgresDocuments;
+use super::sled_store::SledDocuments;
+use super::*;
+
+pub fn postgres_url() -> String {
+    std::env::var("WASMFN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn at(space: &str) -> CollectionRef {
+    CollectionRef { space: space.into(), database: "c1".into(), collection: "fn".into() }
+}
+
+fn values(documents: &[Document], field: &str) -> Vec<Value> {
+    documents.iter().map(|d| d.get(field).cloned().unwrap_or(Value::Null)).collect()
+}
+
+async fn all(store: &Documents, at: &CollectionRef) -> Vec<Document> {
+    store.find(at, &json!({}), None, None, 0, 0).await.unwrap()
+}
+
+/// Runs every case against `backend`, in spaces named after `run` so runs do not meet.
+pub async fn run_suite(backend: Arc<dyn DocumentStore>, run: &str) {
+    let limits =
+        Limits { max_document_bytes: 4096, max_result_bytes: 64 << 10, ..Limits::default() };
+    let recorder = Arc::new(Recorder::default());
+    let mut store = Documents::new(backend.clone(), limits);
+    store.subscribe(recorder.clone());
+    let space = format!("{run}-a");
+    let other = format!("{run}-b");
+    let c = at(&space);
+
+    // Insert: ids assigned in order, field order kept, documents read back equal.
+    let ids = store
+        .insert(&c, vec![json!({"z": 1, "a": "first"}), json!({"_id": 7, "b": [1, 2]})])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0]["$oid"].as_str().unwrap().len(), 24, "new ObjectId: {ids:?}");
+    assert_eq!(ids[1], json!(7));
+    let docs = all(&store, &c).await;
+    assert_eq!(docs.len(), 2);
+    // Natural order is `_id` order (the JSON of the id: numbers before ObjectIds).
+    assert_eq!(values(&docs, "_id"), [ids[1].clone(), ids[0].clone()]);
+    assert_eq!(docs[1].keys().collect::<Vec<_>>(), ["_id", "z", "a"], "field order kept");
+
+    // Duplicate ids: refused, and the batch is all or nothing.
+    let duplicate = store.insert(&c, vec![json!({"_id": 8}), json!({"_id": 7})]).await;
+    assert!(matches!(duplicate, Err(DocError::DuplicateKey(_))), "{duplicate:?}");
+    assert_eq!(all(&store, &c).await.len(), 2, "no part of a failed batch stored");
+
+    // Queries: filters, sort, skip, limit, projection, count.
+    store
+        .insert(
+            &c,
+            (1..=5)
+                .map(|n| json!({"n": n, "kind": if n % 2 == 0 { "even" } else { "odd" }}))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let sort = json!([["n", -1]]);
+    let odd = store
+        .find(&c, &json!({"kind": "odd"}), Some(&json!({"n": 1, "_id": 0})), Some(&sort), 1, 1)
+        .await
+        .unwrap();
+    assert_eq!(odd, vec![json!({"n": 3}).as_object().unwrap().clone()]);
+    assert_eq!(store.count(&c, &json!({"n": {"$gte": 2}})).await.unwrap(), 4);
+    let point = store.find(&c, &json!({"_id": 7}), None, None, 0, 0).await.unwrap();
+    assert_eq!(values(&point, "b"), [json!([1, 2])]);
+
+    // Updates: counts, operators, positional, no-op, upsert.
+    let result = store
+        .update(
+            &c,
+            &json!({"kind": "odd"}),
+            &json!({"$inc": {"n": 10}}),
+            UpdateOptions { many: true, upsert: false },
+        )
+        .await
+        .unwrap();
+    assert_eq!((result.matched, result.modified), (3, 3));
+    let (odd_filter, by_n) = (json!({"kind": "odd"}), json!([["n", 1]]));
+    let odd = store.find(&c, &odd_filter, None, Some(&by_n), 0, 0).await.unwrap();
+    assert_eq!(values(&odd, "n"), [json!(11), json!(13), json!(15)]);
+    let same = store
+        .update(&c, &json!({"n": 2}), &json!({"$set": {"kind": "even"}}), UpdateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((same.matched, same.modified), (1, 0), "a no-op update modifies nothing");
+    let positional = store
+        .update(
+            &c,
+            &json!({"_id": 7, "b": 2}),
+            &json!({"$set": {"b.$": 20}}),
+            UpdateOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(positional.modified, 1);
+    let seven = store.find(&c, &json!({"_id": 7}), None, None, 0, 0).await.unwrap();
+    assert_eq!(seven[0]["b"], json!([1, 20]));
+    let upsert = store
+        .update(
+            &c,
+            &json!({"name": "new"}),
+            &json!({"$set": {"v": 1}}),
+            UpdateOptions { many: false, upsert: true },
+        )
+        .await
+        .unwrap();
+    assert_eq!((upsert.matched, upsert.modified), (0, 0));
+    let upserted = upsert.upserted_id.expect("an upsert id");
+    let found = store.find(&c, &json!({"_id": upserted}), None, None, 0, 0).await.unwrap();
+    assert_eq!((found[0]["name"].clone(), found[0]["v"].clone()), (json!("new"), json!(1)));
+
+    // Replace keeps the _id; bad updates are refused.
+    let (seven_filter, fresh) = (json!({"_id": 7}), json!({"fresh": true}));
+    let replaced = store.replace(&c, &seven_filter, &fresh, false).await.unwrap();
+    assert_eq!(replaced.modified, 1);
+    let seven = store.find(&c, &json!({"_id": 7}), None, None, 0, 0).await.unwrap();
+    assert_eq!(seven[0], *json!({"_id": 7, "fresh": true}).as_object().unwrap());
+    let bad = store.update(&c, &json!({}), &json!({"n": 1}), UpdateOptions::default()).await;
+    assert!(matches!(bad, Err(DocError::Invalid(_))), "{bad:?}");
+    let bad = store.find(&c, &json!({"n": {"$nope": 1}}), None, None, 0, 0).await;
+    assert!(matches!(bad, Err(DocError::Invalid(_))), "{bad:?}");
+
+    // Limits: document size, result size.
+    let big = "x".repeat(5000);
+    let too_big = store.insert(&c, vec![json!({ "big": big })]).await;
+    assert!(matches!(too_big, Err(DocError::TooLarge(_))), "{too_big:?}");
+    let grow = json!({"$set": {"big": big}});
+    let grow = store.update(&c, &seven_filter, &grow, UpdateOptions::default()).await;
+    assert!(matches!(grow, Err(DocError::TooLarge(_))), "{grow:?}");
+    let chunk = "y".repeat(3000);
+    store.insert(&c, (0..30).map(|i| json!({"chunk": chunk, "i": i})).collect()).await.unwrap();
+    let huge = store.find(&c, &json!({"chunk": {"$exists": true}}), None, None, 0, 0).await;
+    assert!(matches!(huge, Err(DocError::LimitExceeded(_))), "{huge:?}");
+    let page = store.find(&c, &json!({"chunk": {"$exists": true}}), None, None, 0, 5).await;
+    assert_eq!(page.unwrap().len(), 5, "a limit keeps the result under the bound");
+
+    // Isolation: another space (or database) sees none of it.
+    let elsewhere = at(&other);
+    assert!(all(&store, &elsewhere).await.is_empty());
+    assert_eq!(store.delete(&elsewhere, &json!({}), true).await.unwrap(), 0);
+    let other_db = CollectionRef { database: "c2".into(), ..c.clone() };
+    assert!(all(&store, &other_db).await.is_empty());
+
+    // Deletes.
+    assert_eq!(store.delete(&c, &json!({"chunk": {"$exists": true}}), false).await.unwrap(), 1);
+    assert_eq!(store.delete(&c, &json!({"chunk": {"$exists": true}}), true).await.unwrap(), 29);
+    assert_eq!(store.count(&c, &json!({})).await.unwrap(), 8);
+
+    // The change hook saw every committed write, in order, and none of the refused ones.
+    let events = recorder.0.lock().unwrap().clone();
+    let kinds: Vec<ChangeKind> = events.iter().map(|e| e.kind).collect();
+    let inserts = kinds.iter().filter(|k| **k == ChangeKind::Insert).count();
+    let updates = kinds.iter().filter(|k| **k == ChangeKind::Update).count();
+    let deletes = kinds.iter().filter(|k| **k == ChangeKind::Delete).count();
+    // 2 + 5 + 30 inserts and 1 upsert; 3 incs, 1 positional, 1 replace; 30 deletes.
+    assert_eq!((inserts, updates, deletes), (38, 5, 30));
+    assert_eq!(events[0].id, ids[0]);
+    assert!(events.iter().all(|e| e.collection == c));
+    let last = events.last().unwrap();
+    assert!(last.kind == ChangeKind::Delete && last.document.is_none());
+
+    backend.drop_space(&space).await.unwrap();
+    assert!(all(&store, &c).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sled_backend_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    run_suite(Arc::new(SledDocuments::new(db)), "sled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backend_passes_the_suite() {
+    let store = PostgresDocuments::connect(&postgres_url()).await.unwrap_or_else(|error| {
+        panic!("PostgreSQL must run for this test (set WASMFN_TEST_POSTGRES_URL): {error}")
+    });
+    let run = format!("pg-{}", rand::random::<u32>());
+    run_suite(Arc::new(store), &run).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sled_writes_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = at("s");
+    {
+        let store = Documents::new(
+            Arc::new(SledDocuments::new(sled::open(dir.path()).unwrap())),
+            Limits::default(),
+        );
+        store.insert(&c, vec![json!({"_id": "k", "v": 1})]).await.unwrap();
+    }
+    let store = Documents::new(
+        Arc::new(SledDocuments::new(sled::open(dir.path()).unwrap())),
+        Limits::default(),
+    );
+    assert_eq!(
+        all(&store, &c).await,
+        vec![json!({"_id": "k", "v": 1}).as_object().unwrap().clone()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_postgres_is_a_clear_error_without_the_url() {
+    let result = PostgresDocuments::connect("postgres://wasmfn:hunter2@127.0.0.1:1/none").await;
+    let Err(error) = result else { panic!("connected to nothing") };
+    assert!(matches!(error, DocError::Unavailable(_)));
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+}

@@ -1,0 +1,118 @@
+//! One suite for every object_store backend we can run here: memory and the local filesystem.
+
+use super::backend::ObjectBackend;
+use super::*;
+
+fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+async fn suite(objects: Objects) {
+    let info = objects
+        .put(
+            "a",
+            "reports/2026/11.csv",
+            Bytes::from_static(b"x,y\n1,2\n"),
+            Some("text/csv".into()),
+            meta(&[("owner", "ada")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!((info.size, info.content_type.as_str()), (8, "text/csv"));
+    let (got, body) = objects.get("a", "reports/2026/11.csv").await.unwrap();
+    assert_eq!(&body[..], b"x,y\n1,2\n");
+    assert_eq!(got.metadata, meta(&[("owner", "ada")]));
+    assert_eq!(got.content_type, "text/csv");
+    assert!(got.last_modified > 1_700_000_000_000, "{got:?}");
+    let head = objects.head("a", "reports/2026/11.csv").await.unwrap();
+    assert_eq!((head.size, head.key.as_str()), (8, "reports/2026/11.csv"));
+
+    // Default content type, overwrite.
+    objects.put("a", "blob", Bytes::from_static(b"1"), None, BTreeMap::new()).await.unwrap();
+    objects.put("a", "blob", Bytes::from_static(b"22"), None, BTreeMap::new()).await.unwrap();
+    let (info, body) = objects.get("a", "blob").await.unwrap();
+    assert_eq!((&body[..], info.content_type.as_str()), (&b"22"[..], DEFAULT_CONTENT_TYPE));
+
+    // Listing: key order, prefixes that are not directories, pages.
+    for name in ["reports/2026/12.csv", "reports/2025/01.csv", "rep.txt", "with space.txt"] {
+        objects.put("a", name, Bytes::from_static(b"."), None, BTreeMap::new()).await.unwrap();
+    }
+    let keys =
+        |listing: &Listing| listing.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
+    let all = objects.list("a", "", None, 100).await.unwrap();
+    assert_eq!(
+        keys(&all),
+        [
+            "blob",
+            "rep.txt",
+            "reports/2025/01.csv",
+            "reports/2026/11.csv",
+            "reports/2026/12.csv",
+            "with space.txt"
+        ]
+    );
+    assert_eq!(all.next_start_after, None);
+    let rep = objects.list("a", "rep", None, 100).await.unwrap();
+    assert_eq!(keys(&rep).len(), 4);
+    let page1 = objects.list("a", "reports/", None, 2).await.unwrap();
+    assert_eq!(keys(&page1), ["reports/2025/01.csv", "reports/2026/11.csv"]);
+    let after = page1.next_start_after.clone().expect("a next page");
+    let page2 = objects.list("a", "reports/", Some(&after), 2).await.unwrap();
+    assert_eq!(keys(&page2), ["reports/2026/12.csv"]);
+    assert_eq!(page2.next_start_after, None);
+    let in_dir = objects.list("a", "reports/2026/1", None, 10).await.unwrap();
+    assert_eq!(keys(&in_dir), ["reports/2026/11.csv", "reports/2026/12.csv"]);
+    assert_eq!(in_dir.objects[0].content_type, "text/csv", "listing carries the sidecar");
+
+    // Isolation: space b sees nothing of space a.
+    assert!(objects.list("b", "", None, 100).await.unwrap().objects.is_empty());
+    assert!(matches!(objects.get("b", "blob").await, Err(ObjectError::NotFound(_))));
+    assert!(!objects.delete("b", "blob").await.unwrap());
+
+    // Bad keys and sizes are refused before storage.
+    for key in ["../a/blob", "/etc/passwd", "a\0b", "x/../../y"] {
+        assert!(matches!(objects.get("b", key).await, Err(ObjectError::InvalidKey(_))), "{key:?}");
+        let put = objects.put("b", key, Bytes::new(), None, BTreeMap::new()).await;
+        assert!(matches!(put, Err(ObjectError::InvalidKey(_))), "{key:?}");
+    }
+    let big = Bytes::from(vec![0u8; objects.limits().max_object_bytes + 1]);
+    assert!(matches!(
+        objects.put("a", "big", big, None, BTreeMap::new()).await,
+        Err(ObjectError::TooLarge(_))
+    ));
+    let bulky = meta(&[("k", &"v".repeat(4096))]);
+    assert!(matches!(
+        objects.put("a", "m", Bytes::new(), None, bulky).await,
+        Err(ObjectError::TooLarge(_))
+    ));
+
+    // Delete: true once, then false; gone from get and list.
+    assert!(objects.delete("a", "blob").await.unwrap());
+    assert!(!objects.delete("a", "blob").await.unwrap());
+    let missing = objects.get("a", "blob").await.unwrap_err();
+    assert_eq!(missing, ObjectError::NotFound("no object with key \"blob\"".into()));
+    assert!(matches!(objects.head("a", "blob").await, Err(ObjectError::NotFound(_))));
+    assert_eq!(objects.list("a", "", None, 100).await.unwrap().objects.len(), 5);
+}
+
+fn limits() -> ObjectLimits {
+    ObjectLimits { max_object_bytes: 1 << 16, ..ObjectLimits::default() }
+}
+
+#[tokio::test]
+async fn memory_backend_passes_the_suite() {
+    let store = ObjectBackend::Memory.build().unwrap();
+    suite(Objects::new(store, limits())).await;
+}
+
+#[tokio::test]
+async fn local_filesystem_backend_passes_the_suite_and_stays_in_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("objects");
+    let store = ObjectBackend::Local(root.clone()).build().unwrap();
+    suite(Objects::new(store, limits())).await;
+    assert!(root.join("spaces/a/objects/reports/2026/11.csv").is_file());
+    let outside: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(outside, ["objects"], "nothing written outside the store's directory");
+}
