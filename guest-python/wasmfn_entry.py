@@ -13,7 +13,10 @@ from wit_world.imports import types
 
 import _wasmfn_manifest
 from ixoncdkingress.function.context import FunctionContext, FunctionResource
-from wasmfn import _dispatch
+from ixoncdkingress.function.api_client import ApiClient
+from ixoncdkingress.function.document_db_client import DocumentDBClient
+from wasmfn import _backends, _dispatch
+from wasmfn.objects import ObjectStorageClient
 from wasmfn._http import Request
 
 # componentize-py snapshots the interpreter after this module loads and ships no filesystem:
@@ -69,15 +72,23 @@ def _context(inv: types.Invocation) -> FunctionContext:
         inv.request.body,
         inv.trigger,
     )
+    company = _resource(caller.company)
+    application = _resource(caller.api_application)
     return FunctionContext(
         dict(inv.config),
-        api_client=None,
+        api_client=ApiClient(
+            _backends.IXON_API,
+            api_application=application.public_id if application else None,
+            api_company=company.public_id if company else None,
+        ),
         user=_resource(caller.user),
-        company=_resource(caller.company),
+        company=company,
         asset=_resource(caller.asset),
         agent=_resource(caller.agent),
         template=_resource(caller.template),
         request=request,
+        document_db_client=DocumentDBClient(_backends.DOCUMENTS, company.public_id if company else "_space"),
+        object_storage=ObjectStorageClient(_backends.OBJECTS),
     )
 
 

@@ -1,12 +1,25 @@
 """IXON-compatible FunctionContext (names and behaviour of ixoncdkingress 1.0.0's).
 
 The real package needs pymongo, requests and docker, which cannot run inside a WebAssembly
-component; this one is backed by wasmfn's host interfaces instead.
+component; this one is backed by wasmfn's host interfaces instead: ``api_client`` is an
+``ApiClient`` whose requests the host sends (adding the caller's credentials),
+``document_db_client`` a ``DocumentDBClient`` on the host's document store, and
+``object_storage`` (a wasmfn extension, absent from IXON's SDK) an ``ObjectStorageClient`` for
+the space's objects; each is None when the context was made without it. wasmfn has no time
+series store: ``time_series_client`` is always None. ``request`` (also a wasmfn extension) is
+the HTTP-like request that triggered the call. ``expose`` records agent-tool arguments as a
+plain dict instead of generating pydantic schemas.
 """
 
+import warnings
 from collections.abc import Callable
 from inspect import _empty, signature
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ixoncdkingress.function.api_client import ApiClient
+    from ixoncdkingress.function.document_db_client import DocumentDBClient
+    from wasmfn.objects import ObjectStorageClient
 
 
 class FunctionResource:
@@ -44,7 +57,8 @@ class FunctionContext:
     """The context for a Cloud Function."""
 
     config: dict[str, str]
-    api_client: Any
+    api_client: "ApiClient | None"
+    object_storage: "ObjectStorageClient | None"
     user: FunctionResource | None
     company: FunctionResource | None
     asset: FunctionResource | None
@@ -61,6 +75,9 @@ class FunctionContext:
         agent: FunctionResource | None = None,
         template: FunctionResource | None = None,
         request: Any = None,
+        *,
+        document_db_client: "DocumentDBClient | None" = None,
+        object_storage: "ObjectStorageClient | None" = None,
     ) -> None:
         self.config = config
         self.api_client = api_client
@@ -71,11 +88,30 @@ class FunctionContext:
         self.template = template
         # wasmfn extension: the HTTP-like request (method, path, query, headers, body, trigger).
         self.request = request
+        # wasmfn extension: the space's object storage.
+        self.object_storage = object_storage
+        self._document_db_client = document_db_client
 
     @property
-    def document_db_client(self) -> None:
-        """The Document DB client. wasmfn does not provide a document store yet: always None,
-        as the real SDK returns when a call has no company."""
+    def document_db_client(self) -> "DocumentDBClient | None":
+        """The client for the function's Document DB collection.
+
+        None when the context has no document store (the real SDK returns None when running
+        in development mode without a company).
+        """
+        return self._document_db_client
+
+    @property
+    def time_series_client(self) -> None:
+        """The client for the function's time series collection: always None in wasmfn, which
+        has no time series store (the real SDK returns None when it has no database).
+
+        WARNING: This function and client is experimental and may change in the future.
+        """
+        warnings.warn(
+            "The TimeSeriesClient is experimental and may change in the future",
+            category=FutureWarning,
+        )
         return None
 
     @property
@@ -92,6 +128,7 @@ class FunctionContext:
             f"<FunctionContext"
             f" config={self.config!r},"
             f" api_client={self.api_client!r},"
+            f" document_db_client={self.document_db_client!r},"
             f" user={self.user!r},"
             f" company={self.company!r},"
             f" asset={self.asset!r},"
