@@ -31,6 +31,8 @@ pub struct AdminState {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub logs: Arc<crate::logs::InvocationLog>,
     pub registry: Arc<crate::registry::Registry>,
+    /// Configuration values and secrets set through the admin API.
+    pub config: Arc<crate::function_config::ConfigStore>,
 }
 
 /// A running cron trigger, for listing.
@@ -55,6 +57,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(crate::deploy::api::routes())
         .merge(crate::access::api::routes())
         .merge(crate::logs::api::routes())
+        .merge(crate::function_config::api::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }

@@ -3,6 +3,11 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "wasmfn:platform/function",
+    imports: {
+        "wasmfn:platform/documents": async,
+        "wasmfn:platform/objects": async,
+        "wasmfn:platform/ixon-api": async,
+    },
     exports: { default: async },
 });
 

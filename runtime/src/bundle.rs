@@ -14,6 +14,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use crate::limits::LimitOverrides;
+use crate::manifest::{DocumentsSettings, IxonApiSettings, SecretSource};
 use crate::triggers::cron::CronTriggerConfig;
 use crate::triggers::mqtt::MqttTriggerConfig;
 
@@ -40,6 +41,13 @@ pub struct BundleMeta {
     /// MQTT triggers from `function.toml`, started by `wasmfn serve`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mqtt: Vec<MqttTriggerConfig>,
+    #[serde(default, skip_serializing_if = "DocumentsSettings::is_default")]
+    pub documents: DocumentsSettings,
+    #[serde(default, skip_serializing_if = "IxonApiSettings::is_default")]
+    pub ixon_api: IxonApiSettings,
+    /// Secret names and the environment variables the server reads them from (no values).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretSource>,
     /// Which guest code and toolchain built the bundle (see `guest_sources::build_id`).
     #[serde(default)]
     pub build_id: String,

@@ -1,4 +1,5 @@
-//! The guest side compiled into every bundle: the `wasmfn` and `ixoncdkingress` Python packages,
+//! The guest side compiled into every bundle: the `wasmfn`, `ixoncdkingress`, `bson` and
+//! `pymongo` (client-side subset) Python packages,
 //! the entry module, and the WIT world, embedded so `wasmfn build` works from any directory.
 
 use sha2::{Digest, Sha256};
@@ -15,16 +16,32 @@ macro_rules! embed {
 pub const FILES: &[(&str, &str)] = embed![
     "guest-python/wasmfn_entry.py",
     "guest-python/wasmfn/__init__.py",
-    "guest-python/wasmfn/_http.py",
+    "guest-python/wasmfn/_backends.py",
     "guest-python/wasmfn/_dispatch.py",
+    "guest-python/wasmfn/_extjson.py",
+    "guest-python/wasmfn/_http.py",
+    "guest-python/wasmfn/objects.py",
     "guest-python/ixoncdkingress/__init__.py",
     "guest-python/ixoncdkingress/function/__init__.py",
+    "guest-python/ixoncdkingress/function/api_client.py",
     "guest-python/ixoncdkingress/function/context.py",
+    "guest-python/ixoncdkingress/function/document_db_client.py",
+    "guest-python/bson/__init__.py",
+    "guest-python/bson/errors.py",
+    "guest-python/bson/json_util.py",
+    "guest-python/bson/objectid.py",
+    "guest-python/pymongo/__init__.py",
+    "guest-python/pymongo/cursor.py",
+    "guest-python/pymongo/errors.py",
+    "guest-python/pymongo/results.py",
     "wit/world.wit",
     "wit/types.wit",
     "wit/config.wit",
     "wit/log.wit",
     "wit/handler.wit",
+    "wit/documents.wit",
+    "wit/objects.wit",
+    "wit/ixon-api.wit",
 ];
 
 /// Identifies the guest code and toolchain a bundle was built with; a bundle built by another

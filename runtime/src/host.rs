@@ -8,6 +8,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::wasmfn::platform::{config, log};
+use crate::capabilities::HostScope;
 use crate::output::CapturedOutput;
 
 /// Raised (as a trap) when an instance tries to grow past its memory limit.
@@ -64,10 +65,17 @@ pub struct InvocationState {
     log: FunctionLog,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
+    /// The storage and IXON API this invocation may use; none for commands without them.
+    pub(crate) scope: Option<HostScope>,
 }
 
 impl InvocationState {
-    pub fn new(config: FunctionConfig, memory_limit_bytes: usize, output_capacity: usize) -> Self {
+    pub fn new(
+        config: FunctionConfig,
+        memory_limit_bytes: usize,
+        output_capacity: usize,
+        scope: Option<HostScope>,
+    ) -> Self {
         let stdout = CapturedOutput::new(output_capacity);
         let stderr = CapturedOutput::new(output_capacity);
         // No filesystem, network, environment or arguments: a function reaches the outside
@@ -85,6 +93,7 @@ impl InvocationState {
             log: FunctionLog::new(output_capacity),
             stdout,
             stderr,
+            scope,
         }
     }
 

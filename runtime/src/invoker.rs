@@ -11,7 +11,9 @@ use serde::Serialize;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use crate::bindings::types;
+use crate::capabilities::{Capabilities, HostScope};
 use crate::error::InvokeError;
+use crate::function_config::ConfigStore;
 use crate::host::{InvocationState, MemoryLimitExceeded};
 use crate::registry::{FunctionVersion, Registry};
 use wasmfn_host_apis::config::FunctionConfig;
@@ -35,6 +37,21 @@ pub struct Caller {
     pub asset: Option<Resource>,
     pub template: Option<Resource>,
     pub api_application: Option<Resource>,
+    /// The caller's IXON access token (`Bearer ...`), used by the host's IXON API client on
+    /// the caller's behalf; functions never see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<AccessToken>,
+}
+
+/// A bearer token that never shows in `Debug` output (logs, panics).
+#[derive(Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct AccessToken(pub String);
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
 }
 
 /// The HTTP-like request a function sees.
@@ -133,11 +150,36 @@ pub struct Invoker {
     engine: Engine,
     registry: Arc<Registry>,
     observers: Observers,
+    /// Storage and the IXON API, once the server has opened them (`wasmfn serve`).
+    capabilities: Arc<std::sync::OnceLock<Arc<Capabilities>>>,
+    /// Configuration set through the admin API, once the node has opened it.
+    config_store: Arc<std::sync::OnceLock<Arc<ConfigStore>>>,
 }
 
 impl Invoker {
     pub fn new(engine: Engine, registry: Arc<Registry>) -> Self {
-        Self { engine, registry, observers: Observers::default() }
+        Self {
+            engine,
+            registry,
+            observers: Observers::default(),
+            capabilities: Arc::default(),
+            config_store: Arc::default(),
+        }
+    }
+
+    /// Applies the admin API's configuration to every later invocation. Set once.
+    pub fn set_config_store(&self, store: Arc<ConfigStore>) {
+        let _ = self.config_store.set(store);
+    }
+
+    /// Gives every later invocation the document store, object storage and IXON API client.
+    /// Set once; later calls are ignored.
+    pub fn set_capabilities(&self, capabilities: Arc<Capabilities>) {
+        let _ = self.capabilities.set(capabilities);
+    }
+
+    pub fn capabilities(&self) -> Option<&Arc<Capabilities>> {
+        self.capabilities.get()
     }
 
     /// Adds an observer of every outcome from now on.
@@ -200,9 +242,28 @@ impl Invoker {
         invocation: &Invocation,
     ) -> Outcome {
         let limits = &version.limits;
-        let config = version.config.with_overrides(&invocation.config);
-        let state =
-            InvocationState::new(config.clone(), limits.memory_bytes(), limits.max_output_bytes);
+        let admin =
+            self.config_store.get().and_then(|store| store.get(&version.space, &version.name));
+        let config = match admin {
+            Some(overrides) => overrides.apply(&version.config),
+            None => version.config.clone(),
+        };
+        let config = config.with_overrides(&invocation.config);
+        let scope = self.capabilities.get().map(|capabilities| {
+            HostScope::new(
+                capabilities.clone(),
+                &version.space,
+                &version.collection,
+                version.allowlist.clone(),
+                &invocation.caller,
+            )
+        });
+        let state = InvocationState::new(
+            config.clone(),
+            limits.memory_bytes(),
+            limits.max_output_bytes,
+            scope,
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         let deadline = Instant::now() + limits.timeout();
@@ -265,7 +326,7 @@ impl Invoker {
             }
         };
         let state = store.data_mut();
-        Outcome {
+        let mut outcome = Outcome {
             id: invocation.id.unwrap_or_else(uuid::Uuid::new_v4),
             space: version.space.clone(),
             function: version.name.clone(),
@@ -278,11 +339,29 @@ impl Invoker {
             stderr: state.stderr.text(),
             logs: state.take_logs(),
             timing,
+        };
+        if config.has_secrets() {
+            outcome.redact(&config);
         }
+        outcome
     }
 }
 
 impl Outcome {
+    /// Removes secret values from everything recorded about the call: output, log lines, the
+    /// traceback and the error message (the function's own response body is its business).
+    fn redact(&mut self, config: &FunctionConfig) {
+        self.stdout = config.redact(&self.stdout);
+        self.stderr = config.redact(&self.stderr);
+        self.traceback = self.traceback.as_deref().map(|t| config.redact(t));
+        for line in &mut self.logs {
+            line.message = config.redact(&line.message);
+        }
+        if let Err(InvokeError::FunctionException { message, .. }) = &mut self.result {
+            *message = config.redact(message);
+        }
+    }
+
     /// An outcome for an invocation that never reached an instance.
     pub fn failed(
         invocation: &Invocation,

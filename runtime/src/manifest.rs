@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::limits::LimitOverrides;
 use crate::triggers::cron::{validate_triggers, CronTriggerConfig};
@@ -45,6 +45,84 @@ pub struct FunctionManifest {
     /// `callback_url`, `queue_limit`, `concurrency`.
     #[serde(default)]
     pub mqtt: Vec<MqttTriggerConfig>,
+    /// `[documents]`: which document store collection the function uses.
+    #[serde(default)]
+    pub documents: DocumentsSettings,
+    /// `[ixon_api]`: the IXON API endpoints the function may call.
+    #[serde(default)]
+    pub ixon_api: IxonApiSettings,
+    /// `[secrets]`: values the server takes from its environment at load time
+    /// (`token = { env = "MY_TOKEN" }`); the bundle holds only the variable names.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
+}
+
+/// `[documents]` in `function.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentsSettings {
+    /// The collection's name (default: the function's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+}
+
+impl DocumentsSettings {
+    pub fn is_default(&self) -> bool {
+        self.collection.is_none()
+    }
+}
+
+/// `[ixon_api]` in `function.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IxonApiSettings {
+    /// Endpoint names from the API's discovery, optionally with a method (`"GET MyUser"`);
+    /// `"*"` allows all. Empty: no IXON API access.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+impl IxonApiSettings {
+    pub fn is_default(&self) -> bool {
+        self.allow.is_empty()
+    }
+}
+
+/// Where a secret's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// The server's environment variable holding the value.
+    pub env: String,
+}
+
+fn validate_capabilities(manifest: &FunctionManifest) -> Result<(), String> {
+    if let Some(collection) = &manifest.documents.collection {
+        let valid = !collection.is_empty()
+            && collection.len() <= 64
+            && collection.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !valid {
+            return Err(format!(
+                "documents.collection '{collection}' is invalid: use 1-64 letters, digits, '-', '_' or '.'"
+            ));
+        }
+    }
+    wasmfn_host_apis::ixon_api::Allowlist::parse(&manifest.ixon_api.allow)?;
+    for (name, source) in &manifest.secrets {
+        let valid = !source.env.is_empty()
+            && source.env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !source.env.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(format!(
+                "secrets.{name}: env '{}' is not an environment variable name",
+                source.env
+            ));
+        }
+        if manifest.config.contains_key(name) {
+            return Err(format!("'{name}' is both in [config] and [secrets]; keep it in one"));
+        }
+    }
+    Ok(())
 }
 
 fn default_version() -> String {
@@ -99,6 +177,7 @@ impl FunctionManifest {
         }
         validate_triggers(&manifest.cron)?;
         validate_manifest_triggers(&manifest.mqtt)?;
+        validate_capabilities(&manifest)?;
         Ok(manifest)
     }
 }

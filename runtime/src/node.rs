@@ -11,8 +11,10 @@ use tokio::sync::watch;
 use crate::access::signature::IngressVerifier;
 use crate::access::{Access, AccessPolicy};
 use crate::admin::{AdminState, CronInfo};
+use crate::capabilities::{Capabilities, CapabilityOptions};
 use crate::delivery::{Deliverer, DeliveryPolicy};
 use crate::deploy::Deployments;
+use crate::function_config::ConfigStore;
 use crate::logs::{InvocationLog, LogOptions, LogTasks};
 use crate::metrics::Metrics;
 use crate::registry::FunctionVersion;
@@ -61,6 +63,8 @@ pub struct Node {
     admin_token: Arc<str>,
     cron_jobs: Vec<CronJob>,
     cron: Option<(CronScheduler, Arc<Vec<CronInfo>>)>,
+    state: StateDb,
+    pub config: Arc<ConfigStore>,
 }
 
 impl Node {
@@ -100,6 +104,8 @@ impl Node {
             Arc::new(SystemClock),
         );
         runtime.invoker().observe(logs.clone());
+        let config = Arc::new(ConfigStore::open(state.tree("function_config")?)?);
+        runtime.invoker().set_config_store(config.clone());
         Ok(Self {
             runtime,
             mqtt,
@@ -115,7 +121,20 @@ impl Node {
             admin_token: options.admin_token.into(),
             cron_jobs: Vec::new(),
             cron: None,
+            state,
+            config,
         })
+    }
+
+    /// Opens the document store, object storage and IXON API client and gives them to every
+    /// invocation from now on. Call before loading functions.
+    pub async fn open_capabilities(
+        &self,
+        options: &CapabilityOptions,
+    ) -> Result<Arc<Capabilities>> {
+        let capabilities = Arc::new(Capabilities::open(options, &self.state).await?);
+        self.runtime.invoker().set_capabilities(capabilities.clone());
+        Ok(capabilities)
     }
 
     /// Loads a bundle as the active version of its function and starts the triggers its
@@ -209,6 +228,7 @@ impl Node {
                 metrics: self.metrics.clone(),
                 logs: self.logs.clone(),
                 registry: self.runtime.registry().clone(),
+                config: self.config.clone(),
             },
         }
     }

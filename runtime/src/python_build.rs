@@ -224,6 +224,9 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         access: manifest.access,
         cron: manifest.cron.clone(),
         mqtt: manifest.mqtt.clone(),
+        documents: manifest.documents.clone(),
+        ixon_api: manifest.ixon_api.clone(),
+        secrets: manifest.secrets.clone(),
         build_id: guest_sources::build_id(),
     };
     let wasm = output_path(&manifest, dir, options);
@@ -259,9 +262,10 @@ fn write_guest_sources(
         .map_err(io("writing the module list"))
 }
 
-/// Requirements the guest package provides itself; installing the real ones would pull in
-/// pymongo, requests and docker, which cannot run in a component.
-const PROVIDED: &[&str] = &["ixoncdkingress"];
+/// Requirements the guest package provides itself (backed by the host); installing the real
+/// ones would pull in network clients, native code and docker, which cannot run in a component.
+/// Our `pymongo` and `bson` cover what functions use of them (errors, results, ObjectId).
+const PROVIDED: &[&str] = &["ixoncdkingress", "pymongo"];
 
 fn install_requirements(
     toolchain: &Toolchain,

@@ -2,6 +2,7 @@
 //! `<space>/<function>`. Loading a version builds its `InstancePre` once; swapping the active
 //! version is atomic, and invocations in flight keep the `Arc` of the version they started on.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
@@ -32,6 +33,10 @@ pub struct FunctionVersion {
     pub limits: Limits,
     /// Who may invoke it, as its `function.toml` says (`None`: the server's default).
     pub access: Option<crate::access::AccessPolicy>,
+    /// The document store collection it uses (`[documents] collection`, default its name).
+    pub collection: String,
+    /// The IXON API endpoints it may call.
+    pub allowlist: wasmfn_host_apis::ixon_api::Allowlist,
     pub(crate) pre: FunctionPre<InvocationState>,
     /// Bounds concurrent invocations of this version.
     pub(crate) gate: Arc<Semaphore>,
@@ -146,6 +151,10 @@ pub async fn load_version(
     if name.is_empty() {
         return Err(BundleError::BadMeta("the bundle has no function name; give one".into()));
     }
+    let config = function_config(&name, &meta)?;
+    let allowlist = wasmfn_host_apis::ixon_api::Allowlist::parse(&meta.ixon_api.allow)
+        .map_err(BundleError::BadMeta)?;
+    let collection = meta.documents.collection.clone().unwrap_or_else(|| name.clone());
     Ok(FunctionVersion {
         space: options.space.clone(),
         name,
@@ -159,8 +168,10 @@ pub async fn load_version(
         sha256,
         entries,
         default_entry,
-        config: FunctionConfig::new(meta.config),
+        config,
         access: meta.access,
+        collection,
+        allowlist,
         gate: Arc::new(Semaphore::new(limits.max_concurrency)),
         waiting: AtomicUsize::new(0),
         limits,
@@ -168,6 +179,39 @@ pub async fn load_version(
         loaded_from,
         load_time: started.elapsed(),
     })
+}
+
+/// The environment variable that overrides config `key` of function `name`:
+/// `WASMFN_CONFIG__<NAME>__<KEY>`, upper case, other characters as `_`.
+pub fn config_env_var(name: &str, key: &str) -> String {
+    let part = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .collect()
+    };
+    format!("WASMFN_CONFIG__{}__{}", part(name), part(key))
+}
+
+/// The function's configuration: `[config]` with environment overrides, plus its secrets read
+/// from the server's environment (an unset variable is an error naming it, not the value).
+fn function_config(name: &str, meta: &BundleMeta) -> Result<FunctionConfig, BundleError> {
+    let mut values = meta.config.clone();
+    for (key, value) in values.iter_mut() {
+        if let Ok(overridden) = std::env::var(config_env_var(name, key)) {
+            *value = overridden;
+        }
+    }
+    let mut secrets = BTreeMap::new();
+    for (key, source) in &meta.secrets {
+        let value = std::env::var(&source.env).map_err(|_| {
+            BundleError::BadMeta(format!(
+                "secret '{key}' reads environment variable {}, which is not set on the server",
+                source.env
+            ))
+        })?;
+        secrets.insert(key.clone(), value);
+    }
+    Ok(FunctionConfig::new(values).with_secrets(secrets))
 }
 
 /// `module.function` as given, or a bare name in module `functions` (ixoncdkingress's
@@ -209,7 +253,7 @@ async fn list_entries(
     pre: &FunctionPre<InvocationState>,
     limits: &Limits,
 ) -> Result<Vec<String>, BundleError> {
-    let state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096);
+    let state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096, None);
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store.set_epoch_deadline(u64::MAX / 2);

@@ -49,6 +49,7 @@ pub fn app(state: AppState) -> Router {
             any(async_invoke::async_with_path),
         )
         .route("/invocations/{id}", get(async_invoke::status))
+        .route("/objects/{space}/{*key}", any(crate::triggers::objects::presigned))
         .route("/spaces/{space}/functions/{function}/ingress", any(ingress::ingress))
         .route("/", any(ingress::ingress_root))
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))

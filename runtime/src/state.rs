@@ -38,6 +38,15 @@ impl StateDb {
         Ok(state)
     }
 
+    /// The process's one sled database (the embedded document store shares it).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// Where deployed bundles are kept.
     pub fn bundles_dir(&self) -> PathBuf {
         self.data_dir.join("bundles")

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use wasmfn_runtime::access::signature::IngressVerifier;
 use wasmfn_runtime::access::AccessPolicy;
+pub use wasmfn_runtime::capabilities::CapabilityOptions;
 use wasmfn_runtime::delivery::DeliveryPolicy;
 use wasmfn_runtime::limits::{EngineLimits, Limits};
 use wasmfn_runtime::node::Node;
@@ -168,12 +169,36 @@ pub async fn start_server_with(
     ingress_root: Option<&str>,
     options: NodeOptions,
 ) -> TestServer {
-    let runtime = Arc::new(Runtime::new(runtime_config()).expect("runtime"));
-    let mut node = Node::new(runtime.clone(), options).expect("node");
+    let mut bundles = Vec::new();
     for name in fixtures {
         let name = name.to_string();
         let bytes = tokio::task::spawn_blocking(move || fixture_bundle(&name)).await.unwrap();
-        node.load(bytes, "default").await.expect("loading fixture");
+        bundles.push(("default".to_string(), bytes));
+    }
+    start_bundles(bundles, ingress_root, options, capability_options()).await
+}
+
+/// Capabilities for test servers: embedded stores in the node's temporary data directory and
+/// an IXON API nobody listens at (tests that call it give their own).
+pub fn capability_options() -> CapabilityOptions {
+    CapabilityOptions {
+        ixon_api_url: "http://127.0.0.1:1/api/".into(),
+        ..CapabilityOptions::default()
+    }
+}
+
+/// Serves `(space, bundle)`s with the given node options and capabilities.
+pub async fn start_bundles(
+    bundles: Vec<(String, Vec<u8>)>,
+    ingress_root: Option<&str>,
+    options: NodeOptions,
+    capabilities: CapabilityOptions,
+) -> TestServer {
+    let runtime = Arc::new(Runtime::new(runtime_config()).expect("runtime"));
+    let mut node = Node::new(runtime.clone(), options).expect("node");
+    let capabilities = node.open_capabilities(&capabilities).await.expect("capabilities");
+    for (space, bytes) in bundles {
+        node.load(bytes, &space).await.expect("loading bundle");
     }
     node.restore_triggers().expect("restoring triggers");
     node.start_async().expect("starting async workers");
@@ -181,6 +206,7 @@ pub async fn start_server_with(
     node.mark_ready();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding port 0");
     let base = format!("http://{}", listener.local_addr().unwrap());
+    capabilities.presigner.set_base_url(&base);
     let state = node.app_state(ingress_root.map(|f| ("default".to_string(), f.to_string())));
     let mqtt = node.mqtt.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -10,6 +10,7 @@ use clap::Args;
 
 use super::{bundle_bytes, RunArgs};
 use crate::access::signature::IngressVerifier;
+use crate::capabilities::CapabilityOptions;
 use crate::delivery::DeliveryPolicy;
 use crate::logs::LogOptions;
 use crate::node::{Node, NodeOptions};
@@ -70,6 +71,20 @@ pub struct ServeArgs {
     /// Attempts to deliver an outcome to a callback URL, the first included.
     #[arg(long, default_value_t = DeliveryPolicy::default().attempts)]
     pub callback_attempts: u32,
+    /// Document store: `sled` (embedded, in the data directory) or a `postgres://` URL
+    /// (shared by several nodes).
+    #[arg(long, default_value = "sled", env = "WASMFN_DOCUMENT_STORE", hide_env_values = true)]
+    pub document_store: String,
+    /// Object storage: `file:<dir>` (default <data-dir>/objects), `memory:`, or
+    /// `s3://<bucket>[/<prefix>]?region=..&endpoint=..` (credentials from AWS_* variables).
+    #[arg(long, env = "WASMFN_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// Base URL of the IXON API functions call through `context.api_client` (discovery).
+    #[arg(long, default_value = wasmfn_host_apis::ixon_api::DEFAULT_BASE_URL, env = "WASMFN_IXON_API_URL")]
+    pub ixon_api_url: String,
+    /// How clients reach this server, for presigned object URLs (default: http://<listen address>).
+    #[arg(long, env = "WASMFN_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -103,6 +118,13 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         },
     };
     let mut node = Node::new(runtime, options)?;
+    let capabilities = CapabilityOptions {
+        document_store: args.document_store.clone(),
+        object_store: args.object_store.clone(),
+        ixon_api_url: args.ixon_api_url.clone(),
+        public_url: args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen)),
+    };
+    let capabilities = node.open_capabilities(&capabilities).await?;
     let mut names = Vec::new();
     for path in &args.paths {
         let bytes = bundle_bytes(path).await?;
@@ -145,6 +167,9 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
+    if args.public_url.is_none() {
+        capabilities.presigner.set_base_url(&format!("http://{address}"));
+    }
     println!("wasmfn: listening on http://{address}");
     for name in &names {
         println!("  http://{address}/spaces/{}/functions/{name}/invoke", args.space);

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::InvokeError;
-use crate::invoker::{Caller, Invocation, RequestData, Resource};
+use crate::invoker::{AccessToken, Caller, Invocation, RequestData, Resource};
 use crate::server::AppState;
 use crate::triggers::http::{header_pairs, receive, respond};
 
@@ -187,7 +187,26 @@ fn parse_caller(context: &Map<String, Value>) -> Result<Caller, InvokeError> {
         asset: resource("asset")?,
         template: resource("template")?,
         api_application: resource("apiApplication")?,
+        access_token: access_token(context)?,
     })
+}
+
+/// `context.accessToken.headerValue`, as ixoncdkingress reads it.
+fn access_token(context: &Map<String, Value>) -> Result<Option<AccessToken>, InvokeError> {
+    match context.get("accessToken") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(token)) => match token.get("headerValue") {
+            Some(Value::String(value)) if !value.is_empty() => Ok(Some(AccessToken(value.clone()))),
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => Err(InvokeError::BadRequest(
+                "context.accessToken.headerValue must be a string".into(),
+            )),
+        },
+        Some(other) => Err(InvokeError::BadRequest(format!(
+            "context.accessToken must be an object with headerValue, not {}",
+            json_type(other)
+        ))),
+    }
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -223,11 +242,13 @@ mod tests {
         assert_eq!(invocation.entry.as_deref(), Some("example.greet"));
         assert_eq!(invocation.arguments["name"], "Ada");
         assert_eq!(invocation.config["n"], "3");
-        let company = invocation.caller.company.unwrap();
+        let company = invocation.caller.company.clone().unwrap();
         assert_eq!(company.public_id, "c1");
         assert_eq!(company.custom["tier"], "gold");
         assert_eq!(company.permissions, Some(vec!["MANAGE".to_string()]));
         assert!(invocation.caller.agent.is_none());
+        assert_eq!(invocation.caller.access_token, Some(AccessToken("Bearer x".into())));
+        assert!(!format!("{:?}", invocation.caller).contains("Bearer x"), "token never in Debug");
     }
 
     #[test]

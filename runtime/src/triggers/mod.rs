@@ -6,3 +6,4 @@ pub mod cron;
 pub mod http;
 pub mod ingress;
 pub mod mqtt;
+pub mod objects;
