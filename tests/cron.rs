@@ -114,6 +114,7 @@ async fn a_trigger_naming_a_missing_entry_is_refused_before_it_starts() {
         schedule: CronSchedule::parse("@daily").unwrap(),
         entry: Some("behave.nope".into()),
         timezone: None,
+        callback_url: None,
     };
     let error = jobs_for(&version, &[trigger]).unwrap_err().to_string();
     assert!(error.contains("cron trigger 'nightly' of function 'behave'"), "{error}");

@@ -33,6 +33,8 @@ pub struct AdminState {
     pub registry: Arc<crate::registry::Registry>,
     /// Configuration values and secrets set through the admin API.
     pub config: Arc<crate::function_config::ConfigStore>,
+    /// Event subscriptions.
+    pub events: Arc<crate::events::SubscriptionStore>,
 }
 
 /// A running cron trigger, for listing.
@@ -58,6 +60,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(crate::access::api::routes())
         .merge(crate::logs::api::routes())
         .merge(crate::function_config::api::routes())
+        .merge(crate::events::api::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }

@@ -14,7 +14,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use crate::limits::LimitOverrides;
-use crate::manifest::{DocumentsSettings, IxonApiSettings, SecretSource};
+use crate::manifest::{DocumentsSettings, EventTriggerConfig, IxonApiSettings, SecretSource};
 use crate::triggers::cron::CronTriggerConfig;
 use crate::triggers::mqtt::MqttTriggerConfig;
 
@@ -48,6 +48,9 @@ pub struct BundleMeta {
     /// Secret names and the environment variables the server reads them from (no values).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretSource>,
+    /// Event triggers from `function.toml`, registered by `wasmfn serve`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventTriggerConfig>,
     /// Which guest code and toolchain built the bundle (see `guest_sources::build_id`).
     #[serde(default)]
     pub build_id: String,

@@ -95,13 +95,18 @@ impl Capabilities {
 /// The key presigned URLs are signed with: generated once and kept in the state database, so
 /// links stay valid across restarts.
 fn presign_secret(state: &StateDb) -> Result<Vec<u8>> {
+    node_secret(state, "presign")
+}
+
+/// A signing key of this node, named `name`: generated once and kept in the state database.
+pub fn node_secret(state: &StateDb, name: &str) -> Result<Vec<u8>> {
     let tree = state.tree("secrets")?;
-    if let Some(secret) = tree.get("presign").context("reading the presign key")? {
+    if let Some(secret) = tree.get(name).with_context(|| format!("reading the {name} key"))? {
         return Ok(secret.to_vec());
     }
     let secret: [u8; 32] = rand::random();
-    tree.insert("presign", &secret[..]).context("saving the presign key")?;
-    tree.flush().context("saving the presign key")?;
+    tree.insert(name, &secret[..]).with_context(|| format!("saving the {name} key"))?;
+    tree.flush().with_context(|| format!("saving the {name} key"))?;
     Ok(secret.to_vec())
 }
 

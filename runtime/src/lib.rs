@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod deploy;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod function_config;
 pub mod guest_sources;
 pub mod host;

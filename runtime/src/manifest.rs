@@ -55,6 +55,49 @@ pub struct FunctionManifest {
     /// (`token = { env = "MY_TOKEN" }`); the bundle holds only the variable names.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
+    /// Event triggers: `[[events]]` tables with `name`, `events`, optional `collection`,
+    /// `key_prefix`, `entry`, `callback_url`.
+    #[serde(default)]
+    pub events: Vec<EventTriggerConfig>,
+}
+
+/// `[[events]]` in `function.toml`: run this function on events of its space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventTriggerConfig {
+    pub name: String,
+    /// Event names (`STORAGE_INSERT`, `OBJECT_PUT`, ...) or ids (`1000`).
+    pub events: Vec<String>,
+    /// Only storage events of this collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// Only object events of keys starting with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    /// Each outcome is POSTed here like an async callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<crate::triggers::mqtt::CallbackUrl>,
+}
+
+fn validate_events(triggers: &[EventTriggerConfig]) -> Result<(), String> {
+    for (index, trigger) in triggers.iter().enumerate() {
+        validate_name(&trigger.name).map_err(|e| {
+            format!("events[{index}]: {}", e.replace("function name", "trigger name"))
+        })?;
+        if trigger.events.is_empty() {
+            return Err(format!("events[{index}] ({}): list at least one event", trigger.name));
+        }
+        for event in &trigger.events {
+            crate::events::EventKind::parse(event)
+                .map_err(|e| format!("events[{index}] ({}): {e}", trigger.name))?;
+        }
+        if triggers[..index].iter().any(|t| t.name == trigger.name) {
+            return Err(format!("two [[events]] triggers are named '{}'", trigger.name));
+        }
+    }
+    Ok(())
 }
 
 /// `[documents]` in `function.toml`.
@@ -178,6 +221,7 @@ impl FunctionManifest {
         validate_triggers(&manifest.cron)?;
         validate_manifest_triggers(&manifest.mqtt)?;
         validate_capabilities(&manifest)?;
+        validate_events(&manifest.events)?;
         Ok(manifest)
     }
 }

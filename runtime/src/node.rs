@@ -14,6 +14,8 @@ use crate::admin::{AdminState, CronInfo};
 use crate::capabilities::{Capabilities, CapabilityOptions};
 use crate::delivery::{Deliverer, DeliveryPolicy};
 use crate::deploy::Deployments;
+use crate::events::subscriptions::Origin;
+use crate::events::{EventBus, EventKind, Sessions, Subscription, SubscriptionStore, Target};
 use crate::function_config::ConfigStore;
 use crate::logs::{InvocationLog, LogOptions, LogTasks};
 use crate::metrics::Metrics;
@@ -22,7 +24,7 @@ use crate::runtime::Runtime;
 use crate::server::AppState;
 use crate::state::StateDb;
 use crate::triggers::async_invoke::{AsyncJobs, AsyncOptions};
-use crate::triggers::cron::{self, Clock, CronJob, CronScheduler, SystemClock};
+use crate::triggers::cron::{self, CallbackTarget, Clock, CronJob, CronScheduler, SystemClock};
 use crate::triggers::mqtt::{MqttTriggers, RetryPolicy, TriggerOrigin};
 
 /// How a node is set up.
@@ -43,6 +45,30 @@ pub struct NodeOptions {
     pub async_options: AsyncOptions,
     /// Retention of the invocation log.
     pub log_options: LogOptions,
+    /// Lifetime of webhooks' function sessions, and the clock they are checked against.
+    pub events: EventOptions,
+}
+
+/// Settings of event triggers.
+pub struct EventOptions {
+    /// Minutes a `_function_session` token is valid (10-20).
+    pub session_minutes: u64,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for EventOptions {
+    fn default() -> Self {
+        Self {
+            session_minutes: crate::events::session::DEFAULT_MINUTES,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl std::fmt::Debug for EventOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventOptions").field("session_minutes", &self.session_minutes).finish()
+    }
 }
 
 /// The runtime and the triggers around it.
@@ -65,6 +91,9 @@ pub struct Node {
     cron: Option<(CronScheduler, Arc<Vec<CronInfo>>)>,
     state: StateDb,
     pub config: Arc<ConfigStore>,
+    pub subscriptions: Arc<SubscriptionStore>,
+    pub sessions: Arc<Sessions>,
+    pub events: Arc<EventBus>,
 }
 
 impl Node {
@@ -106,6 +135,18 @@ impl Node {
         runtime.invoker().observe(logs.clone());
         let config = Arc::new(ConfigStore::open(state.tree("function_config")?)?);
         runtime.invoker().set_config_store(config.clone());
+        let subscriptions = Arc::new(SubscriptionStore::open(state.tree("event_subscriptions")?)?);
+        let session_key = crate::capabilities::node_secret(&state, "sessions")?;
+        let sessions = Arc::new(
+            Sessions::new(session_key, options.events.session_minutes, options.events.clock)
+                .map_err(anyhow::Error::msg)?,
+        );
+        let events = EventBus::new(
+            subscriptions.clone(),
+            async_jobs.clone(),
+            deliverer.clone(),
+            sessions.clone(),
+        );
         Ok(Self {
             runtime,
             mqtt,
@@ -123,6 +164,9 @@ impl Node {
             cron: None,
             state,
             config,
+            subscriptions,
+            sessions,
+            events,
         })
     }
 
@@ -133,6 +177,8 @@ impl Node {
         options: &CapabilityOptions,
     ) -> Result<Arc<Capabilities>> {
         let capabilities = Arc::new(Capabilities::open(options, &self.state).await?);
+        capabilities.documents.subscribe(self.events.clone());
+        capabilities.objects.subscribe(self.events.clone());
         self.runtime.invoker().set_capabilities(capabilities.clone());
         Ok(capabilities)
     }
@@ -151,6 +197,29 @@ impl Node {
                 .with_context(|| format!("mqtt trigger '{}'", trigger.name))?;
             let origin = TriggerOrigin::FunctionToml { function: version.name.clone() };
             self.mqtt.create(space, config, origin)?;
+        }
+        self.subscriptions.remove_manifest(space, &version.name);
+        for trigger in &meta.events {
+            version
+                .resolve_entry(trigger.entry.as_deref())
+                .with_context(|| format!("event trigger '{}'", trigger.name))?;
+            let events =
+                trigger.events.iter().map(|e| EventKind::parse(e)).collect::<Result<Vec<_>, _>>();
+            self.subscriptions
+                .add(Subscription {
+                    space: space.to_string(),
+                    name: trigger.name.clone(),
+                    events: events.map_err(anyhow::Error::msg)?,
+                    collection: trigger.collection.clone(),
+                    key_prefix: trigger.key_prefix.clone(),
+                    target: Target::Function {
+                        function: version.name.clone(),
+                        entry: trigger.entry.clone(),
+                    },
+                    callback_url: trigger.callback_url.clone(),
+                    origin: Origin::Manifest,
+                })
+                .with_context(|| format!("event trigger '{}'", trigger.name))?;
         }
         Ok(version)
     }
@@ -176,7 +245,18 @@ impl Node {
             );
         }
         let jobs = std::mem::take(&mut self.cron_jobs);
-        let target = Arc::new(self.runtime.invoker().clone());
+        let callbacks = jobs
+            .iter()
+            .filter_map(|job| {
+                let url = job.trigger.callback_url.as_ref()?.0.clone();
+                Some(((job.space.clone(), job.function.clone(), job.trigger.name.clone()), url))
+            })
+            .collect();
+        let target = Arc::new(CallbackTarget {
+            invoker: self.runtime.invoker().clone(),
+            deliverer: self.deliverer.clone(),
+            callbacks,
+        });
         let scheduler = CronScheduler::start(jobs.clone(), target, clock, None);
         let infos = jobs
             .iter()
@@ -229,7 +309,9 @@ impl Node {
                 logs: self.logs.clone(),
                 registry: self.runtime.registry().clone(),
                 config: self.config.clone(),
+                events: self.subscriptions.clone(),
             },
+            sessions: self.sessions.clone(),
         }
     }
 

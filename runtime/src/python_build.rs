@@ -227,6 +227,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         documents: manifest.documents.clone(),
         ixon_api: manifest.ixon_api.clone(),
         secrets: manifest.secrets.clone(),
+        events: manifest.events.clone(),
         build_id: guest_sources::build_id(),
     };
     let wasm = output_path(&manifest, dir, options);

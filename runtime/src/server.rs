@@ -33,6 +33,8 @@ pub struct AppState {
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// Triggers and deliveries, for the admin API.
     pub admin: AdminState,
+    /// Checks the function sessions webhooks call back with.
+    pub sessions: Arc<crate::events::Sessions>,
 }
 
 /// The router: invoke and ingress endpoints, the admin API, health, and JSON 404s for
@@ -50,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/invocations/{id}", get(async_invoke::status))
         .route("/objects/{space}/{*key}", any(crate::triggers::objects::presigned))
+        .merge(crate::events::session_api::routes())
         .route("/spaces/{space}/functions/{function}/ingress", any(ingress::ingress))
         .route("/", any(ingress::ingress_root))
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))

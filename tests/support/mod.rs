@@ -155,6 +155,7 @@ pub fn node_options() -> NodeOptions {
         ingress: IngressVerifier::default(),
         async_options: AsyncOptions { concurrency: 2, queue_limit: 1000 },
         log_options: Default::default(),
+        events: Default::default(),
     }
 }
 

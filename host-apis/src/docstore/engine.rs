@@ -10,9 +10,27 @@ use super::objectid::ObjectId;
 use super::query::{Filter, Update};
 use super::{Change, DocError, Document, FindQuery, Limits, UpdateOptions};
 
-/// The key a backend stores a document under: its `_id` as compact JSON.
+/// The key a backend stores a document under: its `_id` as compact JSON, in a canonical form so
+/// that ids the query language calls equal share one key (`1` and `1.0`; an ObjectId's hex in
+/// either case).
 pub fn id_key(id: &Value) -> String {
-    id.to_string()
+    canonical_id(id).to_string()
+}
+
+fn canonical_id(id: &Value) -> Value {
+    match id {
+        Value::Number(number) if number.is_f64() => match number.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+                Value::from(f as i64)
+            }
+            _ => id.clone(),
+        },
+        Value::Object(map) if map.len() == 1 => match map.get("$oid") {
+            Some(Value::String(hex)) => serde_json::json!({ "$oid": hex.to_ascii_lowercase() }),
+            _ => id.clone(),
+        },
+        _ => id.clone(),
+    }
 }
 
 /// Checks a document before it is stored: size, `_id` and field names.

@@ -180,7 +180,7 @@ pub struct UpdateOptions {
 pub struct Documents {
     store: Arc<dyn DocumentStore>,
     limits: Limits,
-    listeners: Vec<Arc<dyn ChangeListener>>,
+    listeners: Arc<std::sync::RwLock<Vec<Arc<dyn ChangeListener>>>>,
 }
 
 impl std::fmt::Debug for Documents {
@@ -191,12 +191,12 @@ impl std::fmt::Debug for Documents {
 
 impl Documents {
     pub fn new(store: Arc<dyn DocumentStore>, limits: Limits) -> Self {
-        Self { store, limits, listeners: Vec::new() }
+        Self { store, limits, listeners: Arc::default() }
     }
 
-    /// Adds a listener told about every committed write (the event triggers' hook).
-    pub fn subscribe(&mut self, listener: Arc<dyn ChangeListener>) {
-        self.listeners.push(listener);
+    /// Adds a listener told about every committed write (the event triggers' hook), from now on.
+    pub fn subscribe(&self, listener: Arc<dyn ChangeListener>) {
+        self.listeners.write().unwrap_or_else(|e| e.into_inner()).push(listener);
     }
 
     pub fn backend(&self) -> &'static str {
@@ -257,7 +257,7 @@ impl Documents {
             }
             engine::check_document(&document, &self.limits)?;
             let id = document["_id"].clone();
-            if ids.contains(&id) {
+            if ids.iter().any(|seen| engine::id_key(seen) == engine::id_key(&id)) {
                 return Err(DocError::DuplicateKey(format!(
                     "E11000 duplicate key error: _id {id} appears twice in the batch"
                 )));
@@ -348,7 +348,8 @@ impl Documents {
     }
 
     fn notify(&self, at: &CollectionRef, written: Vec<Written>) {
-        if self.listeners.is_empty() {
+        let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if listeners.is_empty() {
             return;
         }
         for write in written {
@@ -358,7 +359,7 @@ impl Documents {
                 id: write.id,
                 document: write.document,
             };
-            for listener in &self.listeners {
+            for listener in &listeners {
                 listener.changed(&event);
             }
         }

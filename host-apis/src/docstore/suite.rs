@@ -32,7 +32,7 @@ pub async fn run_suite(backend: Arc<dyn DocumentStore>, run: &str) {
     let limits =
         Limits { max_document_bytes: 4096, max_result_bytes: 64 << 10, ..Limits::default() };
     let recorder = Arc::new(Recorder::default());
-    let mut store = Documents::new(backend.clone(), limits);
+    let store = Documents::new(backend.clone(), limits);
     store.subscribe(recorder.clone());
     let space = format!("{run}-a");
     let other = format!("{run}-b");
@@ -56,6 +56,10 @@ pub async fn run_suite(backend: Arc<dyn DocumentStore>, run: &str) {
     let duplicate = store.insert(&c, vec![json!({"_id": 8}), json!({"_id": 7})]).await;
     assert!(matches!(duplicate, Err(DocError::DuplicateKey(_))), "{duplicate:?}");
     assert_eq!(all(&store, &c).await.len(), 2, "no part of a failed batch stored");
+    let same = store.insert(&c, vec![json!({"_id": 7.0})]).await;
+    assert!(matches!(same, Err(DocError::DuplicateKey(_))), "7.0 is the _id 7: {same:?}");
+    let by_float = store.find(&c, &json!({"_id": 7.0}), None, None, 0, 0).await.unwrap();
+    assert_eq!(by_float.len(), 1, "a point lookup by 7.0 finds the _id 7");
 
     // Queries: filters, sort, skip, limit, projection, count.
     store

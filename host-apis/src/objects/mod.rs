@@ -79,11 +79,34 @@ struct Sidecar {
     metadata: BTreeMap<String, String>,
 }
 
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectChange {
+    Put,
+    Delete,
+}
+
+/// One committed object write, for the event triggers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectEvent {
+    pub change: ObjectChange,
+    pub space: String,
+    pub key: String,
+    /// The stored object (none for deletes).
+    pub info: Option<ObjectInfo>,
+}
+
+/// Told about every committed put and delete. Called on the writer's task: do little.
+pub trait ObjectListener: Send + Sync + 'static {
+    fn changed(&self, event: &ObjectEvent);
+}
+
 /// The object storage the runtime uses.
 #[derive(Clone)]
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
     limits: ObjectLimits,
+    listeners: Arc<std::sync::RwLock<Vec<Arc<dyn ObjectListener>>>>,
 }
 
 impl std::fmt::Debug for Objects {
@@ -109,7 +132,19 @@ fn failed(error: object_store::Error) -> ObjectError {
 
 impl Objects {
     pub fn new(store: Arc<dyn ObjectStore>, limits: ObjectLimits) -> Self {
-        Self { store, limits }
+        Self { store, limits, listeners: Arc::default() }
+    }
+
+    /// Adds a listener told about every committed put and delete, from now on.
+    pub fn subscribe(&self, listener: Arc<dyn ObjectListener>) {
+        self.listeners.write().unwrap_or_else(|e| e.into_inner()).push(listener);
+    }
+
+    fn notify(&self, event: ObjectEvent) {
+        let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for listener in listeners {
+            listener.changed(&event);
+        }
     }
 
     pub fn limits(&self) -> &ObjectLimits {
@@ -151,14 +186,21 @@ impl Objects {
             .put(&location(space, "meta", key), PutPayload::from(sidecar_bytes))
             .await
             .map_err(failed)?;
-        Ok(ObjectInfo {
+        let info = ObjectInfo {
             key: sidecar.key,
             size: body.len() as u64,
             content_type: sidecar.content_type,
             metadata: sidecar.metadata,
             last_modified: now_ms(),
             etag: result.e_tag,
-        })
+        };
+        self.notify(ObjectEvent {
+            change: ObjectChange::Put,
+            space: space.to_string(),
+            key: key.to_string(),
+            info: Some(info.clone()),
+        });
+        Ok(info)
     }
 
     pub async fn get(&self, space: &str, key: &str) -> Result<(ObjectInfo, Bytes), ObjectError> {
@@ -188,9 +230,16 @@ impl Objects {
         }
         self.store.delete(&data).await.map_err(failed)?;
         match self.store.delete(&location(space, "meta", key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
-            Err(error) => Err(failed(error)),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(failed(error)),
         }
+        self.notify(ObjectEvent {
+            change: ObjectChange::Delete,
+            space: space.to_string(),
+            key: key.to_string(),
+            info: None,
+        });
+        Ok(true)
     }
 
     /// Objects whose key starts with `prefix`, in key order, after `start_after`.

@@ -116,3 +116,33 @@ async fn local_filesystem_backend_passes_the_suite_and_stays_in_its_directory() 
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(outside, ["objects"], "nothing written outside the store's directory");
 }
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<ObjectEvent>>);
+
+impl ObjectListener for Recorder {
+    fn changed(&self, event: &ObjectEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+#[tokio::test]
+async fn listeners_hear_committed_puts_and_deletes_only() {
+    let objects = Objects::new(ObjectBackend::Memory.build().unwrap(), limits());
+    let recorder = Arc::new(Recorder::default());
+    objects.subscribe(recorder.clone());
+    objects.put("s", "a.txt", Bytes::from_static(b"abc"), None, BTreeMap::new()).await.unwrap();
+    assert!(objects.put("s", "../x", Bytes::new(), None, BTreeMap::new()).await.is_err());
+    assert!(!objects.delete("s", "missing").await.unwrap());
+    assert!(objects.delete("s", "a.txt").await.unwrap());
+    let events = recorder.0.lock().unwrap().clone();
+    let seen: Vec<(ObjectChange, &str, Option<u64>)> = events
+        .iter()
+        .map(|e| (e.change, e.key.as_str(), e.info.as_ref().map(|i| i.size)))
+        .collect();
+    assert_eq!(
+        seen,
+        [(ObjectChange::Put, "a.txt", Some(3)), (ObjectChange::Delete, "a.txt", None)]
+    );
+    assert!(events.iter().all(|e| e.space == "s"));
+}

@@ -13,6 +13,7 @@ use crate::access::signature::IngressVerifier;
 use crate::capabilities::CapabilityOptions;
 use crate::delivery::DeliveryPolicy;
 use crate::logs::LogOptions;
+use crate::node::EventOptions;
 use crate::node::{Node, NodeOptions};
 use crate::runtime::Runtime;
 use crate::server;
@@ -82,6 +83,10 @@ pub struct ServeArgs {
     /// Base URL of the IXON API functions call through `context.api_client` (discovery).
     #[arg(long, default_value = wasmfn_host_apis::ixon_api::DEFAULT_BASE_URL, env = "WASMFN_IXON_API_URL")]
     pub ixon_api_url: String,
+    /// Minutes a webhook's `_function_session` token stays valid (10-20).
+    #[arg(long, default_value_t = crate::events::session::DEFAULT_MINUTES,
+          value_parser = clap::value_parser!(u64).range(10..=20))]
+    pub session_minutes: u64,
     /// How clients reach this server, for presigned object URLs (default: http://<listen address>).
     #[arg(long, env = "WASMFN_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -115,6 +120,10 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         async_options: AsyncOptions {
             concurrency: args.async_concurrency.max(1),
             queue_limit: args.async_queue_limit.max(1),
+        },
+        events: EventOptions {
+            session_minutes: args.session_minutes,
+            clock: Arc::new(SystemClock),
         },
     };
     let mut node = Node::new(runtime, options)?;

@@ -113,6 +113,7 @@ async fn accept(
         },
         result: None,
         caller: caller.unwrap_or_default(),
+        trigger: None,
     };
     match state.async_jobs.accept(job).await {
         Ok(job) => {

@@ -21,7 +21,7 @@ use crate::error::InvokeError;
 use crate::registry::FunctionVersion;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use job::{CronJob, CronTarget};
+pub use job::{CallbackTarget, CronJob, CronTarget};
 pub use schedule::{CronSchedule, ScheduleError};
 pub use scheduler::{CronEvent, CronRun, CronScheduler, CronSkip, CronStats};
 
@@ -39,6 +39,9 @@ pub struct CronTriggerConfig {
     /// An IANA time zone the schedule is read in, like `Europe/Amsterdam` (default UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<CronTimezone>,
+    /// Every outcome is POSTed here: the function's body and headers plus `X-Function-Status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<crate::triggers::mqtt::CallbackUrl>,
 }
 
 impl CronTriggerConfig {

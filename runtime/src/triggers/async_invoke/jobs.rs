@@ -99,6 +99,9 @@ pub struct Job {
     /// The caller identity the job runs with (from the API key); kept with the job.
     #[serde(default)]
     pub caller: Caller,
+    /// The trigger recorded for the run (`async` when none: an async-invoke call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
 }
 
 fn now() -> String {
@@ -344,7 +347,7 @@ fn invocation(job: &Job) -> Invocation {
             headers: request.headers.clone(),
             body: bytes::Bytes::from(request.body.clone()),
         },
-        trigger: "async".into(),
+        trigger: job.trigger.clone().unwrap_or_else(|| "async".into()),
         caller: job.caller.clone(),
         id: Some(job.id),
         ..Invocation::default()

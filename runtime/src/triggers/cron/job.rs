@@ -71,6 +71,38 @@ impl CronTarget for Invoker {
     }
 }
 
+/// The invoker plus the triggers' callback URLs: each outcome of a trigger that names one is
+/// POSTed there through the delivery component.
+pub struct CallbackTarget {
+    pub invoker: Invoker,
+    pub deliverer: std::sync::Arc<crate::delivery::Deliverer>,
+    /// `(space, function, trigger name)` → callback URL.
+    pub callbacks: std::collections::HashMap<(String, String, String), url::Url>,
+}
+
+impl CronTarget for CallbackTarget {
+    fn run(&self, invocation: Invocation) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
+        let name = invocation
+            .request
+            .headers
+            .iter()
+            .find(|(header, _)| header == TRIGGER_HEADER)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default();
+        let key = (invocation.space.clone(), invocation.function.clone(), name);
+        let callback = self.callbacks.get(&key).cloned();
+        let (invoker, deliverer) = (self.invoker.clone(), self.deliverer.clone());
+        Box::pin(async move {
+            let outcome = invoker.invoke(invocation).await;
+            if let Some(url) = callback {
+                let source = format!("cron:{}/{}", key.0, key.2);
+                deliverer.submit(crate::delivery::Delivery::of_outcome(source, url, &outcome));
+            }
+            outcome
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +118,7 @@ mod tests {
                 schedule: CronSchedule::parse("@daily").unwrap(),
                 entry: Some("report.nightly".into()),
                 timezone: None,
+                callback_url: None,
             },
         };
         let scheduled = DateTime::parse_from_rfc3339("2026-01-07T00:00:00+00:00").unwrap();

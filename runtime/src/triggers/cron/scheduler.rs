@@ -203,6 +203,7 @@ mod tests {
                 schedule: CronSchedule::parse(schedule).unwrap(),
                 entry: None,
                 timezone: None,
+                callback_url: None,
             },
         }
     }

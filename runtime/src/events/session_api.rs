@@ -1,0 +1,312 @@
+//! What a function session authorises: the event's space's documents (in the event's database)
+//! and objects, over HTTP. `Authorization: Bearer <_function_session>` (or
+//! `X-Function-Session: <token>`); an expired or tampered token gets 401.
+//!
+//! - `POST /session/documents/{collection}/{find|count|insert|update|replace|delete}`
+//! - `GET /session/objects?prefix=&start_after=&max_keys=`
+//! - `GET | PUT | DELETE /session/objects/{key}`
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wasmfn_host_apis::docstore::{CollectionRef, DocError, UpdateOptions};
+use wasmfn_host_apis::objects::ObjectError;
+
+use super::{SessionClaims, SessionError};
+use crate::capabilities::Capabilities;
+use crate::server::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/session/documents/{collection}/{operation}", post(documents))
+        .route("/session/objects", get(list))
+        .route("/session/objects/{*key}", get(get_object).put(put_object).delete(delete_object))
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": {"code": code, "message": message.into()}}))).into_response()
+}
+
+/// The session's claims and the capabilities, or the 401/404 to answer.
+fn authorise(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(SessionClaims, std::sync::Arc<Capabilities>), Box<Response>> {
+    let Some(capabilities) = state.invoker.capabilities().cloned() else {
+        return Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this server has no storage",
+        )));
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::access::bearer_token)
+        .map(str::to_string)
+        .or_else(|| {
+            headers.get("x-function-session").and_then(|v| v.to_str().ok()).map(str::to_string)
+        });
+    let Some(token) = token else {
+        return Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "missing_session",
+            "send the webhook's _function_session as `Authorization: Bearer <token>`",
+        )));
+    };
+    match state.sessions.verify(&token) {
+        Ok(claims) => Ok((claims, capabilities)),
+        Err(failure) => {
+            let code = if failure == SessionError::Expired {
+                "session_expired"
+            } else {
+                "invalid_session"
+            };
+            Err(Box::new(error(StatusCode::UNAUTHORIZED, code, failure.to_string())))
+        }
+    }
+}
+
+fn doc_error(failure: DocError) -> Response {
+    let (status, code) = match &failure {
+        DocError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+        DocError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "document_too_large"),
+        DocError::DuplicateKey(_) => (StatusCode::CONFLICT, "duplicate_key"),
+        DocError::LimitExceeded(_) => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+        DocError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+    };
+    error(status, code, failure.to_string())
+}
+
+fn object_error(failure: ObjectError) -> Response {
+    let (status, code) = match &failure {
+        ObjectError::InvalidKey(_) => (StatusCode::BAD_REQUEST, "invalid_key"),
+        ObjectError::NotFound(_) => (StatusCode::NOT_FOUND, "object_not_found"),
+        ObjectError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "object_too_large"),
+        ObjectError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+    };
+    error(status, code, failure.to_string())
+}
+
+fn field<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
+}
+
+fn flag(body: &Value, name: &str) -> bool {
+    body.get(name).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn number(body: &Value, name: &str) -> u64 {
+    body.get(name).and_then(Value::as_u64).unwrap_or(0)
+}
+
+async fn documents(
+    State(state): State<AppState>,
+    Path((collection, operation)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (claims, capabilities) = match authorise(&state, &headers) {
+        Ok(granted) => granted,
+        Err(response) => return *response,
+    };
+    let valid = !collection.is_empty()
+        && collection.len() <= 64
+        && collection.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !valid {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_collection",
+            "collection names are 1-64 letters, digits, '-', '_' or '.'",
+        );
+    }
+    let body: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(value @ Value::Object(_)) => value,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    "the body must be a JSON object",
+                )
+            }
+        }
+    };
+    let at = CollectionRef { space: claims.space, database: claims.database, collection };
+    let store = &capabilities.documents;
+    let empty = json!({});
+    let filter = field(&body, "filter").unwrap_or(&empty);
+    let result = match operation.as_str() {
+        "find" => store
+            .find(
+                &at,
+                filter,
+                field(&body, "projection"),
+                field(&body, "sort"),
+                number(&body, "skip"),
+                number(&body, "limit"),
+            )
+            .await
+            .map(|docs| json!({"documents": docs})),
+        "count" => store.count(&at, filter).await.map(|count| json!({"count": count})),
+        "insert" => {
+            let Some(Value::Array(documents)) = field(&body, "documents") else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "insert needs \"documents\": [...]",
+                );
+            };
+            store.insert(&at, documents.clone()).await.map(|ids| json!({"inserted_ids": ids}))
+        }
+        "update" | "replace" => {
+            let change_field = if operation == "update" { "update" } else { "replacement" };
+            let Some(change) = field(&body, change_field) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("{operation} needs \"{change_field}\""),
+                );
+            };
+            let upsert = flag(&body, "upsert");
+            let result = if operation == "update" {
+                let options = UpdateOptions { many: flag(&body, "many"), upsert };
+                store.update(&at, filter, change, options).await
+            } else {
+                store.replace(&at, filter, change, upsert).await
+            };
+            result.map(|r| json!({"matched_count": r.matched, "modified_count": r.modified, "upserted_id": r.upserted_id}))
+        }
+        "delete" => store
+            .delete(&at, filter, flag(&body, "many"))
+            .await
+            .map(|n| json!({"deleted_count": n})),
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                "no document operation {other:?} (find, count, insert, update, replace, delete)"
+            ),
+            )
+        }
+    };
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(failure) => doc_error(failure),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    prefix: String,
+    start_after: Option<String>,
+    max_keys: Option<usize>,
+}
+
+fn info_json(info: &wasmfn_host_apis::objects::ObjectInfo) -> Value {
+    json!({
+        "key": info.key, "size": info.size, "content_type": info.content_type,
+        "metadata": info.metadata, "last_modified": info.last_modified, "etag": info.etag,
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let (claims, capabilities) = match authorise(&state, &headers) {
+        Ok(granted) => granted,
+        Err(response) => return *response,
+    };
+    let max = query.max_keys.unwrap_or(1000);
+    match capabilities
+        .objects
+        .list(&claims.space, &query.prefix, query.start_after.as_deref(), max)
+        .await
+    {
+        Ok(listing) => Json(json!({
+            "objects": listing.objects.iter().map(info_json).collect::<Vec<_>>(),
+            "next_start_after": listing.next_start_after,
+        }))
+        .into_response(),
+        Err(failure) => object_error(failure),
+    }
+}
+
+async fn get_object(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
+    let (claims, capabilities) = match authorise(&state, &headers) {
+        Ok(granted) => granted,
+        Err(response) => return *response,
+    };
+    match capabilities.objects.get(&claims.space, &key).await {
+        Ok((info, bytes)) => {
+            let content_type = info
+                .content_type
+                .parse()
+                .unwrap_or(header::HeaderValue::from_static("application/octet-stream"));
+            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+        }
+        Err(failure) => object_error(failure),
+    }
+}
+
+async fn put_object(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    body: axum::body::Body,
+) -> Response {
+    let (claims, capabilities) = match authorise(&state, &headers) {
+        Ok(granted) => granted,
+        Err(response) => return *response,
+    };
+    let limit = capabilities.objects.limits().max_object_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "object_too_large",
+            format!("the upload is over the limit of {limit} bytes"),
+        );
+    };
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    match capabilities.objects.put(&claims.space, &key, bytes, content_type, BTreeMap::new()).await
+    {
+        Ok(info) => (StatusCode::CREATED, Json(info_json(&info))).into_response(),
+        Err(failure) => object_error(failure),
+    }
+}
+
+async fn delete_object(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
+    let (claims, capabilities) = match authorise(&state, &headers) {
+        Ok(granted) => granted,
+        Err(response) => return *response,
+    };
+    match capabilities.objects.delete(&claims.space, &key).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => {
+            error(StatusCode::NOT_FOUND, "object_not_found", format!("no object with key {key:?}"))
+        }
+        Err(failure) => object_error(failure),
+    }
+}
