@@ -42,7 +42,7 @@ async fn spawn(dir: &Path, args: Vec<String>) -> (std::process::Child, String) {
 /// The entry and the status every `n`th request gets: 2 % of them are faulty.
 fn planned(n: usize) -> (&'static str, u16) {
     match n % 200 {
-        0 => ("behave.boom", 500),     // Python exception
+        0 => ("behave.boom", 500),      // Python exception
         50 => ("behave.allocate", 500), // memory bomb
         100 => ("behave.recurse", 500), // runaway recursion
         150 => ("behave.spin", 504),    // infinite loop
@@ -59,7 +59,11 @@ fn as_planned(entry: &str, expected: u16, got: u16) -> bool {
 
 /// Sends requests `range` from `clients` concurrent clients; returns how many got each
 /// (entry, planned status, actual status).
-async fn load(base: &str, range: std::ops::Range<usize>, clients: usize) -> BTreeMap<(String, u16, u16), usize> {
+async fn load(
+    base: &str,
+    range: std::ops::Range<usize>,
+    clients: usize,
+) -> BTreeMap<(String, u16, u16), usize> {
     let next = Arc::new(Mutex::new(range));
     let seen = Arc::new(Mutex::new(BTreeMap::new()));
     let mut tasks = Vec::new();
@@ -77,14 +81,16 @@ async fn load(base: &str, range: std::ops::Range<usize>, clients: usize) -> BTre
                         // The body must be complete and, for errors, our JSON.
                         let body = response.bytes().await.expect("a complete body");
                         if status != 200 {
-                            let error: Value = serde_json::from_slice(&body).expect("a JSON error body");
+                            let error: Value =
+                                serde_json::from_slice(&body).expect("a JSON error body");
                             assert!(error["error"]["code"].is_string(), "{error}");
                         }
                         status
                     }
                     Err(error) => panic!("request {n} ({entry}) got no response: {error}"),
                 };
-                *seen.lock().unwrap().entry((entry.to_string(), expected, status)).or_insert(0) += 1;
+                *seen.lock().unwrap().entry((entry.to_string(), expected, status)).or_insert(0) +=
+                    1;
             }
         }));
     }
@@ -114,10 +120,13 @@ async fn every_request_of_a_faulty_load_is_answered_and_memory_returns() {
 
     let answered: usize = seen.values().sum();
     assert_eq!(answered, total, "every request got a response");
-    let wrong: Vec<_> =
-        seen.iter().filter(|((entry, expected, got), _)| !as_planned(entry, *expected, *got)).collect();
+    let wrong: Vec<_> = seen
+        .iter()
+        .filter(|((entry, expected, got), _)| !as_planned(entry, *expected, *got))
+        .collect();
     assert!(wrong.is_empty(), "every request got its exact status: {wrong:?} (warm-up: {warm:?})");
-    let faulty: usize = seen.iter().filter(|((_, expected, _), _)| *expected != 200).map(|(_, n)| n).sum();
+    let faulty: usize =
+        seen.iter().filter(|((_, expected, _), _)| *expected != 200).map(|(_, n)| n).sum();
     assert_eq!(faulty, total / 50, "2 % of the requests went to faulty functions");
     // Memory back to the warmed-up baseline (with slack for allocator noise).
     assert!(
@@ -153,16 +162,33 @@ async fn kill_9_during_writes_and_async_invocations_loses_nothing_acknowledged()
             for n in 0.. {
                 let author = format!("w{worker}-{n}");
                 if worker % 2 == 0 {
-                    let url = format!("{base}/spaces/default/functions/counter:counter.sign/invoke");
-                    let Ok(response) = client.post(&url).json(&json!({"author": author, "text": "x"})).send().await else { break };
+                    let url =
+                        format!("{base}/spaces/default/functions/counter:counter.sign/invoke");
+                    let Ok(response) = client
+                        .post(&url)
+                        .json(&json!({"author": author, "text": "x"}))
+                        .send()
+                        .await
+                    else {
+                        break;
+                    };
                     if response.status() != 200 {
                         break;
                     }
                     let Ok(body) = response.json::<Value>().await else { break };
                     written.lock().unwrap().push(body["id"].as_str().unwrap().to_string());
                 } else {
-                    let url = format!("{base}/spaces/default/functions/counter:counter.sign/async-invoke");
-                    let Ok(response) = client.post(&url).json(&json!({"author": author, "text": "x"})).send().await else { break };
+                    let url = format!(
+                        "{base}/spaces/default/functions/counter:counter.sign/async-invoke"
+                    );
+                    let Ok(response) = client
+                        .post(&url)
+                        .json(&json!({"author": author, "text": "x"}))
+                        .send()
+                        .await
+                    else {
+                        break;
+                    };
                     if response.status() != 202 {
                         break;
                     }
@@ -174,7 +200,10 @@ async fn kill_9_during_writes_and_async_invocations_loses_nothing_acknowledged()
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while written.lock().unwrap().len() + accepted.lock().unwrap().len() < operations {
-        assert!(tokio::time::Instant::now() < deadline, "the load did not reach {operations} operations");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the load did not reach {operations} operations"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap(); // SIGKILL in the middle of the load
@@ -199,7 +228,10 @@ async fn kill_9_during_writes_and_async_invocations_loses_nothing_acknowledged()
                 break;
             }
             assert_ne!(body["state"], "failed", "{body}");
-            assert!(tokio::time::Instant::now() < deadline, "invocation {id} did not finish: {body}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "invocation {id} did not finish: {body}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -207,15 +239,116 @@ async fn kill_9_during_writes_and_async_invocations_loses_nothing_acknowledged()
     let url = format!("{base}/spaces/default/functions/counter:counter.notes/invoke");
     let (status, notes) = json(client.post(&url).send().await.unwrap()).await;
     assert_eq!(status, 200, "{notes}");
-    let stored: HashSet<String> =
-        notes["notes"].as_array().unwrap().iter().map(|n| n["_id"].as_str().unwrap().to_string()).collect();
+    let stored: HashSet<String> = notes["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["_id"].as_str().unwrap().to_string())
+        .collect();
     let missing: Vec<_> = written.iter().filter(|id| !stored.contains(*id)).collect();
-    assert!(missing.is_empty(), "{} of {} acknowledged writes lost: {missing:?}", missing.len(), written.len());
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged writes lost: {missing:?}",
+        missing.len(),
+        written.len()
+    );
     let async_notes = notes["notes"].as_array().unwrap().iter().filter(|n| {
-        n["author"].as_str().is_some_and(|a| a[1..].split('-').next().and_then(|w| w.parse::<usize>().ok()).is_some_and(|w| w % 2 == 1))
+        n["author"].as_str().is_some_and(|a| {
+            a[1..]
+                .split('-')
+                .next()
+                .and_then(|w| w.parse::<usize>().ok())
+                .is_some_and(|w| w % 2 == 1)
+        })
     });
-    assert!(async_notes.count() >= accepted.len(), "every accepted async invocation wrote its note");
-    eprintln!("kill -9: {} acknowledged writes and {} accepted async invocations survived", written.len(), accepted.len());
+    assert!(
+        async_notes.count() >= accepted.len(),
+        "every accepted async invocation wrote its note"
+    );
+    eprintln!(
+        "kill -9: {} acknowledged writes and {} accepted async invocations survived",
+        written.len(),
+        accepted.len()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_cut_off_while_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bundle = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("behave.wasm");
+    std::fs::write(&path, bundle).unwrap();
+    let args = vec![
+        path.display().to_string(),
+        "--default-access".into(),
+        "public".into(),
+        "--header-read-timeout-ms".into(),
+        "1000".into(),
+    ];
+    let (mut child, base) = spawn(dir.path(), args).await;
+    let address = base.trim_start_matches("http://").to_string();
+
+    // 100 slowloris clients dribbling header lines, and 100 that connect and say nothing.
+    let mut slow = Vec::new();
+    for n in 0..200 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        if n % 2 == 0 {
+            stream
+                .write_all(b"POST /spaces/default/functions/behave/invoke HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+        }
+        slow.push(stream);
+    }
+    let dribble = tokio::spawn(async move {
+        for _ in 0..6 {
+            for (n, stream) in slow.iter_mut().enumerate() {
+                if n % 2 == 0 {
+                    let _ = stream.write_all(b"X-Slow: 1\r\n").await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        slow
+    });
+    // Meanwhile everyone else is served as usual.
+    let client = reqwest::Client::new();
+    let url = format!("{base}/spaces/default/functions/behave/invoke");
+    for _ in 0..20 {
+        let response =
+            tokio::time::timeout(Duration::from_secs(5), client.post(&url).json(&json!({})).send())
+                .await
+                .expect("a normal call is answered while slow clients hang on")
+                .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let mut slow = dribble.await.unwrap();
+    // Past the 1 s header timeout the server has closed every slow and idle connection.
+    let mut closed = 0;
+    let mut open = Vec::new();
+    for (n, stream) in slow.iter_mut().enumerate() {
+        let mut buffer = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => closed += 1,
+            // A 408 answer before closing also counts as cut off.
+            Ok(Ok(read))
+                if String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 408") =>
+            {
+                closed += 1
+            }
+            other => open.push((n, format!("{other:?}"))),
+        }
+        if open.len() > 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        closed, 200,
+        "every slow or idle connection was closed by the server: open {open:?}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
@@ -90,7 +91,73 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    serve_with(listener, app(state), ServerTimeouts::default(), shutdown).await
+}
+
+/// How long the server waits on slow clients.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerTimeouts {
+    /// A request's headers must arrive within this (slowloris, idle keep-alive connections).
+    pub header_read: Duration,
+}
+
+impl Default for ServerTimeouts {
+    fn default() -> Self {
+        Self { header_read: Duration::from_secs(10) }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+/// A client that does not send a complete request head within `timeouts.header_read` is
+/// disconnected, so slow or idle clients cannot hold the server's connections.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    timeouts: ServerTimeouts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(timeouts.header_read);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (builder, watcher, app) = (builder.clone(), graceful.watcher(), app.clone());
+        let header_read = timeouts.header_read;
+        tokio::spawn(async move {
+            // A client that connects and sends nothing is dropped after the header timeout
+            // (hyper's own timeout starts only with the first byte).
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(header_read, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+            let service = TowerToHyperService::new(app);
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            // Errors here are the client's (reset, timeout, bad request line).
+            let _ = watcher.watch(connection.into_owned()).await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

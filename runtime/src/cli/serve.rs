@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Base URL of the IXON API functions call through `context.api_client` (discovery).
     #[arg(long, default_value = wasmfn_host_apis::ixon_api::DEFAULT_BASE_URL, env = "WASMFN_IXON_API_URL")]
     pub ixon_api_url: String,
+    /// A client must send a request's headers within this many milliseconds, or it is
+    /// disconnected (slow or idle clients cannot hold connections).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub header_read_timeout_ms: u64,
     /// Minutes a webhook's `_function_session` token stays valid (10-20).
     #[arg(long, default_value_t = crate::events::session::DEFAULT_MINUTES,
           value_parser = clap::value_parser!(u64).range(10..=20))]
@@ -207,7 +211,9 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         // Load balancers stop sending while requests in flight finish.
         ready.store(false, std::sync::atomic::Ordering::SeqCst);
     };
-    let served = server::serve(listener, state, shutdown).await;
+    let timeouts =
+        server::ServerTimeouts { header_read: Duration::from_millis(args.header_read_timeout_ms) };
+    let served = server::serve_with(listener, server::app(state), timeouts, shutdown).await;
     node.shutdown().await;
     served?;
     Ok(std::process::ExitCode::SUCCESS)
