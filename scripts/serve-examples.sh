@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec cargo run --release --bin wasmfn -- serve examples/hello-world examples/greet "$@"
+exec cargo run --release --bin wasmfn -- serve examples/hello-world examples/greet examples/counter \
+    examples/file-store "$@"
