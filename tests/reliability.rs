@@ -159,42 +159,22 @@ async fn kill_9_during_writes_and_async_invocations_loses_nothing_acknowledged()
         let (written, accepted, base) = (written.clone(), accepted.clone(), base.clone());
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
+            // Even workers write synchronously (200 + the note's id); odd ones invoke
+            // asynchronously (202 + the invocation id).
+            let (kind, expected, sink) = if worker % 2 == 0 {
+                ("invoke", 200, written)
+            } else {
+                ("async-invoke", 202, accepted)
+            };
+            let url = format!("{base}/spaces/default/functions/counter:counter.sign/{kind}");
             for n in 0.. {
-                let author = format!("w{worker}-{n}");
-                if worker % 2 == 0 {
-                    let url =
-                        format!("{base}/spaces/default/functions/counter:counter.sign/invoke");
-                    let Ok(response) = client
-                        .post(&url)
-                        .json(&json!({"author": author, "text": "x"}))
-                        .send()
-                        .await
-                    else {
-                        break;
-                    };
-                    if response.status() != 200 {
-                        break;
-                    }
-                    let Ok(body) = response.json::<Value>().await else { break };
-                    written.lock().unwrap().push(body["id"].as_str().unwrap().to_string());
-                } else {
-                    let url = format!(
-                        "{base}/spaces/default/functions/counter:counter.sign/async-invoke"
-                    );
-                    let Ok(response) = client
-                        .post(&url)
-                        .json(&json!({"author": author, "text": "x"}))
-                        .send()
-                        .await
-                    else {
-                        break;
-                    };
-                    if response.status() != 202 {
-                        break;
-                    }
-                    let Ok(body) = response.json::<Value>().await else { break };
-                    accepted.lock().unwrap().push(body["id"].as_str().unwrap().to_string());
+                let note = json!({"author": format!("w{worker}-{n}"), "text": "x"});
+                let Ok(response) = client.post(&url).json(&note).send().await else { break };
+                if response.status() != expected {
+                    break;
                 }
+                let Ok(body) = response.json::<Value>().await else { break };
+                sink.lock().unwrap().push(body["id"].as_str().unwrap().to_string());
             }
         }));
     }

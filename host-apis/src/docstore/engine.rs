@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use super::objectid::ObjectId;
 use super::query::{Filter, Update};
-use super::{Change, DocError, Document, FindQuery, Limits, UpdateOptions};
+use super::{
+    Change, ChangeKind, DocError, Document, FindQuery, Limits, UpdateOptions, WriteOutcome, Written,
+};
 
 /// The key a backend stores a document under: its `_id` as compact JSON, in a canonical form so
 /// that ids the query language calls equal share one key (`1` and `1.0`; an ObjectId's hex in
@@ -168,6 +170,24 @@ pub struct UpdatePlan {
     pub changed: Vec<Document>,
     /// A document to insert because nothing matched and the update upserts.
     pub upsert: Option<Document>,
+}
+
+impl UpdatePlan {
+    /// What the backend reports once it committed the plan: the counts, an upserted id and the
+    /// writes for the change hook.
+    pub fn into_outcome(self) -> WriteOutcome {
+        let modified = self.changed.len() as u64;
+        let written_of = |kind, document: Document| Written {
+            kind,
+            id: document.get("_id").cloned().unwrap_or(Value::Null),
+            document: Some(document),
+        };
+        let upserted_id = self.upsert.as_ref().and_then(|d| d.get("_id").cloned());
+        let mut written: Vec<Written> =
+            self.changed.into_iter().map(|d| written_of(ChangeKind::Update, d)).collect();
+        written.extend(self.upsert.map(|d| written_of(ChangeKind::Insert, d)));
+        WriteOutcome { matched: self.matched, modified, upserted_id, written }
+    }
 }
 
 pub fn plan_update(

@@ -16,8 +16,8 @@ use tokio_postgres::NoTls;
 use super::engine::{self, id_key};
 use super::query::Filter;
 use super::{
-    Change, ChangeKind, CollectionRef, DocError, Document, DocumentStore, FindQuery, Limits,
-    UpdateOptions, WriteOutcome, Written,
+    Change, CollectionRef, DocError, Document, DocumentStore, FindQuery, Limits, UpdateOptions,
+    WriteOutcome,
 };
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS wasmfn_documents (
@@ -183,7 +183,6 @@ impl DocumentStore for PostgresDocuments {
             engine::plan_update(documents.into_iter().map(Ok), filter, change, options, limits)?;
         let sql = "UPDATE wasmfn_documents SET doc = $5 WHERE space = $1 AND database = $2 \
                    AND collection = $3 AND id = $4";
-        let mut written = Vec::new();
         for document in &plan.changed {
             let key = id_key(&document["_id"]);
             let doc = Json(document);
@@ -191,29 +190,12 @@ impl DocumentStore for PostgresDocuments {
                 .execute(sql, &[&at.space, &at.database, &at.collection, &key, &doc])
                 .await
                 .map_err(failed)?;
-            written.push(Written {
-                kind: ChangeKind::Update,
-                id: document["_id"].clone(),
-                document: Some(document.clone()),
-            });
         }
-        let mut upserted_id = None;
-        if let Some(document) = plan.upsert {
-            insert_rows(&transaction, at, std::slice::from_ref(&document)).await?;
-            upserted_id = Some(document["_id"].clone());
-            written.push(Written {
-                kind: ChangeKind::Insert,
-                id: document["_id"].clone(),
-                document: Some(document),
-            });
+        if let Some(document) = &plan.upsert {
+            insert_rows(&transaction, at, std::slice::from_ref(document)).await?;
         }
         transaction.commit().await.map_err(failed)?;
-        Ok(WriteOutcome {
-            matched: plan.matched,
-            modified: plan.changed.len() as u64,
-            upserted_id,
-            written,
-        })
+        Ok(plan.into_outcome())
     }
 
     async fn delete(

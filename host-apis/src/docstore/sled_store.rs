@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::engine::{self, id_key};
 use super::query::Filter;
 use super::{
-    Change, ChangeKind, CollectionRef, DocError, Document, DocumentStore, FindQuery, Limits,
-    UpdateOptions, WriteOutcome, Written,
+    Change, CollectionRef, DocError, Document, DocumentStore, FindQuery, Limits, UpdateOptions,
+    WriteOutcome,
 };
 
 const TREE_PREFIX: &str = "docs:";
@@ -146,16 +146,9 @@ impl DocumentStore for SledDocuments {
             engine::plan_update(candidates(&tree, filter), filter, change, options, limits)
         })?;
         let mut batch = sled::Batch::default();
-        let mut written = Vec::new();
         for document in &plan.changed {
             batch.insert(id_key(&document["_id"]).as_bytes(), encode(document));
-            written.push(Written {
-                kind: ChangeKind::Update,
-                id: document["_id"].clone(),
-                document: Some(document.clone()),
-            });
         }
-        let mut upserted_id = None;
         if let Some(document) = &plan.upsert {
             let key = id_key(&document["_id"]);
             if tree.contains_key(&key).map_err(unavailable)? {
@@ -164,23 +157,12 @@ impl DocumentStore for SledDocuments {
                 )));
             }
             batch.insert(key.as_bytes(), encode(document));
-            upserted_id = Some(document["_id"].clone());
-            written.push(Written {
-                kind: ChangeKind::Insert,
-                id: document["_id"].clone(),
-                document: Some(document.clone()),
-            });
         }
-        if !written.is_empty() {
+        if !plan.changed.is_empty() || plan.upsert.is_some() {
             tree.apply_batch(batch).map_err(unavailable)?;
             self.flush().await?;
         }
-        Ok(WriteOutcome {
-            matched: plan.matched,
-            modified: plan.changed.len() as u64,
-            upserted_id,
-            written,
-        })
+        Ok(plan.into_outcome())
     }
 
     async fn delete(

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,6 +32,25 @@ pub fn routes() -> Router<AppState> {
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": {"code": code, "message": message.into()}}))).into_response()
+}
+
+/// A request carrying a valid function session: its claims and the capabilities.
+pub struct Session {
+    claims: SessionClaims,
+    capabilities: std::sync::Arc<Capabilities>,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        authorise(state, &parts.headers)
+            .map(|(claims, capabilities)| Session { claims, capabilities })
+            .map_err(|response| *response)
+    }
 }
 
 /// The session's claims and the capabilities, or the 401/404 to answer.
@@ -108,15 +127,10 @@ fn number(body: &Value, name: &str) -> u64 {
 }
 
 async fn documents(
-    State(state): State<AppState>,
+    Session { claims, capabilities }: Session,
     Path((collection, operation)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (claims, capabilities) = match authorise(&state, &headers) {
-        Ok(granted) => granted,
-        Err(response) => return *response,
-    };
     let valid = !collection.is_empty()
         && collection.len() <= 64
         && collection.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
@@ -222,14 +236,9 @@ fn info_json(info: &wasmfn_host_apis::objects::ObjectInfo) -> Value {
 }
 
 async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    Session { claims, capabilities }: Session,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let (claims, capabilities) = match authorise(&state, &headers) {
-        Ok(granted) => granted,
-        Err(response) => return *response,
-    };
     let max = query.max_keys.unwrap_or(1000);
     match capabilities
         .objects
@@ -246,14 +255,9 @@ async fn list(
 }
 
 async fn get_object(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    Session { claims, capabilities }: Session,
     Path(key): Path<String>,
 ) -> Response {
-    let (claims, capabilities) = match authorise(&state, &headers) {
-        Ok(granted) => granted,
-        Err(response) => return *response,
-    };
     match capabilities.objects.get(&claims.space, &key).await {
         Ok((info, bytes)) => {
             let content_type = info
@@ -267,15 +271,11 @@ async fn get_object(
 }
 
 async fn put_object(
-    State(state): State<AppState>,
+    Session { claims, capabilities }: Session,
     headers: HeaderMap,
     Path(key): Path<String>,
     body: axum::body::Body,
 ) -> Response {
-    let (claims, capabilities) = match authorise(&state, &headers) {
-        Ok(granted) => granted,
-        Err(response) => return *response,
-    };
     let limit = capabilities.objects.limits().max_object_bytes;
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return error(
@@ -294,14 +294,9 @@ async fn put_object(
 }
 
 async fn delete_object(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    Session { claims, capabilities }: Session,
     Path(key): Path<String>,
 ) -> Response {
-    let (claims, capabilities) = match authorise(&state, &headers) {
-        Ok(granted) => granted,
-        Err(response) => return *response,
-    };
     match capabilities.objects.delete(&claims.space, &key).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => {
