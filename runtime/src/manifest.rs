@@ -255,6 +255,10 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[path = "manifest_proptests.rs"]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

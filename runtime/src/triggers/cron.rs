@@ -12,6 +12,9 @@ pub mod job;
 pub mod schedule;
 pub mod scheduler;
 
+#[cfg(test)]
+mod proptests;
+
 use std::collections::HashSet;
 
 use chrono_tz::Tz;

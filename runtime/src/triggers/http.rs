@@ -265,6 +265,10 @@ pub fn arguments(
 }
 
 #[cfg(test)]
+#[path = "http_proptests.rs"]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -18,6 +18,8 @@ mod update_ops;
 mod value;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use filter::Filter;

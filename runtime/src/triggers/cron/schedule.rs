@@ -146,7 +146,7 @@ impl CronSchedule {
         let local = after.with_timezone(&timezone);
         self.schedules
             .iter()
-            .filter_map(|schedule| schedule.after(&local).next())
+            .filter_map(|schedule| schedule.after(&local).find(|next| *next > local))
             .min()
             .map(|next| next.with_timezone(&Utc))
     }
