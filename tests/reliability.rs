@@ -267,6 +267,8 @@ async fn slow_and_idle_clients_are_cut_off_while_others_are_served() {
         "public".into(),
         "--header-read-timeout-ms".into(),
         "1000".into(),
+        "--body-read-timeout-ms".into(),
+        "1000".into(),
     ];
     let (mut child, base) = spawn(dir.path(), args).await;
     let address = base.trim_start_matches("http://").to_string();

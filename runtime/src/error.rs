@@ -28,6 +28,9 @@ pub enum InvokeError {
     BadArguments(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// The client did not send its body in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{type_name}: {message}")]
     FunctionException { type_name: String, message: String },
     #[error("the function did not finish within its timeout of {timeout_ms} ms")]
@@ -58,6 +61,7 @@ impl InvokeError {
             Self::BadRequest(_) => "bad_request",
             Self::BadArguments(_) => "bad_arguments",
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::FunctionException { .. } => "function_exception",
             Self::Timeout { .. } => "timeout",
             Self::MemoryLimit { .. } => "memory_limit_exceeded",
@@ -78,6 +82,7 @@ impl InvokeError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) | Self::BadArguments(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::FunctionException { .. } | Self::MemoryLimit { .. } | Self::Trap(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod admin;
 pub mod bindings;
+pub mod body_deadline;
 pub mod bundle;
 pub mod capabilities;
 pub mod cli;

@@ -99,11 +99,13 @@ pub async fn serve(
 pub struct ServerTimeouts {
     /// A request's headers must arrive within this (slowloris, idle keep-alive connections).
     pub header_read: Duration,
+    /// A request's body must arrive within this, counted from when the handler starts.
+    pub body_read: Duration,
 }
 
 impl Default for ServerTimeouts {
     fn default() -> Self {
-        Self { header_read: Duration::from_secs(10) }
+        Self { header_read: Duration::from_secs(10), body_read: Duration::from_secs(60) }
     }
 }
 
@@ -120,6 +122,10 @@ pub async fn serve_with(
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
 
+    let body_read = timeouts.body_read;
+    let app = app.layer(axum::middleware::map_request(move |request: axum::extract::Request| {
+        std::future::ready(crate::body_deadline::with_deadline(request, body_read))
+    }));
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(timeouts.header_read);
     builder.http2().timer(TokioTimer::new());

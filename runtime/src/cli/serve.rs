@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// disconnected (slow or idle clients cannot hold connections).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub header_read_timeout_ms: u64,
+    /// A request's body must arrive within this many milliseconds (else 408).
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub body_read_timeout_ms: u64,
     /// Minutes a webhook's `_function_session` token stays valid (10-20).
     #[arg(long, default_value_t = crate::events::session::DEFAULT_MINUTES,
           value_parser = clap::value_parser!(u64).range(10..=20))]
@@ -211,8 +214,10 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         // Load balancers stop sending while requests in flight finish.
         ready.store(false, std::sync::atomic::Ordering::SeqCst);
     };
-    let timeouts =
-        server::ServerTimeouts { header_read: Duration::from_millis(args.header_read_timeout_ms) };
+    let timeouts = server::ServerTimeouts {
+        header_read: Duration::from_millis(args.header_read_timeout_ms),
+        body_read: Duration::from_millis(args.body_read_timeout_ms),
+    };
     let served = server::serve_with(listener, server::app(state), timeouts, shutdown).await;
     node.shutdown().await;
     served?;

@@ -201,6 +201,8 @@ pub async fn read_body(
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
             InvokeError::BodyTooLarge { limit }
+        } else if crate::body_deadline::is_timeout(&error) {
+            InvokeError::RequestTimeout(error.to_string())
         } else {
             InvokeError::BadRequest(format!("could not read the request body: {error}"))
         }
