@@ -139,12 +139,16 @@ pub struct SecretSource {
     pub env: String,
 }
 
+/// Document collection names: 1-64 letters, digits, '-', '_' or '.'.
+pub fn is_collection_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 fn validate_capabilities(manifest: &FunctionManifest) -> Result<(), String> {
     if let Some(collection) = &manifest.documents.collection {
-        let valid = !collection.is_empty()
-            && collection.len() <= 64
-            && collection.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !valid {
+        if !is_collection_name(collection) {
             return Err(format!(
                 "documents.collection '{collection}' is invalid: use 1-64 letters, digits, '-', '_' or '.'"
             ));

@@ -17,21 +17,17 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use wasmfn_host_apis::docstore::{CollectionRef, DocError, UpdateOptions};
-use wasmfn_host_apis::objects::ObjectError;
 
 use super::{SessionClaims, SessionError};
 use crate::capabilities::Capabilities;
 use crate::server::AppState;
+use crate::triggers::objects::{error, object_error};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/session/documents/{collection}/{operation}", post(documents))
         .route("/session/objects", get(list))
         .route("/session/objects/{*key}", get(get_object).put(put_object).delete(delete_object))
-}
-
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": {"code": code, "message": message.into()}}))).into_response()
 }
 
 /// A request carrying a valid function session: its claims and the capabilities.
@@ -104,16 +100,6 @@ fn doc_error(failure: DocError) -> Response {
     error(status, code, failure.to_string())
 }
 
-fn object_error(failure: ObjectError) -> Response {
-    let (status, code) = match &failure {
-        ObjectError::InvalidKey(_) => (StatusCode::BAD_REQUEST, "invalid_key"),
-        ObjectError::NotFound(_) => (StatusCode::NOT_FOUND, "object_not_found"),
-        ObjectError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "object_too_large"),
-        ObjectError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
-    };
-    error(status, code, failure.to_string())
-}
-
 fn field<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
     body.get(name).filter(|v| !v.is_null())
 }
@@ -131,10 +117,7 @@ async fn documents(
     Path((collection, operation)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let valid = !collection.is_empty()
-        && collection.len() <= 64
-        && collection.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if !valid {
+    if !crate::manifest::is_collection_name(&collection) {
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_collection",

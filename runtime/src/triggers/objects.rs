@@ -22,12 +22,14 @@ pub struct Signed {
     signature: Option<String>,
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+/// A JSON error answer: `{"error": {"code", "message"}}`.
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({"error": {"code": code, "message": message.into()}});
     (status, axum::Json(body)).into_response()
 }
 
-fn object_error(failure: ObjectError) -> Response {
+/// The answer to an object storage failure (presigned links and function sessions alike).
+pub(crate) fn object_error(failure: ObjectError) -> Response {
     match failure {
         ObjectError::InvalidKey(m) => error(StatusCode::BAD_REQUEST, "invalid_key", m),
         ObjectError::NotFound(m) => error(StatusCode::NOT_FOUND, "object_not_found", m),
