@@ -5,7 +5,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -15,7 +15,7 @@ use wasmfn_runtime::bundle::{read_meta, sha256_hex, with_meta};
 use support::{fixture_bundle, json, spawn_serve, ADMIN_TOKEN};
 
 struct Server {
-    child: Child,
+    child: support::ServeProcess,
     base: String,
     client: reqwest::Client,
 }

@@ -478,11 +478,11 @@ async fn a_qos0_burst_beyond_the_queue_is_dropped_and_counted() {
 }
 
 /// The real binary with its state in `data_dir`, the fixture's compiled code shared.
-fn serve_binary(data_dir: &Path, bundle: &Path) -> (Child, String) {
+fn serve_binary(data_dir: &Path, bundle: &Path) -> (support::ServeProcess, String) {
     serve_binary_in(data_dir, bundle, "default")
 }
 
-fn serve_binary_in(data_dir: &Path, bundle: &Path, space: &str) -> (Child, String) {
+fn serve_binary_in(data_dir: &Path, bundle: &Path, space: &str) -> (support::ServeProcess, String) {
     support::spawn_serve(data_dir, &[bundle.to_str().expect("UTF-8 path"), "--space", space])
 }
 

@@ -29,7 +29,7 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-async fn spawn(dir: &Path, args: Vec<String>) -> (std::process::Child, String) {
+async fn spawn(dir: &Path, args: Vec<String>) -> (ServeProcess, String) {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -79,26 +79,54 @@ pub fn example_bundle(name: &str) -> PathBuf {
 
 /// The real `wasmfn serve` binary on a free port, with its state in `data_dir`, the tests'
 /// compile cache and admin token, and `args` (bundles, flags); returns it and its base URL.
-pub fn spawn_serve(data_dir: &Path, args: &[&str]) -> (std::process::Child, String) {
+pub fn spawn_serve(data_dir: &Path, args: &[&str]) -> (ServeProcess, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmfn"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wasmfn"));
+    command
         .arg("serve")
         .args(args)
         .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
         .arg("--data-dir")
         .arg(data_dir)
         .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
-        .env("WASMFN_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starting wasmfn serve");
+        .stdout(std::process::Stdio::piped());
+    // WASMFN_TEST_LOG=<filter> shows the server's log on the test's stderr, for debugging.
+    match std::env::var("WASMFN_TEST_LOG") {
+        Ok(filter) => command.env("WASMFN_LOG", filter).stderr(std::process::Stdio::inherit()),
+        Err(_) => command.env("WASMFN_LOG", "warn").stderr(std::process::Stdio::null()),
+    };
+    let mut child = command.spawn().expect("starting wasmfn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
     let first = lines.next().expect("a first line").expect("readable stdout");
     let base = first.strip_prefix("wasmfn: listening on ").expect("listening line").to_string();
     // Keep reading, so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, base)
+    (ServeProcess(child), base)
+}
+
+/// A `wasmfn serve` child that is killed when dropped, also when its test panics: a failed
+/// assertion must not leave a server running that slows every later test on the machine.
+pub struct ServeProcess(std::process::Child);
+
+impl std::ops::Deref for ServeProcess {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServeProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        // Already killed and reaped by the test in the normal case; then both are no-ops.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The real server, listening on 127.0.0.1 at a free port.
