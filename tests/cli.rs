@@ -119,6 +119,49 @@ fn invoke_builds_a_folder_and_passes_config() {
 }
 
 #[test]
+fn build_precompile_fills_the_cache_that_invoke_then_loads_from() {
+    let folder = function_folder(&[("pre.py", EXPOSED)]);
+    let cache = tempfile::tempdir().unwrap();
+    let cwasm = || -> Vec<_> {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "cwasm"))
+            .collect()
+    };
+    let output = wasmfn()
+        .arg("build")
+        .arg(folder.path())
+        .arg("--precompile")
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("compiled now"), "{stderr}");
+    let bundle = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    assert!(bundle.ends_with(".wasm"), "stdout is the bundle's path: {bundle}");
+    let compiled = cwasm();
+    assert_eq!(compiled.len(), 1, "one compiled bundle in the cache: {compiled:?}");
+    let written = std::fs::metadata(&compiled[0]).unwrap().modified().unwrap();
+
+    // `invoke` with the same cache finds it: no compile, so the file is not rewritten.
+    let output = wasmfn()
+        .arg("invoke")
+        .arg(&bundle)
+        .arg("pre.f")
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1");
+    assert_eq!(cwasm(), compiled);
+    assert_eq!(std::fs::metadata(&compiled[0]).unwrap().modified().unwrap(), written);
+}
+
+#[test]
 fn serve_answers_http_and_stops_on_sigterm() {
     fixture_bundle("behave");
     let state = tempfile::tempdir().unwrap();

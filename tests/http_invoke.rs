@@ -273,6 +273,10 @@ async fn readiness_and_metrics_count_every_invocation_by_status() {
     assert_eq!(line(ok), "1");
     assert_eq!(line(failed), "2");
     assert!(text.contains("wasmfn_functions_active 1"), "{text}");
+    // Every call has answered, so none holds a run slot; the bound is 4 per core by default.
+    assert!(text.contains("wasmfn_invocations_running 0"), "{text}");
+    let slots = wasmfn_runtime::running::default_max_running();
+    assert!(text.contains(&format!("wasmfn_max_running {slots}")), "{text}");
     let instantiated = text
         .lines()
         .find(|l| l.starts_with("wasmfn_instantiate_seconds_count"))

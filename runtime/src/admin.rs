@@ -35,6 +35,8 @@ pub struct AdminState {
     pub config: Arc<crate::function_config::ConfigStore>,
     /// Event subscriptions.
     pub events: Arc<crate::events::SubscriptionStore>,
+    /// The node's run slots, for the running-invocations gauge.
+    pub run_slots: Arc<crate::running::RunSlots>,
 }
 
 /// A running cron trigger, for listing.

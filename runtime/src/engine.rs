@@ -66,6 +66,12 @@ fn pooling_config(limits: &EngineLimits) -> PoolingAllocationConfig {
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(1 << 20)
         .max_memory_size(usize::try_from(limits.max_memory_mb << 20).unwrap_or(usize::MAX));
+    // With --keep-resident-mb, used memory is reset with memcpy instead of madvise: no
+    // page-table changes, so no TLB shootdowns between cores and no page faults in the next
+    // instance's first call. The price: each memory slot ever used keeps up to this much
+    // resident, and the copy runs on the call's thread (see docs/performance.md).
+    let keep_resident = usize::try_from(limits.keep_resident_mb << 20).unwrap_or(usize::MAX);
+    pool.linear_memory_keep_resident(keep_resident).table_keep_resident(keep_resident);
     pool
 }
 

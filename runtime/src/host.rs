@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::bindings::wasmfn::platform::{config, log};
 use crate::capabilities::HostScope;
 use crate::output::CapturedOutput;
+use crate::running::RunSlot;
 
 /// Raised (as a trap) when an instance tries to grow past its memory limit.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,8 @@ pub struct InvocationState {
     pub stderr: CapturedOutput,
     /// The storage and IXON API this invocation may use; none for commands without them.
     pub(crate) scope: Option<HostScope>,
+    /// The node's run slot this invocation holds while it runs (none before it is called).
+    pub(crate) running: Option<RunSlot>,
 }
 
 impl InvocationState {
@@ -94,7 +97,14 @@ impl InvocationState {
             stdout,
             stderr,
             scope,
+            running: None,
         }
+    }
+
+    /// Binds what is particular to one call to a state made ahead of it (a pooled instance's).
+    pub(crate) fn bind(&mut self, config: FunctionConfig, scope: Option<HostScope>) {
+        self.config = config;
+        self.scope = scope;
     }
 
     /// The lines logged, with a final marker line when some did not fit.

@@ -273,30 +273,47 @@ impl ixon_api::Host for InvocationState {
         &mut self,
         req: ixon_api::ApiRequest,
     ) -> Result<ixon_api::ApiResponse, ixon_api::ApiError> {
-        let scope = self.scope().ok_or_else(|| ixon_api::ApiError::Unavailable(no_scope()))?;
-        let call = ApiCall {
-            method: req.method,
-            url_name: req.url_name,
-            url_args: req.url_args,
-            query: req.query,
-            headers: req.headers,
-            body: req.body.map(Into::into),
+        let Some(scope) = self.scope.as_ref() else {
+            return Err(ixon_api::ApiError::Unavailable(no_scope()));
         };
-        let response = scope
-            .capabilities
-            .ixon_api
-            .call(&scope.allowlist, &scope.credentials, call)
-            .await
-            .map_err(|error| match error {
-                ApiError::Denied(m) => ixon_api::ApiError::Denied(m),
-                ApiError::UnknownEndpoint(m) => ixon_api::ApiError::UnknownEndpoint(m),
-                ApiError::TooLarge(m) => ixon_api::ApiError::TooLarge(m),
-                ApiError::Unavailable(m) => ixon_api::ApiError::Unavailable(m),
-            })?;
-        Ok(ixon_api::ApiResponse {
-            status: response.status,
-            content_type: response.content_type,
-            body: response.body.to_vec(),
-        })
+        // The request waits on the network: another invocation may run meanwhile.
+        if let Some(slot) = self.running.as_mut() {
+            slot.park();
+        }
+        let result = ixon_request(scope, req).await;
+        if let Some(slot) = self.running.as_mut() {
+            slot.resume().await;
+        }
+        result
     }
+}
+
+async fn ixon_request(
+    scope: &HostScope,
+    req: ixon_api::ApiRequest,
+) -> Result<ixon_api::ApiResponse, ixon_api::ApiError> {
+    let call = ApiCall {
+        method: req.method,
+        url_name: req.url_name,
+        url_args: req.url_args,
+        query: req.query,
+        headers: req.headers,
+        body: req.body.map(Into::into),
+    };
+    let response = scope
+        .capabilities
+        .ixon_api
+        .call(&scope.allowlist, &scope.credentials, call)
+        .await
+        .map_err(|error| match error {
+            ApiError::Denied(m) => ixon_api::ApiError::Denied(m),
+            ApiError::UnknownEndpoint(m) => ixon_api::ApiError::UnknownEndpoint(m),
+            ApiError::TooLarge(m) => ixon_api::ApiError::TooLarge(m),
+            ApiError::Unavailable(m) => ixon_api::ApiError::Unavailable(m),
+        })?;
+    Ok(ixon_api::ApiResponse {
+        status: response.status,
+        content_type: response.content_type,
+        body: response.body.to_vec(),
+    })
 }

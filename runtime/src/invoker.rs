@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Trap};
 
 use crate::bindings::types;
 use crate::capabilities::{Capabilities, HostScope};
 use crate::error::InvokeError;
 use crate::function_config::ConfigStore;
-use crate::host::{InvocationState, MemoryLimitExceeded};
+use crate::host::MemoryLimitExceeded;
+use crate::pool::{self, PoolBudget, PoolSettings};
 use crate::registry::{FunctionVersion, Registry};
+use crate::running::{RunSlot, RunSlots};
 use wasmfn_host_apis::config::FunctionConfig;
 use wasmfn_host_apis::log::LogLine;
 
@@ -154,17 +156,39 @@ pub struct Invoker {
     capabilities: Arc<std::sync::OnceLock<Arc<Capabilities>>>,
     /// Configuration set through the admin API, once the node has opened it.
     config_store: Arc<std::sync::OnceLock<Arc<ConfigStore>>>,
+    /// Bounds the never-used instances made ahead of demand.
+    pool: Arc<PoolBudget>,
+    /// Bounds the invocations running at once across the node.
+    running: Arc<RunSlots>,
 }
 
 impl Invoker {
-    pub fn new(engine: Engine, registry: Arc<Registry>) -> Self {
+    /// `max_running` invocations run at once across the node (0: 4 per CPU core).
+    pub fn new(
+        engine: Engine,
+        registry: Arc<Registry>,
+        pool: PoolSettings,
+        max_running: usize,
+    ) -> Self {
         Self {
             engine,
             registry,
             observers: Observers::default(),
             capabilities: Arc::default(),
             config_store: Arc::default(),
+            pool: PoolBudget::new(pool),
+            running: RunSlots::new(max_running),
         }
+    }
+
+    /// The node's run slots: how many invocations may run at once and how many do.
+    pub fn run_slots(&self) -> &Arc<RunSlots> {
+        &self.running
+    }
+
+    /// Never-used instances ready across the node.
+    pub fn pooled_instances(&self) -> usize {
+        self.pool.ready()
     }
 
     /// Applies the admin API's configuration to every later invocation. Set once.
@@ -221,8 +245,11 @@ impl Invoker {
         let mut outcome = match version.resolve_entry(invocation.entry.as_deref()) {
             Ok(entry) => match acquire(&version).await {
                 Ok(_permit) => {
+                    // In line for the node's CPU after the function's own concurrency limit;
+                    // the timeout counts from here.
+                    let slot = self.running.acquire().await;
                     let queued = started.elapsed();
-                    let mut outcome = self.run(&version, &entry, &invocation).await;
+                    let mut outcome = self.run(&version, &entry, &invocation, slot).await;
                     outcome.timing.queued = queued;
                     outcome
                 }
@@ -237,9 +264,10 @@ impl Invoker {
 
     async fn run(
         &self,
-        version: &FunctionVersion,
+        version: &Arc<FunctionVersion>,
         entry: &str,
         invocation: &Invocation,
+        slot: RunSlot,
     ) -> Outcome {
         let limits = &version.limits;
         let admin =
@@ -258,34 +286,27 @@ impl Invoker {
                 &invocation.caller,
             )
         });
-        let state = InvocationState::new(
-            config.clone(),
-            limits.memory_bytes(),
-            limits.max_output_bytes,
-            scope,
-        );
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        let deadline = Instant::now() + limits.timeout();
-        store.set_epoch_deadline(1);
-        // Yield to the executor on every tick, so a CPU-bound guest never holds a runtime
-        // thread for more than one tick, and stop it once its time is up.
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-
         let wit_invocation = to_wit(version, entry, invocation, &config);
         let mut timing = Timing::default();
         // A guest blocked inside a host call is not interrupted by epochs; this outer timeout
         // is the backstop, a little later so that the epoch trap normally wins.
         let backstop = limits.timeout() + Duration::from_millis(50);
+        let deadline = Instant::now() + limits.timeout();
+        // A never-used instance made ahead of demand when one waits; else one made now.
+        let instantiate_started = Instant::now();
+        let (mut store, ready) = match pool::take(version, &self.engine, &self.pool) {
+            Some(ready) => (ready.store, Some(ready.instance)),
+            None => (pool::new_store(&self.engine, version), None),
+        };
+        store.data_mut().bind(config.clone(), scope);
+        // Held until the store is dropped: the memory reset at drop is this call's work too.
+        store.data_mut().running = Some(slot);
+        pool::set_deadline(&mut store, deadline);
         let call = async {
-            let instantiate_started = Instant::now();
-            let instance = version.pre.instantiate_async(&mut store).await?;
+            let instance = match ready {
+                Some(instance) => instance,
+                None => version.pre.instantiate_async(&mut store).await?,
+            };
             timing.instantiate = instantiate_started.elapsed();
             let call_started = Instant::now();
             let result =
@@ -340,6 +361,11 @@ impl Invoker {
             logs: state.take_logs(),
             timing,
         };
+        // Dropped here, on the call's thread: the pooling allocator resets the slot at once, so
+        // the next instance of this version finds it warm (deferring the drop to another thread
+        // made the next instance take a cold slot: page faults and more resident memory).
+        drop(store);
+        pool::refill(version);
         if config.has_secrets() {
             outcome.redact(&config);
         }
@@ -392,16 +418,20 @@ fn log_outcome(outcome: &Outcome) {
     let version = outcome.version.as_deref().unwrap_or("-");
     let entry = outcome.entry.as_deref().unwrap_or("-");
     let duration_us = outcome.timing.total.as_micros() as u64;
+    // Where the time went: waiting for a concurrency slot, making the instance, the call.
+    let queued_us = outcome.timing.queued.as_micros() as u64;
+    let instantiate_us = outcome.timing.instantiate.as_micros() as u64;
+    let call_us = outcome.timing.call.as_micros() as u64;
     match &outcome.result {
         Ok(_) => tracing::info!(
             invocation_id = %outcome.id, space = %outcome.space, function = %outcome.function,
-            version, entry, trigger = %outcome.trigger, status, duration_us,
-            "invocation finished"
+            version, entry, trigger = %outcome.trigger, status, duration_us, queued_us,
+            instantiate_us, call_us, "invocation finished"
         ),
         Err(error) => tracing::warn!(
             invocation_id = %outcome.id, space = %outcome.space, function = %outcome.function,
-            version, entry, trigger = %outcome.trigger, status, duration_us,
-            code = error.code(), error = %error,
+            version, entry, trigger = %outcome.trigger, status, duration_us, queued_us,
+            instantiate_us, call_us, code = error.code(), error = %error,
             traceback = outcome.traceback.as_deref().unwrap_or(""),
             "invocation failed"
         ),
@@ -460,7 +490,7 @@ fn classify_trap(
     }
 }
 
-fn to_wit(
+pub(crate) fn to_wit(
     version: &FunctionVersion,
     entry: &str,
     invocation: &Invocation,

@@ -50,6 +50,8 @@ pub struct Metrics {
     queued: Histogram,
     functions: Gauge,
     waiting: Family<FunctionLabels, Gauge>,
+    running: Gauge,
+    max_running: Gauge,
     trigger_up: Family<TriggerLabels, Gauge>,
     trigger_queue: Family<TriggerLabels, Gauge>,
     trigger_dropped: Family<TriggerLabels, Gauge>,
@@ -87,7 +89,7 @@ impl Metrics {
         let queued = seconds_histogram();
         registry.register(
             "wasmfn_queue_wait_seconds",
-            "Time an invocation waited for its function's concurrency slot",
+            "Time an invocation waited for its function's concurrency slot and a run slot",
             queued.clone(),
         );
         let functions = Gauge::default();
@@ -101,6 +103,18 @@ impl Metrics {
             "wasmfn_invocations_waiting",
             "Invocations waiting for a concurrency slot, by function",
             waiting.clone(),
+        );
+        let running = Gauge::default();
+        registry.register(
+            "wasmfn_invocations_running",
+            "Invocations holding one of the node's --max-running run slots",
+            running.clone(),
+        );
+        let max_running = Gauge::default();
+        registry.register(
+            "wasmfn_max_running",
+            "The node's run slots (--max-running)",
+            max_running.clone(),
         );
         let trigger_up = Family::<TriggerLabels, Gauge>::default();
         registry.register(
@@ -128,6 +142,8 @@ impl Metrics {
             queued,
             functions,
             waiting,
+            running,
+            max_running,
             trigger_up,
             trigger_queue,
             trigger_dropped,
@@ -138,6 +154,8 @@ impl Metrics {
     pub fn render(&self, state: &AdminState) -> String {
         let versions = state.registry.versions();
         self.functions.set(versions.len() as i64);
+        self.running.set(state.run_slots.running() as i64);
+        self.max_running.set(state.run_slots.size() as i64);
         self.waiting.clear();
         for version in &versions {
             let labels =

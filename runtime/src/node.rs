@@ -310,6 +310,7 @@ impl Node {
                 registry: self.runtime.registry().clone(),
                 config: self.config.clone(),
                 events: self.subscriptions.clone(),
+                run_slots: self.runtime.invoker().run_slots().clone(),
             },
             sessions: self.sessions.clone(),
         }

@@ -41,6 +41,8 @@ pub struct FunctionVersion {
     /// Bounds concurrent invocations of this version.
     pub(crate) gate: Arc<Semaphore>,
     pub(crate) waiting: AtomicUsize,
+    /// Never-used instances made ahead of demand.
+    pub(crate) pool: crate::pool::InstancePool,
     pub loaded_from: LoadedFrom,
     pub load_time: Duration,
 }
@@ -174,6 +176,7 @@ pub async fn load_version(
         allowlist,
         gate: Arc::new(Semaphore::new(limits.max_concurrency)),
         waiting: AtomicUsize::new(0),
+        pool: Default::default(),
         limits,
         pre,
         loaded_from,

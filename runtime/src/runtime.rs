@@ -14,6 +14,7 @@ use crate::engine::{build_engine, EpochTicker};
 use crate::host::InvocationState;
 use crate::invoker::Invoker;
 use crate::limits::{EngineLimits, Limits};
+use crate::pool::PoolSettings;
 use crate::registry::{load_version, FunctionVersion, LoadOptions, Registry};
 
 /// Process-wide settings.
@@ -24,6 +25,10 @@ pub struct RuntimeConfig {
     pub engine: EngineLimits,
     /// Limits for functions whose bundle sets none.
     pub default_limits: Limits,
+    /// Instances made ahead of demand.
+    pub pool: PoolSettings,
+    /// Invocations running at once across the node; more wait in line (0: 4 per CPU core).
+    pub max_running: usize,
 }
 
 /// Everything needed to load and run functions.
@@ -51,7 +56,9 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Function::add_to_linker::<_, HasSelf<InvocationState>>(&mut linker, |state| state)?;
         let cache = CompileCache::new(&engine, &config.cache_dir);
-        let invoker = Invoker::new(engine.clone(), Arc::new(Registry::default()));
+        let pool = config.pool.clone().bounded_by(config.engine.max_instances);
+        let invoker =
+            Invoker::new(engine.clone(), Arc::new(Registry::default()), pool, config.max_running);
         let ticker = EpochTicker::start(&engine);
         Ok(Self { engine, linker, cache, config, invoker, _ticker: ticker })
     }

@@ -14,6 +14,7 @@ use wasmfn_runtime::delivery::DeliveryPolicy;
 use wasmfn_runtime::limits::{EngineLimits, Limits};
 use wasmfn_runtime::node::Node;
 pub use wasmfn_runtime::node::NodeOptions;
+use wasmfn_runtime::pool::PoolSettings;
 use wasmfn_runtime::python_build::{build_if_stale, BuildOptions};
 use wasmfn_runtime::runtime::{Runtime, RuntimeConfig};
 use wasmfn_runtime::server;
@@ -46,8 +47,10 @@ pub fn fixture_dir(name: &str) -> PathBuf {
 pub fn runtime_config() -> RuntimeConfig {
     RuntimeConfig {
         cache_dir: work_dir().join("compiled"),
-        engine: EngineLimits { max_instances: 32, max_memory_mb: 512 },
+        engine: EngineLimits { max_instances: 32, max_memory_mb: 512, ..EngineLimits::default() },
         default_limits: Limits::default(),
+        pool: PoolSettings::default(),
+        max_running: 0,
     }
 }
 

@@ -7,11 +7,13 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::invoker::Invocation;
 use crate::limits::{EngineLimits, Limits};
+use crate::pool::PoolSettings;
 use crate::python_build::{self, BuildOptions};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::toolchain::wasmfn_home;
 
 mod admin_client;
+mod bench;
 mod functions;
 mod keys;
 mod logs;
@@ -19,6 +21,7 @@ mod serve;
 mod triggers;
 
 pub use admin_client::AdminArgs;
+pub use bench::BenchArgs;
 pub use functions::{DeployArgs, FunctionsArgs};
 pub use keys::KeysArgs;
 pub use logs::LogsArgs;
@@ -75,6 +78,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// List, show, create and delete the triggers of a running server (its admin API).
     Triggers(TriggersArgs),
+    /// Time a bundle's cold start step by step: build, compile, cached load, instantiate,
+    /// first call, call on a live instance, pooled call; memory per instance; throughput.
+    Bench(BenchArgs),
 }
 
 /// Settings shared by every command that runs functions.
@@ -103,20 +109,47 @@ pub struct RunArgs {
     /// The largest memory limit any function may ask for, in MiB.
     #[arg(long, default_value_t = EngineLimits::default().max_memory_mb)]
     pub max_memory_mb: u64,
+    /// MiB of each used instance memory reset by copying and kept resident rather than given
+    /// back to the kernel: faster calls that scale across cores, at the price of up to this
+    /// much resident memory per instance slot ever used (0: lowest memory).
+    #[arg(long, default_value_t = EngineLimits::default().keep_resident_mb)]
+    pub keep_resident_mb: u64,
+    /// Never-used instances each function keeps ready, made ahead of demand in the background
+    /// and sized by its recent traffic (0: instantiate every call on the request path).
+    #[arg(long, default_value_t = PoolSettings::default().per_function)]
+    pub pool_per_function: usize,
+    /// Never-used instances across all functions (at most a quarter of --max-instances).
+    #[arg(long, default_value_t = PoolSettings::default().total)]
+    pub pool_total: usize,
+    /// Invocations running at once across the node; more wait in line, and a function's
+    /// timeout counts from when it starts running [default: 4 per CPU core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_running: Option<u32>,
 }
 
 impl RunArgs {
+    /// Every setting at its default (and its environment variable, where it has one).
+    fn defaults() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        Defaults::parse_from(["wasmfn"]).run
+    }
+
     /// The data directory: `--data-dir`, else $WASMFN_HOME (default ~/.cache/wasmfn).
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(wasmfn_home)
     }
 
-    fn runtime_config(&self) -> RuntimeConfig {
+    pub(crate) fn runtime_config(&self) -> RuntimeConfig {
         RuntimeConfig {
             cache_dir: self.cache_dir.clone().unwrap_or_else(|| self.data_dir().join("compiled")),
             engine: EngineLimits {
                 max_instances: self.max_instances,
                 max_memory_mb: self.max_memory_mb,
+                keep_resident_mb: self.keep_resident_mb,
             },
             default_limits: Limits {
                 timeout_ms: self.timeout_ms,
@@ -124,6 +157,12 @@ impl RunArgs {
                 max_body_bytes: self.max_body_bytes,
                 ..Limits::default()
             },
+            pool: PoolSettings {
+                per_function: self.pool_per_function,
+                total: self.pool_total,
+                ..PoolSettings::default()
+            },
+            max_running: self.max_running.map_or(0, |n| n as usize),
         }
     }
 }
@@ -135,6 +174,18 @@ pub struct BuildArgs {
     /// Directory to write the bundle to (default: DIR/dist).
     #[arg(long, short)]
     pub out_dir: Option<PathBuf>,
+    /// Also compile the bundle for this machine into the compiled-bundle cache that
+    /// `wasmfn serve` and `wasmfn invoke` read, so the first call after serving or deploying it
+    /// here skips the Cranelift compile (seconds for a Python function). Checks that the
+    /// bundle loads, too.
+    #[arg(long)]
+    pub precompile: bool,
+    /// With --precompile: the data directory whose cache to fill (default: $WASMFN_HOME).
+    #[arg(long, env = "WASMFN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// With --precompile: the compiled-bundle cache to fill (default: <data-dir>/compiled).
+    #[arg(long, env = "WASMFN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -162,16 +213,45 @@ pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Functions(args) => functions::functions(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Logs(args) => logs::run(args).await,
-        Command::Build(args) => {
-            let options = BuildOptions { out_dir: args.out_dir, progress: true };
-            let built =
-                tokio::task::spawn_blocking(move || python_build::build(&args.dir, &options))
-                    .await??;
-            println!("{}", built.wasm.display());
-            Ok(std::process::ExitCode::SUCCESS)
-        }
+        Command::Build(args) => build(args).await,
         Command::Invoke(args) => invoke(args).await,
+        Command::Bench(args) => bench::bench(args).await,
     }
+}
+
+async fn build(args: BuildArgs) -> Result<std::process::ExitCode> {
+    let options = BuildOptions { out_dir: args.out_dir.clone(), progress: true };
+    let dir = args.dir.clone();
+    let built = tokio::task::spawn_blocking(move || python_build::build(&dir, &options)).await??;
+    if args.precompile {
+        let mut run = RunArgs::defaults();
+        run.data_dir = args.data_dir;
+        run.cache_dir = args.cache_dir;
+        let config = run.runtime_config();
+        let cache_dir = config.cache_dir.clone();
+        let runtime = Runtime::new(config)?;
+        let bytes = tokio::fs::read(&built.wasm)
+            .await
+            .with_context(|| format!("reading {}", built.wasm.display()))?;
+        let started = std::time::Instant::now();
+        let version = runtime
+            .prepare(bytes, "default", None, None)
+            .await
+            .with_context(|| format!("precompiling {}", built.wasm.display()))?;
+        eprintln!(
+            "precompiled {} {} into {} in {:.1} s ({})",
+            version.name,
+            version.version,
+            cache_dir.display(),
+            started.elapsed().as_secs_f64(),
+            match version.loaded_from {
+                crate::bundle::LoadedFrom::Compiled => "compiled now",
+                crate::bundle::LoadedFrom::Cache => "already cached",
+            }
+        );
+    }
+    println!("{}", built.wasm.display());
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// The bundle bytes for a folder (building it if stale) or a `.wasm` file.
@@ -202,7 +282,10 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
             pair.split_once('=').with_context(|| format!("--config {pair}: expected KEY=VALUE"))?;
         config.insert(key.to_string(), value.to_string());
     }
-    let runtime = Runtime::new(args.run.runtime_config())?;
+    let mut runtime_config = args.run.runtime_config();
+    // One call: nothing to make ahead of.
+    runtime_config.pool.per_function = 0;
+    let runtime = Runtime::new(runtime_config)?;
     let bytes = bundle_bytes(&args.path).await?;
     let version = runtime.load(bytes, "local", None).await?;
     let invocation = Invocation {

@@ -1,0 +1,409 @@
+//! `wasmfn bench`: the cold-start breakdown of one bundle, step by step, in this process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use super::RunArgs;
+use crate::bindings::Function;
+use crate::bundle::sha256_hex;
+use crate::invoker::{Invocation, RequestData};
+use crate::pool;
+use crate::python_build::{self, BuildOptions};
+use crate::registry::FunctionVersion;
+use crate::runtime::Runtime;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A function folder (rebuilt with componentize-py for the build step) or a `.wasm` bundle.
+    pub path: PathBuf,
+    /// The exposed function to call (`module.function`; default: the function's default entry).
+    #[arg(long)]
+    pub entry: Option<String>,
+    /// Measured runs of each per-instance step.
+    #[arg(long, default_value_t = 200)]
+    pub runs: usize,
+    /// Builds to time (a folder only; each takes seconds). 0 skips the build step.
+    #[arg(long, default_value_t = 1)]
+    pub builds: usize,
+    /// Cranelift compiles to time (each takes seconds on a CPython bundle). 0 skips the step
+    /// and uses the shared compiled cache.
+    #[arg(long, default_value_t = 1)]
+    pub compiles: usize,
+    /// Live instances held at once to measure private memory per instance.
+    #[arg(long, default_value_t = 50)]
+    pub live: usize,
+    /// Seconds each throughput measurement (1 and 2 concurrent callers) lasts; 0 skips it.
+    #[arg(long, default_value_t = 3)]
+    pub seconds: u64,
+    /// Print the figures as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// One step's figures, in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct Step {
+    pub step: &'static str,
+    pub n: usize,
+    pub min_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Step {
+    fn of(step: &'static str, samples: &mut [Duration]) -> Self {
+        samples.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
+        Self {
+            step,
+            n: samples.len(),
+            min_ms: ms(samples[0]),
+            p50_ms: at(0.5),
+            p95_ms: at(0.95),
+            p99_ms: at(0.99),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PageFaults {
+    pub instantiate: f64,
+    pub first_call: f64,
+    pub live_call_and_drop: f64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub bundle: String,
+    pub bundle_bytes: usize,
+    pub sha256: String,
+    pub steps: Vec<Step>,
+    /// Private (dirty) memory one live, called instance adds, in KiB.
+    pub private_kib_per_called_instance: Option<f64>,
+    /// The same for an instance made but never called (what a pooled instance holds).
+    pub private_kib_per_pooled_instance: Option<f64>,
+    /// Minor page faults (the process's) per step, averaged.
+    pub page_faults: Option<PageFaults>,
+    /// Private dirty memory of the whole process when the run ends, in MiB: what used instance
+    /// slots keep resident (see --keep-resident-mb).
+    pub private_mib_at_end: Option<f64>,
+    /// Fresh-instance invocations per second with 1 and 2 concurrent callers.
+    pub invocations_per_second: Vec<(usize, f64)>,
+}
+
+pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
+    let mut report = Report::default();
+    let say = |line: String| {
+        if !args.json {
+            println!("{line}");
+        }
+    };
+
+    // 1. Build: a folder is rebuilt from scratch with componentize-py.
+    let wasm = if args.path.is_dir() {
+        let mut builds = Vec::new();
+        let mut wasm = None;
+        for _ in 0..args.builds {
+            let dir = args.path.clone();
+            let options = BuildOptions { out_dir: None, progress: false };
+            let started = Instant::now();
+            let built =
+                tokio::task::spawn_blocking(move || python_build::build(&dir, &options)).await??;
+            builds.push(started.elapsed());
+            wasm = Some(built.wasm);
+        }
+        if !builds.is_empty() {
+            report.steps.push(Step::of("build (componentize-py)", &mut builds));
+        }
+        match wasm {
+            Some(wasm) => wasm,
+            None => {
+                let dir = args.path.clone();
+                let options = BuildOptions { out_dir: None, progress: true };
+                tokio::task::spawn_blocking(move || python_build::build_if_stale(&dir, &options))
+                    .await??
+                    .wasm
+            }
+        }
+    } else if args.path.exists() {
+        args.path.clone()
+    } else {
+        bail!("{} does not exist", args.path.display());
+    };
+    let bytes =
+        tokio::fs::read(&wasm).await.with_context(|| format!("reading {}", wasm.display()))?;
+    report.bundle = wasm.display().to_string();
+    report.bundle_bytes = bytes.len();
+    report.sha256 = sha256_hex(&bytes);
+    say(format!(
+        "bundle: {} ({:.1} MB, sha256 {})",
+        report.bundle,
+        bytes.len() as f64 / 1e6,
+        &report.sha256[..12]
+    ));
+
+    // 2. Compile into a scratch cache (so it really compiles), then 3. load from it.
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let mut config = args.run.runtime_config();
+    if args.compiles > 0 {
+        config.cache_dir = scratch.path().join("compiled");
+    }
+    // The pool is measured explicitly below; the plain steps instantiate on demand.
+    let pool_settings = config.pool.clone();
+    config.pool.per_function = 0;
+    let runtime = Runtime::new(config.clone())?;
+    let mut compiles = Vec::new();
+    for _ in 0..args.compiles {
+        let _ = std::fs::remove_dir_all(scratch.path().join("compiled"));
+        let cache = crate::bundle::CompileCache::new(runtime.engine(), config.cache_dir.clone());
+        let started = Instant::now();
+        cache.load(runtime.engine(), &bytes, &report.sha256).context("compiling the bundle")?;
+        compiles.push(started.elapsed());
+    }
+    if compiles.is_empty() {
+        // Compiled into the shared cache once if need be, but not timed.
+        runtime.cache().load(runtime.engine(), &bytes, &report.sha256)?;
+    } else {
+        report.steps.push(Step::of("first compile (Cranelift) + write .cwasm", &mut compiles));
+    }
+    let mut loads = Vec::new();
+    for _ in 0..args.runs.clamp(1, 50) {
+        let started = Instant::now();
+        runtime.cache().load(runtime.engine(), &bytes, &report.sha256)?;
+        loads.push(started.elapsed());
+    }
+    report.steps.push(Step::of("load from the compiled cache (mmap)", &mut loads));
+
+    let version = runtime.load(bytes.clone(), "bench", None).await?;
+    let entry = version.resolve_entry(args.entry.as_deref())?;
+    let invocation = Invocation {
+        space: "bench".into(),
+        function: version.name.clone(),
+        entry: Some(entry.clone()),
+        request: RequestData { method: "GET".into(), path: "/".into(), ..Default::default() },
+        trigger: "bench".into(),
+        ..Invocation::default()
+    };
+    let wit = crate::invoker::to_wit(&version, &entry, &invocation, &version.config);
+
+    // 4.-6. Instantiate, first call, later calls on the same (live) instance.
+    let (mut instantiate, mut first, mut live, mut dropped) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut faults = [0u64; 3];
+    for _ in 0..args.runs.max(1) {
+        let mut store = pool::new_store(runtime.engine(), &version);
+        let (started, faults_before) = (Instant::now(), minor_faults());
+        let instance = version.pre.instantiate_async(&mut store).await?;
+        instantiate.push(started.elapsed());
+        let (started, faults_instantiated) = (Instant::now(), minor_faults());
+        call(&instance, &mut store, &wit).await?;
+        first.push(started.elapsed());
+        let (started, faults_called) = (Instant::now(), minor_faults());
+        call(&instance, &mut store, &wit).await?;
+        live.push(started.elapsed());
+        let started = Instant::now();
+        drop(store);
+        dropped.push(started.elapsed());
+        faults[0] += faults_instantiated - faults_before;
+        faults[1] += faults_called - faults_instantiated;
+        faults[2] += minor_faults() - faults_called;
+    }
+    let runs = args.runs.max(1) as f64;
+    report.page_faults = Some(PageFaults {
+        instantiate: faults[0] as f64 / runs,
+        first_call: faults[1] as f64 / runs,
+        live_call_and_drop: faults[2] as f64 / runs,
+    });
+    report.steps.push(Step::of("instantiate a fresh instance", &mut instantiate));
+    report.steps.push(Step::of("first call on the fresh instance", &mut first));
+    report.steps.push(Step::of("call on a live (already called) instance", &mut live));
+    report.steps.push(Step::of("drop the instance (memory reset for reuse)", &mut dropped));
+
+    // 7. What a server does per call: the whole invocation, on demand and from the pool.
+    let mut on_demand = Vec::new();
+    for _ in 0..args.runs.max(1) {
+        on_demand.push(invoke_ok(&runtime, &invocation).await?.total);
+    }
+    report.steps.push(Step::of("invocation, instantiated on demand", &mut on_demand));
+    {
+        // Measured whether or not the server flags turn the pool on (default 4 per function).
+        let mut pooled_config = config.clone();
+        pooled_config.pool = pool_settings;
+        if pooled_config.pool.per_function == 0 {
+            pooled_config.pool.per_function = 4;
+        }
+        let pooled_runtime = Runtime::new(pooled_config)?;
+        pooled_runtime.load(bytes.clone(), "bench", None).await?;
+        let (mut acquire_call, mut hits) = (Vec::new(), 0usize);
+        for _ in 0..args.runs.max(1) {
+            // Calls spaced out as at low load, so the keeper has refilled in between.
+            wait_for_pool(&pooled_runtime).await;
+            let timing = invoke_ok(&pooled_runtime, &invocation).await?;
+            if timing.instantiate < Duration::from_micros(100) {
+                hits += 1;
+            }
+            acquire_call.push(timing.instantiate + timing.call);
+        }
+        report.steps.push(Step::of("pooled: take a never-used instance + call", &mut acquire_call));
+        say(format!("(pool hits: {hits} of {})", args.runs.max(1)));
+    }
+
+    // Memory: many live instances at once; the private memory each one adds.
+    if args.live > 0 {
+        report.private_kib_per_pooled_instance =
+            private_kib_per_instance(&runtime, &version, &wit, args.live, false).await?;
+        report.private_kib_per_called_instance =
+            private_kib_per_instance(&runtime, &version, &wit, args.live, true).await?;
+    }
+
+    // Throughput of fresh instances, 1 and 2 concurrent callers.
+    if args.seconds > 0 {
+        for callers in [1, 2] {
+            let rate = throughput(&runtime, &invocation, callers, args.seconds).await;
+            report.invocations_per_second.push((callers, rate));
+        }
+    }
+
+    report.private_mib_at_end = private_dirty_kib().map(|kib| kib / 1024.0);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn call(
+    instance: &Function,
+    store: &mut wasmtime::Store<crate::host::InvocationState>,
+    wit: &crate::bindings::types::Invocation,
+) -> Result<()> {
+    match instance.wasmfn_platform_handler().call_handle(&mut *store, wit).await? {
+        Ok(_) => Ok(()),
+        Err(error) => bail!("the function failed: {error:?}"),
+    }
+}
+
+async fn invoke_ok(runtime: &Runtime, invocation: &Invocation) -> Result<crate::invoker::Timing> {
+    let outcome = runtime.invoker().invoke(invocation.clone()).await;
+    match outcome.result {
+        Ok(_) => Ok(outcome.timing),
+        Err(error) => bail!("the function answered {}: {error}", error.status()),
+    }
+}
+
+/// Low load: about 100 calls per second, so the keeper has made the next instance and the
+/// last call's slot has been reset before each call.
+async fn wait_for_pool(runtime: &Runtime) {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let deadline = Instant::now() + Duration::from_millis(100);
+    while runtime.invoker().pooled_instances() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+/// Minor page faults of this process so far (Linux; 0 elsewhere).
+fn minor_faults() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0 };
+    // Fields after the command name, which is in parentheses: state is the first, minflt
+    // (field 10 of the whole line) the eighth.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    after.split_whitespace().nth(7).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// Private dirty memory of this process, in KiB (Linux; `None` elsewhere).
+fn private_dirty_kib() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let line = text.lines().find(|line| line.starts_with("Private_Dirty:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn private_kib_per_instance(
+    runtime: &Runtime,
+    version: &Arc<FunctionVersion>,
+    wit: &crate::bindings::types::Invocation,
+    count: usize,
+    called: bool,
+) -> Result<Option<f64>> {
+    let Some(before) = private_dirty_kib() else { return Ok(None) };
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut store = pool::new_store(runtime.engine(), version);
+        let instance = version.pre.instantiate_async(&mut store).await?;
+        if called {
+            call(&instance, &mut store, wit).await?;
+        }
+        held.push((store, instance));
+    }
+    let after = private_dirty_kib().unwrap_or(before);
+    drop(held);
+    Ok(Some((after - before).max(0.0) / count as f64))
+}
+
+async fn throughput(
+    runtime: &Runtime,
+    invocation: &Invocation,
+    callers: usize,
+    seconds: u64,
+) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let (invoker, invocation) = (runtime.invoker().clone(), invocation.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                invoker.invoke(invocation.clone()).await;
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.unwrap_or(0);
+    }
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
+fn print_table(report: &Report) {
+    for step in &report.steps {
+        println!(
+            "{:<44} min {:>9.3} ms  p50 {:>9.3} ms  p95 {:>9.3} ms  p99 {:>9.3} ms  (n={})",
+            step.step, step.min_ms, step.p50_ms, step.p95_ms, step.p99_ms, step.n
+        );
+    }
+    if let Some(faults) = &report.page_faults {
+        println!(
+            "minor page faults per run: instantiate {:.0}, first call {:.0}, live call + drop {:.0}",
+            faults.instantiate, faults.first_call, faults.live_call_and_drop
+        );
+    }
+    if let Some(kib) = report.private_kib_per_pooled_instance {
+        println!("private memory per never-called instance: {:.0} KiB", kib);
+    }
+    if let Some(kib) = report.private_kib_per_called_instance {
+        println!("private memory per live instance (called once): {:.0} KiB", kib);
+    }
+    if let Some(mib) = report.private_mib_at_end {
+        println!("private memory of the process at the end: {mib:.0} MiB");
+    }
+    if let Some((_, one)) = report.invocations_per_second.first().copied() {
+        for (callers, rate) in &report.invocations_per_second {
+            println!(
+                "fresh-instance invocations/s, {callers} caller(s): {rate:.0} ({:.2}x of 1)",
+                rate / one
+            );
+        }
+    }
+}
