@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The benchmark suite in one command: wasmfn and its peers over HTTP (benches/http), the
+# in-process cold-start breakdown (wasmfn bench), then the storage benchmark
+# (benches/storage/run.py).
+#
+#   bash benches/run.sh [--quick] [--duration SECONDS] [--only wasmfn,ixoncdkingress,...]
+#                       [--no-build] [--wasmfn-bin PATH]
+#
+# Installs what it needs with pinned versions and caches it in benches/.cache: wrk (apt-get),
+# matplotlib (benches/requirements.txt), the peers (see benches/README.md). Results:
+# benches/out/http.{json,md}, plots: benches/plots/. Extra `wasmfn serve` / `wasmtime serve`
+# arguments: WASMFN_SERVE_ARGS, WASMTIME_SERVE_ARGS.
+set -euo pipefail
+
+BENCHES="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(dirname "$BENCHES")"
+CACHE="$BENCHES/.cache"
+OUT="$BENCHES/out"
+VENV="$CACHE/venv"
+COMMAND="bash benches/run.sh${*:+ $*}"
+
+usage() {
+  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  cat <<'EOF'
+
+  --quick            3 s runs with 1 s warm-up (default: 10 s runs, 2 s warm-up)
+  --duration S       seconds per measured run
+  --only LIST        systems to run: wasmfn, ixoncdkingress, process-per-call,
+                     wasmtime-serve, inprocess (wasmfn bench) and storage (the storage
+                     benchmark); default all
+  --no-build         serve with the existing target/release/wasmfn (no cargo build)
+  --wasmfn-bin PATH  serve with this wasmfn binary (implies --no-build)
+EOF
+}
+
+driver_args=()
+quick=0
+duration=""
+only=""
+wasmfn_bin="${WASMFN_BIN:-$REPO/target/release/wasmfn}"
+build_wasmfn=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --duration) duration="${2:?--duration needs SECONDS}"; shift ;;
+    --duration=*) duration="${1#*=}" ;;
+    --only) only="${2:?--only needs a comma-separated list}"; shift ;;
+    --only=*) only="${1#*=}" ;;
+    --no-build) build_wasmfn=0 ;;
+    --wasmfn-bin) wasmfn_bin="${2:?--wasmfn-bin needs a PATH}"; build_wasmfn=0; shift ;;
+    --wasmfn-bin=*) wasmfn_bin="${1#*=}"; build_wasmfn=0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$quick" = 1 ]; then
+  driver_args+=(--quick)
+fi
+if [ -n "$duration" ]; then
+  driver_args+=(--duration "$duration")
+fi
+if [ -n "${WASMFN_BIN:-}" ]; then
+  build_wasmfn=0
+fi
+driver_args+=(--wasmfn-bin "$wasmfn_bin")
+if [ "$build_wasmfn" = 1 ]; then
+  driver_args+=(--build-wasmfn)
+fi
+
+wants() {  # wants NAME: is NAME selected by --only (everything is when --only is absent)?
+  [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]
+}
+
+started=$(date +%s)
+mkdir -p "$CACHE" "$OUT"
+
+# The one load generator, from Debian.
+if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "run.sh: installing wrk with apt-get"
+    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+  else
+    echo "run.sh: wrk is missing: install it (Debian: sudo apt-get install wrk) and run again" >&2
+    exit 1
+  fi
+fi
+
+# The driver is standard-library Python; the venv adds the pinned matplotlib for the plots.
+python="$VENV/bin/python"
+wanted_sha=$(sha256sum "$BENCHES/requirements.txt" | cut -d' ' -f1)
+if [ ! -x "$python" ] || [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$wanted_sha" ]; then
+  echo "run.sh: installing benches/requirements.txt into $VENV"
+  if python3 -m venv --clear "$VENV" \
+     && "$python" -m pip install --disable-pip-version-check --quiet -r "$BENCHES/requirements.txt"; then
+    echo "$wanted_sha" > "$VENV/.requirements.sha256"
+  else
+    echo "run.sh: could not install matplotlib; running without plots" >&2
+    python="$(command -v python3)"
+  fi
+fi
+
+status=0
+# The HTTP systems asked for (all when --only is absent).
+http_only=""
+if [ -n "$only" ]; then
+  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess' | paste -sd, - || true)
+fi
+if [ -n "$http_only" ]; then
+  driver_args+=(--only "$http_only")
+fi
+if [ -z "$only" ] || [ -n "$http_only" ]; then
+  BENCH_COMMAND="$COMMAND" "$python" "$BENCHES/http/run.py" "${driver_args[@]}" || status=$?
+fi
+
+# In process: the cold-start breakdown, pooled calls, memory per instance, 1 vs 2 callers.
+if wants inprocess; then
+  echo "== in-process benchmark (wasmfn bench)"
+  if [ ! -x "$wasmfn_bin" ]; then
+    (cd "$REPO" && cargo build --release --bin wasmfn)
+  fi
+  runs=300 seconds=5
+  if [ "$quick" = 1 ]; then runs=50 seconds=2; fi
+  (cd "$REPO" && "$wasmfn_bin" bench examples/hello-world --builds 0 --compiles 0 \
+      --runs "$runs" --seconds "$seconds") | tee "$OUT/inprocess.txt" || {
+    echo "run.sh: the in-process benchmark failed" >&2
+    status=1
+  }
+fi
+
+if wants storage; then
+  if [ -f "$BENCHES/storage/run.py" ]; then
+    echo "== storage benchmark (benches/storage/run.py)"
+    storage_args=(--wasmfn "$wasmfn_bin" --out "$OUT")
+    storage_help="$("$python" "$BENCHES/storage/run.py" --help 2>&1 || true)"
+    if [ "$quick" = 1 ] && [[ "$storage_help" == *--quick* ]]; then
+      storage_args+=(--quick)
+    fi
+    if [ -n "$duration" ] && [[ "$storage_help" == *--duration* ]]; then
+      storage_args+=(--duration "$duration")
+    fi
+    "$python" "$BENCHES/storage/run.py" "${storage_args[@]}" || {
+      echo "run.sh: the storage benchmark failed (exit $?)" >&2
+      status=1
+    }
+  else
+    echo "== storage benchmark skipped: benches/storage/run.py does not exist"
+  fi
+fi
+
+echo "== wall time: $(( $(date +%s) - started )) s"
+exit "$status"
