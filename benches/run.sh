@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: wasmfn and its peers over HTTP (benches/http), the
-# in-process cold-start breakdown (wasmfn bench), then the storage benchmark
-# (benches/storage/run.py).
+# in-process cold-start breakdown (wasmfn bench), deploy -> first response
+# (benches/deploy/run.py), then the storage benchmark (benches/storage/run.py).
 #
 #   bash benches/run.sh [--quick] [--duration SECONDS] [--only wasmfn,ixoncdkingress,...]
 #                       [--no-build] [--wasmfn-bin PATH]
@@ -26,8 +26,8 @@ usage() {
   --quick            3 s runs with 1 s warm-up (default: 10 s runs, 2 s warm-up)
   --duration S       seconds per measured run
   --only LIST        systems to run: wasmfn, ixoncdkingress, process-per-call,
-                     wasmtime-serve, inprocess (wasmfn bench) and storage (the storage
-                     benchmark); default all
+                     wasmtime-serve, inprocess (wasmfn bench), deploy (deploy -> first
+                     response) and storage (the storage benchmark); default all
   --no-build         serve with the existing target/release/wasmfn (no cargo build)
   --wasmfn-bin PATH  serve with this wasmfn binary (implies --no-build)
 EOF
@@ -104,7 +104,7 @@ status=0
 # The HTTP systems asked for (all when --only is absent).
 http_only=""
 if [ -n "$only" ]; then
-  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess' | paste -sd, - || true)
+  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy' | paste -sd, - || true)
 fi
 if [ -n "$http_only" ]; then
   driver_args+=(--only "$http_only")
@@ -124,6 +124,20 @@ if wants inprocess; then
   (cd "$REPO" && "$wasmfn_bin" bench examples/hello-world --builds 0 --compiles 0 \
       --runs "$runs" --seconds "$seconds") | tee "$OUT/inprocess.txt" || {
     echo "run.sh: the in-process benchmark failed" >&2
+    status=1
+  }
+fi
+
+# Deploy -> first response, compiling on deploy vs precompiled at build time.
+if wants deploy; then
+  echo "== deploy -> first response (benches/deploy/run.py)"
+  if [ ! -x "$wasmfn_bin" ]; then
+    (cd "$REPO" && cargo build --release --bin wasmfn)
+  fi
+  deploy_runs=3
+  if [ "$quick" = 1 ]; then deploy_runs=1; fi
+  "$python" "$BENCHES/deploy/run.py" --wasmfn "$wasmfn_bin" --out "$OUT" --runs "$deploy_runs" || {
+    echo "run.sh: the deploy benchmark failed" >&2
     status=1
   }
 fi
