@@ -101,10 +101,12 @@ impl InvocationState {
         }
     }
 
-    /// Binds what is particular to one call to a state made ahead of it (a pooled instance's).
-    pub(crate) fn bind(&mut self, config: FunctionConfig, scope: Option<HostScope>) {
+    /// Binds what is particular to one call to a state made ahead of it (a pooled instance's):
+    /// its configuration, its caller's scope and the run slot it holds until the store drops.
+    pub(crate) fn bind(&mut self, config: FunctionConfig, scope: Option<HostScope>, slot: RunSlot) {
         self.config = config;
         self.scope = scope;
+        self.running = Some(slot);
     }
 
     /// The lines logged, with a final marker line when some did not fit.

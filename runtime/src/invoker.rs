@@ -298,9 +298,8 @@ impl Invoker {
             Some(ready) => (ready.store, Some(ready.instance)),
             None => (pool::new_store(&self.engine, version), None),
         };
-        store.data_mut().bind(config.clone(), scope);
-        // Held until the store is dropped: the memory reset at drop is this call's work too.
-        store.data_mut().running = Some(slot);
+        // The slot is held until the store is dropped: the memory reset is this call's work too.
+        store.data_mut().bind(config.clone(), scope, slot);
         pool::set_deadline(&mut store, deadline);
         let call = async {
             let instance = match ready {
