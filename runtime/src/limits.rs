@@ -112,18 +112,35 @@ pub struct EngineLimits {
     pub max_instances: u32,
     /// The most memory any function may be configured for, in MiB.
     pub max_memory_mb: u64,
-    /// How much of each used memory slot is reset by copying and kept resident, in MiB (0:
-    /// give every slot's memory back to the kernel after each instance).
+    /// How much of each used memory slot is reset by copying its dirty pages and kept
+    /// resident, in MiB (0: give every slot's memory back to the kernel after each instance).
     pub keep_resident_mb: u64,
+}
+
+/// 2 where the kernel can tell which pages an instance wrote (PAGEMAP_SCAN, Linux 6.7+): a used
+/// memory's dirty pages are copied back from the image and stay resident, up to 2 MiB per slot
+/// (a CPython hello world writes about 1 MiB), and anything beyond is given back with madvise;
+/// several times the fresh-instance throughput of the madvise-only reset on 2 cores
+/// (benches/RESULTS.md). Without uffd write-protection the kernel reports every page still
+/// resident as written, so what a slot keeps is the union of what its instances wrote: 16 MiB
+/// let memory-hungry calls (memory bombs) leave up to 16 MiB behind in every slot they used,
+/// and the reliability suite's RSS grew by 40 %; 2 MiB keeps it flat. 0 elsewhere: without the
+/// scan, wasmtime would copy the lowest N MiB of every used memory whole.
+pub fn default_keep_resident_mb() -> u64 {
+    if wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
+        2
+    } else {
+        0
+    }
 }
 
 impl Default for EngineLimits {
     fn default() -> Self {
-        // 0: wasmtime's madvise reset, lean on memory. 16 (the pages a CPython instance dirties
-        // on its first call) doubles fresh-instance throughput on 2 cores but keeps 16 MiB
-        // resident per slot ever used: the reliability suite's RSS then grew by more than 20 %
-        // over its 10k-request run. Opt-in (docs/performance.md).
-        Self { max_instances: 256, max_memory_mb: 1024, keep_resident_mb: 0 }
+        Self {
+            max_instances: 256,
+            max_memory_mb: 1024,
+            keep_resident_mb: default_keep_resident_mb(),
+        }
     }
 }
 

@@ -109,10 +109,17 @@ pub struct RunArgs {
     /// The largest memory limit any function may ask for, in MiB.
     #[arg(long, default_value_t = EngineLimits::default().max_memory_mb)]
     pub max_memory_mb: u64,
-    /// MiB of each used instance memory reset by copying and kept resident rather than given
-    /// back to the kernel: faster calls that scale across cores, at the price of up to this
-    /// much resident memory per instance slot ever used (0: lowest memory).
-    #[arg(long, default_value_t = EngineLimits::default().keep_resident_mb)]
+    /// MiB of each used instance memory that is reset by copying its dirty pages back and kept
+    /// resident rather than given back to the kernel: no page faults or TLB shootdowns, so
+    /// calls are faster and scale across cores; a slot keeps the pages its instances have
+    /// dirtied, up to this much (0: give everything back, lowest memory) [default: 2 where
+    /// the kernel has PAGEMAP_SCAN (Linux 6.7+), else 0].
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = EngineLimits::default().keep_resident_mb,
+        hide_default_value = true
+    )]
     pub keep_resident_mb: u64,
     /// Never-used instances each function keeps ready, made ahead of demand in the background
     /// and sized by its recent traffic (0: instantiate every call on the request path).
