@@ -126,6 +126,31 @@ if wants inprocess; then
     echo "run.sh: the in-process benchmark failed" >&2
     status=1
   }
+  # Cores: one caller already keeps more than one core busy (the pool's keeper and the memory
+  # resets run beside the call), so 1 vs 2 callers says little about scaling. The same run
+  # pinned to one core (taskset) against all cores, back to back, does.
+  if command -v taskset >/dev/null 2>&1; then
+    echo "== cores: fresh-instance throughput, 2 callers, on 1 core and on all $(nproc) cores"
+    for cpus in one all; do
+      pin=()
+      if [ "$cpus" = one ]; then pin=(taskset -c 0); fi
+      (cd "$REPO" && "${pin[@]}" "$wasmfn_bin" bench examples/hello-world --builds 0 \
+          --compiles 0 --runs 1 --live 0 --seconds "$seconds" --json) >"$OUT/cores-$cpus.json" || {
+        echo "run.sh: the cores benchmark failed" >&2
+        status=1
+      }
+    done
+    "$python" - "$OUT" <<'PY' | tee "$OUT/cores.txt"
+import json, os, sys
+out = sys.argv[1]
+rate = {}
+for cpus in ("one", "all"):
+    with open(os.path.join(out, f"cores-{cpus}.json")) as f:
+        rate[cpus] = dict(json.load(f)["invocations_per_second"])[2]
+print(f"1 core: {rate['one']:.0f}/s; {os.cpu_count()} cores: {rate['all']:.0f}/s "
+      f"({rate['all'] / rate['one']:.2f}x)")
+PY
+  fi
 fi
 
 # Deploy -> first response, compiling on deploy vs precompiled at build time.

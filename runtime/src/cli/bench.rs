@@ -98,6 +98,11 @@ pub struct Report {
     pub private_mib_at_end: Option<f64>,
     /// Fresh-instance invocations per second with 1 and 2 concurrent callers.
     pub invocations_per_second: Vec<(usize, f64)>,
+    /// CPU cores the process kept busy during each of those runs (user + system time over
+    /// wall time): one caller already uses more than one, since the pool's keeper makes the
+    /// next instance and the last one's memory is reset beside the call. `taskset -c 0` pins
+    /// the whole run to one core (`benches/run.sh` compares the two).
+    pub cores_busy: Vec<(usize, f64)>,
 }
 
 pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
@@ -268,8 +273,13 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
     // Throughput of fresh instances, 1 and 2 concurrent callers.
     if args.seconds > 0 {
         for callers in [1, 2] {
+            let (cpu_before, started) = (cpu_seconds(), Instant::now());
             let rate = throughput(&runtime, &invocation, callers, args.seconds).await;
             report.invocations_per_second.push((callers, rate));
+            if let (Some(before), Some(after)) = (cpu_before, cpu_seconds()) {
+                let busy = (after - before) / started.elapsed().as_secs_f64();
+                report.cores_busy.push((callers, busy));
+            }
         }
     }
 
@@ -318,6 +328,19 @@ fn minor_faults() -> u64 {
     // (field 10 of the whole line) the eighth.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     after.split_whitespace().nth(7).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// CPU time (user + system) this process has used so far, in seconds (Linux; `None`
+/// elsewhere).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // utime and stime are fields 14 and 15 of the line, the 12th and 13th after the command.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest)?;
+    let mut fields = after.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    // Clock ticks; 100 per second on every Linux configuration wasmfn runs on.
+    Some((user + system) / 100.0)
 }
 
 /// Private dirty memory of this process, in KiB (Linux; `None` elsewhere).
@@ -400,8 +423,10 @@ fn print_table(report: &Report) {
     }
     if let Some((_, one)) = report.invocations_per_second.first().copied() {
         for (callers, rate) in &report.invocations_per_second {
+            let busy = report.cores_busy.iter().find(|(c, _)| c == callers);
+            let busy = busy.map(|(_, b)| format!(", {b:.2} cores busy")).unwrap_or_default();
             println!(
-                "fresh-instance invocations/s, {callers} caller(s): {rate:.0} ({:.2}x of 1)",
+                "fresh-instance invocations/s, {callers} caller(s): {rate:.0} ({:.2}x of 1{busy})",
                 rate / one
             );
         }
