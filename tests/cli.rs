@@ -229,6 +229,9 @@ fn serve_answers_http_and_stops_on_sigterm() {
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("invocation failed"), "{log}");
     assert!(log.contains("Traceback (most recent call last)"), "{log}");
+    // Not a terminal: plain text, no colour escape codes in the operator's log.
+    assert!(!log.contains('\x1b'), "{log}");
+    assert!(log.contains(" WARN wasmfn_runtime::invoker: invocation failed "), "{log}");
 }
 
 #[test]
