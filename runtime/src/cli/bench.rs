@@ -321,26 +321,30 @@ async fn wait_for_pool(runtime: &Runtime) {
     }
 }
 
-/// Minor page faults of this process so far (Linux; 0 elsewhere).
-fn minor_faults() -> u64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0 };
-    // Fields after the command name, which is in parentheses: state is the first, minflt
-    // (field 10 of the whole line) the eighth.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    after.split_whitespace().nth(7).and_then(|n| n.parse().ok()).unwrap_or(0)
+/// Numeric fields `N..` of `/proc/self/stat`, numbered as in proc(5) (Linux; `None`
+/// elsewhere). Counting starts after the command name, which is in parentheses and may hold
+/// spaces: the state is field 3.
+fn self_stat<const K: usize>(first: usize) -> Option<[u64; K]> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest)?;
+    let mut fields = after.split_whitespace().skip(first.checked_sub(3)?);
+    let mut values = [0; K];
+    for value in &mut values {
+        *value = fields.next()?.parse().ok()?;
+    }
+    Some(values)
 }
 
-/// CPU time (user + system) this process has used so far, in seconds (Linux; `None`
-/// elsewhere).
+/// Minor page faults of this process so far (field 10, minflt; 0 where unknown).
+fn minor_faults() -> u64 {
+    self_stat::<1>(10).map_or(0, |[minflt]| minflt)
+}
+
+/// CPU time (user + system, fields 14 and 15) this process has used so far, in seconds.
 fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // utime and stime are fields 14 and 15 of the line, the 12th and 13th after the command.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest)?;
-    let mut fields = after.split_whitespace().skip(11);
-    let user: f64 = fields.next()?.parse().ok()?;
-    let system: f64 = fields.next()?.parse().ok()?;
+    let [user, system] = self_stat::<2>(14)?;
     // Clock ticks; 100 per second on every Linux configuration wasmfn runs on.
-    Some((user + system) / 100.0)
+    Some((user + system) as f64 / 100.0)
 }
 
 /// Private dirty memory of this process, in KiB (Linux; `None` elsewhere).
