@@ -146,7 +146,7 @@ pub struct Instance {
 
     /// wasmfn patch: the address and length of this instance's text section
     /// in its store, found on the first funcref made and reused for the rest
-    /// (0 until then). Code never moves while an instance lives: its funcrefs
+    /// (null until then). Code never moves while an instance lives: its funcrefs
     /// point into it.
     funcref_text: core::sync::atomic::AtomicPtr<u8>,
     funcref_text_len: core::sync::atomic::AtomicUsize,

@@ -339,7 +339,7 @@ pub unsafe fn reset_with_pagemap(
         };
 
         // Reset the regions that were written in this scan.
-        let mut regions = 0;
+        let regions = result.regions().len();
         for region in result.regions() {
             // SAFETY: we're relying on Linux to pass in valid region ranges within
             // the `ptr/len` we specified to the original syscall.
@@ -348,7 +348,6 @@ pub unsafe fn reset_with_pagemap(
             }
             bytes_resident += region.len();
             pages_left = pages_left.saturating_sub(region.len() / host_page_size);
-            regions += 1;
         }
 
         let walk_end = result.walk_end().cast_mut();
