@@ -12,7 +12,8 @@ use core::ops::Range;
 use core::str;
 use wasmtime_environ::{
     CompiledFunctionsTable, CompiledModuleInfo, DefinedFuncIndex, FilePos, FuncIndex, FuncKey,
-    FunctionLoc, FunctionName, Metadata, Module, ModuleInternedTypeIndex, StaticModuleIndex,
+    EntityRef, FunctionLoc, FunctionName, Metadata, Module, ModuleInternedTypeIndex,
+    StaticModuleIndex, VMSharedTypeIndex, packed_option::ReservedValue,
 };
 
 /// A compiled wasm module, ready to be instantiated.
@@ -31,6 +32,35 @@ pub struct CompiledModule {
     /// initialised table element of every instance) is an index instead of
     /// two searches of `index`.
     defined_func_ranges: crate::sync::OnceLock<Box<[DefinedFuncRanges]>>,
+    /// wasmfn patch: every defined escaped function's `VMFuncRef` less the
+    /// instance's `vmctx`, indexed by `FuncRefIndex` and built on first use.
+    /// Each instance writes all of them into its `VMContext` in one sequential
+    /// pass when it is made (see `Instance::initialize_funcrefs`).
+    funcref_templates: crate::sync::OnceLock<FuncRefTemplates>,
+}
+
+/// wasmfn patch: see `CompiledModule::funcref_templates`.
+#[derive(Default)]
+pub(crate) struct FuncRefTemplates {
+    /// Indexed by `FuncRefIndex`.
+    pub(crate) templates: Box<[FuncRefTemplate]>,
+    /// The `FuncRefIndex` of every defined escaped function, indexed by
+    /// `FuncIndex` (`u32::MAX` for the others): 4 bytes a function instead of
+    /// `Module::functions`' 12, so that the lookups of an instance's thousands
+    /// of `ref.func` stay in cache.
+    pub(crate) func_ref_of: Box<[u32]>,
+}
+
+/// wasmfn patch: see `CompiledModule::funcref_templates`.
+#[derive(Clone, Copy)]
+pub(crate) struct FuncRefTemplate {
+    /// Offset of the array-to-wasm trampoline in the text section;
+    /// `u32::MAX` for a slot that is not a defined function's (an imported
+    /// function's slot: its funcref is the import).
+    pub(crate) array_call: u32,
+    /// Offset of the function's body in the text section.
+    pub(crate) wasm_call: u32,
+    pub(crate) type_index: VMSharedTypeIndex,
 }
 
 /// wasmfn patch: see `CompiledModule::defined_func_ranges`.
@@ -73,6 +103,7 @@ impl CompiledModule {
             index,
             func_names: info.func_names,
             defined_func_ranges: crate::sync::OnceLock::new(),
+            funcref_templates: crate::sync::OnceLock::new(),
         };
         ret.register_profiling(profiler)?;
 
@@ -180,6 +211,51 @@ impl CompiledModule {
         }
         let start = usize::try_from(loc.start).unwrap();
         Some(start..start + usize::try_from(loc.length).unwrap())
+    }
+
+    /// wasmfn patch: the `VMFuncRef` templates of this module's escaped
+    /// functions, indexed by `FuncRefIndex`; empty when some defined escaped
+    /// function has no template (no trampoline or no engine type), in which
+    /// case instances make every funcref lazily as upstream does.
+    pub(crate) fn funcref_templates(&self) -> &FuncRefTemplates {
+        self.funcref_templates.get_or_init(|| {
+            let none = FuncRefTemplate {
+                array_call: u32::MAX,
+                wasm_call: u32::MAX,
+                type_index: VMSharedTypeIndex::default(),
+            };
+            let mut templates = vec![none; self.module.num_escaped_funcs];
+            let mut func_ref_of = vec![u32::MAX; self.module.functions.len()];
+            let module = self.module_index();
+            for (index, func) in self.module.functions.iter() {
+                if func.func_ref.is_reserved_value() {
+                    continue;
+                }
+                let Some(def) = self.module.defined_func_index(index) else {
+                    continue;
+                };
+                let array = self.index.func_loc(FuncKey::ArrayToWasmTrampoline(module, def));
+                let wasm = self.index.func_loc(FuncKey::DefinedWasmFunction(module, def));
+                let (Some(array), Some(wasm), Some(type_index)) =
+                    (array, wasm, func.signature.as_engine_type_index())
+                else {
+                    return FuncRefTemplates::default();
+                };
+                if array.start == u32::MAX {
+                    return FuncRefTemplates::default();
+                }
+                templates[func.func_ref.index()] = FuncRefTemplate {
+                    array_call: array.start,
+                    wasm_call: wasm.start,
+                    type_index,
+                };
+                func_ref_of[index.index()] = func.func_ref.as_u32();
+            }
+            FuncRefTemplates {
+                templates: templates.into_boxed_slice(),
+                func_ref_of: func_ref_of.into_boxed_slice(),
+            }
+        })
     }
 
     fn function_range_searched(&self, key: FuncKey) -> Range<usize> {

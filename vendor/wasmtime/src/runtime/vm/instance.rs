@@ -33,7 +33,8 @@ use wasmtime_environ::ModuleInternedTypeIndex;
 use wasmtime_environ::error::OutOfMemory;
 use wasmtime_environ::{
     Abi, DefinedFuncIndex, DefinedGlobalIndex, DefinedMemoryIndex, DefinedTableIndex,
-    DefinedTagIndex, EntityIndex, EntityRef, FuncIndex, FuncKey, GlobalConstValue, GlobalIndex,
+    DefinedTagIndex, EntityIndex, EntityRef, FuncIndex, FuncKey, FuncRefIndex, GlobalConstValue,
+    GlobalIndex,
     HostPtr, MemoryIndex, MemoryInitialization, ModuleStartup, PassiveElemIndex, PtrSize,
     RuntimeDataIndex, TableIndex, TagIndex, VMCONTEXT_MAGIC, VMOffsets, VMSharedTypeIndex,
     WasmRefType, packed_option::ReservedValue,
@@ -150,6 +151,10 @@ pub struct Instance {
     /// point into it.
     funcref_text: core::sync::atomic::AtomicPtr<u8>,
     funcref_text_len: core::sync::atomic::AtomicUsize,
+    /// wasmfn patch: every defined escaped function's `VMFuncRef` was written
+    /// when the instance was made (`initialize_funcrefs`), so a funcref is
+    /// only an address.
+    funcrefs_initialized: core::sync::atomic::AtomicBool,
 
     /// Additional context used by compiled wasm code. This field is last, and
     /// represents a dynamically-sized array that extends beyond the nominal
@@ -218,6 +223,7 @@ impl Instance {
             store: None,
             funcref_text: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
             funcref_text_len: core::sync::atomic::AtomicUsize::new(0),
+            funcrefs_initialized: core::sync::atomic::AtomicBool::new(false),
             vmctx: OwnedVMContext::new(),
         })?;
 
@@ -868,6 +874,29 @@ impl Instance {
             return None;
         }
 
+        // wasmfn patch: a defined function's funcref, written when the
+        // instance was made, is found with one small table (see
+        // `initialize_funcrefs`).
+        if self.funcrefs_initialized.load(core::sync::atomic::Ordering::Relaxed) {
+            let templates = self.runtime_module().map(|m| m.compiled_module().funcref_templates());
+            let func_ref = templates
+                .and_then(|t| t.func_ref_of.get(usize::try_from(index.as_u32()).unwrap()))
+                .copied()
+                .unwrap_or(u32::MAX);
+            if func_ref != u32::MAX {
+                let offset = self.offsets().vmctx_func_ref(FuncRefIndex::from_u32(func_ref));
+                // SAFETY: the offset is a defined function's `VMFuncRef` in
+                // our `VMContext`, initialized by `initialize_funcrefs`.
+                let ptr = unsafe { self.vmctx_plus_offset_raw::<VMFuncRef>(offset) };
+                #[cfg(debug_assertions)]
+                {
+                    let def_index = self.env_module().defined_func_index(index).unwrap();
+                    self.check_initialized_funcref(registry, def_index, ptr);
+                }
+                return Some(ptr);
+            }
+        }
+
         match self.env_module().defined_func_index(index) {
             Some(index) => self.initialize_defined_funcref(registry, index),
             None => {
@@ -887,8 +916,17 @@ impl Instance {
         let module = self.env_module();
         let index = module.func_index(def_index);
         let func = &module.functions[index];
-        let type_index = func.signature.unwrap_engine_type_index();
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
+        // wasmfn patch: written already when the instance was made.
+        if self.funcrefs_initialized.load(core::sync::atomic::Ordering::Relaxed) {
+            // SAFETY: the offset is this function's `VMFuncRef` in our
+            // `VMContext`, initialized by `initialize_funcrefs`.
+            let func_ref = unsafe { self.vmctx_plus_offset_raw::<VMFuncRef>(vmctx_offset) };
+            #[cfg(debug_assertions)]
+            self.check_initialized_funcref(registry, def_index, func_ref);
+            return Some(func_ref);
+        }
+        let type_index = func.signature.unwrap_engine_type_index();
         let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
         let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
         // SAFETY: the type/offset/keys here are all valid for the defined
@@ -902,6 +940,102 @@ impl Instance {
                 wasm_key,
             )
         }
+    }
+
+    /// wasmfn patch: checks a funcref written by `initialize_funcrefs`
+    /// against the one upstream's lazy path makes (builds with debug
+    /// assertions only).
+    #[cfg(debug_assertions)]
+    fn check_initialized_funcref(
+        self: Pin<&mut Self>,
+        registry: &ModuleRegistry,
+        def_index: DefinedFuncIndex,
+        func_ref: NonNull<VMFuncRef>,
+    ) {
+        // SAFETY: `func_ref` is initialized (see the caller).
+        let (array_call, wasm_call, vmctx, type_index) = unsafe {
+            let f = func_ref.as_ref();
+            (f.array_call, f.wasm_call, f.vmctx, f.type_index)
+        };
+        let module = self.env_module();
+        let func = &module.functions[module.func_index(def_index)];
+        let type_expected = func.signature.unwrap_engine_type_index();
+        let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
+        let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
+        let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
+        // SAFETY: as in `initialize_defined_funcref`; this rewrites the same
+        // `VMFuncRef` in place.
+        let again = unsafe {
+            self.initialize_and_return_funcref(
+                registry,
+                type_expected,
+                vmctx_offset,
+                array_to_wasm_key,
+                wasm_key,
+            )
+        };
+        let again = unsafe { again.unwrap().as_ref() };
+        debug_assert!(array_call == again.array_call);
+        debug_assert!(wasm_call == again.wasm_call);
+        debug_assert!(vmctx == again.vmctx);
+        debug_assert!(type_index == again.type_index);
+    }
+
+    /// wasmfn patch: writes the `VMFuncRef` of every defined escaped function
+    /// into this new instance's `VMContext`, in one sequential pass over the
+    /// module's templates.
+    ///
+    /// **Why.** Upstream writes each funcref when it is first asked for. A
+    /// CPython component asks for about 6,400 in every instance (libpython's
+    /// start-up runs thousands of `ref.func` + `table.set`, and linking the
+    /// component's core instances asks for each import), in no particular
+    /// order; each one missed the cache three times (the function's type, its
+    /// code ranges, its `VMFuncRef`). Writing all ~9,000 templates in order is
+    /// cheaper than that, and afterwards a funcref is only an address.
+    ///
+    /// # Safety
+    ///
+    /// The `VMContext` must be allocated and the module registered in
+    /// `registry`; called once, while the instance is being initialized.
+    unsafe fn initialize_funcrefs(self: Pin<&mut Self>, registry: &ModuleRegistry) {
+        use core::sync::atomic::Ordering::Relaxed;
+        let Some(module) = self.runtime_module() else {
+            return;
+        };
+        let templates = &module.compiled_module().funcref_templates().templates;
+        if templates.is_empty() {
+            return;
+        }
+        let Some(code) = ModuleWithCode::in_store(registry, module) else {
+            return;
+        };
+        let text = code.text();
+        let vmctx: VmPtr<VMOpaqueContext> = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
+        // SAFETY: the funcref array is within our `VMContext`, with one
+        // `VMFuncRef` per escaped function, as many as there are templates.
+        let base = unsafe {
+            self.vmctx_plus_offset_raw::<VMFuncRef>(self.offsets().vmctx_func_refs_begin())
+        };
+        for (i, template) in templates.iter().enumerate() {
+            if template.array_call == u32::MAX {
+                continue;
+            }
+            let array_call = NonNull::from(&text[usize::try_from(template.array_call).unwrap()]);
+            let wasm_call = NonNull::from(&text[usize::try_from(template.wasm_call).unwrap()]);
+            // SAFETY: `i` is below the number of escaped functions (see
+            // above); both code pointers are within the text section.
+            unsafe {
+                base.add(i).write(VMFuncRef {
+                    array_call: VmPtr::from(array_call.cast()),
+                    wasm_call: Some(VmPtr::from(wasm_call.cast::<VMWasmCallFunction>())),
+                    vmctx,
+                    type_index: template.type_index,
+                });
+            }
+        }
+        self.funcref_text_len.store(text.len(), Relaxed);
+        self.funcref_text.store(text.as_ptr().cast_mut(), Relaxed);
+        self.funcrefs_initialized.store(true, Relaxed);
     }
 
     fn get_start_func_ref(
@@ -1287,6 +1421,16 @@ impl Instance {
                     .as_ptr(),
                 imports.tags.len(),
             );
+        }
+
+        // wasmfn patch: all defined functions' funcrefs are written now, in
+        // one pass, instead of each when first asked for (see
+        // `initialize_funcrefs`); what follows is upstream's comment.
+        //
+        // SAFETY: the `VMContext` is being initialized and the module was
+        // registered in the store before the instance was allocated.
+        unsafe {
+            instance.as_mut().initialize_funcrefs(store.modules());
         }
 
         // N.B.: there is no need to initialize the funcrefs array because we
