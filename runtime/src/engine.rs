@@ -14,6 +14,9 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use crate::limits::EngineLimits;
 
+/// Set (to anything but `0`) to have wasmtime write a perf map of compiled guest code.
+pub const PERFMAP_ENV: &str = "WASMFN_PERFMAP";
+
 /// How often the epoch advances; timeouts are checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
@@ -43,6 +46,11 @@ fn config(limits: &EngineLimits, pooling: bool) -> Config {
     config.max_wasm_stack(2 * 1024 * 1024);
     config.async_stack_size(4 * 1024 * 1024);
     config.memory_init_cow(true);
+    // `perf` can then name guest functions (CPython's, in a Python bundle): wasmtime writes
+    // /tmp/perf-<pid>.map as code is loaded. Off by default: the file grows with every load.
+    if std::env::var_os(PERFMAP_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if pooling {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(limits)));
     }
