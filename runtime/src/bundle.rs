@@ -140,10 +140,16 @@ pub enum LoadedFrom {
     Cache,
 }
 
+/// Changes whenever the patches in `vendor/` change the code Cranelift emits: wasmtime's own
+/// compatibility hash only knows its version (48.0.8) and settings, so without this a `.cwasm`
+/// compiled by another wasmfn build would be mapped as if it were ours.
+const CODEGEN_REVISION: &str = "wasmfn-codegen-1: ref.func without a libcall";
+
 impl CompileCache {
     pub fn new(engine: &Engine, dir: impl Into<PathBuf>) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
+        CODEGEN_REVISION.hash(&mut hasher);
         Self { dir: dir.into(), engine_key: format!("{:016x}", hasher.finish()) }
     }
 

@@ -3271,6 +3271,20 @@ impl FuncEnvironment<'_> {
         mut pos: cranelift_codegen::cursor::FuncCursor<'_>,
         func_index: FuncIndex,
     ) -> WasmResult<ir::Value> {
+        // wasmfn patch: a defined function's `VMFuncRef` is written into the
+        // instance's `VMContext` when the instance is made (the vendored
+        // wasmtime's `Instance::initialize_funcrefs`), so `ref.func` of one is
+        // its address there, with no libcall. Upstream makes each one lazily
+        // through the `ref_func` libcall: a CPython component runs ~5,000 of
+        // them (libpython's element segment) in every instance.
+        if self.module.defined_func_index(func_index).is_some() {
+            let func_ref = self.module.functions[func_index].func_ref;
+            if !func_ref.is_reserved_value() {
+                let vmctx = self.vmctx_val(&mut pos);
+                let offset = self.offsets.vmctx_func_ref(func_ref);
+                return Ok(pos.ins().iadd_imm_s(vmctx, i64::from(offset)));
+            }
+        }
         let func_index = pos.ins().iconst(I32, func_index.as_u32() as i64);
         let ref_func = self.builtin_functions.ref_func(&mut pos.func);
         let vmctx = self.vmctx_val(&mut pos);

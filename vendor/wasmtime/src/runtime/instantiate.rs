@@ -49,6 +49,10 @@ pub(crate) struct FuncRefTemplates {
     /// `Module::functions`' 12, so that the lookups of an instance's thousands
     /// of `ref.func` stay in cache.
     pub(crate) func_ref_of: Box<[u32]>,
+    /// Set once an instance's funcrefs were all checked against upstream's
+    /// (builds with debug assertions only; see `Instance::initialize_funcrefs`).
+    #[cfg(debug_assertions)]
+    pub(crate) checked: core::sync::atomic::AtomicBool,
 }
 
 /// wasmfn patch: see `CompiledModule::funcref_templates`.
@@ -254,6 +258,8 @@ impl CompiledModule {
             FuncRefTemplates {
                 templates: templates.into_boxed_slice(),
                 func_ref_of: func_ref_of.into_boxed_slice(),
+                #[cfg(debug_assertions)]
+                checked: Default::default(),
             }
         })
     }

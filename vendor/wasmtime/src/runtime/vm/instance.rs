@@ -997,16 +997,31 @@ impl Instance {
     ///
     /// The `VMContext` must be allocated and the module registered in
     /// `registry`; called once, while the instance is being initialized.
-    unsafe fn initialize_funcrefs(self: Pin<&mut Self>, registry: &ModuleRegistry) {
+    ///
+    /// The vendored cranelift compiles `ref.func` of a defined function to
+    /// the address of its `VMFuncRef` in the `VMContext` (no libcall), so
+    /// every one of them must be written here before any code of the
+    /// instance runs: where the templates cannot be made, each is made as
+    /// upstream makes it on demand, still all of them now.
+    unsafe fn initialize_funcrefs(mut self: Pin<&mut Self>, registry: &ModuleRegistry) {
         use core::sync::atomic::Ordering::Relaxed;
         let Some(module) = self.runtime_module() else {
             return;
         };
         let templates = &module.compiled_module().funcref_templates().templates;
-        if templates.is_empty() {
-            return;
-        }
-        let Some(code) = ModuleWithCode::in_store(registry, module) else {
+        let code = ModuleWithCode::in_store(registry, module);
+        let (false, Some(code)) = (templates.is_empty(), code) else {
+            let escaped: Vec<DefinedFuncIndex> = {
+                let env = self.env_module();
+                env.functions
+                    .iter()
+                    .filter(|(_, func)| !func.func_ref.is_reserved_value())
+                    .filter_map(|(index, _)| env.defined_func_index(index))
+                    .collect()
+            };
+            for def_index in escaped {
+                self.as_mut().initialize_defined_funcref(registry, def_index);
+            }
             return;
         };
         let text = code.text();
@@ -1036,6 +1051,26 @@ impl Instance {
         self.funcref_text_len.store(text.len(), Relaxed);
         self.funcref_text.store(text.as_ptr().cast_mut(), Relaxed);
         self.funcrefs_initialized.store(true, Relaxed);
+        // Compiled code reads these without asking (see above), so in builds
+        // with debug assertions the first instance of each module has every
+        // one checked against upstream's lazy path; the templates are the same
+        // for all instances but for `vmctx`.
+        #[cfg(debug_assertions)]
+        if !module.compiled_module().funcref_templates().checked.swap(true, Relaxed) {
+            let env = self.env_module().clone();
+            for (index, func) in env.functions.iter() {
+                let Some(def_index) = env.defined_func_index(index) else {
+                    continue;
+                };
+                if func.func_ref.is_reserved_value() {
+                    continue;
+                }
+                let offset = self.offsets().vmctx_func_ref(func.func_ref);
+                // SAFETY: written above.
+                let ptr = unsafe { self.vmctx_plus_offset_raw::<VMFuncRef>(offset) };
+                self.as_mut().check_initialized_funcref(registry, def_index, ptr);
+            }
+        }
     }
 
     fn get_start_func_ref(
