@@ -82,6 +82,43 @@ class DispatchTest(unittest.TestCase):
         with self.assertRaisesRegex(TypeError, "JSON-serialisable"):
             _dispatch.render(object())
 
+    def test_return_values_encode_exactly_as_json_dumps(self):
+        values = [
+            {"message": "Hello World"}, [1, 2.5, None, True], "caf\u00e9 \u2603", 3, 1e300,
+            {"nested": {"a": [{"b": ()}]}, "n\u00e4me": -0.0}, [], {}, float("nan"),
+            {1: "int key", None: "null key"},
+        ]
+        for value in values:
+            self.assertEqual(_dispatch.to_json(value), json.dumps(value))
+            rendered = _dispatch.render(value)
+            self.assertEqual(rendered.body, json.dumps(value).encode("utf-8"))
+            self.assertEqual(
+                (rendered.status, rendered.headers), (200, [("content-type", "application/json")])
+            )
+
+    def test_unencodable_values_fail_clearly_and_leave_the_encoder_usable(self):
+        circular = []
+        circular.append(circular)
+        with self.assertRaisesRegex(TypeError, "JSON-serialisable.*[Cc]ircular"):
+            _dispatch.render(circular)
+        with self.assertRaisesRegex(TypeError, "JSON-serialisable.*set"):
+            _dispatch.render({"a": {1, 2}})
+        # A failure part-way leaves nothing behind: the same list encodes once it is acyclic.
+        shared = [1]
+        self.assertEqual(_dispatch.to_json([shared, shared]), "[[1], [1]]")
+
+    def test_no_arguments_decode_to_an_empty_dict(self):
+        for text in ("", "{}"):
+            self.assertEqual(_dispatch.decode_arguments(text), {})
+        self.assertEqual(_dispatch.decode_arguments(' { } '), {})
+
+    def test_qualified_and_bare_entries_resolve_alike(self):
+        self.assertIs(_dispatch.resolve(self.exposed, "functions.with_kwargs"), with_kwargs)
+        self.assertIs(_dispatch.resolve(self.exposed, "with_kwargs"), with_kwargs)
+        self.assertIs(_dispatch.resolve(self.exposed, "pkg.mod.with_named"), with_named)
+        with self.assertRaises(_dispatch.NotFound):
+            _dispatch.resolve(self.exposed, "with_named")
+
     def test_exceptions_are_described_with_a_traceback(self):
         try:
             raise ValueError("boom")
@@ -129,6 +166,8 @@ class ContextTest(unittest.TestCase):
         request = Request("POST", "/a", [("q", "1"), ("q", "2")], [("X-Topic", "t/1")], b'{"a": 1}', "mqtt")
         self.assertEqual(request.args, {"q": "1"})
         self.assertEqual(request.headers["x-topic"], "t/1")
+        self.assertIs(request.headers, request.headers, "made once, when first read")
+        self.assertEqual(request.headers.items(), [("x-topic", "t/1")])
         self.assertEqual(request.topic, "t/1")
         self.assertEqual(request.json(), {"a": 1})
 

@@ -63,9 +63,17 @@ class Request:
         self.method = method
         self.path = path
         self.query = list(query)
-        self.headers = Headers(headers)
+        # Made into `Headers` when first read: most functions never look at them.
+        self._header_pairs = headers
+        self._headers: Headers | None = None
         self.body = bytes(body)
         self.trigger = trigger
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(self._header_pairs)
+        return self._headers
 
     @property
     def args(self) -> dict[str, str]:
@@ -119,6 +127,15 @@ class Response:
             self.headers.append(("content-type", content_type))
         elif not has_type and self.body:
             self.headers.append(("content-type", implied))
+
+    @classmethod
+    def json_body(cls, body: bytes) -> "Response":
+        """A 200 response carrying ``body``, already encoded JSON (what most functions return)."""
+        response = cls.__new__(cls)
+        response.status = 200
+        response.headers = [("content-type", "application/json")]
+        response.body = body
+        return response
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
