@@ -148,7 +148,7 @@ def decode_arguments(text: str) -> dict[str, Any]:
     if text == "{}" or not text:
         return {}
     try:
-        arguments = json.loads(text) if text else {}
+        arguments = json.loads(text)
     except ValueError as error:
         raise BadArguments(f"arguments are not valid JSON: {error}") from None
     if not isinstance(arguments, dict):

@@ -1008,18 +1008,14 @@ impl Instance {
         let Some(module) = self.runtime_module() else {
             return;
         };
+        if module.env_module().num_escaped_funcs == 0 {
+            return;
+        }
         let templates = &module.compiled_module().funcref_templates().templates;
         let code = ModuleWithCode::in_store(registry, module);
         let (false, Some(code)) = (templates.is_empty(), code) else {
-            let escaped: Vec<DefinedFuncIndex> = {
-                let env = self.env_module();
-                env.functions
-                    .iter()
-                    .filter(|(_, func)| !func.func_ref.is_reserved_value())
-                    .filter_map(|(index, _)| env.defined_func_index(index))
-                    .collect()
-            };
-            for def_index in escaped {
+            let env = self.env_module().clone();
+            for (def_index, _) in defined_escaped_funcs(&env) {
                 self.as_mut().initialize_defined_funcref(registry, def_index);
             }
             return;
@@ -1058,14 +1054,8 @@ impl Instance {
         #[cfg(debug_assertions)]
         if !module.compiled_module().funcref_templates().checked.swap(true, Relaxed) {
             let env = self.env_module().clone();
-            for (index, func) in env.functions.iter() {
-                let Some(def_index) = env.defined_func_index(index) else {
-                    continue;
-                };
-                if func.func_ref.is_reserved_value() {
-                    continue;
-                }
-                let offset = self.offsets().vmctx_func_ref(func.func_ref);
+            for (def_index, func_ref) in defined_escaped_funcs(&env) {
+                let offset = self.offsets().vmctx_func_ref(func_ref);
                 // SAFETY: written above.
                 let ptr = unsafe { self.vmctx_plus_offset_raw::<VMFuncRef>(offset) };
                 self.as_mut().check_initialized_funcref(registry, def_index, ptr);
@@ -2105,4 +2095,15 @@ impl PassiveElementSegment {
     pub(crate) fn elements_mut(&mut self) -> &mut [ValRaw] {
         &mut self.elements
     }
+}
+
+/// wasmfn patch: the defined functions of `module` that have a `VMFuncRef`
+/// slot (escaped ones), with that slot.
+fn defined_escaped_funcs(
+    module: &wasmtime_environ::Module,
+) -> impl Iterator<Item = (DefinedFuncIndex, FuncRefIndex)> + '_ {
+    module.functions.iter().filter_map(|(index, func)| {
+        let def_index = module.defined_func_index(index)?;
+        (!func.func_ref.is_reserved_value()).then_some((def_index, func.func_ref))
+    })
 }
