@@ -300,7 +300,7 @@ impl Invoker {
         };
         // The slot is held until the store is dropped: the memory reset is this call's work too.
         store.data_mut().bind(config.clone(), scope, slot);
-        pool::set_deadline(&mut store, deadline);
+        pool::set_deadline(&mut store, deadline, pool::YIELD_SLICE_TICKS);
         let call = async {
             let instance = match ready {
                 Some(instance) => instance,

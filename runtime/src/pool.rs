@@ -102,7 +102,9 @@ pub(crate) fn new_store(engine: &Engine, version: &FunctionVersion) -> Store<Inv
     );
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
-    set_deadline(&mut store, Instant::now() + limits.timeout());
+    // Made ahead of demand, usually by the keeper: background work that gives way to requests at
+    // every tick (instantiating runs libpython's start code).
+    set_deadline(&mut store, Instant::now() + limits.timeout(), 1);
     store
 }
 
@@ -117,23 +119,23 @@ pub(crate) const YIELD_SLICE_TICKS: u64 = 5;
 /// [`YIELD_SLICE_TICKS`] epoch ticks, so a CPU-bound guest never holds a runtime thread for more
 /// than a few milliseconds. The last slice ends at the deadline, so timeouts keep one-tick
 /// precision.
-pub(crate) fn set_deadline(store: &mut Store<InvocationState>, deadline: Instant) {
-    store.set_epoch_deadline(ticks_until(deadline, Instant::now()));
+pub(crate) fn set_deadline(store: &mut Store<InvocationState>, deadline: Instant, slice: u64) {
+    store.set_epoch_deadline(ticks_until(deadline, Instant::now(), slice));
     store.epoch_deadline_callback(move |_| {
         let now = Instant::now();
         if now >= deadline {
             Ok(UpdateDeadline::Interrupt)
         } else {
-            Ok(UpdateDeadline::Yield(ticks_until(deadline, now)))
+            Ok(UpdateDeadline::Yield(ticks_until(deadline, now, slice)))
         }
     });
 }
 
 /// Ticks until the next check: one slice, or fewer when the deadline comes first (at least 1).
-fn ticks_until(deadline: Instant, now: Instant) -> u64 {
+fn ticks_until(deadline: Instant, now: Instant, slice: u64) -> u64 {
     let tick = crate::engine::EPOCH_TICK.as_nanos();
     let left = deadline.saturating_duration_since(now).as_nanos().div_ceil(tick);
-    (left as u64).clamp(1, YIELD_SLICE_TICKS)
+    (left as u64).clamp(1, slice.max(1))
 }
 
 /// The never-used instances of one function version.
@@ -286,10 +288,12 @@ mod tests {
     fn slices_end_at_the_deadline() {
         let now = Instant::now();
         let tick = crate::engine::EPOCH_TICK;
-        assert_eq!(ticks_until(now + tick * 100, now), YIELD_SLICE_TICKS, "a full slice");
-        assert_eq!(ticks_until(now + tick * 2, now), 2, "cut short by the deadline");
-        assert_eq!(ticks_until(now + tick / 2, now), 1, "never less than one tick");
-        assert_eq!(ticks_until(now, now + tick), 1, "past the deadline: check at the next tick");
+        let slice = YIELD_SLICE_TICKS;
+        assert_eq!(ticks_until(now + tick * 100, now, slice), slice, "a full slice");
+        assert_eq!(ticks_until(now + tick * 2, now, slice), 2, "cut short by the deadline");
+        assert_eq!(ticks_until(now + tick / 2, now, slice), 1, "never less than one tick");
+        assert_eq!(ticks_until(now, now + tick, slice), 1, "past the deadline: the next tick");
+        assert_eq!(ticks_until(now + tick * 100, now, 0), 1, "a slice is at least one tick");
     }
 
     #[test]
