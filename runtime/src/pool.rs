@@ -104,7 +104,7 @@ pub(crate) fn new_store(engine: &Engine, version: &FunctionVersion) -> Store<Inv
     store.limiter(|state| &mut state.limiter);
     // Made ahead of demand, usually by the keeper: background work that gives way to requests at
     // every tick (instantiating runs libpython's start code).
-    set_deadline(&mut store, Instant::now() + limits.timeout(), 1);
+    set_deadline(&mut store, Instant::now() + limits.timeout(), BACKGROUND_SLICE_TICKS);
     store
 }
 
@@ -115,10 +115,13 @@ pub(crate) fn new_store(engine: &Engine, version: &FunctionVersion) -> Store<Inv
 /// `wrk -c16`: server-side call time p99 3.1 ms with one tick, 0.25 ms with five.
 pub(crate) const YIELD_SLICE_TICKS: u64 = 5;
 
-/// Interrupts the guest at `deadline`; until then it yields to the executor after every
-/// [`YIELD_SLICE_TICKS`] epoch ticks, so a CPU-bound guest never holds a runtime thread for more
-/// than a few milliseconds. The last slice ends at the deadline, so timeouts keep one-tick
-/// precision.
+/// The slice of work made ahead of demand (the keeper's instantiations): it yields at every tick.
+const BACKGROUND_SLICE_TICKS: u64 = 1;
+
+/// Interrupts the guest at `deadline`; until then it yields to the executor after every `slice`
+/// epoch ticks ([`YIELD_SLICE_TICKS`] for a call), so a CPU-bound guest never holds a runtime
+/// thread for more than a few milliseconds. The last slice ends at the deadline, so timeouts keep
+/// one-tick precision.
 pub(crate) fn set_deadline(store: &mut Store<InvocationState>, deadline: Instant, slice: u64) {
     store.set_epoch_deadline(ticks_until(deadline, Instant::now(), slice));
     store.epoch_deadline_callback(move |_| {
