@@ -23,7 +23,7 @@ fn invocation(entry: &str, config: &[(&str, &str)]) -> Invocation {
         trigger: "test".into(),
         config: config
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
             .collect::<BTreeMap<_, _>>(),
         ..Invocation::default()
     }

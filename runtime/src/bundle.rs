@@ -29,7 +29,7 @@ pub struct BundleMeta {
     #[serde(default)]
     pub default_entry: Option<String>,
     #[serde(default)]
-    pub config: BTreeMap<String, String>,
+    pub config: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
     /// `access` from `function.toml`; `None`: the server's default.
@@ -65,7 +65,7 @@ pub enum BundleError {
     CoreModule,
     #[error("malformed or truncated component: {0}")]
     Malformed(String),
-    #[error("the component does not target the wasmfn:platform@0.1.0 `function` world: {0}")]
+    #[error("the component does not target the wasmfn:platform@0.2.0 `function` world: {0}")]
     WrongWorld(String),
     #[error("the bundle exposes no function: decorate one with @FunctionContext.expose")]
     NoEntries,

@@ -123,7 +123,7 @@ impl WasiView for InvocationState {
 
 impl config::Host for InvocationState {
     fn get(&mut self, key: String) -> Option<String> {
-        self.config.get(&key).map(str::to_string)
+        self.config.get_json(&key)
     }
 
     fn keys(&mut self) -> Vec<String> {

@@ -77,9 +77,9 @@ pub struct Invocation {
     pub request: RequestData,
     pub trigger: String,
     pub caller: Caller,
-    /// Configuration sent with the call (the IXON call format's `config`); overrides the
-    /// function's own values.
-    pub config: BTreeMap<String, String>,
+    /// Configuration sent with the call (the IXON call format's `config`, any JSON values);
+    /// each key overrides the function's own value.
+    pub config: BTreeMap<String, serde_json::Value>,
     /// The id the outcome and its log record get; `None`: a new one. Async jobs pass their
     /// own, so the id in the 202, the callback and the invocation log is one.
     pub id: Option<uuid::Uuid>,
@@ -514,6 +514,7 @@ pub(crate) fn to_wit(
         },
         trigger: invocation.trigger.clone(),
         caller: caller_to_wit(&invocation.caller),
+        // JSON text: the guest decodes each value (`context.config` holds any JSON, as on IXON).
         config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     }
 }

@@ -13,6 +13,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod delivery;
 pub mod deploy;
+pub mod dev_config;
 pub mod engine;
 pub mod error;
 pub mod events;

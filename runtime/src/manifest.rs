@@ -27,9 +27,10 @@ pub struct FunctionManifest {
     /// function name meaning module `functions`).
     #[serde(default)]
     pub default_entry: Option<String>,
-    /// Values the function reads as `context.config`.
-    #[serde(default)]
-    pub config: BTreeMap<String, String>,
+    /// Values the function reads as `context.config`: any TOML value, given to the function as
+    /// JSON (tables are objects, dates are strings).
+    #[serde(default, deserialize_with = "config_as_json")]
+    pub config: BTreeMap<String, serde_json::Value>,
     /// Who may invoke it: `"public"`, or `"key"` (an API key of its space). Default: the
     /// server's `--default-access` (`key`).
     #[serde(default)]
@@ -170,6 +171,43 @@ fn validate_capabilities(manifest: &FunctionManifest) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn config_as_json<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, serde_json::Value>, D::Error> {
+    let table = BTreeMap::<String, toml::Value>::deserialize(deserializer)?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let json = toml_to_json(value)
+                .map_err(|e| serde::de::Error::custom(format!("config.{key}: {e}")))?;
+            Ok((key, json))
+        })
+        .collect()
+}
+
+/// A TOML value as the JSON the function reads; dates and times become their TOML text.
+pub fn toml_to_json(value: toml::Value) -> Result<serde_json::Value, String> {
+    use serde_json::Value as Json;
+    Ok(match value {
+        toml::Value::String(s) => Json::String(s),
+        toml::Value::Integer(i) => Json::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f)
+            .map(Json::Number)
+            .ok_or_else(|| format!("{f} has no JSON form (use a string)"))?,
+        toml::Value::Boolean(b) => Json::Bool(b),
+        toml::Value::Datetime(d) => Json::String(d.to_string()),
+        toml::Value::Array(items) => {
+            Json::Array(items.into_iter().map(toml_to_json).collect::<Result<_, _>>()?)
+        }
+        toml::Value::Table(table) => Json::Object(
+            table
+                .into_iter()
+                .map(|(k, v)| Ok((k, toml_to_json(v)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+    })
 }
 
 fn default_version() -> String {

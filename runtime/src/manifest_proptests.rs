@@ -322,7 +322,9 @@ proptest! {
         prop_assert_eq!(&manifest.version, generated.version.as_deref().unwrap_or("0.1.0"));
         prop_assert_eq!(manifest.access, generated.access);
         prop_assert_eq!(&manifest.default_entry, &generated.default_entry);
-        prop_assert_eq!(&manifest.config, &generated.config, "{}", text);
+        let strings: BTreeMap<String, serde_json::Value> =
+            generated.config.iter().map(|(k, v)| (k.clone(), v.as_str().into())).collect();
+        prop_assert_eq!(&manifest.config, &strings, "{}", text);
         prop_assert!(manifest.cron.is_empty() && manifest.mqtt.is_empty());
     }
 

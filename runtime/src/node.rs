@@ -186,9 +186,19 @@ impl Node {
     /// Loads a bundle as the active version of its function and starts the triggers its
     /// `function.toml` declares (cron ones when [`Node::start_cron`] runs).
     pub async fn load(&mut self, bytes: Vec<u8>, space: &str) -> Result<Arc<FunctionVersion>> {
+        self.load_with_config(bytes, space, &Default::default()).await
+    }
+
+    /// [`Node::load`], with `config` replacing the bundle's configuration values key by key.
+    pub async fn load_with_config(
+        &mut self,
+        bytes: Vec<u8>,
+        space: &str,
+        config: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<Arc<FunctionVersion>> {
         // Unreadable metadata fails `load` below, with its own message.
         let meta = crate::bundle::read_meta(&bytes).ok().flatten().unwrap_or_default();
-        let version = self.runtime.load(bytes, space, None).await?;
+        let version = self.runtime.load_with_config(bytes, space, None, config).await?;
         self.cron_jobs.extend(cron::jobs_for(&version, &meta.cron)?);
         for trigger in &meta.mqtt {
             let config = trigger.for_function(&version.name);

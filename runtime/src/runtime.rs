@@ -1,6 +1,7 @@
 //! The assembled runtime: engine, linker, compile cache, registry and invoker, built once per
 //! process and shared by every trigger and CLI command.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -105,7 +106,20 @@ impl Runtime {
         space: &str,
         name: Option<String>,
     ) -> Result<Arc<FunctionVersion>, BundleError> {
-        let version = self.prepare(bytes, space, name, None).await?;
+        self.load_with_config(bytes, space, name, &BTreeMap::new()).await
+    }
+
+    /// [`Runtime::load`], with `config` replacing the bundle's configuration values key by key
+    /// (a served folder's IXON dev values, see [`crate::dev_config`]).
+    pub async fn load_with_config(
+        &self,
+        bytes: Vec<u8>,
+        space: &str,
+        name: Option<String>,
+        config: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<Arc<FunctionVersion>, BundleError> {
+        let mut version = self.prepare(bytes, space, name, None).await?;
+        version.config = version.config.with_overrides(config);
         Ok(self.registry().activate(version))
     }
 }

@@ -204,7 +204,9 @@ pub struct InvokeArgs {
     /// Keyword arguments, as a JSON object.
     #[arg(long, default_value = "{}")]
     pub args: String,
-    /// A configuration value (`context.config`), KEY=VALUE; repeatable.
+    /// A configuration value (`context.config`), KEY=VALUE; repeatable. VALUE is read as JSON
+    /// when it is valid JSON (`port=8080` is a number, `sa={"user":"x"}` an object), otherwise
+    /// as a string; quote it to force a string (`port='"8080"'`).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     pub config: Vec<String>,
     #[command(flatten)]
@@ -261,6 +263,17 @@ async fn build(args: BuildArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// A function folder's IXON dev configuration (`context_values.yaml`, ...); none for a `.wasm`.
+pub fn folder_dev_config(
+    path: &Path,
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>> {
+    if path.is_dir() {
+        crate::dev_config::read(path)
+    } else {
+        Ok(Default::default())
+    }
+}
+
 /// The bundle bytes for a folder (building it if stale) or a `.wasm` file.
 pub async fn bundle_bytes(path: &Path) -> Result<Vec<u8>> {
     let wasm = if path.is_dir() {
@@ -277,6 +290,11 @@ pub async fn bundle_bytes(path: &Path) -> Result<Vec<u8>> {
     tokio::fs::read(&wasm).await.with_context(|| format!("reading {}", wasm.display()))
 }
 
+/// A `--config` VALUE: JSON when it parses as JSON, otherwise the text itself.
+fn config_arg_value(value: &str) -> serde_json::Value {
+    serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()))
+}
+
 async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
     let arguments = match serde_json::from_str(&args.args) {
         Ok(serde_json::Value::Object(arguments)) => arguments,
@@ -287,14 +305,15 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
     for pair in &args.config {
         let (key, value) =
             pair.split_once('=').with_context(|| format!("--config {pair}: expected KEY=VALUE"))?;
-        config.insert(key.to_string(), value.to_string());
+        config.insert(key.to_string(), config_arg_value(value));
     }
     let mut runtime_config = args.run.runtime_config();
     // One call: nothing to make ahead of.
     runtime_config.pool.per_function = 0;
     let runtime = Runtime::new(runtime_config)?;
     let bytes = bundle_bytes(&args.path).await?;
-    let version = runtime.load(bytes, "local", None).await?;
+    let dev_config = folder_dev_config(&args.path)?;
+    let version = runtime.load_with_config(bytes, "local", None, &dev_config).await?;
     let invocation = Invocation {
         space: "local".into(),
         function: version.name.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use super::{bundle_bytes, RunArgs};
+use super::{bundle_bytes, folder_dev_config, RunArgs};
 use crate::access::signature::IngressVerifier;
 use crate::capabilities::CapabilityOptions;
 use crate::delivery::DeliveryPolicy;
@@ -144,8 +144,9 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     let mut names = Vec::new();
     for path in &args.paths {
         let bytes = bundle_bytes(path).await?;
+        let dev_config = folder_dev_config(path)?;
         let version = node
-            .load(bytes, &args.space)
+            .load_with_config(bytes, &args.space, &dev_config)
             .await
             .with_context(|| format!("loading {}", path.display()))?;
         names.push(version.name.clone());

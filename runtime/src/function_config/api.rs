@@ -50,7 +50,7 @@ async fn replace(
         |message: String| AdminError::new(StatusCode::BAD_REQUEST, "invalid_config", message);
     let overrides: ConfigOverrides = serde_json::from_slice(&body).map_err(|e| {
         invalid(format!(
-            "expected {{\"values\": {{..}}, \"secrets\": {{..}}}} with string values: {e}"
+            "expected {{\"values\": {{..}}, \"secrets\": {{..}}}}: values any JSON, secrets strings: {e}"
         ))
     })?;
     if let Some(key) = overrides.values.keys().find(|k| overrides.secrets.contains_key(*k)) {

@@ -14,8 +14,9 @@ use wasmfn_host_apis::config::FunctionConfig;
 /// What the admin API set for one function.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigOverrides {
+    /// Each value replaces its key's whole value (any JSON).
     #[serde(default)]
-    pub values: BTreeMap<String, String>,
+    pub values: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
 }
@@ -93,7 +94,7 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let store = ConfigStore::open(db.open_tree("function_config").unwrap()).unwrap();
         let overrides = ConfigOverrides {
-            values: BTreeMap::from([("region".into(), "us".into())]),
+            values: BTreeMap::from([("region".into(), serde_json::json!({"name": "us"}))]),
             secrets: BTreeMap::from([("token".into(), "hush-hush".into())]),
         };
         store.set("space", "fn", overrides.clone()).unwrap();
@@ -101,7 +102,8 @@ mod tests {
         assert_eq!(reopened.get("space", "fn").as_deref(), Some(&overrides));
         let base = FunctionConfig::new(BTreeMap::from([("region".into(), "eu".into())]));
         let applied = overrides.apply(&base);
-        assert_eq!((applied.get("region"), applied.get("token")), (Some("us"), Some("hush-hush")));
+        assert_eq!(applied.get("region"), Some(&serde_json::json!({"name": "us"})));
+        assert_eq!(applied.get("token"), Some(&serde_json::json!("hush-hush")));
         assert!(applied.is_secret("token"));
         assert!(reopened.remove("space", "fn").unwrap());
         assert!(reopened.get("space", "fn").is_none());

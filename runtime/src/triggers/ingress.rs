@@ -138,14 +138,7 @@ pub fn parse_call(body: &[u8]) -> Result<(Invocation, Option<String>), InvokeErr
             )))
         }
     };
-    let config: BTreeMap<String, String> = call
-        .config
-        .into_iter()
-        .map(|(key, value)| match value {
-            Value::String(text) => (key, text),
-            other => (key, other.to_string()),
-        })
-        .collect();
+    let config: BTreeMap<String, Value> = call.config.into_iter().collect();
     let invocation = Invocation {
         entry: Some(name),
         arguments,
@@ -241,7 +234,7 @@ mod tests {
         let (invocation, _) = parse_call(body.to_string().as_bytes()).unwrap();
         assert_eq!(invocation.entry.as_deref(), Some("example.greet"));
         assert_eq!(invocation.arguments["name"], "Ada");
-        assert_eq!(invocation.config["n"], "3");
+        assert_eq!(invocation.config["n"], 3, "config values stay JSON");
         let company = invocation.caller.company.clone().unwrap();
         assert_eq!(company.public_id, "c1");
         assert_eq!(company.custom["tier"], "gold");
