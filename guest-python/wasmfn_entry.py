@@ -4,6 +4,7 @@ the `handler` interface that dispatches each invocation to an exposed function."
 
 import json
 import logging
+import os
 import sys
 
 from componentize_py_types import Err
@@ -15,21 +16,33 @@ import _wasmfn_manifest
 from ixoncdkingress.function.context import FunctionContext, FunctionResource
 from ixoncdkingress.function.api_client import ApiClient
 from ixoncdkingress.function.document_db_client import DocumentDBClient
-from wasmfn import _backends, _dispatch
+from wasmfn import _agent_tools, _backends, _dispatch, _modules, _sources
 from wasmfn.objects import ObjectStorageClient
 from wasmfn._http import Request
 
-# componentize-py snapshots the interpreter after this module loads and ships no filesystem:
-# a module first imported during a call cannot be found. So load, now, the requirements'
-# top-level packages and the standard-library modules functions commonly import lazily.
+_dispatch.SOURCE_ROOTS[:] = [(f'File "{mount}/', f'File "{shown}') for mount, shown in _wasmfn_manifest.SOURCE_ROOTS]
+
+# Loaded now, the standard-library modules functions commonly import lazily and the
+# requirements' top-level packages cost a call nothing; anything else a call imports comes from
+# the bundle's sources (`_sources`).
 _dispatch.preload(_dispatch.STDLIB_PRELOAD + _wasmfn_manifest.REQUIREMENTS)
 
-EXPOSED = _dispatch.collect_exposed(_wasmfn_manifest.MODULES)
+MODULES, IMPORT_ISSUES = _modules.import_all(_wasmfn_manifest.MODULES)
+_blocking = _modules.build_failure(IMPORT_ISSUES, _wasmfn_manifest.EXPOSING)
+if _blocking is not None:
+    # A module with exposed functions cannot be imported: fail the build, not the calls.
+    raise _blocking
+
+EXPOSED = {}
+for _name, _module in MODULES.items():
+    if _modules.is_users(_module, _wasmfn_manifest.USER_ROOTS):
+        EXPOSED.update(_dispatch.exposed_in(_name, _module))
 if not EXPOSED:
     raise SystemExit(
         "wasmfn: no exposed function found: decorate at least one function with "
         "@FunctionContext.expose (searched modules: " + ", ".join(_wasmfn_manifest.MODULES) + ")"
     )
+AGENT_TOOLS = _agent_tools.AgentTools(MODULES, IMPORT_ISSUES)
 
 _LEVELS = {
     logging.DEBUG: host_log.Level.DEBUG,
@@ -75,7 +88,7 @@ def _context(inv: types.Invocation) -> FunctionContext:
     company = _resource(caller.company)
     application = _resource(caller.api_application)
     return FunctionContext(
-        dict(inv.config),
+        {key: json.loads(value) for key, value in inv.config},
         api_client=ApiClient(
             _backends.IXON_API,
             api_application=application.public_id if application else None,
@@ -98,7 +111,11 @@ class Handler(exports.Handler):
 
     def handle(self, inv: types.Invocation) -> types.Response:
         try:
-            response = _dispatch.call(EXPOSED, inv.entry, inv.arguments, _context(inv))
+            reserved = AGENT_TOOLS.answer(inv.entry)
+            if reserved is not None:
+                response = _dispatch.render(reserved)
+            else:
+                response = _dispatch.call(EXPOSED, inv.entry, inv.arguments, _context(inv))
         except _dispatch.NotFound as error:
             raise Err(types.FunctionError_NotFound(str(error)))
         except _dispatch.BadArguments as error:
@@ -115,3 +132,16 @@ class Handler(exports.Handler):
             sys.stdout.flush()
             sys.stderr.flush()
         return types.Response(response.status, response.headers, response.body)
+
+
+# Last, so that nothing after it reads the build-time folders: from here on, imports read the
+# bundle's own copy of the sources (the running instance has no filesystem).
+# componentize-py mounts the standard library's files at /python (module `__file__`s say
+# /python/lib/python3.14, where no file is): take the path entry that holds them.
+_STDLIB = next(p for p in sys.path if os.path.isfile(os.path.join(p, "os.py")))
+_sources.install(
+    _sources.capture(
+        [mount for mount, _ in _wasmfn_manifest.SOURCE_ROOTS] + ["/world", "/bundled", _STDLIB],
+        [_STDLIB],
+    )
+)

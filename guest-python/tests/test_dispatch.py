@@ -133,7 +133,7 @@ class DispatchTest(unittest.TestCase):
             import wasmfn_no_such_module  # noqa: F401
         except ModuleNotFoundError as error:
             described = _dispatch.describe(error)
-        self.assertIn("import it at the top of your module", described.message)
+        self.assertIn("add the package that provides it to requirements.txt", described.message)
 
     def test_preload_reports_what_failed(self):
         self.assertEqual(_dispatch.preload(["json", "wasmfn_no_such_module"]), ["wasmfn_no_such_module"])
@@ -141,13 +141,29 @@ class DispatchTest(unittest.TestCase):
 
 class ContextTest(unittest.TestCase):
     def test_expose_with_and_without_arguments(self):
-        @FunctionContext.expose(is_agentic=True, description="d")
+        from ixoncdkingress import schema_utils
+
+        saved, schema_utils.pydantic = schema_utils.pydantic, None  # as in a bundle without it
+        self.addCleanup(setattr, schema_utils, "pydantic", saved)
+
+        @FunctionContext.expose(is_agentic=True, description="d", examples=["agentic(x=2)"])
         def agentic(context, x: int = 1):
             return x
 
-        self.assertTrue(agentic.exposed)
+        @FunctionContext.expose()
+        def plain(context, x: int = 1):
+            return x
+
+        self.assertTrue(agentic.exposed and plain.exposed)
         self.assertTrue(agentic.exposed_to_agent)
-        self.assertEqual(agentic.tool_definition["description"], "d")
+        self.assertFalse(hasattr(plain, "tool_definition"), "options without is_agentic are ignored")
+        definition = agentic.tool_definition.to_dict()
+        self.assertEqual(definition["description"], "d\nexamples:\nagentic(x=2)")
+        self.assertEqual(
+            definition["inputSchema"],
+            {"properties": {"x": {"default": 1, "title": "X", "type": "integer"}}, "type": "object"},
+        )
+        self.assertIsNone(definition["outputSchema"])
 
     def test_first_parameter_must_be_the_context(self):
         with self.assertRaises(Exception):

@@ -39,7 +39,8 @@ def parse_function_location(name: str) -> tuple[str, str]:
     return ".".join(parts), function_name
 
 
-# Standard-library modules preloaded into every bundle (see `preload`).
+# Standard-library modules preloaded into every bundle (see `preload`): already in the snapshot,
+# they cost a call nothing; any other module is imported from the bundle's sources when needed.
 STDLIB_PRELOAD = [
     "abc", "array", "base64", "binascii", "bisect", "calendar", "collections",
     "collections.abc", "contextlib", "copy", "csv", "dataclasses", "datetime", "decimal",
@@ -47,7 +48,7 @@ STDLIB_PRELOAD = [
     "html", "inspect", "io", "ipaddress", "itertools", "json", "logging", "math", "numbers",
     "operator", "pprint", "random", "re", "secrets", "statistics", "string", "struct",
     "textwrap", "time", "traceback", "types", "typing", "unicodedata", "urllib.parse", "uuid",
-    "warnings", "weakref", "zlib",
+    "warnings", "weakref", "zlib", "_strptime",
 ]
 
 
@@ -62,15 +63,21 @@ def preload(names: list[str]) -> list[str]:
     return failed
 
 
+def exposed_in(module_name: str, module: Any) -> dict[str, Callable[..., Any]]:
+    """The module's ``@FunctionContext.expose``d functions by entry name (``module.function``)."""
+    exposed = {}
+    for attr, value in vars(module).items():
+        if callable(value) and getattr(value, "exposed", False) is True:
+            exposed[f"{module_name}.{attr}"] = value
+            signature_of(value)
+    return exposed
+
+
 def collect_exposed(modules: list[str]) -> dict[str, Callable[..., Any]]:
     """Import every module and return its ``@FunctionContext.expose``d functions by entry name."""
     exposed: dict[str, Callable[..., Any]] = {}
     for module_name in modules:
-        module = importlib.import_module(module_name)
-        for attr, value in vars(module).items():
-            if callable(value) and getattr(value, "exposed", False) is True:
-                exposed[f"{module_name}.{attr}"] = value
-                signature_of(value)
+        exposed.update(exposed_in(module_name, importlib.import_module(module_name)))
     return exposed
 
 
@@ -82,10 +89,28 @@ def resolve(exposed: dict[str, Callable[..., Any]], entry: str) -> Callable[...,
     module_name, function_name = parse_function_location(entry)
     function = exposed.get(f"{module_name}.{function_name}")
     if function is None:
+        function = _import_exposed(module_name, function_name)
+    if function is None:
         raise NotFound(
             f"function '{module_name}.{function_name}' does not exist or is not exposed"
         )
     return function
+
+
+def _import_exposed(module_name: str, function_name: str) -> Callable[..., Any] | None:
+    """As ixoncdkingress does: import the module the call names (e.g. ``functions.notes``, the
+    file the snapshot holds as ``notes``) and take the function if it is exposed. A module that
+    does not exist means no such function; one that fails to import fails the call."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is not None and module_name.startswith(error.name):
+            return None
+        raise
+    function = getattr(module, function_name, None)
+    if callable(function) and getattr(function, "exposed", False) is True:
+        return function
+    return None
 
 
 @dataclass(frozen=True)
@@ -96,6 +121,8 @@ class Signature:
     takes_kwargs: bool
     accepted: frozenset[str]
     required: tuple[str, ...]
+    # An agentic function's pydantic model of its arguments (``expose(is_agentic=True)``).
+    input_model: Any = None
 
 
 # Filled at import time (for exposed functions, during the build), so that a fresh instance
@@ -120,6 +147,7 @@ def signature_of(function: Callable[..., Any]) -> Signature:
             for name, p in list(params.items())[1:]
             if p.default is inspect.Parameter.empty and p.kind in keyword_kinds
         ),
+        input_model=getattr(function, "input_model", None),
     )
     _SIGNATURES[function] = computed
     return computed
@@ -134,6 +162,8 @@ def select_arguments(function: Callable[..., Any], arguments: dict[str, Any]) ->
     sig = signature_of(function)
     if sig.takes_kwargs:
         selected = {k: v for k, v in arguments.items() if k != sig.context_name}
+    elif sig.input_model is not None:
+        return _validated(sig.input_model, arguments)
     else:
         selected = {k: v for k, v in arguments.items() if k in sig.accepted}
     missing = [name for name in sig.required if name not in selected]
@@ -141,6 +171,15 @@ def select_arguments(function: Callable[..., Any], arguments: dict[str, Any]) ->
         names = ", ".join(repr(n) for n in missing)
         raise BadArguments(f"missing required argument(s): {names}")
     return selected
+
+
+def _validated(model: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments as an agentic function's model reads them (as ixoncdkingress: lax types,
+    unknown names dropped, defaults filled in, nested models as model instances)."""
+    try:
+        return dict(vars(model(**arguments)))
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise BadArguments(str(error)) from None
 
 
 def decode_arguments(text: str) -> dict[str, Any]:
@@ -191,24 +230,23 @@ def render(result: Any) -> Response:
     return Response.json_body(body.encode("utf-8"))
 
 
-# componentize-py mounts the bundle's source folders at /0 (wasmfn), /1 (the function folder)
-# and /2 (requirements); tracebacks name files relative to the function folder instead.
-_SOURCE_ROOTS = (('File "/1/', 'File "'), ('File "/0/', 'File "<wasmfn>/'), ('File "/2/', 'File "<requirements>/'))
+# componentize-py mounts the bundle's source folders at /0, /1, ...; tracebacks name files as
+# the user knows them instead (the entry module sets this from the build's list of mounts).
+SOURCE_ROOTS: list[tuple[str, str]] = [('File "/0/', 'File "<wasmfn>/')]
 
 
-_LAZY_IMPORT_HINT = (
-    " (wasmfn bundles the modules loaded when your function's modules are imported at build"
-    " time: import it at the top of your module, or add it to requirements.txt)"
+_MISSING_MODULE_HINT = (
+    " (no such module in the bundle: add the package that provides it to requirements.txt)"
 )
 
 
 def describe(error: BaseException) -> PythonError:
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    for mounted, shown in _SOURCE_ROOTS:
+    for mounted, shown in SOURCE_ROOTS:
         text = text.replace(mounted, shown)
     message = str(error)
     if isinstance(error, ModuleNotFoundError):
-        message += _LAZY_IMPORT_HINT
+        message += _MISSING_MODULE_HINT
     return PythonError(type(error).__name__, message, text)
 
 

@@ -23,8 +23,10 @@ pub enum BuildError {
     Manifest(#[from] ManifestError),
     #[error("no Python module found in {0}: add a .py file (or a functions/ package)")]
     NoModules(String),
-    #[error("requirement '{0}' has no pure-Python wheel: packages with native code cannot run inside a WebAssembly component")]
+    #[error("requirement '{0}' has no pure-Python wheel: packages with native code cannot run inside a WebAssembly component unless built for WASI (docs/native-packages.md)")]
     NativeRequirement(String),
+    #[error("requirement '{package}' needs '{dependency}', which has no pure-Python wheel: packages with native code cannot run inside a WebAssembly component unless built for WASI (docs/native-packages.md)")]
+    NativeDependency { package: String, dependency: String },
     #[error("installing requirements.txt failed:\n{0}")]
     Requirements(String),
     #[error("{location}: {summary}\n{traceback}")]
@@ -64,15 +66,69 @@ pub struct BuildOptions {
     pub progress: bool,
 }
 
-/// The folder whose modules are importable: `DIR/functions` if it exists (as IXON's
-/// `CBC_PATH=./functions`), otherwise `DIR`.
-pub fn function_root(dir: &Path) -> PathBuf {
-    let functions = dir.join("functions");
-    if functions.is_dir() {
-        functions
-    } else {
-        dir.to_path_buf()
+/// Where a function folder's modules are imported from, as ixoncdkingress imports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// IXON's app layout: `DIR/functions/` exists. Like `CBC_PATH=./functions python -m
+    /// ixoncdkingress` run in `DIR`, both `functions/` (first) and `DIR` are import roots: a file
+    /// `functions/notes.py` is module `notes` (and `functions.notes`), and bare entry names are
+    /// served by module `functions` (`functions/functions.py`, else `functions/__init__.py`).
+    Ixon,
+    /// `.py` files directly in `DIR`, the only import root.
+    Flat,
+}
+
+impl Layout {
+    pub fn of(dir: &Path) -> Self {
+        if dir.join("functions").is_dir() {
+            Layout::Ixon
+        } else {
+            Layout::Flat
+        }
     }
+}
+
+/// The folder whose modules are importable by their own names: `DIR/functions` if it exists (as
+/// IXON's `CBC_PATH=./functions`), otherwise `DIR`.
+pub fn function_root(dir: &Path) -> PathBuf {
+    match Layout::of(dir) {
+        Layout::Ixon => dir.join("functions"),
+        Layout::Flat => dir.to_path_buf(),
+    }
+}
+
+/// The modules a build imports (so that calls find them in the snapshot): those under the
+/// function root and, in IXON's layout, the `functions` package bare names are served from.
+pub fn entry_modules(dir: &Path) -> Result<Vec<String>, BuildError> {
+    let root = function_root(dir);
+    let mut modules = discover_modules(&root)?;
+    let shadowed = modules.iter().any(|m| m == "functions");
+    if Layout::of(dir) == Layout::Ixon && !shadowed && root.join("__init__.py").is_file() {
+        modules.push("functions".to_string());
+        modules.sort();
+    }
+    Ok(modules)
+}
+
+/// Modules of `modules` whose source mentions `expose`: a build fails when one of them cannot be
+/// imported (its functions could not be called), and only warns for the others.
+fn exposing_modules(dir: &Path, modules: &[String]) -> Vec<String> {
+    let root = function_root(dir);
+    modules
+        .iter()
+        .filter(|module| {
+            let path = module.replace('.', "/");
+            let files = if module.as_str() == "functions" && Layout::of(dir) == Layout::Ixon {
+                vec![root.join("functions.py"), root.join("__init__.py")]
+            } else {
+                vec![root.join(format!("{path}.py")), root.join(&path).join("__init__.py")]
+            };
+            files
+                .iter()
+                .any(|file| std::fs::read_to_string(file).is_ok_and(|text| text.contains("expose")))
+        })
+        .cloned()
+        .collect()
 }
 
 /// Module names under `root`, as Python would import them with `root` on `sys.path`.
@@ -168,10 +224,10 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         return Err(BuildError::NotADirectory(dir.display().to_string()));
     }
     let manifest = FunctionManifest::load(dir)?;
-    let root = function_root(dir);
-    let modules = discover_modules(&root)?;
+    let layout = Layout::of(dir);
+    let modules = entry_modules(dir)?;
     if modules.is_empty() {
-        return Err(BuildError::NoModules(root.display().to_string()));
+        return Err(BuildError::NoModules(function_root(dir).display().to_string()));
     }
     let progress = |message: &str| {
         if options.progress {
@@ -183,35 +239,76 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
 
     let staging = tempfile::tempdir().map_err(io("creating a staging directory"))?;
     let guest = staging.path().join("guest");
+    let app = staging.path().join("app");
     let deps = staging.path().join("deps");
     std::fs::create_dir_all(&deps).map_err(io("creating the staging directory"))?;
+    stage_sources(dir, &app).map_err(io(format!("copying the sources of {}", dir.display())))?;
     install_requirements(&toolchain, dir, &deps, &progress)?;
-    let requirements = discover_modules(&deps)?
-        .into_iter()
-        .filter(|m| !m.contains('.') && !m.starts_with('_'))
-        .collect::<Vec<_>>();
-    write_guest_sources(staging.path(), &modules, &requirements)?;
+    let requirements = declared_requirement_modules(dir, &deps)?;
+
+    // componentize-py mounts each `-p` folder at /0, /1, ... in that order; the guest maps the
+    // mounts back to the names the user knows in tracebacks.
+    let mut mounts: Vec<(PathBuf, String)> = vec![(guest.clone(), "<wasmfn>/".into())];
+    match layout {
+        Layout::Ixon => {
+            mounts.push((app.join("functions"), "functions/".into()));
+            mounts.push((app.clone(), String::new()));
+        }
+        Layout::Flat => mounts.push((app.clone(), String::new())),
+    }
+    mounts.push((deps.clone(), "<requirements>/".into()));
+    let manifest_py = GuestManifest {
+        modules: &modules,
+        exposing: &exposing_modules(dir, &modules),
+        requirements: &requirements,
+        user_roots: (1..mounts.len() - 1).map(|i| format!("/{i}")).collect(),
+        source_roots: mounts
+            .iter()
+            .enumerate()
+            .map(|(i, (_, shown))| (format!("/{i}"), shown.clone()))
+            .collect(),
+    };
+    write_guest_sources(staging.path(), &manifest_py)?;
 
     progress("compiling Python into a component with componentize-py (takes ~20 s)");
     let out = staging.path().join("out.wasm");
-    let result = Command::new(toolchain.componentize_py())
-        .arg("-d")
-        .arg(staging.path().join("wit"))
-        .args(["-w", "function", "componentize", "wasmfn_entry", "-p"])
-        .arg(&guest)
-        .arg("-p")
-        .arg(&root)
-        .arg("-p")
-        .arg(&deps)
+    let mut command = Command::new(toolchain.componentize_py());
+    command.arg("-d").arg(staging.path().join("wit")).args([
+        "-w",
+        "function",
+        "componentize",
+        "wasmfn_entry",
+    ]);
+    for (path, _) in &mounts {
+        command.arg("-p").arg(path);
+    }
+    // componentize-py adds the site-packages of $VIRTUAL_ENV (else of whatever `python3` is on
+    // PATH) to the bundle's path: an empty one keeps the host's packages out of every bundle.
+    let no_site_packages = staging.path().join("no-venv");
+    std::fs::create_dir_all(no_site_packages.join("lib").join("site-packages"))
+        .map_err(io("creating the staging directory"))?;
+    let result = command
         .arg("-o")
         .arg(&out)
+        .env("VIRTUAL_ENV", &no_site_packages)
         .env("RUST_BACKTRACE", "0")
         .env("RUST_LIB_BACKTRACE", "0")
         .output()
         .map_err(io("running componentize-py"))?;
     if !result.status.success() {
         let stderr = String::from_utf8_lossy(&result.stderr);
-        return Err(componentize_error(&stderr, &root, dir));
+        let shown: Vec<(String, String)> = manifest_py
+            .source_roots
+            .iter()
+            .map(|(mount, shown)| {
+                let user = !shown.starts_with('<');
+                (
+                    mount.clone(),
+                    if user { format!("{}/{shown}", dir.display()) } else { shown.clone() },
+                )
+            })
+            .collect();
+        return Err(componentize_error(&stderr, &shown, dir));
     }
 
     let bytes = std::fs::read(&out).map_err(io("reading componentize-py's output"))?;
@@ -242,11 +339,42 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     Ok(Built { wasm, manifest, rebuilt: true })
 }
 
-fn write_guest_sources(
-    staging: &Path,
-    modules: &[String],
-    requirements: &[String],
-) -> Result<(), BuildError> {
+/// What the guest's `_wasmfn_manifest` module tells the entry module about this build.
+struct GuestManifest<'a> {
+    /// Modules to import at build time.
+    modules: &'a [String],
+    /// Of those, the ones whose import failure fails the build.
+    exposing: &'a [String],
+    /// Top-level packages of requirements.txt, preloaded.
+    requirements: &'a [String],
+    /// Mounts holding the user's code (modules elsewhere are not the user's).
+    user_roots: Vec<String>,
+    /// Mount → how tracebacks show it.
+    source_roots: Vec<(String, String)>,
+}
+
+/// Copies what a bundle needs of `dir` into `to`: every `.py` file and, inside packages (folders
+/// with `__init__.py`), their data files; never the folder's own dev files (`context_values.yaml`
+/// may hold credentials), tests, virtualenvs, `dist/` or front-end folders.
+fn stage_sources(dir: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    let in_package = dir.join("__init__.py").is_file();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if path.is_dir() {
+            if !skipped_dir(&name) {
+                stage_sources(&path, &to.join(&name))?;
+            }
+        } else if name.ends_with(".py") || (in_package && !name.ends_with(".pyc")) {
+            std::fs::copy(&path, to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_guest_sources(staging: &Path, manifest: &GuestManifest) -> Result<(), BuildError> {
     for (path, contents) in guest_sources::FILES {
         let relative = path.strip_prefix("guest-python/").map(|p| format!("guest/{p}"));
         let target = staging.join(relative.as_deref().unwrap_or(path));
@@ -257,10 +385,79 @@ fn write_guest_sources(
     }
     let list =
         |names: &[String]| names.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ");
-    let manifest =
-        format!("MODULES = [{}]\nREQUIREMENTS = [{}]\n", list(modules), list(requirements));
-    std::fs::write(staging.join("guest").join("_wasmfn_manifest.py"), manifest)
+    let pairs = manifest
+        .source_roots
+        .iter()
+        .map(|(mount, shown)| format!("({mount:?}, {shown:?})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        "MODULES = [{}]\nEXPOSING = [{}]\nREQUIREMENTS = [{}]\nUSER_ROOTS = [{}]\nSOURCE_ROOTS = [{pairs}]\n",
+        list(manifest.modules),
+        list(manifest.exposing),
+        list(manifest.requirements),
+        list(&manifest.user_roots),
+    );
+    std::fs::write(staging.join("guest").join("_wasmfn_manifest.py"), text)
         .map_err(io("writing the module list"))
+}
+
+/// The top-level modules of the requirements (preloaded at build time), except those of the
+/// SDK's own dependencies the function did not ask for: they load when a module imports them.
+fn declared_requirement_modules(dir: &Path, deps: &Path) -> Result<Vec<String>, BuildError> {
+    let declared = declared_requirements(dir)?;
+    let implicit: Vec<&str> = SDK_DEPENDENCIES
+        .iter()
+        .filter(|(requirement, _)| !declared.contains(&requirement_name(requirement)))
+        .map(|(_, module)| *module)
+        .collect();
+    Ok(discover_modules(deps)?
+        .into_iter()
+        .filter(|m| !m.contains('.') && !m.starts_with('_') && !implicit.contains(&m.as_str()))
+        .collect())
+}
+
+/// The platform tag of wheels built for componentize-py's CPython (WASI, 32-bit).
+const WASI_PLATFORM: &str = "wasi_0_0_0_wasm32";
+
+/// Where scripts/build-wasi-wheels.sh puts the WebAssembly builds of native packages:
+/// `$WASMFN_WHEELS`, else `$WASMFN_HOME/wheels`.
+pub fn wasi_wheels_dir() -> PathBuf {
+    match std::env::var_os("WASMFN_WHEELS").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => wasmfn_home().join("wheels"),
+    }
+}
+
+/// ixoncdkingress's own pure-Python dependencies (and `packaging`, which IXON's platform has
+/// too), each with its top-level module: on IXON they arrive with the SDK, and apps import them
+/// without declaring them. Pinned to versions ixoncdkingress 1.0 accepts (`requests~=2.31.0`);
+/// a requirement of the function's own with the same name wins.
+const SDK_DEPENDENCIES: &[(&str, &str)] = &[
+    ("requests==2.31.0", "requests"),
+    ("urllib3==2.2.3", "urllib3"),
+    ("idna==3.10", "idna"),
+    ("certifi==2024.8.30", "certifi"),
+    ("charset-normalizer==3.4.0", "charset_normalizer"),
+    ("packaging==24.2", "packaging"),
+];
+
+/// The normalised names requirements.txt lists (none without the file).
+fn declared_requirements(dir: &Path) -> Result<Vec<String>, BuildError> {
+    Ok(requirement_lines(dir)?.iter().map(|line| requirement_name(line)).collect())
+}
+
+fn requirement_lines(dir: &Path) -> Result<Vec<String>, BuildError> {
+    let path = dir.join("requirements.txt");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
+    Ok(text
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|line| !line.is_empty())
+        .collect())
 }
 
 /// Requirements the guest package provides itself (backed by the host); installing the real
@@ -274,41 +471,70 @@ fn install_requirements(
     deps: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<(), BuildError> {
-    let path = dir.join("requirements.txt");
-    if !path.exists() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
-    let wanted: Vec<&str> = text
-        .lines()
-        .map(|line| line.split('#').next().unwrap_or("").trim())
-        .filter(|line| !line.is_empty())
+    let lines = requirement_lines(dir)?;
+    let declared: Vec<String> = lines.iter().map(|line| requirement_name(line)).collect();
+    let mut wanted: Vec<String> = lines
+        .into_iter()
         .filter(|line| !PROVIDED.contains(&requirement_name(line).as_str()))
         .collect();
-    if wanted.is_empty() {
-        return Ok(());
+    if !wanted.is_empty() {
+        progress(&format!("installing pure-Python requirements: {}", wanted.join(", ")));
     }
-    progress(&format!("installing pure-Python requirements: {}", wanted.join(", ")));
+    wanted.extend(
+        SDK_DEPENDENCIES
+            .iter()
+            .filter(|(requirement, _)| !declared.contains(&requirement_name(requirement)))
+            .map(|(requirement, _)| requirement.to_string()),
+    );
     let filtered = deps.with_extension("requirements.txt");
     std::fs::write(&filtered, wanted.join("\n")).map_err(io("writing requirements"))?;
-    let result = Command::new(toolchain.pip())
-        .args(["install", "--disable-pip-version-check", "--no-compile", "--quiet", "--target"])
+    let mut pip = Command::new(toolchain.pip());
+    pip.args(["install", "--disable-pip-version-check", "--no-compile", "--quiet", "--target"])
         .arg(deps)
         .args(["--python-version", GUEST_PYTHON_VERSION])
-        .args(["--only-binary", ":all:", "--platform", "any", "-r"])
-        .arg(&filtered)
-        .output()
-        .map_err(io("running pip"))?;
+        .args(["--only-binary", ":all:", "--platform", "any", "--platform", WASI_PLATFORM]);
+    // Native packages built for WebAssembly by scripts/build-wasi-wheels.sh (pydantic-core).
+    let wheels = wasi_wheels_dir();
+    if wheels.is_dir() {
+        pip.arg("--find-links").arg(&wheels);
+    }
+    let result = pip.arg("-r").arg(&filtered).output().map_err(io("running pip"))?;
     if result.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&result.stderr);
+    if let Some((dependency, package)) = stderr.lines().find_map(|line| {
+        let (_, rest) =
+            line.split_once("Could not find a version that satisfies the requirement ")?;
+        let (requirement, after) = rest.split_once(" (")?;
+        // `(from versions: none)` follows a requirement of the function's own.
+        let package = after.strip_prefix("from ").filter(|p| !p.starts_with("versions"))?;
+        let package = package.split(')').next()?;
+        Some((requirement_name(requirement), requirement_name(package)))
+    }) {
+        // A dependency of a requirement, as `regex (from dateparser)`.
+        return Err(BuildError::NativeDependency { package, dependency });
+    }
     if let Some(name) = stderr.lines().find_map(|line| {
         line.split_once("No matching distribution found for ").map(|(_, n)| n.trim())
     }) {
         return Err(BuildError::NativeRequirement(name.to_string()));
     }
+    if let Some((package, dependency)) = unresolvable_dependency(&stderr) {
+        return Err(BuildError::NativeDependency { package, dependency });
+    }
     Err(BuildError::Requirements(last_lines(&stderr, 15)))
+}
+
+/// From pip's "The conflict is caused by:" lines (`dateparser 1.2.0 depends on regex>=2024`):
+/// the package and the dependency no version of which could be installed. With `--only-binary
+/// :all: --platform any`, that is a dependency with native code only.
+fn unresolvable_dependency(stderr: &str) -> Option<(String, String)> {
+    let causes = stderr.split_once("The conflict is caused by:")?.1;
+    let (package, dependency) =
+        causes.lines().find_map(|line| line.trim().split_once(" depends on "))?;
+    let package = package.split_whitespace().next()?.to_string();
+    Some((package, requirement_name(dependency)))
 }
 
 /// `name[extra]>=1.0 ; marker` → `name`, normalised as pip does.
@@ -324,9 +550,10 @@ fn last_lines(text: &str, count: usize) -> String {
     lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
-/// Turns componentize-py's failure into the user's error: the Python traceback with paths
-/// mapped back to their folder, and `file:line` of the innermost user frame.
-fn componentize_error(stderr: &str, root: &Path, dir: &Path) -> BuildError {
+/// Turns componentize-py's failure into the user's error: the Python traceback with each mount
+/// (`/0`, `/1`, ...) shown as `mounts` says, and `file:line` of the innermost user frame (a
+/// mount shown as a path, not as `<...>`).
+fn componentize_error(stderr: &str, mounts: &[(String, String)], dir: &Path) -> BuildError {
     let Some(start) = stderr.find("Traceback (most recent call last):").map(|i| {
         // The first traceback is componentize-py's own wrapper; the guest's follows it.
         stderr[i + 1..].find("Traceback (most recent call last):").map_or(i, |j| i + 1 + j)
@@ -334,30 +561,28 @@ fn componentize_error(stderr: &str, root: &Path, dir: &Path) -> BuildError {
         return BuildError::Componentize(last_lines(stderr, 20));
     };
     let end = stderr[start..].find("\n\nCaused by:").map_or(stderr.len(), |e| start + e);
-    let shown_root = root.strip_prefix(dir).ok().filter(|p| !p.as_os_str().is_empty());
-    let user_prefix = match shown_root {
-        Some(sub) => format!("{}/{}/", dir.display(), sub.display()),
-        None => format!("{}/", dir.display()),
-    };
-    let traceback = stderr[start..end]
-        .replace("\"/1/", &format!("\"{user_prefix}"))
-        .replace("\"/0/", "\"<wasmfn>/")
-        .replace("\"/2/", "\"<requirements>/");
+    let mut traceback = stderr[start..end].to_string();
+    for (mount, shown) in mounts {
+        traceback = traceback.replace(&format!("\"{mount}/"), &format!("\"{shown}"));
+    }
     let summary =
         traceback.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
     if summary.contains("no exposed function found") {
         return BuildError::NoExposedFunction(dir.display().to_string());
     }
+    let user_prefixes: Vec<&str> =
+        mounts.iter().map(|(_, shown)| shown.as_str()).filter(|s| !s.starts_with('<')).collect();
     // The innermost frame in the user's folder is where the problem is.
     let location = traceback
         .lines()
         .rev()
         .find_map(|line| {
-            let rest = line.trim().strip_prefix(&format!("File \"{user_prefix}"))?;
+            let rest = line.trim().strip_prefix("File \"")?;
+            user_prefixes.iter().find(|prefix| rest.starts_with(*prefix))?;
             let (file, after) = rest.split_once('"')?;
             let line_no =
                 after.split("line ").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?;
-            Some(format!("{user_prefix}{file}:{line_no}"))
+            Some(format!("{file}:{line_no}"))
         })
         .unwrap_or_else(|| dir.display().to_string());
     BuildError::Python { location, summary, traceback }
@@ -391,6 +616,16 @@ mod tests {
     }
 
     #[test]
+    fn a_dependency_with_native_code_only_is_named_with_its_dependent() {
+        let stderr = "ERROR: Cannot install -r r.txt (line 1) because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    dateparser 1.5.0 depends on regex>=2024.9.11\n    dateparser 1.1.8 depends on regex!=2019.02.19 and !=2021.8.27\n\nTo fix this you could try to:\n";
+        assert_eq!(
+            unresolvable_dependency(stderr),
+            Some(("dateparser".to_string(), "regex".to_string()))
+        );
+        assert_eq!(unresolvable_dependency("ERROR: something else"), None);
+    }
+
+    #[test]
     fn requirement_names_are_normalised() {
         assert_eq!(requirement_name("ixoncdkingress==1.0.0"), "ixoncdkingress");
         assert_eq!(requirement_name("Some_Pkg[extra]>=2 ; python_version>'3'"), "some-pkg");
@@ -399,7 +634,8 @@ mod tests {
     #[test]
     fn syntax_errors_point_at_the_users_file_and_line() {
         let stderr = "Traceback (most recent call last):\n  File \"/x/componentize-py\", line 8\nAssertionError: Traceback (most recent call last):\n  File \"/0/wasmfn_entry.py\", line 19, in <module>\n  File \"/1/functions.py\", line 5\n    return {1:\n           ^\nSyntaxError: '{' was never closed\n\n\nCaused by:\n    SyntaxError";
-        let error = componentize_error(stderr, Path::new("fn"), Path::new("fn"));
+        let mounts = [("/0".to_string(), "<wasmfn>/".to_string()), ("/1".into(), "fn/".into())];
+        let error = componentize_error(stderr, &mounts, Path::new("fn"));
         match error {
             BuildError::Python { location, summary, traceback } => {
                 assert_eq!(location, "fn/functions.py:5");

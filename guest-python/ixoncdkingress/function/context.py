@@ -7,16 +7,19 @@ component; this one is backed by wasmfn's host interfaces instead: ``api_client`
 ``object_storage`` (a wasmfn extension, absent from IXON's SDK) an ``ObjectStorageClient`` for
 the space's objects; each is None when the context was made without it. wasmfn has no time
 series store: ``time_series_client`` is always None. ``request`` (also a wasmfn extension) is
-the HTTP-like request that triggered the call. ``expose`` records agent-tool arguments as a
-plain dict instead of generating pydantic schemas.
+the HTTP-like request that triggered the call. ``expose`` takes the SDK 1.0 options; agent-tool
+schemas come from pydantic when the bundle has it, otherwise from wasmfn's own schema writer
+(``ixoncdkingress.schema_utils``).
 """
 
+import textwrap
 import warnings
 from collections.abc import Callable
 from inspect import _empty, signature
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ixoncdkingress.types import Tool
     from ixoncdkingress.function.api_client import ApiClient
     from ixoncdkingress.function.document_db_client import DocumentDBClient
     from wasmfn.objects import ObjectStorageClient
@@ -169,27 +172,91 @@ class FunctionContext:
         exclude_param_types: set[type] | None = None,
         exclude_param_names: set[str] | None = None,
     ) -> Any:
-        """Mark a function as exposed, with or without arguments.
+        """Mark a function as exposed, with or without options, as ixoncdkingress 1.0 does.
 
-        The agent-tool arguments are accepted and recorded on the function
-        (``exposed_to_agent``, ``tool_definition`` as a plain dict); wasmfn does not
-        generate pydantic schemas.
+        Without ``is_agentic`` the options are ignored. With it, the function becomes an agent
+        tool: ``tool_definition`` (a ``Tool``), ``exposed_to_agent``, and ``input_model`` /
+        ``output_model`` (pydantic models when pydantic is in the bundle, else None); a call's
+        arguments are then validated by ``input_model``.
         """
 
         def decorator(inner_function: Any) -> Any:
             FunctionContext.expose_cloud_function(inner_function)
             if not is_agentic:
                 return inner_function
+            tool = get_tool_definition(
+                inner_function,
+                requires_human_permission=requires_human_permission,
+                description=description,
+                examples=examples,
+                input_schema=input_schema,
+                output_schema=output_schema,
+                meta=meta,
+                exclude_param_types=exclude_param_types,
+                exclude_param_names=exclude_param_names,
+            )
+            inner_function.tool_definition = tool
             inner_function.exposed_to_agent = True
-            inner_function.tool_definition = {
-                "name": inner_function.__name__,
-                "description": description if description is not None else inner_function.__doc__,
-                "requires_human_permission": requires_human_permission,
-                "examples": examples,
-                "inputSchema": input_schema,
-                "outputSchema": output_schema,
-                "meta": meta,
-            }
+            inner_function.input_model = tool.input_model
+            inner_function.output_model = tool.output_model
             return inner_function
 
         return decorator if function is None else decorator(function)
+
+
+def get_tool_definition(
+    function: Callable[..., Any],
+    requires_human_permission: bool = False,
+    description: str | None = None,
+    examples: list[str] | None = None,
+    input_schema: dict[str, Any] | None = None,
+    output_schema: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+    exclude_param_types: set[type] | None = None,
+    exclude_param_names: set[str] | None = None,
+) -> "Tool":
+    """The agent tool a function is: its description (or docstring), schemas and models.
+
+    A schema given here replaces the generated one in the listing (and drops its issue); the
+    input model still comes from the signature.
+    """
+    from ixoncdkingress.schema_utils import generate_input_schema, generate_output_schema
+    from ixoncdkingress.types import Tool
+
+    issues = []
+    text = description if description is not None else function.__doc__
+    if text is not None:
+        text = textwrap.dedent(text).strip(" \n")
+    else:
+        issues.append({
+            "type": "description_missing",
+            "error": "Agentic methods require description for docstrings",
+        })
+    # As in the SDK, the context's type is always left out (and added to the caller's set).
+    if exclude_param_types is None:
+        exclude_param_types = set()
+    exclude_param_types.add(FunctionContext)
+    generated_input = generate_input_schema(
+        function, exclude_param_types=exclude_param_types, exclude_param_names=exclude_param_names
+    )
+    generated_output = generate_output_schema(function)
+    if input_schema is None:
+        input_schema = generated_input.schema
+        if generated_input.issue:
+            issues.append(generated_input.issue)
+    if output_schema is None:
+        output_schema = generated_output.schema
+        if generated_output.issue:
+            issues.append(generated_output.issue)
+    return Tool(
+        name=function.__name__,
+        description=text,
+        requires_human_permission=requires_human_permission,
+        examples=examples,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        meta=meta,
+        issues=issues,
+        input_model=generated_input.model,
+        output_model=generated_output.model,
+    )

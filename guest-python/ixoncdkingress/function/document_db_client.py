@@ -367,3 +367,24 @@ def __getattr__(name: str) -> object:  # pragma: no cover
         return 3000  # Return the last value TIMEOUT had before deprecation
 
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class DocumentDBAuthentication:
+    """Deprecated in ixoncdkingress (credentials come from the platform); kept so imports resolve."""
+
+    username: str
+    password: str
+
+    def __post_init__(self) -> None:
+        warnings.warn(
+            "DocumentDBAuthentication is deprecated", category=DeprecationWarning, stacklevel=3
+        )
+
+
+def __getattr__(name: str) -> Any:
+    # ixoncdkingress keeps TIMEOUT (milliseconds) as a deprecated module attribute.
+    if name == "TIMEOUT":
+        warnings.warn("TIMEOUT is deprecated", category=DeprecationWarning, stacklevel=2)
+        return 3000
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Object storage types of ixoncdkingress (what authorisation functions return)."""
