@@ -78,7 +78,7 @@ async fn the_traceback_and_output_are_kept_with_the_invocation() {
     let traceback = outcome.traceback.expect("a traceback");
     assert!(traceback.contains("Traceback (most recent call last)"), "{traceback}");
     // Paths name the function folder's files, not where componentize-py mounted them.
-    assert!(traceback.contains("File \"behave.py\", line"), "{traceback}");
+    assert!(traceback.contains("File \"functions/behave.py\", line"), "{traceback}");
     assert!(!traceback.contains("\"/1/"), "{traceback}");
     assert!(traceback.contains("ValueError: bad value from the function"), "{traceback}");
     assert!(outcome.stderr.contains("ValueError"), "{}", outcome.stderr);

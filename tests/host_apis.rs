@@ -282,10 +282,10 @@ async fn secrets_are_readable_by_the_function_and_redacted_everywhere_else() {
     assert_eq!(body, json!({"token_length": 19, "region": "ca"}));
     let (_, body) = call(&server, "default", "secretive", "secretive.leak", json!({})).await;
     assert_eq!(body["error"]["message"], "the error has [redacted]");
-    let bad = json!({"values": {"x": 1}});
+    let bad = json!({"secrets": {"x": 1}});
     let (status, _) =
         json(server.admin(reqwest::Method::PUT, path).json(&bad).send().await.unwrap()).await;
-    assert_eq!(status, 400, "values must be strings");
+    assert_eq!(status, 400, "secrets must be strings (values may be any JSON)");
     let response = server.client.put(server.url(path)).json(&config).send().await.unwrap();
     assert_eq!(response.status(), 401, "the admin token is required");
     let response = server.admin(reqwest::Method::DELETE, path).send().await.unwrap();
