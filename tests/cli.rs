@@ -6,16 +6,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use support::{fixture_bundle, fixture_dir, work_dir};
-
-fn wasmfn() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmfn"));
-    command
-        .env("WASMFN_DATA_DIR", work_dir())
-        .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
-        .env("WASMFN_LOG", "warn");
-    command
-}
+use support::{fixture_bundle, fixture_dir, wasmfn, work_dir};
 
 /// A throwaway function folder with the given files.
 fn function_folder(files: &[(&str, &str)]) -> tempfile::TempDir {

@@ -8,7 +8,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::{json, Value};
-use support::{fixture_dir, json, start_server, work_dir, TestServer};
+use support::{fixture_dir, json, start_server, wasmfn, TestServer};
 
 async fn ingress(server: &TestServer, body: Value) -> (u16, Value) {
     let url = server.url("/spaces/default/functions/ixonapp/ingress");
@@ -120,15 +120,6 @@ async fn the_sdk_reserved_entries_answer_as_ixoncdkingress() {
             json!({"result": "success", "data": {"description": "Keeps notes for the tests", "shortName": "ixonapp"}})
         )
     );
-}
-
-fn wasmfn() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmfn"));
-    command
-        .env("WASMFN_DATA_DIR", work_dir())
-        .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
-        .env("WASMFN_LOG", "warn");
-    command
 }
 
 /// A copy of the fixture folder, so that `invoke` builds it outside the repository.

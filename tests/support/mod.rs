@@ -39,6 +39,16 @@ pub fn work_dir() -> PathBuf {
     dir
 }
 
+/// The real `wasmfn` binary with the tests' data dir, compile cache and a quiet log.
+pub fn wasmfn() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wasmfn"));
+    command
+        .env("WASMFN_DATA_DIR", work_dir())
+        .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
+        .env("WASMFN_LOG", "warn");
+    command
+}
+
 pub fn fixture_dir(name: &str) -> PathBuf {
     repo_root().join("tests").join("fixtures").join(name)
 }
