@@ -81,7 +81,7 @@ class ReservedEntriesTest(unittest.TestCase):
         self.addCleanup(setattr, schema_utils, "pydantic", saved)
         AppDescription._instance = None
         self.addCleanup(setattr, AppDescription, "_instance", None)
-        issue = _modules.ImportIssue("broken", "No module named 'nope'", "", ImportError())
+        issue = _modules.ImportIssue("broken", "No module named 'nope'", ImportError())
         self.tools = _agent_tools.AgentTools({"notes": _tool_module("notes")}, [issue])
 
     def test_list_agent_tools_lists_ready_tools_with_pydantic_style_schemas(self):

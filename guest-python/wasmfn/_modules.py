@@ -13,7 +13,6 @@ Pure Python with no WIT imports, so it runs (and is unit-tested) under any CPyth
 
 import importlib
 import sys
-import traceback
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -24,7 +23,6 @@ class ImportIssue:
 
     module_name: str
     error: str
-    traceback: str
     exception: BaseException
 
     def as_sdk_issue(self) -> dict[str, str]:
@@ -60,8 +58,7 @@ def _try_import(name: str) -> tuple[ModuleType | None, ImportIssue | None]:
         # A half-imported module must not satisfy the next attempt's imports.
         for added in set(sys.modules) - before:
             del sys.modules[added]
-        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        return None, ImportIssue(name, str(error), text, error)
+        return None, ImportIssue(name, str(error), error)
 
 
 def is_users(module: ModuleType, user_roots: list[str]) -> bool:

@@ -243,8 +243,9 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     let deps = staging.path().join("deps");
     std::fs::create_dir_all(&deps).map_err(io("creating the staging directory"))?;
     stage_sources(dir, &app).map_err(io(format!("copying the sources of {}", dir.display())))?;
-    install_requirements(&toolchain, dir, &deps, &progress)?;
-    let requirements = declared_requirement_modules(dir, &deps)?;
+    let requirement_lines = requirement_lines(dir)?;
+    install_requirements(&toolchain, &requirement_lines, &deps, &progress)?;
+    let requirements = declared_requirement_modules(&requirement_lines, &deps)?;
 
     // componentize-py mounts each `-p` folder at /0, /1, ... in that order; the guest maps the
     // mounts back to the names the user knows in tracebacks.
@@ -404,13 +405,8 @@ fn write_guest_sources(staging: &Path, manifest: &GuestManifest) -> Result<(), B
 
 /// The top-level modules of the requirements (preloaded at build time), except those of the
 /// SDK's own dependencies the function did not ask for: they load when a module imports them.
-fn declared_requirement_modules(dir: &Path, deps: &Path) -> Result<Vec<String>, BuildError> {
-    let declared = declared_requirements(dir)?;
-    let implicit: Vec<&str> = SDK_DEPENDENCIES
-        .iter()
-        .filter(|(requirement, _)| !declared.contains(&requirement_name(requirement)))
-        .map(|(_, module)| *module)
-        .collect();
+fn declared_requirement_modules(lines: &[String], deps: &Path) -> Result<Vec<String>, BuildError> {
+    let implicit: Vec<&str> = implicit_sdk_dependencies(lines).map(|(_, module)| *module).collect();
     Ok(discover_modules(deps)?
         .into_iter()
         .filter(|m| !m.contains('.') && !m.starts_with('_') && !implicit.contains(&m.as_str()))
@@ -442,11 +438,17 @@ const SDK_DEPENDENCIES: &[(&str, &str)] = &[
     ("packaging==24.2", "packaging"),
 ];
 
-/// The normalised names requirements.txt lists (none without the file).
-fn declared_requirements(dir: &Path) -> Result<Vec<String>, BuildError> {
-    Ok(requirement_lines(dir)?.iter().map(|line| requirement_name(line)).collect())
+/// The SDK dependencies (requirement, module) that requirements.txt's `lines` do not name.
+fn implicit_sdk_dependencies(
+    lines: &[String],
+) -> impl Iterator<Item = &'static (&'static str, &'static str)> + '_ {
+    SDK_DEPENDENCIES.iter().filter(move |(requirement, _)| {
+        let name = requirement_name(requirement);
+        !lines.iter().any(|line| requirement_name(line) == name)
+    })
 }
 
+/// requirements.txt's requirements, comments and blank lines left out (none without the file).
 fn requirement_lines(dir: &Path) -> Result<Vec<String>, BuildError> {
     let path = dir.join("requirements.txt");
     if !path.exists() {
@@ -467,25 +469,19 @@ const PROVIDED: &[&str] = &["ixoncdkingress", "pymongo"];
 
 fn install_requirements(
     toolchain: &Toolchain,
-    dir: &Path,
+    lines: &[String],
     deps: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<(), BuildError> {
-    let lines = requirement_lines(dir)?;
-    let declared: Vec<String> = lines.iter().map(|line| requirement_name(line)).collect();
     let mut wanted: Vec<String> = lines
-        .into_iter()
+        .iter()
         .filter(|line| !PROVIDED.contains(&requirement_name(line).as_str()))
+        .cloned()
         .collect();
     if !wanted.is_empty() {
         progress(&format!("installing pure-Python requirements: {}", wanted.join(", ")));
     }
-    wanted.extend(
-        SDK_DEPENDENCIES
-            .iter()
-            .filter(|(requirement, _)| !declared.contains(&requirement_name(requirement)))
-            .map(|(requirement, _)| requirement.to_string()),
-    );
+    wanted.extend(implicit_sdk_dependencies(lines).map(|(requirement, _)| requirement.to_string()));
     let filtered = deps.with_extension("requirements.txt");
     std::fs::write(&filtered, wanted.join("\n")).map_err(io("writing requirements"))?;
     let mut pip = Command::new(toolchain.pip());
