@@ -12,7 +12,11 @@ use std::time::SystemTime;
 use crate::bundle::{self, BundleMeta};
 use crate::guest_sources;
 use crate::manifest::{FunctionManifest, ManifestError, MANIFEST_FILE};
-use crate::toolchain::{wasmfn_home, Toolchain, GUEST_PYTHON_VERSION};
+use crate::toolchain::{wasmfn_home, Toolchain};
+
+mod requirements;
+pub use requirements::wasi_wheels_dir;
+use requirements::Requirements;
 
 /// Why a build failed; each message says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,8 @@ pub enum BuildError {
     NativeRequirement(String),
     #[error("requirement '{package}' needs '{dependency}', which has no pure-Python wheel: packages with native code cannot run inside a WebAssembly component unless built for WASI (docs/native-packages.md)")]
     NativeDependency { package: String, dependency: String },
+    #[error("requirement '{package}' needs {dependency} built for WebAssembly (WASI), which is not in {wheels}: run scripts/build-wasi-wheels.sh once (docs/native-packages.md)")]
+    WasiWheelMissing { package: String, dependency: String, wheels: String },
     #[error("installing requirements.txt failed:\n{0}")]
     Requirements(String),
     #[error("{location}: {summary}\n{traceback}")]
@@ -243,9 +249,12 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     let deps = staging.path().join("deps");
     std::fs::create_dir_all(&deps).map_err(io("creating the staging directory"))?;
     stage_sources(dir, &app).map_err(io(format!("copying the sources of {}", dir.display())))?;
-    let requirement_lines = requirement_lines(dir)?;
-    install_requirements(&toolchain, &requirement_lines, &deps, &progress)?;
-    let requirements = declared_requirement_modules(&requirement_lines, &deps)?;
+    let requirements = Requirements::of(dir, &app)?;
+    for note in &requirements.notes {
+        progress(&format!("warning: {note}"));
+    }
+    requirements.install(&toolchain, &deps, &progress)?;
+    let requirements = requirements.declared_modules(&deps)?;
 
     // componentize-py mounts each `-p` folder at /0, /1, ... in that order; the guest maps the
     // mounts back to the names the user knows in tracebacks.
@@ -403,144 +412,6 @@ fn write_guest_sources(staging: &Path, manifest: &GuestManifest) -> Result<(), B
         .map_err(io("writing the module list"))
 }
 
-/// The top-level modules of the requirements (preloaded at build time), except those of the
-/// SDK's own dependencies the function did not ask for: they load when a module imports them.
-fn declared_requirement_modules(lines: &[String], deps: &Path) -> Result<Vec<String>, BuildError> {
-    let implicit: Vec<&str> = implicit_sdk_dependencies(lines).map(|(_, module)| *module).collect();
-    Ok(discover_modules(deps)?
-        .into_iter()
-        .filter(|m| !m.contains('.') && !m.starts_with('_') && !implicit.contains(&m.as_str()))
-        .collect())
-}
-
-/// The platform tag of wheels built for componentize-py's CPython (WASI, 32-bit).
-const WASI_PLATFORM: &str = "wasi_0_0_0_wasm32";
-
-/// Where scripts/build-wasi-wheels.sh puts the WebAssembly builds of native packages:
-/// `$WASMFN_WHEELS`, else `$WASMFN_HOME/wheels`.
-pub fn wasi_wheels_dir() -> PathBuf {
-    match std::env::var_os("WASMFN_WHEELS").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => wasmfn_home().join("wheels"),
-    }
-}
-
-/// ixoncdkingress's own pure-Python dependencies (and `packaging`, which IXON's platform has
-/// too), each with its top-level module: on IXON they arrive with the SDK, and apps import them
-/// without declaring them. Pinned to versions ixoncdkingress 1.0 accepts (`requests~=2.31.0`);
-/// a requirement of the function's own with the same name wins.
-const SDK_DEPENDENCIES: &[(&str, &str)] = &[
-    ("requests==2.31.0", "requests"),
-    ("urllib3==2.2.3", "urllib3"),
-    ("idna==3.10", "idna"),
-    ("certifi==2024.8.30", "certifi"),
-    ("charset-normalizer==3.4.0", "charset_normalizer"),
-    ("packaging==24.2", "packaging"),
-];
-
-/// The SDK dependencies (requirement, module) that requirements.txt's `lines` do not name.
-fn implicit_sdk_dependencies(
-    lines: &[String],
-) -> impl Iterator<Item = &'static (&'static str, &'static str)> + '_ {
-    SDK_DEPENDENCIES.iter().filter(move |(requirement, _)| {
-        let name = requirement_name(requirement);
-        !lines.iter().any(|line| requirement_name(line) == name)
-    })
-}
-
-/// requirements.txt's requirements, comments and blank lines left out (none without the file).
-fn requirement_lines(dir: &Path) -> Result<Vec<String>, BuildError> {
-    let path = dir.join("requirements.txt");
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let text = std::fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
-    Ok(text
-        .lines()
-        .map(|line| line.split('#').next().unwrap_or("").trim().to_string())
-        .filter(|line| !line.is_empty())
-        .collect())
-}
-
-/// Requirements the guest package provides itself (backed by the host); installing the real
-/// ones would pull in network clients, native code and docker, which cannot run in a component.
-/// Our `pymongo` and `bson` cover what functions use of them (errors, results, ObjectId).
-const PROVIDED: &[&str] = &["ixoncdkingress", "pymongo"];
-
-fn install_requirements(
-    toolchain: &Toolchain,
-    lines: &[String],
-    deps: &Path,
-    progress: &dyn Fn(&str),
-) -> Result<(), BuildError> {
-    let mut wanted: Vec<String> = lines
-        .iter()
-        .filter(|line| !PROVIDED.contains(&requirement_name(line).as_str()))
-        .cloned()
-        .collect();
-    if !wanted.is_empty() {
-        progress(&format!("installing pure-Python requirements: {}", wanted.join(", ")));
-    }
-    wanted.extend(implicit_sdk_dependencies(lines).map(|(requirement, _)| requirement.to_string()));
-    let filtered = deps.with_extension("requirements.txt");
-    std::fs::write(&filtered, wanted.join("\n")).map_err(io("writing requirements"))?;
-    let mut pip = Command::new(toolchain.pip());
-    pip.args(["install", "--disable-pip-version-check", "--no-compile", "--quiet", "--target"])
-        .arg(deps)
-        .args(["--python-version", GUEST_PYTHON_VERSION])
-        .args(["--only-binary", ":all:", "--platform", "any", "--platform", WASI_PLATFORM]);
-    // Native packages built for WebAssembly by scripts/build-wasi-wheels.sh (pydantic-core).
-    let wheels = wasi_wheels_dir();
-    if wheels.is_dir() {
-        pip.arg("--find-links").arg(&wheels);
-    }
-    let result = pip.arg("-r").arg(&filtered).output().map_err(io("running pip"))?;
-    if result.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    if let Some((dependency, package)) = stderr.lines().find_map(|line| {
-        let (_, rest) =
-            line.split_once("Could not find a version that satisfies the requirement ")?;
-        let (requirement, after) = rest.split_once(" (")?;
-        // `(from versions: none)` follows a requirement of the function's own.
-        let package = after.strip_prefix("from ").filter(|p| !p.starts_with("versions"))?;
-        let package = package.split(')').next()?;
-        Some((requirement_name(requirement), requirement_name(package)))
-    }) {
-        // A dependency of a requirement, as `regex (from dateparser)`.
-        return Err(BuildError::NativeDependency { package, dependency });
-    }
-    if let Some(name) = stderr.lines().find_map(|line| {
-        line.split_once("No matching distribution found for ").map(|(_, n)| n.trim())
-    }) {
-        return Err(BuildError::NativeRequirement(name.to_string()));
-    }
-    if let Some((package, dependency)) = unresolvable_dependency(&stderr) {
-        return Err(BuildError::NativeDependency { package, dependency });
-    }
-    Err(BuildError::Requirements(last_lines(&stderr, 15)))
-}
-
-/// From pip's "The conflict is caused by:" lines (`dateparser 1.2.0 depends on regex>=2024`):
-/// the package and the dependency no version of which could be installed. With `--only-binary
-/// :all: --platform any`, that is a dependency with native code only.
-fn unresolvable_dependency(stderr: &str) -> Option<(String, String)> {
-    let causes = stderr.split_once("The conflict is caused by:")?.1;
-    let (package, dependency) =
-        causes.lines().find_map(|line| line.trim().split_once(" depends on "))?;
-    let package = package.split_whitespace().next()?.to_string();
-    Some((package, requirement_name(dependency)))
-}
-
-/// `name[extra]>=1.0 ; marker` → `name`, normalised as pip does.
-fn requirement_name(line: &str) -> String {
-    let end = line
-        .find(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.'))
-        .unwrap_or(line.len());
-    line[..end].to_ascii_lowercase().replace('_', "-")
-}
-
 fn last_lines(text: &str, count: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(count)..].join("\n")
@@ -609,22 +480,6 @@ mod tests {
         assert_eq!(function_root(dir.path()), dir.path());
         std::fs::create_dir(dir.path().join("functions")).unwrap();
         assert_eq!(function_root(dir.path()), dir.path().join("functions"));
-    }
-
-    #[test]
-    fn a_dependency_with_native_code_only_is_named_with_its_dependent() {
-        let stderr = "ERROR: Cannot install -r r.txt (line 1) because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    dateparser 1.5.0 depends on regex>=2024.9.11\n    dateparser 1.1.8 depends on regex!=2019.02.19 and !=2021.8.27\n\nTo fix this you could try to:\n";
-        assert_eq!(
-            unresolvable_dependency(stderr),
-            Some(("dateparser".to_string(), "regex".to_string()))
-        );
-        assert_eq!(unresolvable_dependency("ERROR: something else"), None);
-    }
-
-    #[test]
-    fn requirement_names_are_normalised() {
-        assert_eq!(requirement_name("ixoncdkingress==1.0.0"), "ixoncdkingress");
-        assert_eq!(requirement_name("Some_Pkg[extra]>=2 ; python_version>'3'"), "some-pkg");
     }
 
     #[test]

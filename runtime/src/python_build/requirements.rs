@@ -1,0 +1,383 @@
+//! What pip installs into a bundle: the function's requirements.txt, the SDK's own dependencies
+//! the function relies on without declaring them (as it may on IXON, where they arrive with
+//! ixoncdkingress), and the rules that keep IXON's pins working on the bundle's CPython.
+//!
+//! It owns reading requirements.txt, the pip call and the translation of pip's failures into
+//! build errors; it must not touch the staging layout or componentize-py (the parent module).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{discover_modules, io, last_lines, BuildError};
+use crate::toolchain::{wasmfn_home, Toolchain, GUEST_PYTHON_VERSION};
+
+/// The platform tag of wheels built for componentize-py's CPython (WASI, 32-bit).
+const WASI_PLATFORM: &str = "wasi_0_0_0_wasm32";
+
+/// Where scripts/build-wasi-wheels.sh puts the WebAssembly builds of native packages:
+/// `$WASMFN_WHEELS`, else `$WASMFN_HOME/wheels`.
+pub fn wasi_wheels_dir() -> PathBuf {
+    match std::env::var_os("WASMFN_WHEELS").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => wasmfn_home().join("wheels"),
+    }
+}
+
+/// ixoncdkingress's own pure-Python dependencies (and `packaging`, which IXON's platform has
+/// too), each with its top-level module: on IXON they arrive with the SDK, and apps import them
+/// without declaring them. Pinned to versions ixoncdkingress 1.0 accepts (`requests~=2.31.0`);
+/// a requirement of the function's own with the same name wins.
+const SDK_DEPENDENCIES: &[(&str, &str)] = &[
+    ("requests==2.31.0", "requests"),
+    ("urllib3==2.2.3", "urllib3"),
+    ("idna==3.10", "idna"),
+    ("certifi==2024.8.30", "certifi"),
+    ("charset-normalizer==3.4.0", "charset_normalizer"),
+    ("packaging==24.2", "packaging"),
+];
+
+/// The pydantic a bundle gets when its code imports pydantic without declaring it, or declares
+/// a release that cannot run on the bundle's CPython 3.14 (ixoncdkingress 1.0 itself pins
+/// `pydantic~=2.10.6`). 2.12 is the first release that supports 3.14; its pydantic-core (2.41.5)
+/// is the one scripts/build-wasi-wheels.sh builds first. Only added on use: pydantic costs every
+/// bundle ~7 MB and ~4 s of compile time.
+const PYDANTIC: &str = "pydantic==2.12.5";
+/// The first pydantic 2 minor release that runs on CPython 3.14 (docs/native-packages.md).
+const PYDANTIC_FIRST_WORKING_MINOR: u32 = 12;
+
+/// Requirements the guest package provides itself (backed by the host); installing the real
+/// ones would pull in network clients, native code and docker, which cannot run in a component.
+/// Our `pymongo` and `bson` cover what functions use of them (errors, results, ObjectId).
+const PROVIDED: &[&str] = &["ixoncdkingress", "pymongo"];
+
+/// What one build installs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirements {
+    /// requirements.txt's requirements (comments, blank lines and provided packages left
+    /// out), pins that cannot work replaced.
+    declared: Vec<String>,
+    /// Added for the SDK: (requirement, top-level module).
+    implicit: Vec<(String, String)>,
+    /// What the build changed of requirements.txt and why, shown as warnings.
+    pub notes: Vec<String>,
+}
+
+impl Requirements {
+    /// The requirements of the function in `dir` (whose staged sources are in `sources`).
+    pub fn of(dir: &Path, sources: &Path) -> Result<Self, BuildError> {
+        let lines = requirement_lines(dir)?;
+        let uses_pydantic =
+            imports_anywhere(sources, "pydantic").map_err(io("reading the function's sources"))?;
+        Ok(Self::resolve(lines, uses_pydantic))
+    }
+
+    fn resolve(lines: Vec<String>, uses_pydantic: bool) -> Self {
+        let mut notes = Vec::new();
+        let declared: Vec<String> = lines
+            .into_iter()
+            .filter(|line| !PROVIDED.contains(&requirement_name(line).as_str()))
+            .map(|line| match unworkable_pydantic(&line) {
+                Some(pinned) => {
+                    notes.push(format!(
+                        "'{line}' cannot run on the bundle's CPython {GUEST_PYTHON_VERSION} \
+                         (pydantic supports it from 2.{PYDANTIC_FIRST_WORKING_MINOR}); installing \
+                         {PYDANTIC} instead, which has the same v2 API \
+                         (docs/native-packages.md)"
+                    ));
+                    pinned
+                }
+                None => line,
+            })
+            .collect();
+        let named = |name: &str| declared.iter().any(|line| requirement_name(line) == name);
+        let mut implicit: Vec<(String, String)> = SDK_DEPENDENCIES
+            .iter()
+            .filter(|(requirement, _)| !named(&requirement_name(requirement)))
+            .map(|(requirement, module)| (requirement.to_string(), module.to_string()))
+            .collect();
+        if uses_pydantic && !named("pydantic") {
+            implicit.push((PYDANTIC.to_string(), "pydantic".to_string()));
+        }
+        Requirements { declared, implicit, notes }
+    }
+
+    /// Installs everything into `deps` with pip, for the bundle's CPython and platform.
+    pub fn install(
+        &self,
+        toolchain: &Toolchain,
+        deps: &Path,
+        progress: &dyn Fn(&str),
+    ) -> Result<(), BuildError> {
+        if !self.declared.is_empty() {
+            progress(&format!("installing requirements: {}", self.declared.join(", ")));
+        }
+        let wanted: Vec<&str> = self
+            .declared
+            .iter()
+            .map(String::as_str)
+            .chain(self.implicit.iter().map(|(requirement, _)| requirement.as_str()))
+            .collect();
+        let filtered = deps.with_extension("requirements.txt");
+        std::fs::write(&filtered, wanted.join("\n")).map_err(io("writing requirements"))?;
+        let mut pip = Command::new(toolchain.pip());
+        pip.args(["install", "--disable-pip-version-check", "--no-compile", "--quiet", "--target"])
+            .arg(deps)
+            .args(["--python-version", GUEST_PYTHON_VERSION])
+            .args(["--only-binary", ":all:", "--platform", "any", "--platform", WASI_PLATFORM]);
+        // Native packages built for WebAssembly by scripts/build-wasi-wheels.sh (pydantic-core).
+        let wheels = wasi_wheels_dir();
+        if wheels.is_dir() {
+            pip.arg("--find-links").arg(&wheels);
+        }
+        let result = pip.arg("-r").arg(&filtered).output().map_err(io("running pip"))?;
+        if result.status.success() {
+            return Ok(());
+        }
+        Err(pip_failure(&String::from_utf8_lossy(&result.stderr)))
+    }
+
+    /// The top-level modules of the requirements (preloaded at build time), except those of the
+    /// SDK's own dependencies the function did not ask for: they load when a module imports them.
+    pub fn declared_modules(&self, deps: &Path) -> Result<Vec<String>, BuildError> {
+        Ok(discover_modules(deps)?
+            .into_iter()
+            .filter(|m| {
+                !m.contains('.')
+                    && !m.starts_with('_')
+                    && !self.implicit.iter().any(|(_, module)| module == m)
+            })
+            .collect())
+    }
+}
+
+/// The build error pip's `stderr` stands for: a package with native code only is named (with
+/// the requirement that needs it), anything else is shown as pip said it.
+fn pip_failure(stderr: &str) -> BuildError {
+    if let Some((dependency, package)) = stderr.lines().find_map(|line| {
+        let (_, rest) =
+            line.split_once("Could not find a version that satisfies the requirement ")?;
+        let (requirement, after) = rest.split_once(" (")?;
+        // `(from versions: none)` follows a requirement of the function's own.
+        let package = after.strip_prefix("from ").filter(|p| !p.starts_with("versions"))?;
+        let package = package.split(')').next()?;
+        Some((requirement.trim().to_string(), requirement_name(package)))
+    }) {
+        // A dependency of a requirement, as `regex (from dateparser)`.
+        if requirement_name(&dependency) == "pydantic-core" {
+            return BuildError::WasiWheelMissing {
+                package,
+                dependency,
+                wheels: wasi_wheels_dir().display().to_string(),
+            };
+        }
+        return BuildError::NativeDependency { package, dependency: requirement_name(&dependency) };
+    }
+    if let Some(name) = stderr.lines().find_map(|line| {
+        line.split_once("No matching distribution found for ").map(|(_, n)| n.trim())
+    }) {
+        return BuildError::NativeRequirement(name.to_string());
+    }
+    if let Some((package, dependency)) = unresolvable_dependency(stderr) {
+        return BuildError::NativeDependency { package, dependency };
+    }
+    BuildError::Requirements(last_lines(stderr, 15))
+}
+
+/// For a requirement that pins pydantic 2 below 2.12 (`==2.10.6`, `~=2.10.6`, `==2.11.*`): the
+/// same requirement (extras and marker kept) pinned to [`PYDANTIC`] instead.
+fn unworkable_pydantic(line: &str) -> Option<String> {
+    if requirement_name(line) != "pydantic" {
+        return None;
+    }
+    let (requirement, marker) = match line.split_once(';') {
+        Some((requirement, marker)) => (requirement.trim(), Some(marker.trim())),
+        None => (line.trim(), None),
+    };
+    let specifier = requirement.find(['=', '~', '<', '>', '!']).map(|i| &requirement[i..])?;
+    let version = specifier.strip_prefix("==").or_else(|| specifier.strip_prefix("~="))?;
+    let mut parts = version.trim().split('.');
+    let major = parts.next()?.parse::<u32>().ok()?;
+    let minor = parts.next()?.parse::<u32>().ok()?;
+    if major != 2 || minor >= PYDANTIC_FIRST_WORKING_MINOR || specifier.contains(',') {
+        return None;
+    }
+    let name_and_extras = requirement[..requirement.len() - specifier.len()].trim();
+    let pinned = PYDANTIC.trim_start_matches("pydantic");
+    Some(match marker {
+        Some(marker) => format!("{name_and_extras}{pinned} ; {marker}"),
+        None => format!("{name_and_extras}{pinned}"),
+    })
+}
+
+/// Whether any `.py` file under `dir` imports `module` (`import module`, `import module.x`,
+/// `from module import ...`, `from module.x import ...`), at any indentation.
+fn imports_anywhere(dir: &Path, module: &str) -> std::io::Result<bool> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let found = if path.is_dir() {
+            imports_anywhere(&path, module)?
+        } else if path.extension().is_some_and(|e| e == "py") {
+            imports(&std::fs::read_to_string(&path).unwrap_or_default(), module)
+        } else {
+            false
+        };
+        if found {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether Python source `text` has an import statement naming `module` or one of its
+/// submodules. A line scan, not a parse: a string that looks like an import counts too, which
+/// only costs an unneeded package.
+fn imports(text: &str, module: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim_start();
+        let Some(rest) = line.strip_prefix("import ").or_else(|| line.strip_prefix("from ")) else {
+            return false;
+        };
+        rest.split(',').any(|name| {
+            let name = name.trim_start();
+            name.strip_prefix(module).is_some_and(|after| {
+                after.is_empty() || after.starts_with(['.', ' ', '\t', ',', '#'])
+            })
+        })
+    })
+}
+
+/// requirements.txt's requirements, comments and blank lines left out (none without the file).
+fn requirement_lines(dir: &Path) -> Result<Vec<String>, BuildError> {
+    let path = dir.join("requirements.txt");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&path).map_err(io(format!("reading {}", path.display())))?;
+    Ok(text
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|line| !line.is_empty())
+        .collect())
+}
+
+/// From pip's "The conflict is caused by:" lines (`dateparser 1.2.0 depends on regex>=2024`):
+/// the package and the dependency no version of which could be installed. With `--only-binary
+/// :all: --platform any`, that is a dependency with native code only.
+fn unresolvable_dependency(stderr: &str) -> Option<(String, String)> {
+    let causes = stderr.split_once("The conflict is caused by:")?.1;
+    let (package, dependency) =
+        causes.lines().find_map(|line| line.trim().split_once(" depends on "))?;
+    let package = package.split_whitespace().next()?.to_string();
+    Some((package, requirement_name(dependency)))
+}
+
+/// `name[extra]>=1.0 ; marker` → `name`, normalised as pip does.
+fn requirement_name(line: &str) -> String {
+    let end = line
+        .find(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .unwrap_or(line.len());
+    line[..end].to_ascii_lowercase().replace('_', "-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &[&str]) -> Vec<String> {
+        text.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_dependency_with_native_code_only_is_named_with_its_dependent() {
+        let stderr = "ERROR: Cannot install -r r.txt (line 1) because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    dateparser 1.5.0 depends on regex>=2024.9.11\n    dateparser 1.1.8 depends on regex!=2019.02.19 and !=2021.8.27\n\nTo fix this you could try to:\n";
+        assert_eq!(
+            unresolvable_dependency(stderr),
+            Some(("dateparser".to_string(), "regex".to_string()))
+        );
+        assert_eq!(unresolvable_dependency("ERROR: something else"), None);
+    }
+
+    #[test]
+    fn a_missing_pydantic_core_says_how_to_build_it() {
+        let stderr = "ERROR: Could not find a version that satisfies the requirement pydantic-core==2.41.5 (from pydantic) (from versions: none)\nERROR: No matching distribution found for pydantic-core==2.41.5\n";
+        let message = pip_failure(stderr).to_string();
+        assert!(message.contains("'pydantic' needs pydantic-core==2.41.5"), "{message}");
+        assert!(message.contains("scripts/build-wasi-wheels.sh"), "{message}");
+        let stderr = "ERROR: Could not find a version that satisfies the requirement regex>=2024 (from dateparser) (from versions: none)\n";
+        assert!(matches!(
+            pip_failure(stderr),
+            BuildError::NativeDependency { package, dependency }
+                if package == "dateparser" && dependency == "regex"
+        ));
+    }
+
+    #[test]
+    fn requirement_names_are_normalised() {
+        assert_eq!(requirement_name("ixoncdkingress==1.0.0"), "ixoncdkingress");
+        assert_eq!(requirement_name("Some_Pkg[extra]>=2 ; python_version>'3'"), "some-pkg");
+    }
+
+    #[test]
+    fn pydantic_pins_older_than_2_12_are_moved_to_a_working_release() {
+        assert_eq!(unworkable_pydantic("pydantic==2.10.6").as_deref(), Some("pydantic==2.12.5"));
+        assert_eq!(unworkable_pydantic("pydantic~=2.10.6").as_deref(), Some("pydantic==2.12.5"));
+        assert_eq!(unworkable_pydantic("pydantic==2.11.*").as_deref(), Some("pydantic==2.12.5"));
+        assert_eq!(
+            unworkable_pydantic("Pydantic[email] == 2.10.6 ; python_version >= '3.8'").as_deref(),
+            Some("Pydantic[email]==2.12.5 ; python_version >= '3.8'")
+        );
+        // Releases that work, ranges pip can resolve itself, v1 (pure Python) and other
+        // packages are left alone.
+        for line in [
+            "pydantic==2.12.5",
+            "pydantic==2.14.4",
+            "pydantic>=2.0",
+            "pydantic==1.10.21",
+            "pydantic",
+            "pydantic>=2.10,<2.13",
+            "pydantic-settings==2.10.1",
+        ] {
+            assert_eq!(unworkable_pydantic(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn pydantic_comes_with_the_sdk_only_when_the_code_imports_it() {
+        let plain = Requirements::resolve(Vec::new(), false);
+        assert!(plain.implicit.iter().all(|(_, module)| module != "pydantic"));
+        assert!(plain.implicit.iter().any(|(_, module)| module == "requests"));
+        let using = Requirements::resolve(Vec::new(), true);
+        assert!(using.implicit.contains(&(PYDANTIC.to_string(), "pydantic".to_string())));
+        assert!(using.notes.is_empty());
+        // IXON's usual pin: replaced, with a note; not added a second time.
+        let pinned = Requirements::resolve(lines(&["pydantic==2.10.6", "ixoncdkingress"]), true);
+        assert_eq!(pinned.declared, vec![PYDANTIC.to_string()]);
+        assert!(pinned.implicit.iter().all(|(_, module)| module != "pydantic"));
+        assert_eq!(pinned.notes.len(), 1);
+        assert!(pinned.notes[0].contains("'pydantic==2.10.6' cannot run"), "{:?}", pinned.notes);
+        // A declared SDK dependency wins over ours.
+        let own = Requirements::resolve(lines(&["requests==2.32.3"]), false);
+        assert!(own.implicit.iter().all(|(_, module)| module != "requests"));
+    }
+
+    #[test]
+    fn imports_are_recognised_in_their_python_spellings() {
+        for source in [
+            "import pydantic",
+            "from pydantic import BaseModel",
+            "    from pydantic.fields import Field  # lazily",
+            "import os, pydantic",
+            "import pydantic as pd",
+        ] {
+            assert!(imports(source, "pydantic"), "{source}");
+        }
+        for source in [
+            "import pydantic_settings",
+            "from mypydantic import X",
+            "# pydantic is not used",
+            "x = 'pydantic'",
+        ] {
+            assert!(!imports(source, "pydantic"), "{source}");
+        }
+    }
+}
