@@ -1,5 +1,6 @@
 """Unit tests of the guest's pure-Python dispatch (run with the host's CPython)."""
 
+import functools
 import json
 import sys
 import types
@@ -30,6 +31,20 @@ def with_named(context, name, greeting="Hello"):
 
 def not_exposed(context):
     return "hidden"
+
+
+def _with_client(function):
+    @functools.wraps(function)
+    def wrapper(context, /, *args, **kwargs):
+        return function(context, "a client", *args, **kwargs)
+
+    return wrapper
+
+
+@FunctionContext.expose
+@_with_client
+def with_injected(context, client, name):
+    return f"{client} for {name}"
 
 
 _module("functions", with_kwargs=with_kwargs)
@@ -65,6 +80,15 @@ class DispatchTest(unittest.TestCase):
     def test_missing_required_arguments_are_reported(self):
         with self.assertRaisesRegex(_dispatch.BadArguments, "'name'"):
             _dispatch.select_arguments(with_named, {"greeting": "Hi"})
+
+    def test_a_decorator_may_fill_in_parameters_of_the_function_it_wraps(self):
+        # As the SDK: arguments filtered by the wrapped signature, none reported missing.
+        self.assertEqual(
+            _dispatch.select_arguments(with_injected, {"name": "Ada", "x": 1}), {"name": "Ada"}
+        )
+        self.assertEqual(_dispatch.select_arguments(with_injected, {}), {})
+        with self.assertRaises(TypeError):
+            with_injected(None, **_dispatch.select_arguments(with_injected, {}))
 
     def test_arguments_must_be_a_json_object(self):
         with self.assertRaisesRegex(_dispatch.BadArguments, "JSON object"):

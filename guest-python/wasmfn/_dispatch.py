@@ -142,7 +142,12 @@ def signature_of(function: Callable[..., Any]) -> Signature:
         context_name=names[0] if names else None,
         takes_kwargs=any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()),
         accepted=frozenset(names[1:]),
-        required=tuple(
+        # A decorated function (functools.wraps) shows the signature it wraps, as the SDK reads
+        # it to filter arguments; but the wrapper may fill some in itself (IXON apps inject
+        # clients that way), so only Python can tell what is missing, as in the SDK.
+        required=()
+        if hasattr(function, "__wrapped__")
+        else tuple(
             name
             for name, p in list(params.items())[1:]
             if p.default is inspect.Parameter.empty and p.kind in keyword_kinds
