@@ -56,7 +56,7 @@ def generate_input_schema(
         except pydantic.PydanticSchemaGenerationError as error:
             return Schema(issue={"type": "input_schema_generation_error", "error": str(error)})
         schema.pop("title", None)
-        return Schema(schema=schema, model=model)
+        return Schema(schema=as_sdk_pydantic_writes(schema), model=model)
     try:
         return Schema(schema=_object_schema(fields))
     except _Undescribable as error:
@@ -76,11 +76,34 @@ def generate_output_schema(function: Callable[..., Any]) -> Schema:
         except pydantic.PydanticSchemaGenerationError as error:
             return Schema(issue={"type": "output_schema_generation_error", "error": str(error)})
         schema.pop("title", None)
-        return Schema(schema=schema, model=model)
+        return Schema(schema=as_sdk_pydantic_writes(schema), model=model)
     try:
         return Schema(schema=_object_schema({"output": (hint, ...)}))
     except _Undescribable as error:
         return Schema(issue={"type": "output_schema_generation_error", "error": str(error)})
+
+
+def as_sdk_pydantic_writes(schema: Any) -> Any:
+    """``schema`` (from a pydantic 2.11 or newer) as the SDK's pydantic 2.10 writes it.
+
+    Bundles cannot run pydantic 2.10 (docs/native-packages.md). The one difference the listing
+    shows: from 2.11 a bare ``dict`` is ``{"additionalProperties": true, "type": "object"}``,
+    where 2.10 leaves ``additionalProperties`` out. Both mean the same in JSON Schema; removing
+    it only where an object schema has no ``properties`` keeps models with ``extra="allow"``
+    (which 2.10 also marks) as they are.
+    """
+    if isinstance(schema, list):
+        return [as_sdk_pydantic_writes(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    rewritten = {key: as_sdk_pydantic_writes(value) for key, value in schema.items()}
+    if (
+        rewritten.get("type") == "object"
+        and rewritten.get("additionalProperties") is True
+        and "properties" not in rewritten
+    ):
+        del rewritten["additionalProperties"]
+    return rewritten
 
 
 def _object_schema(fields: dict[str, tuple[Any, Any]]) -> ObjectJsonSchema:

@@ -128,6 +128,30 @@ class ReservedEntriesTest(unittest.TestCase):
         self.assertIsNone(generate_output_schema(odd).schema, "no return annotation: no schema")
 
 
+    def test_newer_pydantic_schemas_are_written_as_the_sdks_pydantic_writes_them(self):
+        newer = {
+            "properties": {
+                "output": {"additionalProperties": True, "title": "Output", "type": "object"},
+                "extra": {"additionalProperties": True, "properties": {"a": {"type": "integer"}},
+                          "type": "object"},
+                "typed": {"additionalProperties": {"type": "integer"}, "type": "object"},
+                "items": {"items": {"additionalProperties": True, "type": "object"}, "type": "array"},
+            },
+            "required": ["output"],
+            "type": "object",
+        }
+        self.assertEqual(
+            schema_utils.as_sdk_pydantic_writes(newer)["properties"],
+            {
+                "output": {"title": "Output", "type": "object"},
+                "extra": {"additionalProperties": True, "properties": {"a": {"type": "integer"}},
+                          "type": "object"},
+                "typed": {"additionalProperties": {"type": "integer"}, "type": "object"},
+                "items": {"items": {"type": "object"}, "type": "array"},
+            },
+        )
+
+
 class InputModelTest(unittest.TestCase):
     def test_an_input_model_validates_and_its_errors_are_bad_arguments(self):
         class Model:
