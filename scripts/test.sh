@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: the guest package's Python unit tests, formatting and lints,
 # then all Rust tests (unit, integration and end-to-end with real componentize-py bundles, the
-# real server, real HTTP and real Mosquitto brokers).
+# real server, real HTTP, real Mosquitto brokers, and the real ixoncdkingress to compare with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/setup-broker.sh
 bash scripts/setup-postgres.sh
+# pydantic-core for WebAssembly: the core of pydantic 2.12.5, the pydantic bundles get when their
+# code imports it (runtime/src/python_build/requirements.rs). Cached after the first run.
+bash scripts/build-wasi-wheels.sh 2.41.5
+# The real ixoncdkingress, for the differential test (tests/differential.rs). Cached too.
+bash scripts/setup-reference-sdk.sh
 
 echo "== guest-python unit tests"
 python3 -m unittest discover -s guest-python/tests -t guest-python -v
