@@ -86,6 +86,8 @@ async fn every_sdk_module_path_and_the_sdk_dependencies_import() {
     // Not in the fixture's requirements: they come with the SDK, as on IXON.
     assert_eq!(body["requests"], "2.31.0");
     assert_eq!(body["packaging"], "True");
+    // Declared, and built from its source distribution: it publishes no wheel.
+    assert_eq!(body["docopt"], "0.6.2");
 }
 
 #[tokio::test]

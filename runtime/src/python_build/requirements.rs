@@ -119,21 +119,42 @@ impl Requirements {
             .collect();
         let filtered = deps.with_extension("requirements.txt");
         std::fs::write(&filtered, wanted.join("\n")).map_err(io("writing requirements"))?;
-        let mut pip = Command::new(toolchain.pip());
-        pip.args(["install", "--disable-pip-version-check", "--no-compile", "--quiet", "--target"])
-            .arg(deps)
-            .args(["--python-version", GUEST_PYTHON_VERSION])
-            .args(["--only-binary", ":all:", "--platform", "any", "--platform", WASI_PLATFORM]);
-        // Native packages built for WebAssembly by scripts/build-wasi-wheels.sh (pydantic-core).
-        let wheels = wasi_wheels_dir();
-        if wheels.is_dir() {
-            pip.arg("--find-links").arg(&wheels);
+        // Wheels built here from source distributions, for packages that publish no wheel.
+        let from_source = deps.with_extension("from-source");
+        let mut built_from_source: Vec<String> = Vec::new();
+        loop {
+            let mut pip = Command::new(toolchain.pip());
+            pip.args(["install", "--disable-pip-version-check", "--no-compile", "--quiet"])
+                .arg("--target")
+                .arg(deps)
+                .args(["--python-version", GUEST_PYTHON_VERSION])
+                .args(["--only-binary", ":all:", "--platform", "any", "--platform", WASI_PLATFORM]);
+            // Native packages built for WebAssembly by scripts/build-wasi-wheels.sh
+            // (pydantic-core).
+            let wheels = wasi_wheels_dir();
+            if wheels.is_dir() {
+                pip.arg("--find-links").arg(&wheels);
+            }
+            if !built_from_source.is_empty() {
+                pip.arg("--find-links").arg(&from_source);
+            }
+            let result = pip.arg("-r").arg(&filtered).output().map_err(io("running pip"))?;
+            if result.status.success() {
+                return Ok(());
+            }
+            let stderr = String::from_utf8_lossy(&result.stderr);
+            let buildable = missing_wheel(&stderr).filter(|requirement| {
+                built_from_source.len() < MAX_SOURCE_BUILDS
+                    && !built_from_source.contains(requirement)
+                    && requirement_name(requirement) != "pydantic-core"
+            });
+            let Some(requirement) = buildable else { return Err(pip_failure(&stderr)) };
+            progress(&format!("{requirement} publishes no wheel: building it from source"));
+            if !build_pure_wheel(toolchain, &requirement, &from_source)? {
+                return Err(pip_failure(&stderr));
+            }
+            built_from_source.push(requirement);
         }
-        let result = pip.arg("-r").arg(&filtered).output().map_err(io("running pip"))?;
-        if result.status.success() {
-            return Ok(());
-        }
-        Err(pip_failure(&String::from_utf8_lossy(&result.stderr)))
     }
 
     /// The top-level modules of the requirements (preloaded at build time), except those of the
@@ -148,6 +169,54 @@ impl Requirements {
             })
             .collect())
     }
+}
+
+/// Requirements without a wheel a build builds from source at most (one pip run each).
+const MAX_SOURCE_BUILDS: usize = 8;
+
+/// The requirement pip found no installable wheel for (`zenpy==2.0.25`, or a dependency's
+/// `regex>=2024`), when that is why it failed.
+fn missing_wheel(stderr: &str) -> Option<String> {
+    stderr.lines().find_map(|line| {
+        let (_, rest) =
+            line.split_once("Could not find a version that satisfies the requirement ")?;
+        Some(rest.split(" (").next()?.trim().to_string())
+    })
+}
+
+/// Builds `requirement` from its source distribution into `into` (`pip wheel`, on the build
+/// machine, as `pip install` would): true when the result is pure Python (`*-none-any`), which
+/// runs in a bundle as any wheel from PyPI; false when it has native code (the wheel is
+/// removed) or could not be built.
+fn build_pure_wheel(
+    toolchain: &Toolchain,
+    requirement: &str,
+    into: &Path,
+) -> Result<bool, BuildError> {
+    let scratch = into.with_extension("scratch");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(into).map_err(io("creating the wheel directory"))?;
+    let result = Command::new(toolchain.pip())
+        .args(["wheel", "--disable-pip-version-check", "--quiet", "--no-deps"])
+        .args(["--no-binary", ":all:", "--wheel-dir"])
+        .arg(&scratch)
+        .arg(requirement)
+        .output()
+        .map_err(io("running pip wheel"))?;
+    if !result.status.success() {
+        return Ok(false);
+    }
+    let mut pure = false;
+    for entry in std::fs::read_dir(&scratch).map_err(io("reading the built wheel"))? {
+        let path = entry.map_err(io("reading the built wheel"))?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        if name.ends_with("-none-any.whl") {
+            std::fs::rename(&path, into.join(&name)).map_err(io("keeping the built wheel"))?;
+            pure = true;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(pure)
 }
 
 /// The build error pip's `stderr` stands for: a package with native code only is named (with
@@ -309,6 +378,15 @@ mod tests {
             BuildError::NativeDependency { package, dependency }
                 if package == "dateparser" && dependency == "regex"
         ));
+    }
+
+    #[test]
+    fn the_requirement_without_a_wheel_is_read_from_pips_error() {
+        let own = "Looking in links: /x\nERROR: Could not find a version that satisfies the requirement zenpy==2.0.25 (from versions: 2.0.27, 2.0.56)\nERROR: No matching distribution found for zenpy==2.0.25\n";
+        assert_eq!(missing_wheel(own).as_deref(), Some("zenpy==2.0.25"));
+        let dependency = "ERROR: Could not find a version that satisfies the requirement regex>=2024.9.11 (from dateparser) (from versions: none)\n";
+        assert_eq!(missing_wheel(dependency).as_deref(), Some("regex>=2024.9.11"));
+        assert_eq!(missing_wheel("ERROR: the conflict is caused by"), None);
     }
 
     #[test]
