@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Number, Value};
 
+use super::meter::Meter;
 use super::path::{array_index, crosses_array, get, get_mut, Path};
 use super::update::{Op, PullCond, Push, PushSort};
 use super::value::{compare_values, is_special, num, type_name, values_equal, Num};
@@ -52,7 +53,7 @@ impl PullCond {
     fn removes(&self, item: &Value) -> bool {
         match self {
             PullCond::Equal(value) => values_equal(item, value),
-            PullCond::Matching(cond) => cond.matches(item),
+            PullCond::Matching(cond) => cond.matches(item, &Meter::unbounded()),
         }
     }
 }
