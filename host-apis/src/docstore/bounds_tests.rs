@@ -139,3 +139,22 @@ async fn reads_of_unknown_collections_create_no_storage() {
     assert_eq!(db.tree_names().len(), before + 1);
     assert_eq!(store.count(&c, &json!({"a": 1})).await.unwrap(), 1);
 }
+
+#[test]
+fn the_budget_stops_an_expensive_update_operator() {
+    // `$addToSet` of 50 000 new values into 20 000 elements, and `$pullAll` of 50 000 absent ones:
+    // each compares every pair.
+    let document = json!({"items": (0..20_000).collect::<Vec<i64>>()});
+    let Value::Object(document) = document else { unreachable!() };
+    for update in [
+        json!({"$addToSet": {"items": {"$each": (-50_000..0).collect::<Vec<i64>>()}}}),
+        json!({"$pullAll": {"items": (-50_000..0).collect::<Vec<i64>>()}}),
+    ] {
+        let update = super::query::Update::parse(&update).unwrap();
+        let mut updated = document.clone();
+        let meter = Meter::until(Instant::now() + Duration::from_millis(20));
+        let changed = update.apply_within(&mut updated, None, &meter).unwrap();
+        assert_eq!(meter.check(), Err(OutOfTime), "{update:?}");
+        assert!(!changed && updated == document, "left as it was");
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::budget::Budget;
 use super::objectid::ObjectId;
-use super::query::{Filter, Meter, Update};
+use super::query::{Filter, Meter};
 use super::{
     Change, ChangeKind, DocError, Document, FindQuery, Limits, UpdateOptions, WriteOutcome, Written,
 };
@@ -235,7 +235,8 @@ pub fn plan_update(
         let document = document?;
         let Some(position) = hit(filter, &document, &meter, budget)? else { continue };
         plan.matched += 1;
-        if let Some(updated) = apply_change(&document, change, position, limits)? {
+        if let Some(updated) = apply_change(&document, change, position, limits, (&meter, budget))?
+        {
             plan.changed.push(updated);
         }
         if !options.many {
@@ -243,7 +244,7 @@ pub fn plan_update(
         }
     }
     if plan.matched == 0 && options.upsert {
-        plan.upsert = Some(upsert_document(filter, change, limits)?);
+        plan.upsert = Some(upsert_document(filter, change, limits, (&meter, budget))?);
     }
     Ok(plan)
 }
@@ -254,11 +255,14 @@ fn apply_change(
     change: &Change,
     position: Option<usize>,
     limits: &Limits,
+    (meter, budget): (&Meter, &Budget),
 ) -> Result<Option<Document>, DocError> {
     let mut updated = document.clone();
     match change {
         Change::Update(update) => {
-            if !update.apply(&mut updated, position)? {
+            let changed = update.apply_within(&mut updated, position, meter)?;
+            meter.check().map_err(|_| budget.exceeded())?;
+            if !changed {
                 return Ok(None);
             }
         }
@@ -295,6 +299,7 @@ fn upsert_document(
     filter: &Filter,
     change: &Change,
     limits: &Limits,
+    (meter, budget): (&Meter, &Budget),
 ) -> Result<Document, DocError> {
     let mut document = Document::new();
     match change {
@@ -302,7 +307,8 @@ fn upsert_document(
             for (path, value) in filter.equality_fields() {
                 set_path(&mut document, &path, value);
             }
-            apply_insert(update, &mut document)?;
+            update.apply_insert_within(&mut document, meter)?;
+            meter.check().map_err(|_| budget.exceeded())?;
         }
         Change::Replace(replacement) => {
             if let Some(id) = filter.id_equality() {
@@ -316,11 +322,6 @@ fn upsert_document(
     }
     check_document(&document, limits)?;
     Ok(document)
-}
-
-fn apply_insert(update: &Update, document: &mut Document) -> Result<(), DocError> {
-    update.apply_insert(document)?;
-    Ok(())
 }
 
 /// Sets a dotted path, creating objects on the way (used for upsert seeds).
