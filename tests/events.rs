@@ -200,6 +200,21 @@ async fn document_writes_run_the_subscribed_function_and_reach_webhooks_with_a_s
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
+    // ...within a time bound of its own (there is no function and no timeout_ms): a `$in` of
+    // 100 000 values against 20 000 array elements answers 422 when the request's 5 s are up.
+    let wide = json!({"documents": [{"_id": "wide", "items": (0..20_000).collect::<Vec<i64>>()}]});
+    let insert_wide = server.url("/session/documents/wide/insert");
+    let response =
+        server.client.post(&insert_wide).bearer_auth(&session).json(&wide).send().await.unwrap();
+    assert_eq!(json(response).await.0, 200);
+    let huge_in = json!({"filter": {"items": {"$in": (-100_000..0).collect::<Vec<i64>>()}}});
+    let find_wide = server.url("/session/documents/wide/find");
+    let response =
+        server.client.post(&find_wide).bearer_auth(&session).json(&huge_in).send().await.unwrap();
+    let (status, body) = json(response).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("limit_exceeded")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the time left to the session request (5 s"), "{message}");
     // ...not with a tampered or missing token...
     let tampered = format!("{}x", &session[..session.len() - 1]);
     let (status, body) = json(

@@ -69,6 +69,9 @@ pub enum BundleError {
     WrongWorld(String),
     #[error("the bundle exposes no function: decorate one with @FunctionContext.expose")]
     NoEntries,
+    /// Listing the bundle's entries (guest code run at load) failed or ran past its deadline.
+    #[error("the bundle could not be loaded: {0}")]
+    Entries(String),
     #[error("bundle metadata section `{META_SECTION}` is invalid: {0}")]
     BadMeta(String),
     #[error("compile cache: {0}")]

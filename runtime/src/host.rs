@@ -70,6 +70,8 @@ pub struct InvocationState {
     pub(crate) scope: Option<HostScope>,
     /// The node's run slot this invocation holds while it runs (none before it is called).
     pub(crate) running: Option<RunSlot>,
+    /// When the invocation times out: host calls (the document store's) end by then too.
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 impl InvocationState {
@@ -98,14 +100,23 @@ impl InvocationState {
             stderr,
             scope,
             running: None,
+            deadline: None,
         }
     }
 
     /// Binds what is particular to one call to a state made ahead of it (a pooled instance's):
-    /// its configuration, its caller's scope and the run slot it holds until the store drops.
-    pub(crate) fn bind(&mut self, config: FunctionConfig, scope: Option<HostScope>, slot: RunSlot) {
+    /// its configuration, its caller's scope, its deadline and the run slot it holds until the
+    /// store drops.
+    pub(crate) fn bind(
+        &mut self,
+        config: FunctionConfig,
+        scope: Option<HostScope>,
+        deadline: std::time::Instant,
+        slot: RunSlot,
+    ) {
         self.config = config;
         self.scope = scope;
+        self.deadline = Some(deadline);
         self.running = Some(slot);
     }
 

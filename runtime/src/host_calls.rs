@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use wasmfn_host_apis::docstore::{DocError, Document, UpdateOptions, UpdateResult};
+use wasmfn_host_apis::docstore::{
+    CallDeadline, CollectionRef, DocError, Document, Documents, UpdateOptions, UpdateResult,
+};
 use wasmfn_host_apis::ixon_api::{ApiCall, ApiError};
 use wasmfn_host_apis::objects::{ObjectError, ObjectInfo};
 
@@ -20,6 +22,21 @@ fn no_scope() -> String {
 impl InvocationState {
     fn scope(&self) -> Option<&HostScope> {
         self.scope.as_ref()
+    }
+
+    /// The document store, its operations bounded by this invocation's deadline as well as by
+    /// the store's own time limit, and the invocation's collection.
+    fn documents(&self) -> Result<(Documents, CollectionRef), documents::DocumentError> {
+        let scope =
+            self.scope().ok_or_else(|| documents::DocumentError::Unavailable(no_scope()))?;
+        let store = &scope.capabilities.documents;
+        let store = match self.deadline {
+            Some(at) => {
+                store.within(CallDeadline { at, caller: "the calling function (its timeout_ms)" })
+            }
+            None => store.clone(),
+        };
+        Ok((store, scope.collection.clone()))
     }
 }
 
@@ -59,49 +76,35 @@ impl documents::Host for InvocationState {
         filter: String,
         options: documents::FindOptions,
     ) -> Result<Vec<String>, documents::DocumentError> {
-        let scope =
-            self.scope().ok_or_else(|| documents::DocumentError::Unavailable(no_scope()))?;
+        let (store, at) = self.documents()?;
+        let at = &at;
         let filter = parse("filter", &filter)?;
         let projection =
             options.projection.as_deref().map(|p| parse("projection", p)).transpose()?;
         let sort = options.sort.as_deref().map(|s| parse("sort", s)).transpose()?;
-        let found = scope
-            .capabilities
-            .documents
-            .find(
-                &scope.collection,
-                &filter,
-                projection.as_ref(),
-                sort.as_ref(),
-                options.skip,
-                options.limit,
-            )
+        let found = store
+            .find(at, &filter, projection.as_ref(), sort.as_ref(), options.skip, options.limit)
             .await
             .map_err(doc_error)?;
         Ok(found.iter().map(document_text).collect())
     }
 
     async fn count(&mut self, filter: String) -> Result<u64, documents::DocumentError> {
-        let scope =
-            self.scope().ok_or_else(|| documents::DocumentError::Unavailable(no_scope()))?;
+        let (store, at) = self.documents()?;
+        let at = &at;
         let filter = parse("filter", &filter)?;
-        scope.capabilities.documents.count(&scope.collection, &filter).await.map_err(doc_error)
+        store.count(at, &filter).await.map_err(doc_error)
     }
 
     async fn insert(
         &mut self,
         documents: Vec<String>,
     ) -> Result<Vec<String>, documents::DocumentError> {
-        let scope =
-            self.scope().ok_or_else(|| documents::DocumentError::Unavailable(no_scope()))?;
+        let (store, at) = self.documents()?;
+        let at = &at;
         let parsed =
             documents.iter().map(|d| parse("document", d)).collect::<Result<Vec<_>, _>>()?;
-        let ids = scope
-            .capabilities
-            .documents
-            .insert(&scope.collection, parsed)
-            .await
-            .map_err(doc_error)?;
+        let ids = store.insert(at, parsed).await.map_err(doc_error)?;
         Ok(ids.iter().map(Value::to_string).collect())
     }
 
@@ -112,12 +115,11 @@ impl documents::Host for InvocationState {
         many: bool,
         upsert: bool,
     ) -> Result<documents::UpdateResult, documents::DocumentError> {
-        let scope =
-            self.scope().ok_or_else(|| documents::DocumentError::Unavailable(no_scope()))?;
+        let (store, at) = self.documents()?;
+        let at = &at;
         let (filter, update) = (parse("filter", &filter)?, parse("update", &update)?);
         let options = UpdateOptions { many, upsert };
-        let result =
-            scope.capabilities.documents.update(&scope.collection, &filter, &update, options).await;
+        let result = store.update(at, &filter, &update, options).await;
         result.map(update_result).map_err(doc_error)
     }
 
@@ -127,15 +129,11 @@ impl documents::Host for InvocationState {
         replacement: String,
         upsert: bool,
     ) -> Result<documents::UpdateResult, documents::DocumentError> {
-        let scope =
-            self.scope().ok_or_else(|| documents::DocumentError::Unavailable(no_scope()))?;
+        let (store, at) = self.documents()?;
+        let at = &at;
         let (filter, replacement) =
             (parse("filter", &filter)?, parse("replacement", &replacement)?);
-        let result = scope
-            .capabilities
-            .documents
-            .replace(&scope.collection, &filter, &replacement, upsert)
-            .await;
+        let result = store.replace(at, &filter, &replacement, upsert).await;
         result.map(update_result).map_err(doc_error)
     }
 
@@ -144,15 +142,10 @@ impl documents::Host for InvocationState {
         filter: String,
         many: bool,
     ) -> Result<u64, documents::DocumentError> {
-        let scope =
-            self.scope().ok_or_else(|| documents::DocumentError::Unavailable(no_scope()))?;
+        let (store, at) = self.documents()?;
+        let at = &at;
         let filter = parse("filter", &filter)?;
-        scope
-            .capabilities
-            .documents
-            .delete(&scope.collection, &filter, many)
-            .await
-            .map_err(doc_error)
+        store.delete(at, &filter, many).await.map_err(doc_error)
     }
 }
 

@@ -299,7 +299,7 @@ impl Invoker {
             None => (pool::new_store(&self.engine, version), None),
         };
         // The slot is held until the store is dropped: the memory reset is this call's work too.
-        store.data_mut().bind(config.clone(), scope, slot);
+        store.data_mut().bind(config.clone(), scope, deadline, slot);
         pool::set_deadline(&mut store, deadline, pool::YIELD_SLICE_TICKS);
         let call = async {
             let instance = match ready {

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use wasmfn_host_apis::config::FunctionConfig;
 use wasmtime::component::Linker;
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, Store, Trap};
 
 use crate::bindings::FunctionPre;
 use crate::bundle::{self, BundleError, BundleMeta, CompileCache, LoadedFrom};
@@ -284,8 +284,24 @@ fn describe_link_error(error: &wasmtime::Error) -> String {
     error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }
 
-/// Runs the bundle's `entries()` export once, in a throwaway instance.
+/// Runs the bundle's `entries()` export once, in a throwaway instance. The export is guest code,
+/// so it gets what an invocation gets: the function's memory limit and an epoch deadline at its
+/// `timeout_ms` (the pool's [`crate::pool::set_deadline`]), after which it is interrupted. It runs
+/// on a blocking thread, driven by its own `block_on`, so that a guest spinning until the deadline
+/// never holds one of the async workers that answer `/healthz` and other requests.
 async fn list_entries(
+    engine: &Engine,
+    pre: &FunctionPre<InvocationState>,
+    limits: &Limits,
+) -> Result<Vec<String>, BundleError> {
+    let (engine, pre, limits) = (engine.clone(), pre.clone(), limits.clone());
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(call_entries(&engine, &pre, &limits)))
+        .await
+        .map_err(|e| BundleError::Entries(format!("the task listing entries failed: {e}")))?
+}
+
+async fn call_entries(
     engine: &Engine,
     pre: &FunctionPre<InvocationState>,
     limits: &Limits,
@@ -293,16 +309,24 @@ async fn list_entries(
     let state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096, None);
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(u64::MAX / 2);
+    // One slice up to the deadline: on this dedicated thread there is nobody to yield to.
+    crate::pool::set_deadline(&mut store, Instant::now() + limits.timeout(), u64::MAX);
+    let failed = |what: &str, error: wasmtime::Error| match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => BundleError::Entries(format!(
+            "{what} did not finish within the function's timeout ({} ms)",
+            limits.timeout_ms
+        )),
+        _ => BundleError::Entries(format!("{what} failed: {error:#}")),
+    };
     let instance = pre
         .instantiate_async(&mut store)
         .await
-        .map_err(|e| BundleError::WrongWorld(format!("instantiating failed: {e:#}")))?;
+        .map_err(|e| failed("instantiating the bundle", e))?;
     let mut entries = instance
         .wasmfn_platform_handler()
         .call_entries(&mut store)
         .await
-        .map_err(|e| BundleError::WrongWorld(format!("listing entries failed: {e:#}")))?;
+        .map_err(|e| failed("its entries() export", e))?;
     entries.sort();
     Ok(entries)
 }

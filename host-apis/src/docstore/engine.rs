@@ -2,12 +2,13 @@
 //! collection, or the one an `_id` lookup found) and the engine filters, sorts, projects and plans
 //! writes, so that every backend answers exactly alike.
 
-use std::time::Instant;
+use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::budget::Budget;
 use super::objectid::ObjectId;
-use super::query::{Filter, Update};
+use super::query::{Filter, Meter};
 use super::{
     Change, ChangeKind, DocError, Document, FindQuery, Limits, UpdateOptions, WriteOutcome, Written,
 };
@@ -53,15 +54,9 @@ pub fn check_document(document: &Document, limits: &Limits) -> Result<(), DocErr
     Ok(())
 }
 
-pub fn time_exceeded(limits: &Limits) -> DocError {
-    DocError::LimitExceeded(format!(
-        "operation exceeded time limit of {} ms",
-        limits.max_query_time.as_millis()
-    ))
-}
-
 /// Runs a scan that may block (disk reads, a long collection) without stalling the other tasks
-/// of a multi-threaded runtime.
+/// of a multi-threaded runtime: `block_in_place` hands this worker's queue and drivers to another
+/// thread first, so `/healthz` and other requests keep being answered while it runs.
 pub fn scan<T>(work: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|handle| handle.runtime_flavor()) {
@@ -70,23 +65,46 @@ pub fn scan<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-/// The point in time an operation must finish by, checked every few documents.
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline {
-    at: Instant,
+/// Whether `filter` matches `document` (and where), within the budget.
+fn hit(
+    filter: &Filter,
+    document: &Document,
+    meter: &Meter,
+    budget: &Budget,
+) -> Result<Option<Option<usize>>, DocError> {
+    filter.match_within(document, meter).map_err(|_| budget.exceeded())
 }
 
-impl Deadline {
-    pub fn new(limits: &Limits) -> Self {
-        Self { at: Instant::now() + limits.max_query_time }
-    }
-
-    pub fn check(&self, seen: usize, limits: &Limits) -> Result<(), DocError> {
-        if seen.is_multiple_of(64) && Instant::now() > self.at {
-            return Err(time_exceeded(limits));
+/// Checks the documents of an insert and gives each without `_id` a new ObjectId. A repeated
+/// `_id` is found with one hash lookup per document, so the check is linear in the batch. The
+/// first problem in list order is the one reported (what MongoDB's default `ordered` insert
+/// stops at); nothing of the batch is stored then.
+pub fn prepare_insert(
+    documents: Vec<Value>,
+    limits: &Limits,
+    budget: &Budget,
+) -> Result<Vec<Document>, DocError> {
+    let mut first_seen: HashMap<String, usize> = HashMap::with_capacity(documents.len());
+    let mut checked = Vec::with_capacity(documents.len());
+    for (index, document) in documents.into_iter().enumerate() {
+        budget.check()?;
+        let Value::Object(mut document) = document else {
+            return Err(DocError::Invalid("a document must be a JSON object".into()));
+        };
+        if !document.contains_key("_id") {
+            document.shift_insert(0, "_id".into(), ObjectId::new().to_json());
         }
-        Ok(())
+        check_document(&document, limits)?;
+        if let Some(first) = first_seen.insert(id_key(&document["_id"]), index) {
+            return Err(DocError::DuplicateKey(format!(
+                "E11000 duplicate key error: _id {} appears twice in the batch (documents {first} \
+                 and {index}); nothing was inserted",
+                document["_id"]
+            )));
+        }
+        checked.push(document);
     }
+    Ok(checked)
 }
 
 fn json_len(document: &Document) -> usize {
@@ -98,16 +116,17 @@ pub fn select(
     documents: impl Iterator<Item = Result<Document, DocError>>,
     query: &FindQuery,
     limits: &Limits,
+    budget: &Budget,
 ) -> Result<Vec<Document>, DocError> {
-    let deadline = Deadline::new(limits);
+    let meter = budget.meter();
     let skip = usize::try_from(query.skip).unwrap_or(usize::MAX);
     let limit = if query.limit == 0 { usize::MAX } else { query.limit as usize };
     let mut matched = Vec::new();
     let mut held = 0usize;
-    for (seen, document) in documents.enumerate() {
-        deadline.check(seen, limits)?;
+    for document in documents {
+        budget.check()?;
         let document = document?;
-        if !query.filter.matches(&document) {
+        if hit(&query.filter, &document, &meter, budget)?.is_none() {
             continue;
         }
         if query.sort.is_none() && matched.len() >= skip.saturating_add(limit) {
@@ -124,12 +143,23 @@ pub fn select(
         matched.push(document);
     }
     if let Some(sort) = &query.sort {
-        // A stable sort keeps natural order between equal keys.
-        matched.sort_by(|a, b| sort.compare(a, b));
+        // A stable sort keeps natural order between equal keys. Past the deadline every pair
+        // compares equal, so the sort ends quickly and its (meaningless) order is dropped.
+        matched.sort_by(
+            |a, b| {
+                if meter.tick() {
+                    sort.compare(a, b)
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            },
+        );
+        meter.check().map_err(|_| budget.exceeded())?;
     }
     let mut result = Vec::new();
     let mut bytes = 0usize;
     for document in matched.into_iter().skip(skip).take(limit) {
+        budget.check()?;
         let document = match &query.projection {
             Some(projection) => projection.apply(&document),
             None => document,
@@ -149,13 +179,13 @@ pub fn select(
 pub fn count(
     documents: impl Iterator<Item = Result<Document, DocError>>,
     filter: &Filter,
-    limits: &Limits,
+    budget: &Budget,
 ) -> Result<u64, DocError> {
-    let deadline = Deadline::new(limits);
+    let meter = budget.meter();
     let mut count = 0;
-    for (seen, document) in documents.enumerate() {
-        deadline.check(seen, limits)?;
-        if filter.matches(&document?) {
+    for document in documents {
+        budget.check()?;
+        if hit(filter, &document?, &meter, budget)?.is_some() {
             count += 1;
         }
     }
@@ -196,15 +226,17 @@ pub fn plan_update(
     change: &Change,
     options: UpdateOptions,
     limits: &Limits,
+    budget: &Budget,
 ) -> Result<UpdatePlan, DocError> {
-    let deadline = Deadline::new(limits);
+    let meter = budget.meter();
     let mut plan = UpdatePlan::default();
-    for (seen, document) in documents.enumerate() {
-        deadline.check(seen, limits)?;
+    for document in documents {
+        budget.check()?;
         let document = document?;
-        let Some(position) = filter.match_position(&document) else { continue };
+        let Some(position) = hit(filter, &document, &meter, budget)? else { continue };
         plan.matched += 1;
-        if let Some(updated) = apply_change(&document, change, position, limits)? {
+        if let Some(updated) = apply_change(&document, change, position, limits, (&meter, budget))?
+        {
             plan.changed.push(updated);
         }
         if !options.many {
@@ -212,7 +244,7 @@ pub fn plan_update(
         }
     }
     if plan.matched == 0 && options.upsert {
-        plan.upsert = Some(upsert_document(filter, change, limits)?);
+        plan.upsert = Some(upsert_document(filter, change, limits, (&meter, budget))?);
     }
     Ok(plan)
 }
@@ -223,11 +255,14 @@ fn apply_change(
     change: &Change,
     position: Option<usize>,
     limits: &Limits,
+    (meter, budget): (&Meter, &Budget),
 ) -> Result<Option<Document>, DocError> {
     let mut updated = document.clone();
     match change {
         Change::Update(update) => {
-            if !update.apply(&mut updated, position)? {
+            let changed = update.apply_within(&mut updated, position, meter)?;
+            meter.check().map_err(|_| budget.exceeded())?;
+            if !changed {
                 return Ok(None);
             }
         }
@@ -264,6 +299,7 @@ fn upsert_document(
     filter: &Filter,
     change: &Change,
     limits: &Limits,
+    (meter, budget): (&Meter, &Budget),
 ) -> Result<Document, DocError> {
     let mut document = Document::new();
     match change {
@@ -271,7 +307,8 @@ fn upsert_document(
             for (path, value) in filter.equality_fields() {
                 set_path(&mut document, &path, value);
             }
-            apply_insert(update, &mut document)?;
+            update.apply_insert_within(&mut document, meter)?;
+            meter.check().map_err(|_| budget.exceeded())?;
         }
         Change::Replace(replacement) => {
             if let Some(id) = filter.id_equality() {
@@ -285,11 +322,6 @@ fn upsert_document(
     }
     check_document(&document, limits)?;
     Ok(document)
-}
-
-fn apply_insert(update: &Update, document: &mut Document) -> Result<(), DocError> {
-    update.apply_insert(document)?;
-    Ok(())
 }
 
 /// Sets a dotted path, creating objects on the way (used for upsert seeds).
@@ -313,14 +345,14 @@ pub fn plan_delete(
     documents: impl Iterator<Item = Result<Document, DocError>>,
     filter: &Filter,
     many: bool,
-    limits: &Limits,
+    budget: &Budget,
 ) -> Result<Vec<Value>, DocError> {
-    let deadline = Deadline::new(limits);
+    let meter = budget.meter();
     let mut ids = Vec::new();
-    for (seen, document) in documents.enumerate() {
-        deadline.check(seen, limits)?;
+    for document in documents {
+        budget.check()?;
         let document = document?;
-        if filter.matches(&document) {
+        if hit(filter, &document, &meter, budget)?.is_some() {
             ids.push(document.get("_id").cloned().unwrap_or(Value::Null));
             if !many {
                 break;

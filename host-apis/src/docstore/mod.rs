@@ -7,6 +7,9 @@
 //! [`postgres::PostgresDocuments`] (shared by several nodes). Both evaluate queries with the same
 //! [`engine`], so they answer alike; one test suite runs against each.
 
+#[cfg(test)]
+mod bounds_tests;
+pub mod budget;
 pub mod engine;
 pub mod events;
 pub mod objectid;
@@ -17,11 +20,12 @@ pub mod sled_store;
 mod suite;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use budget::{Budget, CallDeadline};
 pub use events::{ChangeEvent, ChangeKind, ChangeListener};
 use query::{Filter, Projection, QueryError, Sort, Update};
 
@@ -35,6 +39,33 @@ pub struct CollectionRef {
     pub space: String,
     pub database: String,
     pub collection: String,
+}
+
+/// The longest database (company id) and collection name, in bytes: names are kept in the
+/// storage's keys, so a caller must not choose their size.
+pub const MAX_NAME_BYTES: usize = 64;
+
+/// Whether `name` may name a database (a company's public id): 1 to [`MAX_NAME_BYTES`] bytes.
+pub fn is_database_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME_BYTES
+}
+
+impl CollectionRef {
+    /// Refuses names over [`MAX_NAME_BYTES`] (the runtime checks them where they enter; this
+    /// keeps every path to the store bounded).
+    fn check(&self) -> Result<(), DocError> {
+        if !is_database_name(&self.database) {
+            return Err(DocError::Invalid(format!(
+                "the database (company id) must be 1 to {MAX_NAME_BYTES} bytes"
+            )));
+        }
+        if self.collection.is_empty() || self.collection.len() > MAX_NAME_BYTES {
+            return Err(DocError::Invalid(format!(
+                "a collection name must be 1 to {MAX_NAME_BYTES} bytes"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Why a document operation failed; each maps to a `pymongo.errors` exception in Python.
@@ -129,7 +160,9 @@ pub struct UpdateResult {
     pub upserted_id: Option<Value>,
 }
 
-/// A storage backend. Writes are durable when the call returns.
+/// A storage backend. Writes are durable when the call returns. Every operation does its work
+/// within `budget` (checked per document), off the async workers, and commits a write only
+/// through [`Budget::commit`].
 #[async_trait]
 pub trait DocumentStore: Send + Sync + 'static {
     /// `sled` or `postgres`, for logs and metrics.
@@ -139,15 +172,21 @@ pub trait DocumentStore: Send + Sync + 'static {
         at: &CollectionRef,
         query: &FindQuery,
         limits: &Limits,
+        budget: &Budget,
     ) -> Result<Vec<Document>, DocError>;
     async fn count(
         &self,
         at: &CollectionRef,
         filter: &Filter,
-        limits: &Limits,
+        budget: &Budget,
     ) -> Result<u64, DocError>;
     /// Inserts all documents (each has an `_id`) or none.
-    async fn insert(&self, at: &CollectionRef, documents: Vec<Document>) -> Result<(), DocError>;
+    async fn insert(
+        &self,
+        at: &CollectionRef,
+        documents: Vec<Document>,
+        budget: &Budget,
+    ) -> Result<(), DocError>;
     async fn update(
         &self,
         at: &CollectionRef,
@@ -155,6 +194,7 @@ pub trait DocumentStore: Send + Sync + 'static {
         change: &Change,
         options: UpdateOptions,
         limits: &Limits,
+        budget: &Budget,
     ) -> Result<WriteOutcome, DocError>;
     /// Deletes the first (or every) matching document; returns the ids deleted.
     async fn delete(
@@ -162,7 +202,7 @@ pub trait DocumentStore: Send + Sync + 'static {
         at: &CollectionRef,
         filter: &Filter,
         many: bool,
-        limits: &Limits,
+        budget: &Budget,
     ) -> Result<Vec<Value>, DocError>;
     /// Removes every collection of a space (for tests and space deletion).
     async fn drop_space(&self, space: &str) -> Result<(), DocError>;
@@ -180,6 +220,8 @@ pub struct UpdateOptions {
 pub struct Documents {
     store: Arc<dyn DocumentStore>,
     limits: Limits,
+    /// The deadline of the caller (a function invocation, a session request), if any.
+    call_deadline: Option<CallDeadline>,
     listeners: Arc<std::sync::RwLock<Vec<Arc<dyn ChangeListener>>>>,
 }
 
@@ -191,7 +233,17 @@ impl std::fmt::Debug for Documents {
 
 impl Documents {
     pub fn new(store: Arc<dyn DocumentStore>, limits: Limits) -> Self {
-        Self { store, limits, listeners: Arc::default() }
+        Self { store, limits, call_deadline: None, listeners: Arc::default() }
+    }
+
+    /// The same store for a caller that must be done by `deadline.at`: each operation's budget
+    /// ends then at the latest (the store's own `max_query_time` still applies).
+    pub fn within(&self, deadline: CallDeadline) -> Self {
+        Self { call_deadline: Some(deadline), ..self.clone() }
+    }
+
+    fn budget(&self) -> Budget {
+        Budget::new(&self.limits, self.call_deadline)
     }
 
     /// Adds a listener told about every committed write (the event triggers' hook), from now on.
@@ -216,6 +268,7 @@ impl Documents {
         skip: u64,
         limit: u64,
     ) -> Result<Vec<Document>, DocError> {
+        at.check()?;
         let query = FindQuery {
             filter: Filter::parse(filter)?,
             projection: projection.map(Projection::parse).transpose()?,
@@ -223,12 +276,15 @@ impl Documents {
             skip,
             limit,
         };
-        self.timed(self.store.find(at, &query, &self.limits)).await
+        let budget = self.budget();
+        self.timed(&budget, self.store.find(at, &query, &self.limits, &budget)).await
     }
 
     pub async fn count(&self, at: &CollectionRef, filter: &Value) -> Result<u64, DocError> {
+        at.check()?;
         let filter = Filter::parse(filter)?;
-        self.timed(self.store.count(at, &filter, &self.limits)).await
+        let budget = self.budget();
+        self.timed(&budget, self.store.count(at, &filter, &budget)).await
     }
 
     /// Inserts every document or none; returns their ids in order.
@@ -237,6 +293,7 @@ impl Documents {
         at: &CollectionRef,
         documents: Vec<Value>,
     ) -> Result<Vec<Value>, DocError> {
+        at.check()?;
         if documents.is_empty() {
             return Err(DocError::Invalid("documents must be a non-empty list".into()));
         }
@@ -246,34 +303,22 @@ impl Documents {
                 self.limits.max_batch
             )));
         }
-        let mut checked = Vec::with_capacity(documents.len());
-        let mut ids = Vec::with_capacity(documents.len());
-        for document in documents {
-            let Value::Object(mut document) = document else {
-                return Err(DocError::Invalid("a document must be a JSON object".into()));
-            };
-            if !document.contains_key("_id") {
-                document.shift_insert(0, "_id".into(), objectid::ObjectId::new().to_json());
-            }
-            engine::check_document(&document, &self.limits)?;
-            let id = document["_id"].clone();
-            if ids.iter().any(|seen| engine::id_key(seen) == engine::id_key(&id)) {
-                return Err(DocError::DuplicateKey(format!(
-                    "E11000 duplicate key error: _id {id} appears twice in the batch"
-                )));
-            }
-            ids.push(id);
-            checked.push(document);
-        }
-        let written: Vec<Written> = checked
-            .iter()
-            .map(|d| Written {
-                kind: ChangeKind::Insert,
-                id: d["_id"].clone(),
-                document: Some(d.clone()),
-            })
-            .collect();
-        self.timed(self.store.insert(at, checked)).await?;
+        let budget = self.budget();
+        let checked = engine::scan(|| engine::prepare_insert(documents, &self.limits, &budget))?;
+        let ids: Vec<Value> = checked.iter().map(|d| d["_id"].clone()).collect();
+        let written: Vec<Written> = if self.has_listeners() {
+            checked
+                .iter()
+                .map(|d| Written {
+                    kind: ChangeKind::Insert,
+                    id: d["_id"].clone(),
+                    document: Some(d.clone()),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.timed(&budget, self.store.insert(at, checked, &budget)).await?;
         self.notify(at, written);
         Ok(ids)
     }
@@ -308,8 +353,10 @@ impl Documents {
         filter: &Value,
         many: bool,
     ) -> Result<u64, DocError> {
+        at.check()?;
         let filter = Filter::parse(filter)?;
-        let ids = self.timed(self.store.delete(at, &filter, many, &self.limits)).await?;
+        let budget = self.budget();
+        let ids = self.timed(&budget, self.store.delete(at, &filter, many, &budget)).await?;
         let count = ids.len() as u64;
         let written =
             ids.into_iter().map(|id| Written { kind: ChangeKind::Delete, id, document: None });
@@ -324,9 +371,11 @@ impl Documents {
         change: Change,
         options: UpdateOptions,
     ) -> Result<UpdateResult, DocError> {
+        at.check()?;
         let filter = Filter::parse(filter)?;
-        let outcome =
-            self.timed(self.store.update(at, &filter, &change, options, &self.limits)).await?;
+        let budget = self.budget();
+        let update = self.store.update(at, &filter, &change, options, &self.limits, &budget);
+        let outcome = self.timed(&budget, update).await?;
         self.notify(at, outcome.written);
         Ok(UpdateResult {
             matched: outcome.matched,
@@ -335,16 +384,27 @@ impl Documents {
         })
     }
 
+    /// Runs `operation` within `budget`. The backends check the budget per document and per
+    /// comparison; this also bounds waiting (for a collection's write lock, on I/O). A write
+    /// whose commit started is waited for, so that its outcome is the caller's: a write is never
+    /// committed after its caller was told it timed out.
     async fn timed<T>(
         &self,
+        budget: &Budget,
         operation: impl std::future::Future<Output = Result<T, DocError>>,
     ) -> Result<T, DocError> {
-        // The backends check the deadline while they scan; this bounds waiting on I/O too.
-        let grace = self.limits.max_query_time + Duration::from_secs(1);
-        match tokio::time::timeout(grace, operation).await {
+        let grace =
+            budget.deadline().saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+        tokio::pin!(operation);
+        match tokio::time::timeout(grace, &mut operation).await {
             Ok(result) => result,
-            Err(_) => Err(engine::time_exceeded(&self.limits)),
+            Err(_) if budget.abandon() => Err(budget.exceeded()),
+            Err(_) => operation.await,
         }
+    }
+
+    fn has_listeners(&self) -> bool {
+        !self.listeners.read().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
     fn notify(&self, at: &CollectionRef, written: Vec<Written>) {

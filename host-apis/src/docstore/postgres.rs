@@ -13,6 +13,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Json;
 use tokio_postgres::NoTls;
 
+use super::budget::Budget;
 use super::engine::{self, id_key};
 use super::query::Filter;
 use super::{
@@ -98,14 +99,17 @@ async fn candidates(
         .collect()
 }
 
-/// Starts a write transaction holding the collection's lock, with the query time limit.
+/// Starts a write transaction holding the collection's lock, its statements limited to the time
+/// left in the budget.
 async fn begin<'a>(
     client: &'a mut deadpool_postgres::Object,
     at: &CollectionRef,
-    limits: &Limits,
+    budget: &Budget,
 ) -> Result<deadpool_postgres::Transaction<'a>, DocError> {
     let transaction = client.transaction().await.map_err(failed)?;
-    let timeout = format!("SET LOCAL statement_timeout = {}", limits.max_query_time.as_millis());
+    let left = budget.deadline().saturating_duration_since(std::time::Instant::now());
+    // 0 would mean "no limit" to PostgreSQL.
+    let timeout = format!("SET LOCAL statement_timeout = {}", left.as_millis().max(1));
     transaction.batch_execute(&timeout).await.map_err(failed)?;
     let lock_key = serde_json::json!([at.space, at.database, at.collection]).to_string();
     transaction
@@ -144,27 +148,34 @@ impl DocumentStore for PostgresDocuments {
         at: &CollectionRef,
         query: &FindQuery,
         limits: &Limits,
+        budget: &Budget,
     ) -> Result<Vec<Document>, DocError> {
         let client = self.client().await?;
         let documents = candidates(&client, at, &query.filter).await?;
-        engine::scan(|| engine::select(documents.into_iter().map(Ok), query, limits))
+        engine::scan(|| engine::select(documents.into_iter().map(Ok), query, limits, budget))
     }
 
     async fn count(
         &self,
         at: &CollectionRef,
         filter: &Filter,
-        limits: &Limits,
+        budget: &Budget,
     ) -> Result<u64, DocError> {
         let client = self.client().await?;
         let documents = candidates(&client, at, filter).await?;
-        engine::count(documents.into_iter().map(Ok), filter, limits)
+        engine::scan(|| engine::count(documents.into_iter().map(Ok), filter, budget))
     }
 
-    async fn insert(&self, at: &CollectionRef, documents: Vec<Document>) -> Result<(), DocError> {
+    async fn insert(
+        &self,
+        at: &CollectionRef,
+        documents: Vec<Document>,
+        budget: &Budget,
+    ) -> Result<(), DocError> {
         let mut client = self.client().await?;
-        let transaction = client.transaction().await.map_err(failed)?;
+        let transaction = begin(&mut client, at, budget).await?;
         insert_rows(&transaction, at, &documents).await?;
+        budget.commit()?;
         transaction.commit().await.map_err(failed)
     }
 
@@ -175,12 +186,15 @@ impl DocumentStore for PostgresDocuments {
         change: &Change,
         options: UpdateOptions,
         limits: &Limits,
+        budget: &Budget,
     ) -> Result<WriteOutcome, DocError> {
         let mut client = self.client().await?;
-        let transaction = begin(&mut client, at, limits).await?;
+        let transaction = begin(&mut client, at, budget).await?;
         let documents = candidates(&transaction, at, filter).await?;
-        let plan =
-            engine::plan_update(documents.into_iter().map(Ok), filter, change, options, limits)?;
+        let plan = engine::scan(|| {
+            let documents = documents.into_iter().map(Ok);
+            engine::plan_update(documents, filter, change, options, limits, budget)
+        })?;
         let sql = "UPDATE wasmfn_documents SET doc = $5 WHERE space = $1 AND database = $2 \
                    AND collection = $3 AND id = $4";
         for document in &plan.changed {
@@ -194,6 +208,7 @@ impl DocumentStore for PostgresDocuments {
         if let Some(document) = &plan.upsert {
             insert_rows(&transaction, at, std::slice::from_ref(document)).await?;
         }
+        budget.commit()?;
         transaction.commit().await.map_err(failed)?;
         Ok(plan.into_outcome())
     }
@@ -203,12 +218,14 @@ impl DocumentStore for PostgresDocuments {
         at: &CollectionRef,
         filter: &Filter,
         many: bool,
-        limits: &Limits,
+        budget: &Budget,
     ) -> Result<Vec<Value>, DocError> {
         let mut client = self.client().await?;
-        let transaction = begin(&mut client, at, limits).await?;
+        let transaction = begin(&mut client, at, budget).await?;
         let documents = candidates(&transaction, at, filter).await?;
-        let ids = engine::plan_delete(documents.into_iter().map(Ok), filter, many, limits)?;
+        let ids = engine::scan(|| {
+            engine::plan_delete(documents.into_iter().map(Ok), filter, many, budget)
+        })?;
         let sql = "DELETE FROM wasmfn_documents WHERE space = $1 AND database = $2 \
                    AND collection = $3 AND id = $4";
         for id in &ids {
@@ -218,6 +235,7 @@ impl DocumentStore for PostgresDocuments {
                 .await
                 .map_err(failed)?;
         }
+        budget.commit()?;
         transaction.commit().await.map_err(failed)?;
         Ok(ids)
     }

@@ -352,7 +352,10 @@ impl Deployments {
     }
 
     /// Activates the active version of every deployed function (at start), and compiles
-    /// versions a crash interrupted. Returns how many functions are active.
+    /// versions a crash interrupted (in the background, under the same deadline as a deploy).
+    /// A version that cannot be loaded is marked `failed` with the reason, so that the server
+    /// starts ready without it and never tries it again; deploying it again, or rolling back to
+    /// a kept version, brings the function back. Returns how many functions are active.
     pub async fn restore(self: &Arc<Self>) -> Result<usize, DeployError> {
         let records: Vec<FunctionRecord> = self.all()?;
         let mut restored = 0;
@@ -363,15 +366,21 @@ impl Deployments {
                 if !wanted {
                     continue;
                 }
+                let (space, name) = (record.space.clone(), record.name.clone());
                 let bytes = match tokio::fs::read(self.bundle_path(&version.sha256)).await {
                     Ok(bytes) => bytes,
                     Err(error) => {
-                        tracing::error!(space = %record.space, function = %record.name,
-                            version = %version.version, %error, "bundle missing from the store");
+                        tracing::error!(%space, function = %name, version = %version.version,
+                            %error, "bundle missing from the store; version marked failed");
+                        self.mark_failed(
+                            &space,
+                            &name,
+                            &version.version,
+                            "its bundle file is missing from the bundle store",
+                        )?;
                         continue;
                     }
                 };
-                let (space, name) = (record.space.clone(), record.name.clone());
                 if version.state == VersionState::Compiling {
                     let this = self.clone();
                     let version = version.version.clone();
@@ -380,19 +389,41 @@ impl Deployments {
                 }
                 match self
                     .runtime
-                    .prepare(bytes, &space, Some(name), Some(version.version.clone()))
+                    .prepare(bytes, &space, Some(name.clone()), Some(version.version.clone()))
                     .await
                 {
                     Ok(prepared) => {
                         self.runtime.registry().activate(prepared);
                         restored += 1;
                     }
-                    Err(error) => tracing::error!(space = %record.space, function = %record.name,
-                        version = %version.version, %error, "could not restore a deployed version"),
+                    Err(error) => {
+                        tracing::error!(%space, function = %name, version = %version.version,
+                            %error, "deployed version failed to load; marked failed, serving \
+                            without it (deploy it again or roll back to fix)");
+                        self.mark_failed(&space, &name, &version.version, &error.to_string())?;
+                    }
                 }
             }
         }
         Ok(restored)
+    }
+
+    /// Records that `version` cannot be served, and why.
+    fn mark_failed(
+        &self,
+        space: &str,
+        name: &str,
+        version: &str,
+        reason: &str,
+    ) -> Result<(), DeployError> {
+        let _guard = self.lock.lock().expect("deployments lock");
+        let Some(mut record) = self.record(space, name)? else { return Ok(()) };
+        if let Some(entry) = record.find_mut(version) {
+            entry.state = VersionState::Failed;
+            entry.error = Some(reason.to_string());
+            self.save(&record)?;
+        }
+        Ok(())
     }
 
     /// Every deployed function's record, by space and name.

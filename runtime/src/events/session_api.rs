@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wasmfn_host_apis::docstore::{CollectionRef, DocError, UpdateOptions};
+use wasmfn_host_apis::docstore::{CallDeadline, CollectionRef, DocError, UpdateOptions};
 
 use super::{SessionClaims, SessionError};
 use crate::capabilities::Capabilities;
@@ -112,11 +112,16 @@ fn number(body: &Value, name: &str) -> u64 {
     body.get(name).and_then(Value::as_u64).unwrap_or(0)
 }
 
+/// How long one session document request may take, counted from when its body has arrived (the
+/// document store's own per-operation limit applies within it).
+pub const SESSION_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn documents(
     Session { claims, capabilities }: Session,
     Path((collection, operation)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    let started = std::time::Instant::now();
     if !crate::manifest::is_collection_name(&collection) {
         return error(
             StatusCode::BAD_REQUEST,
@@ -139,7 +144,13 @@ async fn documents(
         }
     };
     let at = CollectionRef { space: claims.space, database: claims.database, collection };
-    let store = &capabilities.documents;
+    // No function and no invocation deadline here: the request gets its own, counted from its
+    // arrival, so that it is bound as a function's call would be.
+    let deadline = CallDeadline {
+        at: started + SESSION_CALL_TIMEOUT,
+        caller: "the session request (5 s from its arrival)",
+    };
+    let store = &capabilities.documents.within(deadline);
     let empty = json!({});
     let filter = field(&body, "filter").unwrap_or(&empty);
     let result = match operation.as_str() {

@@ -159,6 +159,16 @@ fn parse_caller(context: &Map<String, Value>) -> Result<Caller, InvokeError> {
                     serde_json::from_value(value.clone()).map_err(|error| {
                         InvokeError::BadRequest(format!("context.{key} is not a resource: {error}"))
                     })?;
+                // The company's id names the database its documents live in: bounded, so that
+                // a caller cannot make the store keep arbitrarily long names.
+                if key == "company"
+                    && !wasmfn_host_apis::docstore::is_database_name(&parsed.public_id)
+                {
+                    return Err(InvokeError::BadRequest(format!(
+                        "context.company.publicId must be 1 to {} bytes",
+                        wasmfn_host_apis::docstore::MAX_NAME_BYTES
+                    )));
+                }
                 // As ixoncdkingress: company, agent and asset always carry a permission set.
                 let permissions = match key {
                     "company" | "agent" | "asset" => Some(parsed.permissions.unwrap_or_default()),
@@ -242,6 +252,21 @@ mod tests {
         assert!(invocation.caller.agent.is_none());
         assert_eq!(invocation.caller.access_token, Some(AccessToken("Bearer x".into())));
         assert!(!format!("{:?}", invocation.caller).contains("Bearer x"), "token never in Debug");
+    }
+
+    #[test]
+    fn a_company_id_that_cannot_name_a_database_is_rejected() {
+        let call = |id: &str| {
+            let body =
+                json!({"name": "f.g", "context": {"company": {"publicId": id, "name": "x"}}});
+            parse_call(body.to_string().as_bytes())
+        };
+        assert!(call(&"c".repeat(64)).is_ok());
+        for id in ["c".repeat(65), String::new(), "c".repeat(5 << 20)] {
+            let error = call(&id).unwrap_err();
+            assert!(matches!(error, InvokeError::BadRequest(_)), "{error}");
+            assert!(error.to_string().contains("publicId must be 1 to 64 bytes"), "{error}");
+        }
     }
 
     #[test]

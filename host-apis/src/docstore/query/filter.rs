@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::matcher;
+use super::meter::{Meter, OutOfTime};
 use super::path::Path;
 use super::value::{as_date, as_oid};
 use super::{QueryError, MAX_DEPTH};
@@ -65,14 +66,26 @@ impl Filter {
         Ok(Filter { root: parse_document(map, 0)? })
     }
 
+    /// Whether the filter matches `doc`, however long that takes (see [`Filter::match_within`]).
     pub fn matches(&self, doc: &Map<String, Value>) -> bool {
-        matcher::eval(&self.root, doc).is_some()
+        self.match_position(doc).is_some()
     }
 
     /// Like [`Filter::matches`], also giving the index of the array element that matched (for the
     /// positional `$` update operator): the first array field in the filter matched by element.
     pub fn match_position(&self, doc: &Map<String, Value>) -> Option<Option<usize>> {
-        matcher::eval(&self.root, doc)
+        matcher::eval(&self.root, doc, &Meter::unbounded())
+    }
+
+    /// [`Filter::match_position`] with its work counted on `meter`: [`OutOfTime`] when the
+    /// meter's deadline passed before the answer was known.
+    pub fn match_within(
+        &self,
+        doc: &Map<String, Value>,
+        meter: &Meter,
+    ) -> Result<Option<Option<usize>>, OutOfTime> {
+        let hit = matcher::eval(&self.root, doc, meter);
+        meter.check().map(|()| hit)
     }
 
     /// The equality fields of the filter, top level and inside top-level `$and`s, in filter

@@ -10,6 +10,7 @@
 
 mod filter;
 mod matcher;
+mod meter;
 mod path;
 mod projection;
 mod sort;
@@ -23,6 +24,7 @@ mod proptests;
 mod tests;
 
 pub use filter::Filter;
+pub use meter::{Meter, OutOfTime};
 pub use projection::Projection;
 pub use sort::Sort;
 pub use update::{check_replacement, Update};

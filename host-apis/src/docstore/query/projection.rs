@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::filter::{parse_elem_match, ElemCond};
+use super::meter::Meter;
 use super::path::Path;
 use super::value::{as_document, is_special};
 use super::QueryError;
@@ -165,7 +166,7 @@ fn include_value(value: &Value, node: &Node) -> Option<Value> {
         Node::Slice { skip, limit } => Some(slice(value, *skip, *limit)),
         Node::ElemMatch(cond) => match value {
             Value::Array(items) => {
-                let first = items.iter().find(|item| cond.matches(item))?;
+                let first = items.iter().find(|item| cond.matches(item, &Meter::unbounded()))?;
                 Some(Value::Array(vec![first.clone()]))
             }
             _ => None,

@@ -5,6 +5,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::filter::{operators, parse_elem_match, ElemCond};
+use super::meter::Meter;
 use super::path::Path;
 use super::sort::Sort;
 use super::update_ops::{apply_op, now_millis};
@@ -119,12 +120,33 @@ impl Update {
         doc: &mut Map<String, Value>,
         position: Option<usize>,
     ) -> Result<bool, QueryError> {
-        self.run(doc, position, false)
+        self.run(doc, position, false, &Meter::unbounded())
+    }
+
+    /// [`Update::apply`] with the comparisons of `$addToSet`, `$pull` and `$pullAll` counted on
+    /// `meter`: once it has run out the document is left as it was, and the caller must check
+    /// the meter before trusting the answer.
+    pub fn apply_within(
+        &self,
+        doc: &mut Map<String, Value>,
+        position: Option<usize>,
+        meter: &Meter,
+    ) -> Result<bool, QueryError> {
+        self.run(doc, position, false, meter)
     }
 
     /// Applies the update to a document an upsert is about to insert, `$setOnInsert` included.
     pub fn apply_insert(&self, doc: &mut Map<String, Value>) -> Result<bool, QueryError> {
-        self.run(doc, None, true)
+        self.run(doc, None, true, &Meter::unbounded())
+    }
+
+    /// [`Update::apply_insert`] counted on `meter`, as [`Update::apply_within`].
+    pub fn apply_insert_within(
+        &self,
+        doc: &mut Map<String, Value>,
+        meter: &Meter,
+    ) -> Result<bool, QueryError> {
+        self.run(doc, None, true, meter)
     }
 
     fn run(
@@ -132,13 +154,17 @@ impl Update {
         doc: &mut Map<String, Value>,
         position: Option<usize>,
         insert: bool,
+        meter: &Meter,
     ) -> Result<bool, QueryError> {
         let mut work = doc.clone();
         let now = now_millis();
         let extra = if insert { self.on_insert.as_slice() } else { &[] };
         for field_op in self.ops.iter().chain(extra) {
             let path = resolve_position(&field_op.path, position)?;
-            apply_op(&mut work, &path, &field_op.op, now)?;
+            apply_op(&mut work, &path, &field_op.op, now, meter)?;
+        }
+        if meter.check().is_err() {
+            return Ok(false);
         }
         check_id(doc, &work)?;
         if work.values().any(|v| deeper_than(v, MAX_DOCUMENT_DEPTH)) {

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Number, Value};
 
+use super::meter::Meter;
 use super::path::{array_index, crosses_array, get, get_mut, Path};
 use super::update::{Op, PullCond, Push, PushSort};
 use super::value::{compare_values, is_special, num, type_name, values_equal, Num};
@@ -26,8 +27,14 @@ pub(crate) fn apply_op(
     path: &Path,
     op: &Op,
     now: i64,
+    meter: &Meter,
 ) -> Result<(), QueryError> {
     let parts = path.parts();
+    // Past the meter's deadline every comparison answers "no": the loops below end quickly and
+    // the caller discards the result.
+    let one_of = |item: &Value, values: &[Value]| {
+        values.iter().take_while(|_| meter.tick()).any(|v| values_equal(item, v))
+    };
     match op {
         Op::Set(value) => set_path(doc, parts, value.clone()),
         Op::Unset => {
@@ -40,19 +47,19 @@ pub(crate) fn apply_op(
         Op::Max(value) => keep_extreme(doc, parts, value, Ordering::Greater),
         Op::Rename(to) => rename(doc, path, to),
         Op::Push(push) => push_values(doc, path, push),
-        Op::AddToSet(values) => add_to_set(doc, path, values),
-        Op::Pull(cond) => pull(doc, path, |item| cond.removes(item)),
-        Op::PullAll(values) => pull(doc, path, |item| values.iter().any(|v| values_equal(item, v))),
+        Op::AddToSet(values) => add_to_set(doc, path, values, meter),
+        Op::Pull(cond) => pull(doc, path, |item| cond.removes(item, meter)),
+        Op::PullAll(values) => pull(doc, path, |item| one_of(item, values)),
         Op::Pop { first } => pop(doc, path, *first),
         Op::CurrentDate => set_path(doc, parts, json!({ "$date": now })),
     }
 }
 
 impl PullCond {
-    fn removes(&self, item: &Value) -> bool {
+    fn removes(&self, item: &Value, meter: &Meter) -> bool {
         match self {
-            PullCond::Equal(value) => values_equal(item, value),
-            PullCond::Matching(cond) => cond.matches(item),
+            PullCond::Equal(value) => meter.tick() && values_equal(item, value),
+            PullCond::Matching(cond) => cond.matches(item, meter),
         }
     }
 }
@@ -331,10 +338,12 @@ fn add_to_set(
     doc: &mut Map<String, Value>,
     path: &Path,
     values: &[Value],
+    meter: &Meter,
 ) -> Result<(), QueryError> {
     let add = |items: &mut Vec<Value>| {
         for value in values {
-            if !items.iter().any(|item| values_equal(item, value)) {
+            let present = items.iter().take_while(|_| meter.tick()).any(|i| values_equal(i, value));
+            if !present && meter.check().is_ok() {
                 items.push(value.clone());
             }
         }
