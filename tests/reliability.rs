@@ -335,3 +335,97 @@ async fn slow_and_idle_clients_are_cut_off_while_others_are_served() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Opens an HTTP/2 connection with prior knowledge (the client preface and an empty SETTINGS
+/// frame) and waits for the server's SETTINGS frame.
+async fn open_h2c(address: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.unwrap();
+    let mut head = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+        .await
+        .expect("the server's SETTINGS within 5 s")
+        .expect("an HTTP/2 frame");
+    assert_eq!(head[3], 0x4, "the server answers the preface with SETTINGS: {head:?}");
+    let mut payload = vec![0u8; u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize];
+    stream.read_exact(&mut payload).await.unwrap();
+    stream
+}
+
+/// The types of the HTTP/2 frames in `bytes` (which start at a frame).
+fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        types.push(bytes[3]);
+        let length = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        bytes = &bytes[(9 + length).min(bytes.len())..];
+    }
+    types
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(within, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server did not close the connection within {within:?}");
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_are_closed_and_beyond_the_cap_new_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--max-connections",
+        "4",
+        "--idle-timeout-ms",
+        "1000",
+        "--header-read-timeout-ms",
+        "1000",
+        // Longer than the test: the idle timeout, not a missed ping, must close them.
+        "--h2-keep-alive-ms",
+        "600000",
+    ];
+    let (_server, base) = spawn(dir.path(), args.iter().map(|a| a.to_string()).collect()).await;
+    let address = base.trim_start_matches("http://").to_string();
+
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(open_h2c(&address).await);
+    }
+    // Past the cap: a clear 503 and the connection closed, at once.
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("too_many_connections"), "{answer}");
+    }
+    // The idle HTTP/2 connections are closed after the idle timeout (GOAWAY, then the
+    // connection once the client does not let go)...
+    for stream in &mut idle {
+        let received = read_until_closed(stream, Duration::from_secs(15)).await;
+        let types = frame_types(&received);
+        assert!(types.contains(&0x7), "a GOAWAY frame before closing: {types:?}");
+    }
+    // ...and a new connection is served.
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.get(format!("{base}/healthz")).send().await {
+            Ok(response) if response.status() == 200 => break,
+            other => assert!(std::time::Instant::now() < deadline, "{other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
