@@ -429,3 +429,53 @@ async fn idle_http2_connections_are_closed_and_beyond_the_cap_new_ones_are_refus
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_server_degrades_and_recovers() {
+    use std::io::{BufRead, BufReader};
+    use tokio::io::AsyncWriteExt;
+    // 128 descriptors and a connection cap set above that, so accepting hits EMFILE.
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", "ulimit -n 128 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_wasmfn"), "serve"])
+        .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN, "--data-dir"])
+        .arg(dir.path())
+        .args(["--max-connections", "1000", "--idle-timeout-ms", "1000"])
+        .args(["--header-read-timeout-ms", "1000", "--h2-keep-alive-ms", "600000"])
+        .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
+        .env("WASMFN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap());
+    let mut child = command.spawn().expect("starting wasmfn serve under ulimit -n 128");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a first line").expect("readable stdout");
+    std::thread::spawn(move || for _ in lines {});
+    let _server = ServeProcess::from(child);
+    let base = first.strip_prefix("wasmfn: listening on ").expect("listening line").to_string();
+    let address = base.trim_start_matches("http://").to_string();
+
+    // 200 idle HTTP/2 clients: more than the server has descriptors for.
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.unwrap();
+        idle.push(stream);
+    }
+    // The ones it took are closed after the idle timeout, the ones waiting in the backlog are
+    // then taken and closed in turn, and the server answers again: it never stops accepting.
+    for stream in &mut idle {
+        read_until_closed(stream, Duration::from_secs(60)).await;
+    }
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.get(format!("{base}/healthz")).send().await {
+            Ok(response) if response.status() == 200 => break,
+            other => assert!(std::time::Instant::now() < deadline, "{other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(log.contains("accepting a connection failed"), "EMFILE was reached: {log}");
+}

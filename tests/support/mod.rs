@@ -125,6 +125,12 @@ pub fn spawn_serve(data_dir: &Path, args: &[&str]) -> (ServeProcess, String) {
 /// assertion must not leave a server running that slows every later test on the machine.
 pub struct ServeProcess(std::process::Child);
 
+impl From<std::process::Child> for ServeProcess {
+    fn from(child: std::process::Child) -> Self {
+        Self(child)
+    }
+}
+
 impl std::ops::Deref for ServeProcess {
     type Target = std::process::Child;
     fn deref(&self) -> &Self::Target {
