@@ -142,3 +142,108 @@ async fn signed_ingress_calls_pass_and_unsigned_stale_or_tampered_ones_do_not() 
     assert_eq!(status, 401);
     assert!(answer["error"]["message"].as_str().unwrap().contains("60 s"), "{answer}");
 }
+
+/// A PEM file of `signing`'s public key in `dir`.
+fn public_pem(dir: &std::path::Path, name: &str, signing: &SigningKey) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let public = signing.verifying_key().to_public_key_pem(Default::default()).unwrap();
+    std::fs::write(&path, public).unwrap();
+    path
+}
+
+/// A fresh ixoncdkingress call to `behave.echo` and its signature by `signing`.
+fn signed_call(signing: &SigningKey, nonce: &str) -> (String, String) {
+    let body = json!({
+        "name": "behave.echo",
+        "arguments": {"nonce": nonce},
+        "created_on": chrono::Utc::now().to_rfc3339(),
+    })
+    .to_string();
+    let signature = hex::encode(signing.sign(body.as_bytes()).to_bytes());
+    (body, signature)
+}
+
+async fn send_signed(
+    client: &reqwest::Client,
+    url: &str,
+    (body, signature): &(String, String),
+) -> (u16, Value) {
+    let request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("authorization", format!("signature {signature}"))
+        .body(body.clone());
+    json(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_signed_ingress_call_is_accepted_once_and_only_where_its_key_is_scoped() {
+    let dir = tempfile::tempdir().unwrap();
+    let for_space = SigningKey::from_bytes(&[43; 32]);
+    let for_function = SigningKey::from_bytes(&[44; 32]);
+    let specs = vec![
+        format!("default={}", public_pem(dir.path(), "space.pem", &for_space).display()),
+        format!("other/nothing={}", public_pem(dir.path(), "fn.pem", &for_function).display()),
+    ];
+    let options = support::NodeOptions {
+        ingress: IngressVerifier::from_specs(&specs).unwrap(),
+        ..node_options()
+    };
+    let behave = support::fixture_bundle("behave");
+    let bundles = vec![("default".to_string(), behave.clone()), ("other".to_string(), behave)];
+    let server =
+        support::start_bundles(bundles, None, options, support::capability_options()).await;
+    let default = server.url("/spaces/default/functions/behave/ingress");
+    let other = server.url("/spaces/other/functions/behave/ingress");
+
+    // Bytes signed with the key of space `default` are refused for space `other`...
+    let call = signed_call(&for_space, "one");
+    let (status, answer) = send_signed(&server.client, &other, &call).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not valid for function 'behave' of space 'other'"), "{message}");
+    // ...accepted once in `default`, and refused when replayed there.
+    let (status, answer) = send_signed(&server.client, &default, &call).await;
+    assert_eq!((status, answer["args"]["nonce"].as_str()), (200, Some("one")), "{answer}");
+    let (status, answer) = send_signed(&server.client, &default, &call).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert!(answer["error"]["message"].as_str().unwrap().contains("already used"), "{answer}");
+    // A key scoped to one function signs for no other, even in its space.
+    let call = signed_call(&for_function, "two");
+    let (status, answer) = send_signed(&server.client, &other, &call).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("not valid"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_restart_does_not_let_a_used_signature_in_again() {
+    support::fixture_bundle("behave");
+    let bundle = support::work_dir().join("bundles").join("behave-1.0.0.wasm");
+    let data_dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let signing = SigningKey::from_bytes(&[45; 32]);
+    let pem = public_pem(keys.path(), "ixon.pem", &signing);
+    let args = [bundle.to_str().unwrap(), "--ingress-public-key", pem.to_str().unwrap()];
+    let client = reqwest::Client::new();
+    let call = signed_call(&signing, "once");
+
+    let (mut first, base) = support::spawn_serve(data_dir.path(), &args);
+    let url = format!("{base}/spaces/default/functions/behave/ingress");
+    let (status, answer) = send_signed(&client, &url, &call).await;
+    assert_eq!(status, 200, "{answer}");
+    // An orderly stop (SIGTERM), as a deploy or a service manager restarts it.
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(first.wait().unwrap().success());
+
+    let (_second, base) = support::spawn_serve(data_dir.path(), &args);
+    let url = format!("{base}/spaces/default/functions/behave/ingress");
+    let (status, answer) = send_signed(&client, &url, &call).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("already used"), "{answer}");
+    let (status, answer) = send_signed(&client, &url, &signed_call(&signing, "next")).await;
+    assert_eq!(status, 200, "a new signature still passes: {answer}");
+}

@@ -262,3 +262,146 @@ async fn every_accepted_job_is_delivered_after_a_kill_9() {
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+#[tokio::test]
+async fn callbacks_to_internal_addresses_are_refused_unless_the_operator_allows_them() {
+    // The test servers allow 127.0.0.1 (their receivers listen there); this one allows nothing.
+    let mut options = node_options();
+    options.delivery.destinations = Default::default();
+    let server = start_server_with(&["behave"], None, options).await;
+    let receiver = Receiver::start().await;
+    let port = receiver.url.split(':').nth(2).unwrap().split('/').next().unwrap().to_string();
+    let url = server.url("/spaces/default/functions/behave:behave.greet/async-invoke?name=X");
+    let own_admin = server.url("/admin/functions");
+    for (callback, kind) in [
+        (receiver.url.clone(), "loopback"),
+        (format!("http://2130706433:{port}/done"), "loopback"),
+        (format!("http://0.0.0.0:{port}/done"), "unspecified"),
+        (format!("http://localhost:{port}/done"), "loopback"),
+        (format!("http://[::1]:{port}/done"), "loopback"),
+        (own_admin, "loopback"),
+        ("http://169.254.169.254/latest/meta-data/".into(), "link-local"),
+        ("http://10.0.0.1/hook".into(), "private"),
+    ] {
+        let response =
+            server.client.post(&url).header("x-callback-url", &callback).send().await.unwrap();
+        let (status, body) = json(response).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("callback_refused")),
+            "{callback}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(kind), "{callback}: {message}");
+        assert!(message.contains("--allow-callback-host"), "{message}");
+    }
+
+    // With the operator's allowlist the same receiver gets its callback.
+    let mut receiver = receiver;
+    let allowed = start_server(&["behave"], None).await;
+    let url = allowed.url("/spaces/default/functions/behave:behave.greet/async-invoke?name=Al");
+    let response =
+        allowed.client.post(&url).header("x-callback-url", &receiver.url).send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let (headers, body) = receiver.next().await;
+    assert_eq!((header(&headers, "x-function-status"), body), ("200".into(), json!("Hello, Al!")));
+}
+
+#[tokio::test]
+async fn callbacks_forward_only_the_functions_own_safe_headers_and_end_callback_loops() {
+    let server = start_server(&["behave"], None).await;
+    let mut receiver = Receiver::start().await;
+    let url = server.url("/spaces/default/functions/behave:behave.reflect_headers/async-invoke");
+    let returned = json!({"headers": {
+        "x-kept": "yes",
+        "x-callback-url": "http://127.0.0.1:1/again",
+        "authorization": "Bearer stolen",
+        "cookie": "session=1",
+        "host": "internal.example",
+        "connection": "upgrade",
+        "transfer-encoding": "chunked",
+        "x-forwarded-for": "10.0.0.1",
+        "x-function-status": "299",
+        "x-wasmfn-callback-depth": "0",
+    }});
+    let response = server
+        .client
+        .post(&url)
+        .header("x-callback-url", &receiver.url)
+        .header("x-wasmfn-callback-depth", "2")
+        .json(&returned)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let (headers, _) = receiver.next().await;
+    assert_eq!(header(&headers, "x-kept"), "yes");
+    for dropped in [
+        "x-callback-url",
+        "authorization",
+        "cookie",
+        "connection",
+        "transfer-encoding",
+        "x-forwarded-for",
+    ] {
+        assert!(headers.get(dropped).is_none(), "{dropped} was forwarded: {headers:?}");
+    }
+    assert_ne!(header(&headers, "host"), "internal.example");
+    assert_eq!(header(&headers, "x-function-status"), "200", "the platform's, not the function's");
+    assert_eq!(header(&headers, "x-wasmfn-callback-depth"), "3", "one more than the request's");
+
+    // A request that comes from too long a chain of callbacks is refused before it runs.
+    let deep = server
+        .client
+        .post(&url)
+        .header("x-callback-url", &receiver.url)
+        .header("x-wasmfn-callback-depth", "5")
+        .json(&json!({"headers": {}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(deep).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (508, Some("callback_loop")), "{body}");
+    let sync = server
+        .client
+        .post(server.invoke_url("behave:behave.greet", "?name=x"))
+        .header("x-wasmfn-callback-depth", "9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sync.status(), 508);
+
+    // A header value with CRLF is the function's error, answered at once and never retried.
+    let crlf = json!({"headers": {"x-evil": "a\r\nx-injected: 1"}});
+    let (status, body) = json(
+        server
+            .client
+            .post(server.invoke_url("behave:behave.reflect_headers", ""))
+            .json(&crlf)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("invalid_response")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("x-evil"), "{body}");
+    let response =
+        server.client.post(&url).header("x-callback-url", &receiver.url).json(&crlf).send().await;
+    let (_, accepted) = json(response.unwrap()).await;
+    let (headers, body) = receiver.next().await;
+    assert_eq!(header(&headers, "x-function-status"), "502");
+    assert_eq!(body["error"]["code"], "invalid_response");
+    assert!(headers.get("x-injected").is_none() && headers.get("x-evil").is_none());
+    let location = format!("/invocations/{}", accepted["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, status) =
+            json(server.client.get(server.url(&location)).send().await.unwrap()).await;
+        if status["callback"] == "delivered" {
+            assert_eq!(status["state"], "failed", "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -265,7 +265,8 @@ async fn a_cron_trigger_posts_each_outcome_to_its_callback_url() {
     let job = CronJob { space: "default".into(), function: "behave".into(), trigger };
     let target = CallbackTarget {
         invoker: runtime.invoker().clone(),
-        deliverer: wasmfn_runtime::delivery::Deliverer::new(Default::default()),
+        // The receiver is on 127.0.0.1, which deliveries reach only when the operator allows it.
+        deliverer: wasmfn_runtime::delivery::Deliverer::new(node_options().delivery),
         callbacks: [(("default".into(), "behave".into(), "every-second".into()), url)]
             .into_iter()
             .collect(),

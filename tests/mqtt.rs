@@ -157,6 +157,8 @@ impl Receiver {
 async fn publish(port: u16, messages: &[(&str, &[u8], QoS)]) {
     let mut options = MqttOptions::new(format!("pub-{}", unique()), "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(5));
+    // Room for the largest payload a trigger takes (16 MiB).
+    options.set_max_packet_size(17 << 20, 17 << 20);
     let (client, mut eventloop) = AsyncClient::new(options, 100);
     for (topic, payload, qos) in messages {
         client.publish(*topic, *qos, false, payload.to_vec()).await.unwrap();
@@ -445,6 +447,33 @@ async fn a_receiver_that_is_down_gets_the_outcome_once_it_is_up() {
     };
     assert_eq!(record["delivered"], true);
     assert!(record["attempts"].as_u64().unwrap() > 1, "{record}");
+}
+
+#[tokio::test]
+async fn a_qos1_payload_over_the_body_limit_runs_up_to_16_mib_as_documented() {
+    let broker = Broker::start(None);
+    let server = start_server(&["behave"], None).await;
+    let mut receiver = Receiver::start().await;
+    let (status, _) = create_trigger(
+        &server,
+        json!({
+            "type": "mqtt", "name": "big-payloads", "broker": broker.url(), "qos": 1,
+            "topics": ["big"], "functions": [{"function": "behave", "entry": "behave.payload_size"}],
+            "callback_url": receiver.url,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    wait_for_status(&server, "big-payloads", "Running", |s| s["state"] == "Running").await;
+    // 7 MiB: over the default max_body_bytes (6 MiB), under the trigger's 16 MiB.
+    let payload = vec![b'x'; 7 << 20];
+    publish(broker.port, &[("big", &payload, QoS::AtLeastOnce)]).await;
+    let callback = receiver.next().await;
+    assert_eq!(header(&callback, "x-function-status"), "200");
+    assert_eq!(callback.body["size"], 7 << 20, "the whole payload reached the function");
+    let status =
+        wait_for_status(&server, "big-payloads", "acknowledged", |s| s["acknowledged"] == 1).await;
+    assert_eq!(status["status"]["failed_invocations"], 0, "{status}");
 }
 
 #[tokio::test]

@@ -335,3 +335,147 @@ async fn slow_and_idle_clients_are_cut_off_while_others_are_served() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Opens an HTTP/2 connection with prior knowledge (the client preface and an empty SETTINGS
+/// frame) and waits for the server's SETTINGS frame.
+async fn open_h2c(address: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.unwrap();
+    let mut head = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+        .await
+        .expect("the server's SETTINGS within 5 s")
+        .expect("an HTTP/2 frame");
+    assert_eq!(head[3], 0x4, "the server answers the preface with SETTINGS: {head:?}");
+    let mut payload = vec![0u8; u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize];
+    stream.read_exact(&mut payload).await.unwrap();
+    stream
+}
+
+/// The types of the HTTP/2 frames in `bytes` (which start at a frame).
+fn frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        types.push(bytes[3]);
+        let length = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        bytes = &bytes[(9 + length).min(bytes.len())..];
+    }
+    types
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(within, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server did not close the connection within {within:?}");
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_are_closed_and_beyond_the_cap_new_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--max-connections",
+        "4",
+        "--idle-timeout-ms",
+        "1000",
+        "--header-read-timeout-ms",
+        "1000",
+        // Longer than the test: the idle timeout, not a missed ping, must close them.
+        "--h2-keep-alive-ms",
+        "600000",
+    ];
+    let (_server, base) = spawn(dir.path(), args.iter().map(|a| a.to_string()).collect()).await;
+    let address = base.trim_start_matches("http://").to_string();
+
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(open_h2c(&address).await);
+    }
+    // Past the cap: a clear 503 and the connection closed, at once.
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("too_many_connections"), "{answer}");
+    }
+    // The idle HTTP/2 connections are closed after the idle timeout (GOAWAY, then the
+    // connection once the client does not let go)...
+    for stream in &mut idle {
+        let received = read_until_closed(stream, Duration::from_secs(15)).await;
+        let types = frame_types(&received);
+        assert!(types.contains(&0x7), "a GOAWAY frame before closing: {types:?}");
+    }
+    // ...and a new connection is served.
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.get(format!("{base}/healthz")).send().await {
+            Ok(response) if response.status() == 200 => break,
+            other => assert!(std::time::Instant::now() < deadline, "{other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_server_degrades_and_recovers() {
+    use std::io::{BufRead, BufReader};
+    use tokio::io::AsyncWriteExt;
+    // 128 descriptors and a connection cap set above that, so accepting hits EMFILE.
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", "ulimit -n 128 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_wasmfn"), "serve"])
+        .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN, "--data-dir"])
+        .arg(dir.path())
+        .args(["--max-connections", "1000", "--idle-timeout-ms", "1000"])
+        .args(["--header-read-timeout-ms", "1000", "--h2-keep-alive-ms", "600000"])
+        .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
+        .env("WASMFN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap());
+    let mut child = command.spawn().expect("starting wasmfn serve under ulimit -n 128");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a first line").expect("readable stdout");
+    std::thread::spawn(move || for _ in lines {});
+    let _server = ServeProcess::from(child);
+    let base = first.strip_prefix("wasmfn: listening on ").expect("listening line").to_string();
+    let address = base.trim_start_matches("http://").to_string();
+
+    // 200 idle HTTP/2 clients: more than the server has descriptors for.
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.unwrap();
+        idle.push(stream);
+    }
+    // The ones it took are closed after the idle timeout, the ones waiting in the backlog are
+    // then taken and closed in turn, and the server answers again: it never stops accepting.
+    for stream in &mut idle {
+        read_until_closed(stream, Duration::from_secs(60)).await;
+    }
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.get(format!("{base}/healthz")).send().await {
+            Ok(response) if response.status() == 200 => break,
+            other => assert!(std::time::Instant::now() < deadline, "{other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(log.contains("accepting a connection failed"), "EMFILE was reached: {log}");
+}

@@ -45,6 +45,15 @@ pub enum InvokeError {
     Overloaded { function: String },
     #[error("the server is running as many instances as it may (--max-instances); retry later")]
     NoInstanceSlot,
+    /// The function's response cannot be sent as HTTP (a header name or value is invalid).
+    #[error("the function returned an invalid response: {0}")]
+    InvalidResponse(String),
+    /// A part of the server cannot take the request now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The request came from a chain of more callbacks than allowed.
+    #[error("the request is callback number {depth} of a chain (x-wasmfn-callback-depth); more than {max} are refused to stop callback loops")]
+    CallbackLoop { depth: u32, max: u32 },
 }
 
 impl InvokeError {
@@ -68,6 +77,9 @@ impl InvokeError {
             Self::Trap(_) => "function_trapped",
             Self::ResponseTooLarge { .. } => "response_too_large",
             Self::Overloaded { .. } | Self::NoInstanceSlot => "overloaded",
+            Self::InvalidResponse(_) => "invalid_response",
+            Self::CallbackLoop { .. } => "callback_loop",
+            Self::Unavailable(_) => "unavailable",
         }
     }
 
@@ -87,8 +99,11 @@ impl InvokeError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
-            Self::Overloaded { .. } | Self::NoInstanceSlot => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ResponseTooLarge { .. } | Self::InvalidResponse(_) => StatusCode::BAD_GATEWAY,
+            Self::CallbackLoop { .. } => StatusCode::LOOP_DETECTED,
+            Self::Overloaded { .. } | Self::NoInstanceSlot | Self::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -111,7 +126,7 @@ impl IntoResponse for InvokeError {
             Self::MethodNotAllowed { allow, .. } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Overloaded { .. } | Self::NoInstanceSlot => {
+            Self::Overloaded { .. } | Self::NoInstanceSlot | Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::Unauthorized(_) => {

@@ -345,6 +345,7 @@ impl Invoker {
                 }
             }
         };
+        let result = result.and_then(valid_headers);
         let state = store.data_mut();
         let mut outcome = Outcome {
             id: invocation.id.unwrap_or_else(uuid::Uuid::new_v4),
@@ -375,6 +376,25 @@ impl Invoker {
         }
         outcome
     }
+}
+
+/// A response whose headers are all valid HTTP, else the first bad one as the function's
+/// error: a value with CR, LF or NUL would otherwise be dropped silently from the answer and
+/// fail every callback attempt.
+fn valid_headers(response: FunctionResponse) -> Result<FunctionResponse, InvokeError> {
+    for (name, value) in &response.headers {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(InvokeError::InvalidResponse(format!(
+                "{name:?} is not a valid header name"
+            )));
+        }
+        if axum::http::HeaderValue::from_bytes(value.as_bytes()).is_err() {
+            return Err(InvokeError::InvalidResponse(format!(
+                "the value of header '{name}' contains a control character (CR, LF, NUL)"
+            )));
+        }
+    }
+    Ok(response)
 }
 
 impl Outcome {

@@ -11,6 +11,7 @@ pub mod body_deadline;
 pub mod bundle;
 pub mod capabilities;
 pub mod cli;
+pub mod connections;
 pub mod delivery;
 pub mod deploy;
 pub mod dev_config;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
+use crate::access::replay::{self, SeenSignatures};
 use crate::access::signature::IngressVerifier;
 use crate::access::{Access, AccessPolicy};
 use crate::admin::{AdminState, CronInfo};
@@ -116,8 +117,13 @@ impl Node {
             state.tree("functions")?,
             options.keep_versions,
         ));
-        let access =
-            Arc::new(Access::new(state.tree("api_keys")?, options.default_access, options.ingress));
+        let seen = SeenSignatures::open(state.tree("ingress_seen")?, replay::DEFAULT_CAPACITY);
+        let access = Arc::new(Access::new(
+            state.tree("api_keys")?,
+            options.default_access,
+            options.ingress,
+            seen,
+        ));
         let async_jobs = AsyncJobs::new(
             state.tree("async_jobs")?,
             runtime.invoker().clone(),
@@ -341,5 +347,10 @@ impl Node {
         }
         // Last, so the outcomes of everything above are in it.
         self.log_tasks.shutdown().await;
+        // sled writes to disk every half second; what came since (seen ingress signatures
+        // among it) must survive a restart.
+        if let Err(error) = self.state.db().flush_async().await {
+            tracing::error!(%error, "flushing the state database at shutdown failed");
+        }
     }
 }

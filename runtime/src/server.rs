@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::access::Access;
 use crate::admin::{self, AdminState};
+use crate::connections::{Activity, ThrottledWarning, Tracked};
 use crate::invoker::Invoker;
 use crate::runtime::Runtime;
 use crate::triggers::async_invoke::{self, AsyncJobs};
@@ -94,24 +95,44 @@ pub async fn serve(
     serve_with(listener, app(state), ServerTimeouts::default(), shutdown).await
 }
 
-/// How long the server waits on slow clients.
+/// How long the server waits on slow and idle clients, and how many it holds at once.
 #[derive(Clone, Copy, Debug)]
 pub struct ServerTimeouts {
-    /// A request's headers must arrive within this (slowloris, idle keep-alive connections).
+    /// A request's headers must arrive within this (slowloris).
     pub header_read: Duration,
     /// A request's body must arrive within this, counted from when the handler starts.
     pub body_read: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/1 keep-alive
+    /// and HTTP/2 alike).
+    pub idle: Duration,
+    /// HTTP/2 connections are pinged this often; one that does not answer within the same
+    /// time is closed (a peer that vanished without closing).
+    pub h2_keep_alive: Duration,
+    /// Open client connections at most; more are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl Default for ServerTimeouts {
     fn default() -> Self {
-        Self { header_read: Duration::from_secs(10), body_read: Duration::from_secs(60) }
+        Self {
+            header_read: Duration::from_secs(10),
+            body_read: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+            h2_keep_alive: Duration::from_secs(20),
+            max_connections: 1024,
+        }
     }
 }
 
+static REFUSED: ThrottledWarning =
+    ThrottledWarning::new("connections refused: the server has --max-connections open");
+static ACCEPT_FAILED: ThrottledWarning = ThrottledWarning::new("accepting a connection failed");
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
 /// A client that does not send a complete request head within `timeouts.header_read` is
-/// disconnected, so slow or idle clients cannot hold the server's connections.
+/// disconnected, so slow or idle clients cannot hold the server's connections; connections
+/// idle for `timeouts.idle` are closed, and beyond `timeouts.max_connections` new ones are
+/// refused at once, so the server keeps accepting whatever clients hold.
 pub async fn serve_with(
     listener: TcpListener,
     app: Router,
@@ -128,26 +149,43 @@ pub async fn serve_with(
     }));
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(timeouts.header_read);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(timeouts.h2_keep_alive))
+        .keep_alive_timeout(timeouts.h2_keep_alive);
+    // One permit per open connection; at shutdown, holding them all means every connection
+    // has finished.
+    let max = timeouts.max_connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS) as u32;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max as usize));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accepting a connection failed");
+                    // Out of file descriptors and the like: back off instead of spinning;
+                    // the connections waiting in the backlog are taken once some close.
+                    ACCEPT_FAILED.occurred(&error);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Without waiting: the socket's send buffer is empty, and a client that reads
+            // nothing must not hold the accept loop.
+            let _ = stream.try_write(crate::connections::REFUSAL);
+            REFUSED.occurred(&timeouts.max_connections);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let (builder, watcher, app) = (builder.clone(), graceful.watcher(), app.clone());
-        let header_read = timeouts.header_read;
+        let (builder, app, mut stopping) = (builder.clone(), app.clone(), stopping.clone());
+        let ServerTimeouts { header_read, idle, .. } = timeouts;
         tokio::spawn(async move {
+            let _slot = slot;
             // A client that connects and sends nothing is dropped after the header timeout
             // (hyper's own timeout starts only with the first byte).
             let mut first = [0u8; 1];
@@ -155,14 +193,38 @@ pub async fn serve_with(
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return,
             }
-            let service = TowerToHyperService::new(app);
+            let activity = Activity::new();
+            let service =
+                TowerToHyperService::new(Tracked { inner: app, activity: activity.clone() });
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            // Errors here are the client's (reset, timeout, bad request line).
-            let _ = watcher.watch(connection.into_owned()).await;
+            tokio::pin!(connection);
+            // `told`: asked to close (GOAWAY, or close after the response in progress);
+            // `force_at`: when an idle connection whose client does not let go is dropped.
+            // At shutdown nothing is forced: requests in flight finish.
+            let (mut told, mut force_at) = (false, None);
+            loop {
+                tokio::select! {
+                    // Errors here are the client's (reset, timeout, bad request line).
+                    _ = connection.as_mut() => break,
+                    _ = stopping.changed(), if !told => {
+                        connection.as_mut().graceful_shutdown();
+                        told = true;
+                    }
+                    () = activity.idle_for(idle), if !told => {
+                        connection.as_mut().graceful_shutdown();
+                        told = true;
+                        force_at = Some(tokio::time::Instant::now() + header_read);
+                    }
+                    () = tokio::time::sleep_until(force_at.unwrap_or_else(tokio::time::Instant::now)),
+                        if force_at.is_some() => break,
+                }
+            }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop.send(true);
+    // Every connection has finished once all permits are back.
+    let _ = slots.acquire_many(max).await;
     Ok(())
 }
 

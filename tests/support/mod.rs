@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use wasmfn_runtime::access::signature::IngressVerifier;
 use wasmfn_runtime::access::AccessPolicy;
 pub use wasmfn_runtime::capabilities::CapabilityOptions;
+use wasmfn_runtime::delivery::destination::DestinationPolicy;
 use wasmfn_runtime::delivery::DeliveryPolicy;
 use wasmfn_runtime::limits::{EngineLimits, Limits};
 use wasmfn_runtime::node::Node;
@@ -91,7 +92,8 @@ pub fn example_bundle(name: &str) -> PathBuf {
 }
 
 /// The real `wasmfn serve` binary on a free port, with its state in `data_dir`, the tests'
-/// compile cache and admin token, and `args` (bundles, flags); returns it and its base URL.
+/// compile cache and admin token, callbacks allowed to 127.0.0.1, and `args` (bundles,
+/// flags); returns it and its base URL.
 pub fn spawn_serve(data_dir: &Path, args: &[&str]) -> (ServeProcess, String) {
     use std::io::{BufRead, BufReader};
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wasmfn"));
@@ -99,6 +101,8 @@ pub fn spawn_serve(data_dir: &Path, args: &[&str]) -> (ServeProcess, String) {
         .arg("serve")
         .args(args)
         .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
+        // The tests' callback receivers listen on 127.0.0.1.
+        .args(["--allow-callback-host", "127.0.0.1"])
         .arg("--data-dir")
         .arg(data_dir)
         .env("WASMFN_CACHE_DIR", work_dir().join("compiled"))
@@ -120,6 +124,12 @@ pub fn spawn_serve(data_dir: &Path, args: &[&str]) -> (ServeProcess, String) {
 /// A `wasmfn serve` child that is killed when dropped, also when its test panics: a failed
 /// assertion must not leave a server running that slows every later test on the machine.
 pub struct ServeProcess(std::process::Child);
+
+impl From<std::process::Child> for ServeProcess {
+    fn from(child: std::process::Child) -> Self {
+        Self(child)
+    }
+}
 
 impl std::ops::Deref for ServeProcess {
     type Target = std::process::Child;
@@ -189,6 +199,9 @@ pub fn node_options() -> NodeOptions {
             initial_backoff: std::time::Duration::from_millis(100),
             max_backoff: std::time::Duration::from_millis(500),
             timeout: std::time::Duration::from_secs(5),
+            // The tests' receivers listen on 127.0.0.1, which deliveries may not reach unless
+            // the operator allows it.
+            destinations: DestinationPolicy { allow: vec!["127.0.0.1".parse().unwrap()] },
         },
         keep_versions: 3,
         // The fixtures set no `access`; tests of keys start with `AccessPolicy::Key`.

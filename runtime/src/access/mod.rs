@@ -3,9 +3,11 @@
 //! and may carry the caller identity (user, company, agent, asset) the function sees, so that
 //! identity comes from an authenticated key, never from a client's headers.
 //!
-//! [`signature`] checks the request signature the IXON platform puts on ingress calls.
+//! [`signature`] checks the request signature the IXON platform puts on ingress calls, and
+//! [`replay`] that each signature is used once.
 
 pub mod api;
+pub mod replay;
 pub mod signature;
 
 use std::collections::BTreeSet;
@@ -131,6 +133,8 @@ pub struct Access {
     keys: sled::Tree,
     default_policy: AccessPolicy,
     pub ingress: signature::IngressVerifier,
+    /// Signatures of ingress calls already accepted.
+    pub seen: std::sync::Arc<replay::SeenSignatures>,
 }
 
 impl Access {
@@ -138,8 +142,9 @@ impl Access {
         keys: sled::Tree,
         default_policy: AccessPolicy,
         ingress: signature::IngressVerifier,
+        seen: replay::SeenSignatures,
     ) -> Self {
-        Self { keys, default_policy, ingress }
+        Self { keys, default_policy, ingress, seen: std::sync::Arc::new(seen) }
     }
 
     /// The policy of a function: its own, or the server's default.
@@ -317,6 +322,7 @@ mod tests {
             db.open_tree("keys").unwrap(),
             AccessPolicy::Key,
             signature::IngressVerifier::default(),
+            replay::SeenSignatures::open(db.open_tree("seen").unwrap(), 10),
         )
     }
 

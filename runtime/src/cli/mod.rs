@@ -60,6 +60,8 @@ impl Cli {
     }
 }
 
+// Parsed once per process: the size of the `serve` variant's many flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve function folders (built if needed) and `.wasm` bundles over HTTP.

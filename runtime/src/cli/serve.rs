@@ -11,6 +11,7 @@ use clap::Args;
 use super::{bundle_bytes, folder_dev_config, RunArgs};
 use crate::access::signature::IngressVerifier;
 use crate::capabilities::CapabilityOptions;
+use crate::delivery::destination::{AllowedNet, DestinationPolicy};
 use crate::delivery::DeliveryPolicy;
 use crate::logs::LogOptions;
 use crate::node::EventOptions;
@@ -51,9 +52,11 @@ pub struct ServeArgs {
     pub default_access: String,
     /// A PEM file of an Ed25519 public key the IXON platform signs ingress calls with
     /// (repeatable). When given, ingress calls must carry a valid `Authorization: signature`
-    /// and a fresh `created_on`, as ixoncdkingress checks in production mode.
-    #[arg(long, value_name = "PEM_FILE")]
-    pub ingress_public_key: Vec<PathBuf>,
+    /// and a fresh `created_on`, as ixoncdkingress checks in production mode, and each
+    /// signature is accepted once. `<space>=<PEM_FILE>` limits the key to the functions of one
+    /// space, `<space>/<function>=<PEM_FILE>` to one function.
+    #[arg(long, value_name = "[SCOPE=]PEM_FILE")]
+    pub ingress_public_key: Vec<String>,
     /// Asynchronous invocations run at once (apart from synchronous calls).
     #[arg(long, default_value_t = AsyncOptions::default().concurrency)]
     pub async_concurrency: usize,
@@ -72,6 +75,11 @@ pub struct ServeArgs {
     /// Attempts to deliver an outcome to a callback URL, the first included.
     #[arg(long, default_value_t = DeliveryPolicy::default().attempts)]
     pub callback_attempts: u32,
+    /// Lets callbacks and webhooks reach this IP address or CIDR range (repeatable; e.g.
+    /// `127.0.0.1`, `10.0.0.0/8`, `::1`). Without it they may not reach loopback, private,
+    /// link-local, unspecified, multicast or reserved addresses, nor this server's own.
+    #[arg(long, value_name = "IP_OR_CIDR")]
+    pub allow_callback_host: Vec<AllowedNet>,
     /// Document store: `sled` (embedded, in the data directory) or a `postgres://` URL
     /// (shared by several nodes).
     #[arg(long, default_value = "sled", env = "WASMFN_DOCUMENT_STORE", hide_env_values = true)]
@@ -87,6 +95,19 @@ pub struct ServeArgs {
     /// disconnected (slow or idle clients cannot hold connections).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub header_read_timeout_ms: u64,
+    /// A connection with no request in flight for this many milliseconds is closed (HTTP/1
+    /// keep-alive and HTTP/2 connections alike).
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub idle_timeout_ms: u64,
+    /// HTTP/2 connections are pinged this often (milliseconds); one whose peer does not answer
+    /// within the same time is closed.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub h2_keep_alive_ms: u64,
+    /// Open client connections at most; more are answered 503 `too_many_connections` and
+    /// closed. 0: the open files limit (raised to its hard limit at start) minus 256, at most
+    /// 10,000.
+    #[arg(long, default_value_t = 0)]
+    pub max_connections: usize,
     /// A request's body must arrive within this many milliseconds (else 408).
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub body_read_timeout_ms: u64,
@@ -106,6 +127,14 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     if args.callback_attempts == 0 {
         bail!("--callback-attempts must be at least 1");
     }
+    // Every connection is a descriptor: take what the system allows before accepting any.
+    let (soft, hard) = crate::connections::raise_open_files_limit();
+    let max_connections = match args.max_connections {
+        0 => crate::connections::automatic_cap(soft),
+        given => given,
+    };
+    tracing::info!(open_files_soft = ?soft, open_files_hard = ?hard, max_connections,
+        "open files limit");
     let data_dir = args.run.data_dir();
     let runtime = Arc::new(Runtime::new(args.run.runtime_config())?);
     let (admin_token, token_source) = state::admin_token(&data_dir, args.admin_token.clone())?;
@@ -117,9 +146,13 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
             max: Duration::from_millis(args.mqtt_retry_max_ms.max(500)),
             ..RetryPolicy::default()
         },
-        delivery: DeliveryPolicy { attempts: args.callback_attempts, ..DeliveryPolicy::default() },
+        delivery: DeliveryPolicy {
+            attempts: args.callback_attempts,
+            destinations: DestinationPolicy { allow: args.allow_callback_host.clone() },
+            ..DeliveryPolicy::default()
+        },
         default_access: args.default_access.parse().map_err(anyhow::Error::msg)?,
-        ingress: IngressVerifier::from_pem_files(&args.ingress_public_key)?,
+        ingress: IngressVerifier::from_specs(&args.ingress_public_key)?,
         log_options: LogOptions {
             retention: chrono::Duration::hours(args.log_retention_hours.max(1) as i64),
             max_records: args.log_max_records.max(1),
@@ -218,6 +251,9 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     let timeouts = server::ServerTimeouts {
         header_read: Duration::from_millis(args.header_read_timeout_ms),
         body_read: Duration::from_millis(args.body_read_timeout_ms),
+        idle: Duration::from_millis(args.idle_timeout_ms),
+        h2_keep_alive: Duration::from_millis(args.h2_keep_alive_ms),
+        max_connections,
     };
     let served = server::serve_with(listener, server::app(state), timeouts, shutdown).await;
     node.shutdown().await;

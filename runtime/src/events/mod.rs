@@ -245,6 +245,7 @@ impl EventBus {
                 ("content-type".into(), "application/json".into()),
                 ("x-event-id".into(), event.id.to_string()),
                 ("x-event".into(), event.kind.name().into()),
+                (crate::delivery::DEPTH_HEADER.into(), "1".into()),
             ],
             body: bytes::Bytes::from(Value::Object(body).to_string()),
         }
@@ -272,6 +273,7 @@ fn event_job(
         attempts: 0,
         callback_url: subscription.callback_url.as_ref().map(|u| u.0.to_string()),
         callback: None,
+        callback_error: None,
         request: JobRequest {
             method: "POST".into(),
             path: "/".into(),

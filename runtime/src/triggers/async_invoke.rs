@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::delivery::destination::DestinationError;
 use crate::error::InvokeError;
 use crate::server::AppState;
 use crate::triggers::http::{
@@ -66,13 +67,25 @@ async fn accept(
                 .map_err(|_| "is not text".to_string())
                 .and_then(crate::delivery::parse_callback_url);
             match parsed {
-                Ok(url) => Some(url.to_string()),
+                Ok(url) => Some(url),
                 Err(why) => {
                     return InvokeError::BadRequest(format!("X-Callback-Url {why}")).into_response()
                 }
             }
         }
     };
+    if let Some(url) = &callback_url {
+        // Refused now, before anything is accepted, when the address is internal; a name
+        // that does not resolve yet is accepted (the delivery resolves and checks again).
+        if let Err(DestinationError::Refused(why)) =
+            state.admin.deliverer.destinations().check_url(url).await
+        {
+            let message = format!("X-Callback-Url {why}");
+            let body = json!({"error": {"code": "callback_refused", "message": message}});
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    }
+    let callback_url = callback_url.map(|url| url.to_string());
     let (function, entry) = split_entry(&function);
     let (version, parts, body, caller) =
         match receive(&state, &space, &function, request, true).await {
@@ -103,6 +116,7 @@ async fn accept(
         attempts: 0,
         callback_url,
         callback: None,
+        callback_error: None,
         request: JobRequest {
             method: "POST".into(),
             path,
@@ -179,6 +193,7 @@ pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Re
         "finished_at": job.finished_at,
         "attempts": job.attempts,
         "callback": job.callback,
+        "callback_error": job.callback_error,
         "result": result,
     }))
     .into_response()

@@ -106,6 +106,11 @@ pub async fn receive(
     check_access: bool,
 ) -> Result<Received, InvokeError> {
     let version = state.invoker.registry().get(space, function)?;
+    let headers = request.headers().iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
+    let depth = crate::delivery::request_depth(headers);
+    if depth > crate::delivery::MAX_CALLBACK_DEPTH {
+        return Err(InvokeError::CallbackLoop { depth, max: crate::delivery::MAX_CALLBACK_DEPTH });
+    }
     let (parts, body) = request.into_parts();
     let caller = if check_access {
         state.access.check(&parts.headers, space, state.access.policy(version.access))?
@@ -152,7 +157,7 @@ pub fn outcome_response(outcome: Outcome) -> Response {
 fn copy_function_headers(pairs: &[(String, String)], headers: &mut HeaderMap) {
     for (name, value) in pairs {
         let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
+            (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
         else {
             tracing::debug!(header = %name, "dropping a response header that is not valid HTTP");
             continue;

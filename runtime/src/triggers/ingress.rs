@@ -97,9 +97,18 @@ async fn call(
     };
     if signed {
         let now = chrono::Utc::now();
-        if let Err(error) =
-            state.access.ingress.verify(&parts.headers, &body, created_on.as_deref(), now)
-        {
+        let checked = state
+            .access
+            .ingress
+            .verify(
+                &parts.headers,
+                &body,
+                created_on.as_deref(),
+                (space.as_str(), function.as_str()),
+                now,
+            )
+            .and_then(|verified| state.access.seen.accept_once(&verified, now.timestamp()));
+        if let Err(error) = checked {
             return error.into_response();
         }
     }

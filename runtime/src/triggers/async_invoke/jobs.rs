@@ -93,6 +93,9 @@ pub struct Job {
     pub callback_url: Option<String>,
     #[serde(default)]
     pub callback: Option<CallbackState>,
+    /// Why the callback failed (the receiver's status, or why its address was refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_error: Option<String>,
     pub request: JobRequest,
     #[serde(default)]
     pub result: Option<JobResult>,
@@ -311,13 +314,16 @@ impl AsyncJobs {
     fn deliver(self: &Arc<Self>, job: &Job) {
         let (Some(url), Some(result)) = (&job.callback_url, &job.result) else { return };
         let Ok(url) = url::Url::parse(url) else { return };
+        let headers = job.request.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
+        let depth = crate::delivery::request_depth(headers).saturating_add(1);
         let delivery = Delivery::callback(
             format!("async:{}/{}", job.space, job.function),
             job.id,
             url,
             result.status,
-            result.headers.clone(),
+            &result.headers,
             bytes::Bytes::from(result.body.clone()),
+            depth,
         );
         let (jobs, id) = (self.clone(), job.id);
         tokio::spawn(async move {
@@ -327,7 +333,10 @@ impl AsyncJobs {
             } else {
                 CallbackState::CallbackFailed
             };
-            jobs.update(id, |job| job.callback = Some(state));
+            jobs.update(id, |job| {
+                job.callback = Some(state);
+                job.callback_error = record.error;
+            });
         });
     }
 }

@@ -96,7 +96,7 @@ impl CronTarget for CallbackTarget {
             let outcome = invoker.invoke(invocation).await;
             if let Some(url) = callback {
                 let source = format!("cron:{}/{}", key.0, key.2);
-                deliverer.submit(crate::delivery::Delivery::of_outcome(source, url, &outcome));
+                deliverer.submit(crate::delivery::Delivery::of_outcome(source, url, &outcome, 1));
             }
             outcome
         })

@@ -77,20 +77,8 @@ impl TriggerShared {
             if !target.matches(&message.topic, &self.config.topics) {
                 continue;
             }
-            // The function's own body limit applies to payloads, as to HTTP bodies.
-            if let Ok(version) = self.invoker.registry().get(&self.space, &target.function) {
-                let limit = version.limits.max_body_bytes;
-                if message.payload.len() > limit {
-                    tracing::warn!(
-                        mqtt_trigger = %self.config.name, function = %target.function,
-                        topic = %message.topic, size = message.payload.len(), limit,
-                        "message larger than the function's body limit; not invoked"
-                    );
-                    counters.invocations.fetch_add(1, Ordering::Relaxed);
-                    counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            }
+            // `max_body_bytes` is not applied: the broker already took the message, and the
+            // connection's own packet limit (16 MiB) bounds it (docs/triggers.md).
             let invoker = self.invoker.clone();
             let invocation = self.invocation(target, &message);
             running.spawn(async move { invoke_with_retry(&invoker, invocation).await });
@@ -105,7 +93,7 @@ impl TriggerShared {
                 counters.failed_invocations.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(callback) = &self.config.callback_url {
-                let delivery = Delivery::of_outcome(self.source(), callback.0.clone(), &outcome);
+                let delivery = Delivery::of_outcome(self.source(), callback.0.clone(), &outcome, 1);
                 self.deliverer.submit(delivery);
             }
         }
