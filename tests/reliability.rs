@@ -419,15 +419,7 @@ async fn idle_http2_connections_are_closed_and_beyond_the_cap_new_ones_are_refus
         assert!(types.contains(&0x7), "a GOAWAY frame before closing: {types:?}");
     }
     // ...and a new connection is served.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match client.get(format!("{base}/healthz")).send().await {
-            Ok(response) if response.status() == 200 => break,
-            other => assert!(std::time::Instant::now() < deadline, "{other:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    healthz_answers_on_a_new_connection(&base).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,15 +459,20 @@ async fn out_of_file_descriptors_the_server_degrades_and_recovers() {
     for stream in &mut idle {
         read_until_closed(stream, Duration::from_secs(60)).await;
     }
+    healthz_answers_on_a_new_connection(&base).await;
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(log.contains("accepting a connection failed"), "EMFILE was reached: {log}");
+}
+
+/// Waits (up to 10 s) until `/healthz` answers 200 on a connection of its own.
+async fn healthz_answers_on_a_new_connection(base: &str) {
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         match client.get(format!("{base}/healthz")).send().await {
-            Ok(response) if response.status() == 200 => break,
+            Ok(response) if response.status() == 200 => return,
             other => assert!(std::time::Instant::now() < deadline, "{other:?}"),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
-    assert!(log.contains("accepting a connection failed"), "EMFILE was reached: {log}");
 }
