@@ -6,7 +6,8 @@
 //! build errors; it must not touch the staging layout or componentize-py (the parent module).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{discover_modules, io, last_lines, BuildError};
 use crate::toolchain::{wasmfn_home, Toolchain, GUEST_PYTHON_VERSION};
@@ -184,10 +185,19 @@ fn missing_wheel(stderr: &str) -> Option<String> {
     })
 }
 
+/// How long building one requirement from its source distribution may take: a pure-Python
+/// package builds in seconds; anything slower is not worth waiting for (its result could not
+/// run in a bundle anyway when it compiles native code).
+const SOURCE_BUILD_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Builds `requirement` from its source distribution into `into` (`pip wheel`, on the build
 /// machine, as `pip install` would): true when the result is pure Python (`*-none-any`), which
-/// runs in a bundle as any wheel from PyPI; false when it has native code (the wheel is
-/// removed) or could not be built.
+/// runs in a bundle as any wheel from PyPI; false when it has native code or could not be built.
+///
+/// Native code is never compiled: the C, C++ and Rust compilers the build backends look for
+/// are `false`, so a package with extensions (numpy, regex) fails in seconds instead of
+/// compiling for minutes a result the bundle could not use; and the whole build, with the
+/// processes it starts, is stopped at [`SOURCE_BUILD_DEADLINE`].
 fn build_pure_wheel(
     toolchain: &Toolchain,
     requirement: &str,
@@ -196,14 +206,16 @@ fn build_pure_wheel(
     let scratch = into.with_extension("scratch");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(into).map_err(io("creating the wheel directory"))?;
-    let result = Command::new(toolchain.pip())
-        .args(["wheel", "--disable-pip-version-check", "--quiet", "--no-deps"])
+    let mut pip = Command::new(toolchain.pip());
+    pip.args(["wheel", "--disable-pip-version-check", "--quiet", "--no-deps"])
         .args(["--no-binary", ":all:", "--wheel-dir"])
         .arg(&scratch)
-        .arg(requirement)
-        .output()
-        .map_err(io("running pip wheel"))?;
-    if !result.status.success() {
+        .arg(requirement);
+    for compiler in ["CC", "CXX", "CARGO", "RUSTC"] {
+        pip.env(compiler, "false");
+    }
+    if !run_within(pip, SOURCE_BUILD_DEADLINE).map_err(io("running pip wheel"))? {
+        let _ = std::fs::remove_dir_all(&scratch);
         return Ok(false);
     }
     let mut pure = false;
@@ -217,6 +229,34 @@ fn build_pure_wheel(
     }
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(pure)
+}
+
+/// Runs `command` (output discarded) in a process group of its own: true when it succeeded
+/// within `deadline`; when the deadline passes, the group (the command and every process it
+/// started) is killed and the answer is false.
+fn run_within(mut command: Command, deadline: Duration) -> std::io::Result<bool> {
+    use std::os::unix::process::CommandExt;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.success());
+        }
+        if started.elapsed() >= deadline {
+            if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The build error pip's `stderr` stands for: a package with native code only is named (with
@@ -351,6 +391,32 @@ fn requirement_name(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_build_past_its_deadline_is_stopped_with_everything_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(format!("sleep 60 & echo $! > {}; wait", pid_file.display()));
+        let started = Instant::now();
+        assert!(!run_within(command, Duration::from_millis(500)).unwrap());
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // The grandchild (`sleep 60`) went with the group: gone or a zombie, never running.
+        let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let running = state.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+            if state.is_empty() || !running {
+                break;
+            }
+            assert!(Instant::now() < deadline, "sleep {pid} still runs: {state}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+
+        assert!(run_within(Command::new("true"), Duration::from_secs(10)).unwrap());
+        assert!(!run_within(Command::new("false"), Duration::from_secs(10)).unwrap());
+    }
 
     fn lines(text: &[&str]) -> Vec<String> {
         text.iter().map(|s| s.to_string()).collect()
