@@ -405,3 +405,139 @@ async fn callbacks_forward_only_the_functions_own_safe_headers_and_end_callback_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The value of a `/metrics` gauge for a space (`None` when the space is not listed).
+async fn space_gauge(server: &support::TestServer, metric: &str, space: &str) -> Option<u64> {
+    let response = server.admin(reqwest::Method::GET, "/metrics").send().await.unwrap();
+    let text = response.text().await.unwrap();
+    let prefix = format!("{metric}{{space=\"{space}\"}} ");
+    text.lines().find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
+}
+
+/// Polls `GET` of `url` until its status is `wanted`, for at most 30 s; the last JSON body.
+async fn await_status(server: &support::TestServer, url: &str, wanted: u16) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = json(server.client.get(url).send().await.unwrap()).await;
+        if status == wanted {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{url} still answers {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn finished_jobs_are_removed_with_their_bodies_after_the_retention() {
+    let mut options = node_options();
+    options.async_options.retention = Duration::from_secs(2);
+    let server = start_server_with(&["behave"], None, options).await;
+    let url = server.url("/spaces/default/functions/behave:behave.payload_size/async-invoke");
+    let response = server.client.post(&url).body(vec![b'x'; 1000]).send().await.unwrap();
+    let (status, accepted) = json(response).await;
+    assert_eq!(status, 202, "{accepted}");
+    let status_url = server.url(accepted["status_url"].as_str().unwrap());
+
+    // Finished and readable first (the body was kept for the run) ...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, job) = json(server.client.get(&status_url).send().await.unwrap()).await;
+        if job["state"] == "succeeded" {
+            assert_eq!(job["result"]["body"]["text"], r#"{"size": 1000}"#);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(space_gauge(&server, "wasmfn_async_jobs_stored", "default").await, Some(1));
+    assert!(space_gauge(&server, "wasmfn_async_body_bytes_stored", "default").await >= Some(1000));
+    // ... then gone, and no longer counted.
+    let gone = await_status(&server, &status_url, 404).await;
+    assert_eq!(gone["error"]["code"], "not_found");
+    assert_eq!(space_gauge(&server, "wasmfn_async_jobs_stored", "default").await, None);
+}
+
+#[tokio::test]
+async fn a_space_over_its_async_quota_is_refused_until_results_are_swept() {
+    let mut options = node_options();
+    options.async_options.retention = Duration::from_secs(2);
+    options.async_options.space_jobs = 2;
+    options.async_options.space_bytes = 1_500_000;
+    let server = start_server_with(&["behave"], None, options).await;
+    let url = server.url("/spaces/default/functions/behave:behave.payload_size/async-invoke");
+    let post = |size: usize| server.client.post(&url).body(vec![b'x'; size]).send();
+
+    // Bytes: one body of 800 kB fits, a second does not.
+    assert_eq!(post(800_000).await.unwrap().status(), 202);
+    let (status, refused) = json(post(800_000).await.unwrap()).await;
+    assert_eq!(status, 429, "{refused}");
+    assert_eq!(refused["error"]["code"], "quota_exceeded");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("1500000 bytes of bodies"), "{message}");
+    // Jobs: a second small one fits, a third does not.
+    assert_eq!(post(10).await.unwrap().status(), 202);
+    let (status, refused) = json(post(10).await.unwrap()).await;
+    assert_eq!(status, 429, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("keeps 2 jobs"), "{refused}");
+    assert_eq!(space_gauge(&server, "wasmfn_async_jobs_stored", "default").await, Some(2));
+
+    // Once the finished jobs are swept, the space has room again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = post(800_000).await.unwrap();
+        if response.status() == 202 {
+            break;
+        }
+        assert_eq!(response.status(), 429);
+        assert!(Instant::now() < deadline, "the quota never freed up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The bytes of the files under `dir`.
+fn disk_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() { disk_bytes(&entry.path()) } else { meta.len() };
+    }
+    total
+}
+
+#[tokio::test]
+async fn an_async_job_costs_at_most_twice_its_body_on_disk() {
+    let data = tempfile::tempdir().unwrap();
+    let mut options = node_options();
+    options.state = Some(wasmfn_runtime::state::StateDb::open(data.path()).unwrap());
+    let server = start_server_with(&["behave"], None, options).await;
+    let before = disk_bytes(data.path());
+
+    const JOBS: usize = 24;
+    const BODY: usize = 1_000_000;
+    let url = server.url("/spaces/default/functions/behave:behave.payload_size/async-invoke");
+    let mut status_urls = Vec::new();
+    for i in 0..JOBS {
+        // Bodies that do not compress, as an attacker would send.
+        let body: Vec<u8> = (0..BODY).map(|n| (n * 31 + i * 7 + n / 251) as u8).collect();
+        let (status, accepted) =
+            json(server.client.post(&url).body(body).send().await.unwrap()).await;
+        assert_eq!(status, 202, "{accepted}");
+        status_urls.push(server.url(accepted["status_url"].as_str().unwrap()));
+    }
+    for status_url in &status_urls {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, job) = json(server.client.get(status_url).send().await.unwrap()).await;
+            if job["state"] == "succeeded" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{job}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Everything the server keeps: the state database and the bodies beside it.
+    let grown = disk_bytes(data.path()).saturating_sub(before);
+    let accepted = (JOBS * BODY) as u64;
+    assert!(grown <= 2 * accepted, "{grown} bytes on disk for {accepted} bytes of bodies");
+}

@@ -37,6 +37,8 @@ pub struct AdminState {
     pub events: Arc<crate::events::SubscriptionStore>,
     /// The node's run slots, for the running-invocations gauge.
     pub run_slots: Arc<crate::running::RunSlots>,
+    /// The async job store, for its per-space usage gauges.
+    pub async_jobs: Arc<crate::triggers::async_invoke::AsyncJobs>,
 }
 
 /// A running cron trigger, for listing.

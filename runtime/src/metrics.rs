@@ -30,6 +30,11 @@ struct FunctionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SpaceLabels {
+    space: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TriggerLabels {
     space: String,
     trigger: String,
@@ -55,6 +60,8 @@ pub struct Metrics {
     trigger_up: Family<TriggerLabels, Gauge>,
     trigger_queue: Family<TriggerLabels, Gauge>,
     trigger_dropped: Family<TriggerLabels, Gauge>,
+    async_jobs: Family<SpaceLabels, Gauge>,
+    async_bytes: Family<SpaceLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -134,6 +141,20 @@ impl Metrics {
             "QoS 0 messages an MQTT trigger dropped because its queue was full (since start)",
             trigger_dropped.clone(),
         );
+        let async_jobs = Family::<SpaceLabels, Gauge>::default();
+        registry.register(
+            "wasmfn_async_jobs_stored",
+            "Asynchronous invocations a space keeps (waiting, running, finished within the \
+             retention), against --async-space-jobs",
+            async_jobs.clone(),
+        );
+        let async_bytes = Family::<SpaceLabels, Gauge>::default();
+        registry.register(
+            "wasmfn_async_body_bytes_stored",
+            "Request and result body bytes of the asynchronous invocations a space keeps, \
+             against --async-space-mib",
+            async_bytes.clone(),
+        );
         Arc::new(Self {
             registry: Mutex::new(registry),
             invocations,
@@ -147,6 +168,8 @@ impl Metrics {
             trigger_up,
             trigger_queue,
             trigger_dropped,
+            async_jobs,
+            async_bytes,
         })
     }
 
@@ -180,6 +203,13 @@ impl Metrics {
                 kind: "cron".into(),
             };
             self.trigger_up.get_or_create(&labels).set(1);
+        }
+        self.async_jobs.clear();
+        self.async_bytes.clear();
+        for (space, used) in state.async_jobs.usage() {
+            let labels = SpaceLabels { space };
+            self.async_jobs.get_or_create(&labels).set(used.jobs as i64);
+            self.async_bytes.get_or_create(&labels).set(used.bytes as i64);
         }
         let mut text = String::new();
         let registry = self.registry.lock().expect("metrics registry lock");

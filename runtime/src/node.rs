@@ -24,6 +24,7 @@ use crate::registry::FunctionVersion;
 use crate::runtime::Runtime;
 use crate::server::AppState;
 use crate::state::StateDb;
+use crate::triggers::async_invoke::jobs::BodyFiles;
 use crate::triggers::async_invoke::{AsyncJobs, AsyncOptions};
 use crate::triggers::cron::{self, CallbackTarget, Clock, CronJob, CronScheduler, SystemClock};
 use crate::triggers::mqtt::{MqttTriggers, RetryPolicy, TriggerOrigin};
@@ -126,6 +127,8 @@ impl Node {
         ));
         let async_jobs = AsyncJobs::new(
             state.tree("async_jobs")?,
+            BodyFiles::open(state.data_dir().join("async-bodies"))
+                .context("creating the async bodies directory")?,
             runtime.invoker().clone(),
             deliverer.clone(),
             options.async_options,
@@ -327,6 +330,7 @@ impl Node {
                 config: self.config.clone(),
                 events: self.subscriptions.clone(),
                 run_slots: self.runtime.invoker().run_slots().clone(),
+                async_jobs: self.async_jobs.clone(),
             },
             sessions: self.sessions.clone(),
         }

@@ -207,7 +207,11 @@ pub fn node_options() -> NodeOptions {
         // The fixtures set no `access`; tests of keys start with `AccessPolicy::Key`.
         default_access: AccessPolicy::Public,
         ingress: IngressVerifier::default(),
-        async_options: AsyncOptions { concurrency: 2, queue_limit: 1000 },
+        async_options: AsyncOptions {
+            concurrency: 2,
+            queue_limit: 1000,
+            ..AsyncOptions::default()
+        },
         log_options: Default::default(),
         events: Default::default(),
     }

@@ -63,6 +63,17 @@ pub struct ServeArgs {
     /// Asynchronous invocations waiting before new ones are refused with 429.
     #[arg(long, default_value_t = AsyncOptions::default().queue_limit)]
     pub async_queue_limit: usize,
+    /// How long a finished asynchronous invocation's result is kept for
+    /// `GET /invocations/<id>` (after its callback ended), e.g. `7d`, `12h`, `30m`.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub async_retention: std::time::Duration,
+    /// Asynchronous invocations one space may keep (waiting, running, or finished within the
+    /// retention); beyond it new ones are refused with 429 `quota_exceeded`.
+    #[arg(long, default_value_t = AsyncOptions::default().space_jobs)]
+    pub async_space_jobs: usize,
+    /// MiB of request and result bodies of asynchronous invocations one space may keep.
+    #[arg(long, value_name = "MIB", default_value_t = AsyncOptions::default().space_bytes >> 20)]
+    pub async_space_mib: u64,
     /// How long invocation log records are kept, in hours (default 7 days).
     #[arg(long, default_value_t = 168)]
     pub log_retention_hours: u64,
@@ -160,6 +171,9 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         async_options: AsyncOptions {
             concurrency: args.async_concurrency.max(1),
             queue_limit: args.async_queue_limit.max(1),
+            retention: args.async_retention,
+            space_jobs: args.async_space_jobs.max(1),
+            space_bytes: args.async_space_mib.saturating_mul(1 << 20),
         },
         events: EventOptions {
             session_minutes: args.session_minutes,

@@ -289,6 +289,7 @@ fn event_job(
         result: None,
         caller: Default::default(),
         trigger: Some("event".into()),
+        stored_bytes: 0,
     }
 }
 

@@ -406,7 +406,8 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let running = state.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+            let running =
+                state.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z'));
             if state.is_empty() || !running {
                 break;
             }

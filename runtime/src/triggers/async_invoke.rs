@@ -128,6 +128,7 @@ async fn accept(
         result: None,
         caller: caller.unwrap_or_default(),
         trigger: None,
+        stored_bytes: 0,
     };
     match state.async_jobs.accept(job).await {
         Ok(job) => {
@@ -148,6 +149,10 @@ async fn accept(
             let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             response
+        }
+        Err(error @ JobError::SpaceQuota { .. }) => {
+            let body = json!({"error": {"code": "quota_exceeded", "message": error.to_string()}});
+            (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response()
         }
         Err(JobError::Store(detail)) => {
             tracing::error!(%detail, "could not store an async job");

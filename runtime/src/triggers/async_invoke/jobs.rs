@@ -3,9 +3,17 @@
 //! and hand callbacks to the delivery component. After a crash, `restore` runs every job that
 //! had not finished and redelivers every callback that was not delivered: at least once, with
 //! the invocation id so receivers can de-duplicate.
+//!
+//! Disk is bounded: a job's record (small JSON in sled, rewritten as the job progresses) is
+//! kept apart from its request and result bodies (raw files, written once: sled keeps large
+//! values in its leaf pages and rewrites a whole page of bodies at every insert), so a job
+//! costs about its bodies on disk; finished jobs are swept with their bodies after the
+//! retention period; and each space may keep at most so many jobs and body bytes (its quota).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{SecondsFormat, Utc};
@@ -59,7 +67,8 @@ pub struct JobRequest {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
-    #[serde(with = "b64")]
+    /// Kept apart from the record (see [`AsyncJobs`]); inline only in records of older versions.
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
     pub body: Vec<u8>,
     pub arguments: serde_json::Map<String, serde_json::Value>,
 }
@@ -69,7 +78,8 @@ pub struct JobRequest {
 pub struct JobResult {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    #[serde(with = "b64")]
+    /// Kept apart from the record, as the request body.
+    #[serde(default, with = "b64", skip_serializing_if = "Vec::is_empty")]
     pub body: Vec<u8>,
     pub duration_ms: u64,
 }
@@ -105,6 +115,9 @@ pub struct Job {
     /// The trigger recorded for the run (`async` when none: an async-invoke call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
+    /// Bytes of the bodies stored apart from the record (counted in the space's quota).
+    #[serde(default)]
+    pub stored_bytes: u64,
 }
 
 fn now() -> String {
@@ -116,6 +129,11 @@ fn now() -> String {
 pub enum JobError {
     #[error("the async queue is full ({limit} jobs waiting); retry later")]
     QueueFull { limit: usize },
+    #[error(
+        "space '{space}' keeps {what} of async invocations, its quota; retry once older \
+         results are removed ({retention} after they finish)"
+    )]
+    SpaceQuota { space: String, what: String, retention: String },
     #[error("the job store failed: {0}")]
     Store(String),
 }
@@ -127,17 +145,120 @@ pub struct AsyncOptions {
     pub concurrency: usize,
     /// Jobs waiting before new ones get 429.
     pub queue_limit: usize,
+    /// How long a finished job (and its result) is kept after it finished and its callback
+    /// ended.
+    pub retention: Duration,
+    /// Jobs a space may keep (waiting, running and finished but not yet swept).
+    pub space_jobs: usize,
+    /// Bytes of request and result bodies a space may keep.
+    pub space_bytes: u64,
 }
 
 impl Default for AsyncOptions {
     fn default() -> Self {
-        Self { concurrency: 4, queue_limit: 10_000 }
+        Self {
+            concurrency: 4,
+            queue_limit: 10_000,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            space_jobs: 10_000,
+            space_bytes: 1 << 30,
+        }
+    }
+}
+
+/// What a space keeps in the job store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpaceUsage {
+    pub jobs: usize,
+    pub bytes: u64,
+}
+
+/// Which body of a job.
+#[derive(Clone, Copy, Debug)]
+enum Body {
+    Request,
+    Result,
+}
+
+/// The jobs' bodies, one file each (`<id>.request`, `<id>.result`) in one directory. A body is
+/// written to a temporary name, synced and renamed before its record names it.
+#[derive(Debug)]
+pub struct BodyFiles {
+    dir: std::path::PathBuf,
+}
+
+impl BodyFiles {
+    /// The body files in `dir` (created, private to the server's user).
+    pub fn open(dir: std::path::PathBuf) -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, id: uuid::Uuid, body: Body) -> std::path::PathBuf {
+        let suffix = match body {
+            Body::Request => "request",
+            Body::Result => "result",
+        };
+        self.dir.join(format!("{id}.{suffix}"))
+    }
+
+    fn write(&self, id: uuid::Uuid, body: Body, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.path(id, body);
+        let partial = path.with_extension("partial");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&partial, &path)?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+
+    /// The body, empty when there is none.
+    fn read(&self, id: uuid::Uuid, body: Body) -> std::io::Result<Vec<u8>> {
+        match std::fs::read(self.path(id, body)) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    fn remove(&self, id: uuid::Uuid) {
+        for body in [Body::Request, Body::Result] {
+            let _ = std::fs::remove_file(self.path(id, body));
+        }
+    }
+
+    /// Removes the files no record names (a crash between writing a body and its record, or
+    /// during a sweep), and partial writes.
+    fn remove_orphans(&self, known: &std::collections::HashSet<uuid::Uuid>) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return 0 };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let id = name.split('.').next().and_then(|id| uuid::Uuid::parse_str(id).ok());
+            let orphan = name.ends_with(".partial") || id.is_none_or(|id| !known.contains(&id));
+            if orphan && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
     }
 }
 
 /// The async jobs of a node.
 pub struct AsyncJobs {
+    /// Job records (JSON, without bodies), by id.
     tree: sled::Tree,
+    /// Request and result bodies.
+    bodies: BodyFiles,
+    /// Jobs and body bytes kept per space.
+    usage: std::sync::Mutex<HashMap<String, SpaceUsage>>,
     invoker: Invoker,
     deliverer: Arc<Deliverer>,
     options: AsyncOptions,
@@ -157,6 +278,7 @@ impl std::fmt::Debug for AsyncJobs {
 impl AsyncJobs {
     pub fn new(
         tree: sled::Tree,
+        bodies: BodyFiles,
         invoker: Invoker,
         deliverer: Arc<Deliverer>,
         options: AsyncOptions,
@@ -164,6 +286,8 @@ impl AsyncJobs {
         let (sender, receiver) = mpsc::unbounded_channel();
         Arc::new(Self {
             tree,
+            bodies,
+            usage: std::sync::Mutex::new(HashMap::new()),
             invoker,
             deliverer,
             options,
@@ -175,7 +299,7 @@ impl AsyncJobs {
     }
 
     /// Stores the job durably, then queues it. Only after this returns may the caller hear 202.
-    pub async fn accept(&self, job: Job) -> Result<Job, JobError> {
+    pub async fn accept(&self, mut job: Job) -> Result<Job, JobError> {
         let limit = self.options.queue_limit;
         // Reserve a place first, so concurrent requests cannot overshoot the limit.
         let reserved = self
@@ -184,17 +308,62 @@ impl AsyncJobs {
         if reserved.is_err() {
             return Err(JobError::QueueFull { limit });
         }
-        let stored = match self.save(&job) {
+        job.stored_bytes = job.request.body.len() as u64;
+        if let Err(error) = self.reserve(&job.space, job.stored_bytes) {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(error);
+        }
+        let stored = match self.save_new(&job) {
             Ok(()) => self.tree.flush_async().await.map_err(|e| JobError::Store(e.to_string())),
             Err(error) => Err(error),
         };
         if let Err(error) = stored {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.release(&job.space, 1, job.stored_bytes);
             return Err(error);
         }
         // The receiver lives as long as `self`.
         let _ = self.sender.send(job.id);
         Ok(job)
+    }
+
+    /// Counts a new job of `bytes` against its space's quota, or refuses it.
+    fn reserve(&self, space: &str, bytes: u64) -> Result<(), JobError> {
+        let mut usage = self.usage.lock().expect("async usage lock");
+        let used = usage.entry(space.to_string()).or_default();
+        let what = if used.jobs >= self.options.space_jobs {
+            format!("{} jobs", self.options.space_jobs)
+        } else if used.bytes.saturating_add(bytes) > self.options.space_bytes {
+            format!("{} bytes of bodies", self.options.space_bytes)
+        } else {
+            used.jobs += 1;
+            used.bytes += bytes;
+            return Ok(());
+        };
+        Err(JobError::SpaceQuota {
+            space: space.to_string(),
+            what,
+            retention: humantime::format_duration(self.options.retention).to_string(),
+        })
+    }
+
+    fn release(&self, space: &str, jobs: usize, bytes: u64) {
+        let mut usage = self.usage.lock().expect("async usage lock");
+        if let Some(used) = usage.get_mut(space) {
+            used.jobs = used.jobs.saturating_sub(jobs);
+            used.bytes = used.bytes.saturating_sub(bytes);
+            if used.jobs == 0 {
+                usage.remove(space);
+            }
+        }
+    }
+
+    /// Jobs and body bytes each space keeps (for `/metrics`).
+    pub fn usage(&self) -> Vec<(String, SpaceUsage)> {
+        let usage = self.usage.lock().expect("async usage lock");
+        let mut all: Vec<_> = usage.iter().map(|(space, used)| (space.clone(), *used)).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     fn enqueue(&self, id: uuid::Uuid) {
@@ -207,7 +376,21 @@ impl AsyncJobs {
         self.waiting.load(Ordering::SeqCst)
     }
 
+    /// A job with its bodies (the status resource, a run, a callback).
     pub fn get(&self, id: uuid::Uuid) -> Result<Option<Job>, JobError> {
+        let Some(mut job) = self.record(id)? else { return Ok(None) };
+        let store = |e: std::io::Error| JobError::Store(e.to_string());
+        if job.request.body.is_empty() {
+            job.request.body = self.bodies.read(id, Body::Request).map_err(store)?;
+        }
+        if let Some(result) = job.result.as_mut().filter(|r| r.body.is_empty()) {
+            result.body = self.bodies.read(id, Body::Result).map_err(store)?;
+        }
+        Ok(Some(job))
+    }
+
+    /// A job's record, without the bodies kept apart.
+    fn record(&self, id: uuid::Uuid) -> Result<Option<Job>, JobError> {
         match self.tree.get(id.as_bytes()).map_err(|e| JobError::Store(e.to_string()))? {
             Some(value) => {
                 serde_json::from_slice(&value).map(Some).map_err(|e| JobError::Store(e.to_string()))
@@ -216,33 +399,130 @@ impl AsyncJobs {
         }
     }
 
+    /// Stores a new job: its request body apart, then its record.
+    fn save_new(&self, job: &Job) -> Result<(), JobError> {
+        self.bodies
+            .write(job.id, Body::Request, &job.request.body)
+            .map_err(|e| JobError::Store(e.to_string()))?;
+        let mut record = job.clone();
+        record.request.body = Vec::new();
+        self.save(&record)
+    }
+
     fn save(&self, job: &Job) -> Result<(), JobError> {
         let value = serde_json::to_vec(job).expect("jobs serialise");
         self.tree.insert(job.id.as_bytes(), value).map_err(|e| JobError::Store(e.to_string()))?;
         Ok(())
     }
 
-    /// Changes a stored job and flushes it.
+    /// Changes a stored job's record and flushes it; a result body the change sets is stored
+    /// apart (once). Returns the record, without bodies.
     fn update(&self, id: uuid::Uuid, change: impl FnOnce(&mut Job)) -> Option<Job> {
         let _guard = self.write.lock().expect("job write lock");
-        let mut job = self.get(id).ok().flatten()?;
+        let mut job = self.record(id).ok().flatten()?;
         change(&mut job);
-        let saved = self.save(&job).and_then(|()| {
+        let mut added = 0;
+        let saved = (|| {
+            if let Some(result) = job.result.as_mut().filter(|r| !r.body.is_empty()) {
+                let body = std::mem::take(&mut result.body);
+                added = body.len() as u64;
+                self.bodies
+                    .write(id, Body::Result, &body)
+                    .map_err(|e| JobError::Store(e.to_string()))?;
+                job.stored_bytes += added;
+            }
+            self.save(&job)?;
             self.tree.flush().map(|_| ()).map_err(|e| JobError::Store(e.to_string()))
-        });
-        if let Err(error) = saved {
-            tracing::error!(invocation_id = %id, %error, "could not record an async job's progress");
+        })();
+        match saved {
+            Ok(()) if added > 0 => {
+                let mut usage = self.usage.lock().expect("async usage lock");
+                usage.entry(job.space.clone()).or_default().bytes += added;
+            }
+            Ok(()) => {}
+            Err(error) => {
+                tracing::error!(invocation_id = %id, %error, "could not record an async job's progress");
+            }
         }
         Some(job)
+    }
+
+    /// Removes the finished jobs whose callback has ended (delivered or failed, or none) and
+    /// that finished more than the retention period before `now`, with their bodies. Returns
+    /// how many were removed.
+    pub fn sweep(&self, now: chrono::DateTime<Utc>) -> usize {
+        let retention =
+            chrono::Duration::from_std(self.options.retention).unwrap_or(chrono::Duration::MAX);
+        let cutoff = now - retention;
+        let mut expired = Vec::new();
+        for value in self.tree.iter().values() {
+            let Ok(value) = value else { continue };
+            let Ok(job) = serde_json::from_slice::<Job>(&value) else { continue };
+            let finished = matches!(job.state, JobState::Succeeded | JobState::Failed)
+                && job.callback != Some(CallbackState::Pending);
+            let old = job
+                .finished_at
+                .as_deref()
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                .is_some_and(|at| at < cutoff);
+            if finished && old {
+                expired.push(job);
+            }
+        }
+        let _guard = self.write.lock().expect("job write lock");
+        let mut removed = 0;
+        for job in expired {
+            if self.tree.remove(job.id.as_bytes()).is_ok() {
+                self.bodies.remove(job.id);
+                self.release(&job.space, 1, self.stored_size(&job));
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// The bytes a record counts for in its space's usage (the bodies of records written by
+    /// older versions are inline).
+    fn stored_size(&self, job: &Job) -> u64 {
+        let inline = job.request.body.len() + job.result.as_ref().map_or(0, |r| r.body.len());
+        job.stored_bytes + inline as u64
+    }
+
+    /// Sweeps at start and then every `retention / 4` (at most every minute) until `stop`.
+    async fn sweep_periodically(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let every =
+            (self.options.retention / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        loop {
+            let jobs = self.clone();
+            let removed =
+                tokio::task::spawn_blocking(move || jobs.sweep(Utc::now())).await.unwrap_or(0);
+            if removed > 0 {
+                tracing::info!(removed, "swept finished async invocations past their retention");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     /// After a restart: queues every job that had not finished and redelivers every pending
     /// callback. Returns (jobs requeued, callbacks redelivered).
     pub fn restore(self: &Arc<Self>) -> Result<(usize, usize), JobError> {
         let (mut requeued, mut redelivered) = (0, 0);
-        for value in self.tree.iter().values() {
-            let value = value.map_err(|e| JobError::Store(e.to_string()))?;
+        let mut known = std::collections::HashSet::new();
+        for entry in self.tree.iter() {
+            let (key, value) = entry.map_err(|e| JobError::Store(e.to_string()))?;
+            if let Ok(id) = uuid::Uuid::from_slice(&key) {
+                known.insert(id);
+            }
             let Ok(job) = serde_json::from_slice::<Job>(&value) else { continue };
+            {
+                let mut usage = self.usage.lock().expect("async usage lock");
+                let used = usage.entry(job.space.clone()).or_default();
+                used.jobs += 1;
+                used.bytes += self.stored_size(&job);
+            }
             match job.state {
                 JobState::Queued | JobState::Running => {
                     self.enqueue(job.id);
@@ -255,6 +535,10 @@ impl AsyncJobs {
                 _ => {}
             }
         }
+        let orphans = self.bodies.remove_orphans(&known);
+        if orphans > 0 {
+            tracing::info!(orphans, "removed async bodies no job names (left by a crash)");
+        }
         Ok((requeued, redelivered))
     }
 
@@ -263,7 +547,8 @@ impl AsyncJobs {
         self: &Arc<Self>,
         stop: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
-        (0..self.options.concurrency.max(1))
+        let sweeper = tokio::spawn(self.clone().sweep_periodically(stop.clone()));
+        let mut tasks: Vec<_> = (0..self.options.concurrency.max(1))
             .map(|_| {
                 let (jobs, mut stop) = (self.clone(), stop.clone());
                 tokio::spawn(async move {
@@ -281,17 +566,26 @@ impl AsyncJobs {
                     }
                 })
             })
-            .collect()
+            .collect();
+        tasks.push(sweeper);
+        tasks
     }
 
     async fn run(self: &Arc<Self>, id: uuid::Uuid) {
-        let Some(job) = self.update(id, |job| {
+        let Some(_) = self.update(id, |job| {
             job.state = JobState::Running;
             job.started_at = Some(now());
             job.attempts += 1;
         }) else {
             tracing::error!(invocation_id = %id, "an async job vanished from the store");
             return;
+        };
+        let job = match self.get(id) {
+            Ok(Some(job)) => job,
+            _ => {
+                tracing::error!(invocation_id = %id, "an async job's request could not be read");
+                return;
+            }
         };
         let outcome = self.invoker.invoke(invocation(&job)).await;
         let result = job_result(&outcome);
@@ -312,6 +606,14 @@ impl AsyncJobs {
 
     /// Delivers a finished job's callback in the background and records how it ended.
     fn deliver(self: &Arc<Self>, job: &Job) {
+        // The record has no bodies: read the result's.
+        let job = match self.get(job.id) {
+            Ok(Some(job)) => job,
+            _ => {
+                tracing::error!(invocation_id = %job.id, "an async job's result could not be read");
+                return;
+            }
+        };
         let (Some(url), Some(result)) = (&job.callback_url, &job.result) else { return };
         let Ok(url) = url::Url::parse(url) else { return };
         let headers = job.request.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
