@@ -207,8 +207,12 @@ fn build_pure_wheel(
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(into).map_err(io("creating the wheel directory"))?;
     let mut pip = Command::new(toolchain.pip());
+    // Only the requirement from source: its build dependencies (setuptools, meson-python, …)
+    // come as wheels, or pip would build each of them from source too (minutes).
     pip.args(["wheel", "--disable-pip-version-check", "--quiet", "--no-deps"])
-        .args(["--no-binary", ":all:", "--wheel-dir"])
+        .arg("--no-binary")
+        .arg(requirement_name(requirement))
+        .arg("--wheel-dir")
         .arg(&scratch)
         .arg(requirement);
     for compiler in ["CC", "CXX", "CARGO", "RUSTC"] {
