@@ -83,6 +83,7 @@ async fn ready(base: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_whose_entries_never_return_fails_and_the_server_restarts_ready_without_it() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let bundle = tokio::task::spawn_blocking(|| fixture_bundle("stalling")).await.unwrap();
     let data_dir = tempfile::tempdir().unwrap();
     let (server, base) = serve(data_dir.path(), &["--default-access", "public"]).await;
@@ -153,6 +154,7 @@ async fn call(base: String, entry: &'static str, arguments: Value) -> (u16, Valu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_store_calls_are_bounded_and_a_failed_insert_many_commits_nothing() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let bundle = tokio::task::spawn_blocking(|| fixture_bundle("hoarder")).await.unwrap();
     let data_dir = tempfile::tempdir().unwrap();
     let path = data_dir.path().join("hoarder.wasm");
@@ -183,4 +185,125 @@ async fn document_store_calls_are_bounded_and_a_failed_insert_many_commits_nothi
     assert_eq!((status, body["error"].as_str()), (200, Some("ExecutionTimeout")), "{body}");
     assert!(body["message"].as_str().unwrap().contains("time limit of 5000 ms"), "{body}");
     assert!(polls > 0, "/healthz was polled while the query ran");
+}
+
+/// `/healthz`'s 99th percentile latency may not exceed this while the abusive calls run. The
+/// goal is 100 ms (docs/security.md; measured 154 ms on a 2-core machine, the test's own
+/// clients included); the bound leaves room for a loaded CI machine and still fails when health
+/// checks queue behind guest work (p99 880 ms before the server polled I/O every second task).
+const HEALTHZ_P99_BOUND: Duration = Duration::from_millis(500);
+
+/// The tests of this file take it, so they run one at a time: each loads the machine on
+/// purpose, and the latency test measures one load at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Keeps a connection open by sending one header byte every 500 ms until `stop`.
+async fn slow_client(address: String, stop: tokio::sync::watch::Receiver<bool>) {
+    use tokio::io::AsyncWriteExt;
+    let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await else { return };
+    let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await;
+    while !*stop.borrow() {
+        if stream.write_all(b"a").await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Repeats `call` until `stop`, counting the answers.
+async fn repeat<F, Fut>(stop: tokio::sync::watch::Receiver<bool>, call: F) -> usize
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut answered = 0;
+    while !*stop.borrow() {
+        if call().await {
+            answered += 1;
+        }
+    }
+    answered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_p99_stays_low_while_four_abusive_calls_of_each_kind_run() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let bundles =
+        tokio::task::spawn_blocking(|| (fixture_bundle("hoarder"), fixture_bundle("behave")));
+    let (hoarder, behave) = bundles.await.unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let (hoarder_path, behave_path) =
+        (data_dir.path().join("hoarder.wasm"), data_dir.path().join("behave.wasm"));
+    std::fs::write(&hoarder_path, hoarder).unwrap();
+    std::fs::write(&behave_path, behave).unwrap();
+    let args = [
+        hoarder_path.to_str().unwrap(),
+        behave_path.to_str().unwrap(),
+        "--default-access",
+        "public",
+    ];
+    let (_server, base) = serve(&data_dir.path().join("state"), &args).await;
+    let (status, body) = call(base.clone(), "seed_array", json!({"size": 20_000})).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let client = reqwest::Client::builder().timeout(ANSWER_BOUND).build().unwrap();
+    let behave =
+        |entry: &str| format!("{base}/spaces/default/functions/behave:behave.{entry}/invoke");
+    let mut abuse = Vec::new();
+    for _ in 0..4 {
+        // A guest that never returns, one that allocates until its limit, a quadratic-looking
+        // insert_many, a 100 000-value `$in` against a 20 000-element array, a 16 MiB body for
+        // a 1 MiB limit, and a client that never finishes its headers.
+        let kinds: [(String, Option<Value>, Vec<u8>); 5] = [
+            (behave("spin"), None, Vec::new()),
+            (behave("allocate"), None, Vec::new()),
+            (
+                format!("{base}/spaces/default/functions/hoarder:hoarder.insert_many/invoke"),
+                Some(json!({"count": 10_000, "duplicate_last": true})),
+                Vec::new(),
+            ),
+            (
+                format!("{base}/spaces/default/functions/hoarder:hoarder.find_in/invoke"),
+                Some(json!({"size": 100_000})),
+                Vec::new(),
+            ),
+            (behave("echo"), None, vec![b'x'; 16 << 20]),
+        ];
+        for (url, arguments, body) in kinds {
+            let (client, stopped) = (client.clone(), stopped.clone());
+            abuse.push(tokio::spawn(repeat(stopped, move || {
+                let request = match &arguments {
+                    Some(arguments) => client.post(&url).json(arguments),
+                    None => client.post(&url).body(body.clone()),
+                };
+                async move { request.send().await.is_ok() }
+            })));
+        }
+        let address = base.trim_start_matches("http://").to_string();
+        tokio::spawn(slow_client(address, stopped.clone()));
+    }
+
+    // Health checks on fresh connections, as a load balancer makes them, for 15 s.
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        let probe = reqwest::Client::builder().timeout(ANSWER_BOUND).build().unwrap();
+        let asked = Instant::now();
+        let status = probe.get(format!("{base}/healthz")).send().await.map(|r| r.status());
+        latencies.push(asked.elapsed());
+        assert_eq!(status.ok().map(|s| s.as_u16()), Some(200), "/healthz failed under load");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    let mut answered = 0;
+    for task in abuse {
+        answered += task.await.unwrap();
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    let (p50, max) = (latencies[latencies.len() / 2], latencies[latencies.len() - 1]);
+    eprintln!("/healthz under abuse: {} polls, p50 {p50:?}, p99 {p99:?}, max {max:?}; {answered} abusive calls answered", latencies.len());
+    assert!(answered >= 20, "the abusive calls ran and were answered: {answered}");
+    assert!(p99 <= HEALTHZ_P99_BOUND, "/healthz p99 {p99:?} (p50 {p50:?}, max {max:?})");
 }

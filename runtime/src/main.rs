@@ -3,6 +3,9 @@
 use clap::Parser;
 use wasmfn_runtime::cli::{run, Cli};
 
+/// Task polls between two checks for I/O events on a busy worker.
+const EVENT_INTERVAL: u32 = 2;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(cli.log_filter())
@@ -15,7 +18,14 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Guests yield their worker every few milliseconds (runtime/src/pool.rs), and tokio polls
+    // for new I/O only every `event_interval` task polls: at the default 61, with CPU-bound
+    // guests on every worker, a new connection (a `/healthz` probe) waited ~300 ms to be seen.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .event_interval(EVENT_INTERVAL)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
