@@ -199,7 +199,12 @@ async fn secrets_are_sealed_at_rest_survive_restarts_and_rotation_and_callers_ca
     assert_eq!((status, &body["region"]), (200, &json!("zz")), "{body}");
     stop(server);
 
-    // At rest: no plaintext anywhere but the key file; everything private.
+    // At rest: everything private (checked before this test opens the database itself), and
+    // no plaintext anywhere but the key file.
+    for path in files_under(&data_dir) {
+        let expected = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&path), expected, "{}", path.display());
+    }
     let mut secrets: Vec<Vec<u8>> = [&webhook_secret, MQTT_PASSWORD, OVERRIDE_SECRET]
         .iter()
         .map(|s| s.as_bytes().to_vec())
@@ -207,12 +212,7 @@ async fn secrets_are_sealed_at_rest_survive_restarts_and_rotation_and_callers_ca
     secrets.extend(node_keys(&data_dir));
     let key_file = sealed::default_key_path(&data_dir);
     for path in files_under(&data_dir) {
-        if path.is_dir() {
-            assert_eq!(mode(&path), 0o700, "{}", path.display());
-            continue;
-        }
-        assert_eq!(mode(&path), 0o600, "{}", path.display());
-        if path == key_file {
+        if path.is_dir() || path == key_file {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
