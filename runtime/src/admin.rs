@@ -105,11 +105,13 @@ impl From<MqttError> for AdminError {
             MqttError::Exists { .. } => (StatusCode::CONFLICT, "trigger_exists"),
             MqttError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             MqttError::Declared { .. } => (StatusCode::CONFLICT, "declared_in_function_toml"),
-            MqttError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_failed"),
+            MqttError::Store(_) | MqttError::Sealed(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
+            }
         };
         let message = match &error {
             // The store's own message may name host paths.
-            MqttError::Store(detail) => {
+            MqttError::Store(detail) | MqttError::Sealed(detail) => {
                 tracing::error!(%detail, "saving a trigger failed");
                 "the trigger could not be saved".to_string()
             }

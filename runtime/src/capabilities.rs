@@ -92,21 +92,39 @@ impl Capabilities {
     }
 }
 
-/// The key presigned URLs are signed with: generated once and kept in the state database, so
-/// links stay valid across restarts.
+/// The key presigned URLs are signed with: generated once and kept (sealed) in the state
+/// database, so links stay valid across restarts.
 fn presign_secret(state: &StateDb) -> Result<Vec<u8>> {
     node_secret(state, "presign")
 }
 
-/// A signing key of this node, named `name`: generated once and kept in the state database.
+/// A signing key of this node, named `name`: generated once and kept in the state database,
+/// sealed with the secrets key. One kept in plain text by an older version, or sealed with the
+/// previous secrets key, is sealed again with the current one.
 pub fn node_secret(state: &StateDb, name: &str) -> Result<Vec<u8>> {
     let tree = state.tree("secrets")?;
-    if let Some(secret) = tree.get(name).with_context(|| format!("reading the {name} key"))? {
-        return Ok(secret.to_vec());
+    let label = format!("node/{name}");
+    let save = |secret: &[u8]| -> Result<()> {
+        let sealed = state
+            .sealer()
+            .seal(&label, secret)
+            .map_err(|e| anyhow::anyhow!("sealing the {name} key: {e}"))?;
+        tree.insert(name, sealed.as_bytes()).with_context(|| format!("saving the {name} key"))?;
+        tree.flush().with_context(|| format!("saving the {name} key"))?;
+        Ok(())
+    };
+    if let Some(stored) = tree.get(name).with_context(|| format!("reading the {name} key"))? {
+        let unsealed = state
+            .sealer()
+            .unseal_stored(&label, &stored)
+            .map_err(|e| crate::sealed::open_failed(&format!("{name} signing key"), &e))?;
+        if unsealed.stale {
+            save(&unsealed.plaintext)?;
+        }
+        return Ok(unsealed.plaintext);
     }
     let secret: [u8; 32] = rand::random();
-    tree.insert(name, &secret[..]).with_context(|| format!("saving the {name} key"))?;
-    tree.flush().with_context(|| format!("saving the {name} key"))?;
+    save(&secret)?;
     Ok(secret.to_vec())
 }
 

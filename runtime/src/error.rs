@@ -54,6 +54,11 @@ pub enum InvokeError {
     /// The request came from a chain of more callbacks than allowed.
     #[error("the request is callback number {depth} of a chain (x-wasmfn-callback-depth); more than {max} are refused to stop callback loops")]
     CallbackLoop { depth: u32, max: u32 },
+    /// A caller's `config` names a secret of the function (only the key is shown).
+    #[error(
+        "the call's config sets '{key}', a secret of the function; callers cannot replace secrets"
+    )]
+    SecretOverride { key: String },
 }
 
 impl InvokeError {
@@ -80,6 +85,7 @@ impl InvokeError {
             Self::InvalidResponse(_) => "invalid_response",
             Self::CallbackLoop { .. } => "callback_loop",
             Self::Unavailable(_) => "unavailable",
+            Self::SecretOverride { .. } => "secret_override",
         }
     }
 
@@ -92,7 +98,9 @@ impl InvokeError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::BadRequest(_) | Self::BadArguments(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::BadArguments(_) | Self::SecretOverride { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::FunctionException { .. } | Self::MemoryLimit { .. } | Self::Trap(_) => {

@@ -196,6 +196,34 @@ impl Invoker {
         let _ = self.config_store.set(store);
     }
 
+    /// The function's configuration as every invocation starts from: the bundle's, with what
+    /// the admin API set applied.
+    fn function_config(&self, version: &FunctionVersion) -> FunctionConfig {
+        let admin =
+            self.config_store.get().and_then(|store| store.get(&version.space, &version.name));
+        match admin {
+            Some(overrides) => overrides.apply(&version.config),
+            None => version.config.clone(),
+        }
+    }
+
+    /// Refuses a caller's `config` that names a secret of the function (a `[secrets]` key of
+    /// its bundle or one set through the admin API): callers never replace secrets.
+    pub fn check_caller_config(
+        &self,
+        version: &FunctionVersion,
+        config: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), InvokeError> {
+        if config.is_empty() {
+            return Ok(());
+        }
+        let function_config = self.function_config(version);
+        match config.keys().find(|key| function_config.is_secret(key)) {
+            Some(key) => Err(InvokeError::SecretOverride { key: key.clone() }),
+            None => Ok(()),
+        }
+    }
+
     /// Gives every later invocation the document store, object storage and IXON API client.
     /// Set once; later calls are ignored.
     pub fn set_capabilities(&self, capabilities: Arc<Capabilities>) {
@@ -270,13 +298,16 @@ impl Invoker {
         slot: RunSlot,
     ) -> Outcome {
         let limits = &version.limits;
-        let admin =
-            self.config_store.get().and_then(|store| store.get(&version.space, &version.name));
-        let config = match admin {
-            Some(overrides) => overrides.apply(&version.config),
-            None => version.config.clone(),
-        };
-        let config = config.with_overrides(&invocation.config);
+        let config = self.function_config(version);
+        // Callers' config never replaces a secret: refused at the door (see
+        // `check_caller_config`), and left out here should any other path carry one.
+        let caller_config: BTreeMap<String, serde_json::Value> = invocation
+            .config
+            .iter()
+            .filter(|(key, _)| !config.is_secret(key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let config = config.with_overrides(&caller_config);
         let scope = self.capabilities.get().map(|capabilities| {
             HostScope::new(
                 capabilities.clone(),

@@ -34,6 +34,7 @@ pub mod python_build;
 pub mod registry;
 pub mod running;
 pub mod runtime;
+pub mod sealed;
 pub mod server;
 pub mod state;
 pub mod toolchain;

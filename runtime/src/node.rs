@@ -110,8 +110,10 @@ impl Node {
             runtime.invoker().clone(),
             deliverer.clone(),
             options.mqtt_retry,
-            Some(state.tree("mqtt_triggers")?),
+            Some((state.tree("mqtt_triggers")?, state.sealer().clone())),
         ));
+        // Before anything starts: a stored password that does not open ends the start here.
+        mqtt.reseal()?;
         let deployments = Arc::new(Deployments::new(
             runtime.clone(),
             state.bundles_dir(),
@@ -142,9 +144,13 @@ impl Node {
             Arc::new(SystemClock),
         );
         runtime.invoker().observe(logs.clone());
-        let config = Arc::new(ConfigStore::open(state.tree("function_config")?)?);
+        let config =
+            Arc::new(ConfigStore::open(state.tree("function_config")?, state.sealer().clone())?);
         runtime.invoker().set_config_store(config.clone());
-        let subscriptions = Arc::new(SubscriptionStore::open(state.tree("event_subscriptions")?)?);
+        let subscriptions = Arc::new(SubscriptionStore::open(
+            state.tree("event_subscriptions")?,
+            state.sealer().clone(),
+        )?);
         let session_key = crate::capabilities::node_secret(&state, "sessions")?;
         let sessions = Arc::new(
             Sessions::new(session_key, options.events.session_minutes, options.events.clock)

@@ -1,23 +1,38 @@
 //! The server's own state on disk: one sled database per process under the data directory,
-//! opened once, and the admin token beside it.
+//! opened once, the admin token beside it, and the sealer the secrets in the database are
+//! sealed with (see `sealed`). The data directory is its owner's only: directories 0700,
+//! files 0600, also when an older version left them readable to others.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+
+use crate::sealed::Sealer;
 
 /// The state database (`<data-dir>/state`) and the data directory it lives in.
 #[derive(Clone, Debug)]
 pub struct StateDb {
     db: sled::Db,
     data_dir: PathBuf,
+    sealer: Arc<Sealer>,
     /// Keeps a temporary data directory alive as long as the database.
     _temporary: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 impl StateDb {
-    /// Opens (creating) the database in `<data_dir>/state`. sled locks it: a second server on
-    /// the same data directory is refused.
+    /// Opens (creating) the database in `<data_dir>/state` with the data directory's default
+    /// secrets key (`<data_dir>/secrets.key`, generated when missing).
     pub fn open(data_dir: &Path) -> Result<Self> {
+        let sealer = crate::sealed::load(data_dir, &crate::sealed::KeyOptions::default())?;
+        Self::open_sealed(data_dir, Arc::new(sealer))
+    }
+
+    /// Opens (creating) the database in `<data_dir>/state`, its secrets sealed by `sealer`,
+    /// after making the data directory private. sled locks it: a second server on the same
+    /// data directory is refused.
+    pub fn open_sealed(data_dir: &Path, sealer: Arc<Sealer>) -> Result<Self> {
+        make_private(data_dir)?;
         let dir = data_dir.join("state");
         let db = sled::Config::new().path(&dir).open().with_context(|| {
             format!(
@@ -26,14 +41,14 @@ impl StateDb {
                 dir.display()
             )
         })?;
-        Ok(Self { db, data_dir: data_dir.to_path_buf(), _temporary: None })
+        Ok(Self { db, data_dir: data_dir.to_path_buf(), sealer, _temporary: None })
     }
 
     /// A database in a new temporary directory, gone when the last clone is dropped (tests,
     /// and servers that keep nothing).
     pub fn temporary() -> Result<Self> {
         let dir = tempfile::tempdir().context("creating a temporary data directory")?;
-        let mut state = Self::open(dir.path())?;
+        let mut state = Self::open_sealed(dir.path(), Arc::new(Sealer::ephemeral()))?;
         state._temporary = Some(std::sync::Arc::new(dir));
         Ok(state)
     }
@@ -41,6 +56,11 @@ impl StateDb {
     /// The process's one sled database (the embedded document store shares it).
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// Seals and opens the secrets kept in this database.
+    pub fn sealer(&self) -> &Arc<Sealer> {
+        &self.sealer
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -86,10 +106,65 @@ pub fn admin_token(data_dir: &Path, given: Option<String>) -> Result<(String, To
         }
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    create_private_dir(data_dir)?;
     write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
     Ok((token, TokenSource::Generated))
+}
+
+/// Creates `dir` (and missing parents) readable by its owner only.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))
+}
+
+/// What in the data directory holds secrets or deployed code, and is made private at start.
+const PRIVATE_ENTRIES: [&str; 4] =
+    ["state", "bundles", "admin-token", crate::sealed::DEFAULT_KEY_FILE];
+
+/// Makes the data directory its owner's only: the directory itself 0700, and under it the
+/// state database, the bundles, the admin token and the key file (directories 0700, files
+/// 0600). Data directories of older versions were created 0755 with 0644 files.
+pub fn make_private(data_dir: &Path) -> Result<()> {
+    create_private_dir(data_dir)?;
+    set_private_mode(data_dir, true)?;
+    for entry in PRIVATE_ENTRIES {
+        restrict_tree(&data_dir.join(entry))?;
+    }
+    Ok(())
+}
+
+fn restrict_tree(path: &Path) -> Result<()> {
+    // Symbolic links are not followed: what they point at is not ours to change.
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
+    if meta.is_dir() {
+        set_private_mode(path, true)?;
+        let entries =
+            std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))?;
+        for entry in entries {
+            restrict_tree(&entry.with_context(|| format!("reading {}", path.display()))?.path())?;
+        }
+    } else if meta.is_file() {
+        set_private_mode(path, false)?;
+    }
+    Ok(())
+}
+
+fn set_private_mode(path: &Path, dir: bool) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = if dir { 0o700 } else { 0o600 };
+    let current = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode();
+    if current & 0o777 != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("making {} private", path.display()))?;
+    }
+    Ok(())
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -120,5 +195,31 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let given = admin_token(dir.path(), Some("given".into())).unwrap();
         assert_eq!(given, ("given".to_string(), TokenSource::Given));
+    }
+
+    #[test]
+    fn opening_makes_an_old_readable_data_directory_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let set = |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m));
+        drop(StateDb::open(&data).unwrap());
+        std::fs::create_dir_all(data.join("bundles/s/f")).unwrap();
+        std::fs::write(data.join("bundles/s/f/1.wasm"), b"x").unwrap();
+        std::fs::write(data.join("admin-token"), b"t").unwrap();
+        for (path, m) in [("", 0o755), ("state", 0o755), ("bundles/s/f", 0o755)] {
+            set(&data.join(path), m).unwrap();
+        }
+        for path in ["bundles/s/f/1.wasm", "admin-token", "secrets.key", "state/db"] {
+            set(&data.join(path), 0o644).unwrap();
+        }
+        drop(StateDb::open(&data).unwrap());
+        for dir in ["", "state", "bundles", "bundles/s/f"] {
+            assert_eq!(mode(&data.join(dir)), 0o700, "{dir}");
+        }
+        for file in ["bundles/s/f/1.wasm", "admin-token", "secrets.key", "state/db"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
     }
 }

@@ -95,8 +95,18 @@ pub fn example_bundle(name: &str) -> PathBuf {
 /// compile cache and admin token, callbacks allowed to 127.0.0.1, and `args` (bundles,
 /// flags); returns it and its base URL.
 pub fn spawn_serve(data_dir: &Path, args: &[&str]) -> (ServeProcess, String) {
+    spawn_serve_env(data_dir, args, &[])
+}
+
+/// [`spawn_serve`] with environment variables set for the server.
+pub fn spawn_serve_env(
+    data_dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (ServeProcess, String) {
     use std::io::{BufRead, BufReader};
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wasmfn"));
+    command.envs(env.iter().copied());
     command
         .arg("serve")
         .args(args)

@@ -314,8 +314,11 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
     runtime_config.pool.per_function = 0;
     let runtime = Runtime::new(runtime_config)?;
     let bytes = bundle_bytes(&args.path).await?;
-    let dev_config = folder_dev_config(&args.path)?;
-    let version = runtime.load_with_config(bytes, "local", None, &dev_config).await?;
+    // `--config` is the operator's, applied at load like the folder's dev configuration: it may
+    // replace secrets too, which a call's own `config` never may.
+    let mut load_config = folder_dev_config(&args.path)?;
+    load_config.extend(config);
+    let version = runtime.load_with_config(bytes, "local", None, &load_config).await?;
     let invocation = Invocation {
         space: "local".into(),
         function: version.name.clone(),
@@ -327,7 +330,6 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
             ..Default::default()
         },
         trigger: "cli".into(),
-        config,
         ..Invocation::default()
     };
     let outcome = runtime.invoker().invoke(invocation).await;

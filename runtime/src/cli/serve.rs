@@ -17,6 +17,7 @@ use crate::logs::LogOptions;
 use crate::node::EventOptions;
 use crate::node::{Node, NodeOptions};
 use crate::runtime::Runtime;
+use crate::sealed::KeyOptions;
 use crate::server;
 use crate::state::{self, StateDb, TokenSource};
 use crate::triggers::async_invoke::AsyncOptions;
@@ -129,11 +130,25 @@ pub struct ServeArgs {
     /// How clients reach this server, for presigned object URLs (default: http://<listen address>).
     #[arg(long, env = "WASMFN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// File holding the key that seals the secrets kept in the state database (webhook
+    /// secrets, MQTT passwords, `[secrets]` set through the admin API, signing keys): base64 of
+    /// 32 random bytes. Default: <data-dir>/secrets.key, generated on first start. The
+    /// environment variable WASMFN_SECRETS_KEY can hold the key itself instead.
+    #[arg(long, env = "WASMFN_SECRETS_KEY_FILE", value_name = "PATH")]
+    pub secrets_key_file: Option<PathBuf>,
+    /// When rotating the secrets key: the file of the key used until now (or the key itself in
+    /// WASMFN_PREVIOUS_SECRETS_KEY). Secrets sealed with it are sealed again with the current
+    /// key at start; afterwards it is no longer needed.
+    #[arg(long, env = "WASMFN_PREVIOUS_SECRETS_KEY_FILE", value_name = "PATH")]
+    pub previous_secrets_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
 }
 
 pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
+    // Before anything is written: every file and directory the server makes is its owner's
+    // only (the state database, bundles, key and token files, stored objects).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     crate::manifest::validate_name(&args.space).map_err(|e| anyhow::anyhow!("--space: {e}"))?;
     if args.callback_attempts == 0 {
         bail!("--callback-attempts must be at least 1");
@@ -149,8 +164,15 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     let data_dir = args.run.data_dir();
     let runtime = Arc::new(Runtime::new(args.run.runtime_config())?);
     let (admin_token, token_source) = state::admin_token(&data_dir, args.admin_token.clone())?;
+    let key_options = KeyOptions {
+        key_file: args.secrets_key_file.clone(),
+        previous_key_file: args.previous_secrets_key_file.clone(),
+        ..KeyOptions::from_env()
+    };
+    let sealer = crate::sealed::load(&data_dir, &key_options)?;
+    tracing::info!(secrets_key_id = %sealer.key_id(), "secrets key loaded");
     let options = NodeOptions {
-        state: Some(StateDb::open(&data_dir)?),
+        state: Some(StateDb::open_sealed(&data_dir, Arc::new(sealer))?),
         keep_versions: args.keep_versions,
         admin_token: admin_token.clone(),
         mqtt_retry: RetryPolicy {

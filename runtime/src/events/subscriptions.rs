@@ -1,13 +1,15 @@
 //! Event subscriptions: which events of a space go to which function or webhook. Those from a
 //! function's `function.toml` (`[[events]]`) live while the function is loaded; those created
-//! through the admin API are kept in sled (with their webhook secret) and restored at start.
+//! through the admin API are kept in sled (with their webhook secret sealed, see `sealed`) and
+//! restored at start.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{Event, EventKind};
+use crate::sealed::{open_failed, Sealer};
 use crate::triggers::mqtt::CallbackUrl;
 
 /// Where a subscription sends its events.
@@ -93,6 +95,7 @@ pub enum SubscriptionError {
 #[derive(Debug)]
 pub struct SubscriptionStore {
     tree: sled::Tree,
+    sealer: Arc<Sealer>,
     all: RwLock<Vec<Subscription>>,
 }
 
@@ -100,18 +103,61 @@ fn key(space: &str, name: &str) -> String {
     format!("{space}/{name}")
 }
 
+/// The record a webhook secret is sealed for.
+fn secret_label(space: &str, name: &str) -> String {
+    format!("webhook/{space}/{name}")
+}
+
 impl SubscriptionStore {
-    /// Loads the admin-created subscriptions saved in `tree`.
-    pub fn open(tree: sled::Tree) -> Result<Self> {
+    /// Loads the admin-created subscriptions saved in `tree`, opening their webhook secrets
+    /// with `sealer`; secrets kept in plain text or under the previous key are sealed again.
+    pub fn open(tree: sled::Tree, sealer: Arc<Sealer>) -> Result<Self> {
         let mut all = Vec::new();
+        let mut stale = Vec::new();
         for entry in tree.iter() {
             let (_, value) = entry.context("reading saved event subscriptions")?;
-            all.push(
-                serde_json::from_slice(&value)
-                    .context("a saved event subscription is unreadable")?,
-            );
+            let mut subscription: Subscription = serde_json::from_slice(&value)
+                .context("a saved event subscription is unreadable")?;
+            if let Target::Webhook { secret, .. } = &mut subscription.target {
+                let label = secret_label(&subscription.space, &subscription.name);
+                let (plain, old) = sealer.unseal_text(&label, secret).map_err(|e| {
+                    let record = format!(
+                        "webhook secret of event subscription '{}' in space '{}'",
+                        subscription.name, subscription.space
+                    );
+                    open_failed(&record, &e)
+                })?;
+                *secret = plain;
+                if old {
+                    stale.push(subscription.clone());
+                }
+            }
+            all.push(subscription);
         }
-        Ok(Self { tree, all: RwLock::new(all) })
+        let store = Self { tree, sealer, all: RwLock::new(all) };
+        for subscription in &stale {
+            store.save(subscription).context("sealing a webhook secret again")?;
+        }
+        Ok(store)
+    }
+
+    /// Writes an admin subscription, its webhook secret sealed.
+    fn save(&self, subscription: &Subscription) -> Result<(), SubscriptionError> {
+        let mut stored = subscription.clone();
+        if let Target::Webhook { secret, .. } = &mut stored.target {
+            let label = secret_label(&subscription.space, &subscription.name);
+            *secret = self
+                .sealer
+                .seal(&label, secret.as_bytes())
+                .map_err(|e| SubscriptionError::Store(e.to_string()))?;
+        }
+        let value =
+            serde_json::to_vec(&stored).map_err(|e| SubscriptionError::Store(e.to_string()))?;
+        self.tree
+            .insert(key(&subscription.space, &subscription.name), value)
+            .and_then(|_| self.tree.flush())
+            .map_err(|e| SubscriptionError::Store(e.to_string()))?;
+        Ok(())
     }
 
     pub fn matching(&self, event: &Event) -> Vec<Subscription> {
@@ -146,12 +192,7 @@ impl SubscriptionStore {
             });
         }
         if subscription.origin == Origin::Admin {
-            let value = serde_json::to_vec(&subscription)
-                .map_err(|e| SubscriptionError::Store(e.to_string()))?;
-            self.tree
-                .insert(key(&subscription.space, &subscription.name), value)
-                .and_then(|_| self.tree.flush())
-                .map_err(|e| SubscriptionError::Store(e.to_string()))?;
+            self.save(&subscription)?;
         }
         all.push(subscription);
         Ok(())
@@ -240,7 +281,8 @@ mod tests {
     fn admin_subscriptions_persist_and_names_are_unique_per_space() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let store = SubscriptionStore::open(db.open_tree("subs").unwrap()).unwrap();
+        let sealer = Arc::new(Sealer::ephemeral());
+        let store = SubscriptionStore::open(db.open_tree("subs").unwrap(), sealer.clone()).unwrap();
         store.add(subscription("one", &[EventKind::StorageInsert])).unwrap();
         let again = store.add(subscription("one", &[EventKind::StorageDelete]));
         assert!(matches!(again, Err(SubscriptionError::Exists { .. })));
@@ -249,13 +291,41 @@ mod tests {
             Err(SubscriptionError::Invalid(_))
         ));
         assert!(matches!(store.add(subscription("none", &[])), Err(SubscriptionError::Invalid(_))));
-        let reopened = SubscriptionStore::open(db.open_tree("subs").unwrap()).unwrap();
+        let reopened =
+            SubscriptionStore::open(db.open_tree("subs").unwrap(), sealer.clone()).unwrap();
         assert_eq!(reopened.list(Some("s")).len(), 1);
         assert!(reopened.remove("s", "one").unwrap().is_some());
-        assert!(SubscriptionStore::open(db.open_tree("subs").unwrap())
+        assert!(SubscriptionStore::open(db.open_tree("subs").unwrap(), sealer.clone())
             .unwrap()
             .list(None)
             .is_empty());
+    }
+
+    #[test]
+    fn webhook_secrets_are_saved_sealed_and_plain_ones_are_sealed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let sealer = Arc::new(Sealer::ephemeral());
+        let tree = db.open_tree("subs").unwrap();
+        let mut hook = subscription("hook", &[EventKind::StorageInsert]);
+        let url = CallbackUrl("http://127.0.0.1:9/x".parse().unwrap());
+        hook.target = Target::Webhook { url, secret: "shh-very-secret".into() };
+        let raw =
+            |tree: &sled::Tree| String::from_utf8(tree.get("s/hook").unwrap().unwrap().to_vec());
+        SubscriptionStore::open(tree.clone(), sealer.clone()).unwrap().add(hook.clone()).unwrap();
+        let saved = raw(&tree).unwrap();
+        assert!(!saved.contains("shh-very-secret") && saved.contains(crate::sealed::PREFIX));
+        let reopened = SubscriptionStore::open(tree.clone(), sealer.clone()).unwrap();
+        assert_eq!(reopened.get("s", "hook"), Some(hook.clone()));
+        // As an older version kept it: in plain text.
+        tree.insert("s/hook", serde_json::to_vec(&hook).unwrap()).unwrap();
+        let migrated = SubscriptionStore::open(tree.clone(), sealer.clone()).unwrap();
+        assert_eq!(migrated.get("s", "hook"), Some(hook));
+        assert!(!raw(&tree).unwrap().contains("shh-very-secret"), "sealed at open");
+        let error = SubscriptionStore::open(tree, Arc::new(Sealer::ephemeral())).unwrap_err();
+        let shown = format!("{error:#}");
+        assert!(shown.contains("webhook secret of event subscription 'hook'"), "{shown}");
+        assert!(!shown.contains("shh-very-secret"), "{shown}");
     }
 
     #[test]

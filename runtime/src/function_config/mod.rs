@@ -1,6 +1,7 @@
 //! Configuration values and secrets set through the admin API, per function, kept in sled and
 //! applied to every invocation on top of the bundle's own `[config]` (and under a call's own
-//! config). Secret values are never read back: the API shows their names only.
+//! config). Secret values are never read back: the API shows their names only, and sled keeps
+//! them sealed (see `sealed`).
 
 pub mod api;
 
@@ -10,6 +11,8 @@ use std::sync::{Arc, RwLock};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use wasmfn_host_apis::config::FunctionConfig;
+
+use crate::sealed::{open_failed, Sealer};
 
 /// What the admin API set for one function.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +37,7 @@ type Key = (String, String);
 #[derive(Debug)]
 pub struct ConfigStore {
     tree: Option<sled::Tree>,
+    sealer: Arc<Sealer>,
     cache: RwLock<HashMap<Key, Arc<ConfigOverrides>>>,
 }
 
@@ -41,19 +45,60 @@ fn tree_key(space: &str, name: &str) -> String {
     format!("{space}/{name}")
 }
 
+/// The record a secret override is sealed for.
+fn secret_label(space: &str, name: &str, key: &str) -> String {
+    format!("config/{space}/{name}/{key}")
+}
+
 impl ConfigStore {
-    /// Loads the saved overrides from `tree`.
-    pub fn open(tree: sled::Tree) -> Result<Self> {
+    /// Loads the saved overrides from `tree`, opening their secrets with `sealer`; secrets kept
+    /// in plain text or under the previous key are sealed again.
+    pub fn open(tree: sled::Tree, sealer: Arc<Sealer>) -> Result<Self> {
         let mut cache = HashMap::new();
+        let mut stale = Vec::new();
         for entry in tree.iter() {
             let (key, value) = entry.context("reading saved function configuration")?;
             let key = String::from_utf8_lossy(&key).into_owned();
             let Some((space, name)) = key.split_once('/') else { continue };
-            let overrides: ConfigOverrides = serde_json::from_slice(&value)
+            let mut overrides: ConfigOverrides = serde_json::from_slice(&value)
                 .with_context(|| format!("saved configuration of {key} is unreadable"))?;
+            let mut old = false;
+            for (secret_key, value) in overrides.secrets.iter_mut() {
+                let label = secret_label(space, name, secret_key);
+                let (plain, was_old) = sealer.unseal_text(&label, value).map_err(|e| {
+                    let record =
+                        format!("secret '{secret_key}' of function '{name}' in space '{space}'");
+                    open_failed(&record, &e)
+                })?;
+                *value = plain;
+                old |= was_old;
+            }
+            if old {
+                stale.push((space.to_string(), name.to_string(), overrides.clone()));
+            }
             cache.insert((space.to_string(), name.to_string()), Arc::new(overrides));
         }
-        Ok(Self { tree: Some(tree), cache: RwLock::new(cache) })
+        let store = Self { tree: Some(tree), sealer, cache: RwLock::new(cache) };
+        for (space, name, overrides) in stale {
+            store.save(&space, &name, &overrides).context("sealing a secret again")?;
+        }
+        Ok(store)
+    }
+
+    /// Writes a function's overrides, their secrets sealed.
+    fn save(&self, space: &str, name: &str, overrides: &ConfigOverrides) -> Result<()> {
+        let Some(tree) = &self.tree else { return Ok(()) };
+        let mut stored = overrides.clone();
+        for (key, value) in stored.secrets.iter_mut() {
+            *value = self
+                .sealer
+                .seal(&secret_label(space, name, key), value.as_bytes())
+                .map_err(|e| anyhow::anyhow!("sealing secret '{key}': {e}"))?;
+        }
+        let bytes = serde_json::to_vec(&stored)?;
+        tree.insert(tree_key(space, name), bytes).context("saving function configuration")?;
+        tree.flush().context("saving function configuration")?;
+        Ok(())
     }
 
     pub fn get(&self, space: &str, name: &str) -> Option<Arc<ConfigOverrides>> {
@@ -63,11 +108,7 @@ impl ConfigStore {
 
     /// Replaces the function's overrides (saved to disk before returning).
     pub fn set(&self, space: &str, name: &str, overrides: ConfigOverrides) -> Result<()> {
-        if let Some(tree) = &self.tree {
-            let bytes = serde_json::to_vec(&overrides)?;
-            tree.insert(tree_key(space, name), bytes).context("saving function configuration")?;
-            tree.flush().context("saving function configuration")?;
-        }
+        self.save(space, name, &overrides)?;
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         cache.insert((space.to_string(), name.to_string()), Arc::new(overrides));
         Ok(())
@@ -92,14 +133,27 @@ mod tests {
     fn overrides_are_saved_reloaded_and_applied_with_secret_marks() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let store = ConfigStore::open(db.open_tree("function_config").unwrap()).unwrap();
+        let sealer = Arc::new(Sealer::ephemeral());
+        let store =
+            ConfigStore::open(db.open_tree("function_config").unwrap(), sealer.clone()).unwrap();
         let overrides = ConfigOverrides {
             values: BTreeMap::from([("region".into(), serde_json::json!({"name": "us"}))]),
             secrets: BTreeMap::from([("token".into(), "hush-hush".into())]),
         };
         store.set("space", "fn", overrides.clone()).unwrap();
-        let reopened = ConfigStore::open(db.open_tree("function_config").unwrap()).unwrap();
+        let raw = db.open_tree("function_config").unwrap().get("space/fn").unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("hush-hush"), "sealed on disk");
+        let reopened =
+            ConfigStore::open(db.open_tree("function_config").unwrap(), sealer.clone()).unwrap();
         assert_eq!(reopened.get("space", "fn").as_deref(), Some(&overrides));
+        let error = ConfigStore::open(
+            db.open_tree("function_config").unwrap(),
+            Arc::new(Sealer::ephemeral()),
+        )
+        .unwrap_err();
+        let shown = format!("{error:#}");
+        assert!(shown.contains("secret 'token' of function 'fn' in space 'space'"), "{shown}");
+        assert!(!shown.contains("hush-hush"), "{shown}");
         let base = FunctionConfig::new(BTreeMap::from([("region".into(), "eu".into())]));
         let applied = overrides.apply(&base);
         assert_eq!(applied.get("region"), Some(&serde_json::json!({"name": "us"})));

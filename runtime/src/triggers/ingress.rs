@@ -3,7 +3,9 @@
 //! `{"name", "arguments", "config", "context", "internalConfig", "created_on"}`.
 //!
 //! Differences from the original, on purpose: unknown functions get 404 (not 200 with a
-//! "Not found" string) and exceptions 500 with a JSON body (not an empty 500).
+//! "Not found" string) and exceptions 500 with a JSON body (not an empty 500), and a call whose
+//! `config` names a secret of the function (`[secrets]`, or one set through the admin API) is
+//! refused with 400 `secret_override`: callers never replace secrets.
 
 use std::collections::BTreeMap;
 
@@ -95,6 +97,10 @@ async fn call(
         Ok(parsed) => parsed,
         Err(error) => return error.into_response(),
     };
+    // Signed or not, a call's config never replaces a secret of the function.
+    if let Err(error) = state.invoker.check_caller_config(&version, &invocation.config) {
+        return error.into_response();
+    }
     if signed {
         let now = chrono::Utc::now();
         let checked = state

@@ -1,6 +1,6 @@
 //! The MQTT triggers of a server: started from `function.toml` tables when functions load, or
-//! created and deleted through the admin API (those are saved in the state database and
-//! started again after a restart). Each running trigger is one connection task plus its
+//! created and deleted through the admin API (those are saved in the state database, their
+//! password sealed, and started again after a restart). Each running trigger is one connection task plus its
 //! workers.
 
 use std::collections::BTreeMap;
@@ -19,6 +19,7 @@ use super::worker::{self, TriggerShared};
 use super::MqttTriggerConfig;
 use crate::delivery::Deliverer;
 use crate::invoker::Invoker;
+use crate::sealed::{open_failed, Sealer};
 
 /// Back-off between connection attempts of a Failed trigger.
 #[derive(Clone, Debug)]
@@ -63,6 +64,9 @@ pub enum MqttError {
     Declared { name: String, function: String },
     #[error("could not save the trigger: {0}")]
     Store(String),
+    /// A saved password does not open with the secrets key (says which trigger, not the value).
+    #[error("{0}")]
+    Sealed(String),
 }
 
 /// A trigger as the admin API and `wasmfn triggers` show it (never with its password).
@@ -83,8 +87,14 @@ pub struct TriggerView {
 struct Saved {
     space: String,
     config: MqttTriggerConfig,
-    /// Kept apart because the config never serialises its password.
+    /// Kept apart because the config never serialises its password; sealed (older versions
+    /// kept it in plain text).
     password: Option<String>,
+}
+
+/// The record a trigger's password is sealed for.
+fn password_label(space: &str, name: &str) -> String {
+    format!("mqtt/{space}/{name}")
 }
 
 struct Running {
@@ -101,7 +111,7 @@ pub struct MqttTriggers {
     invoker: Invoker,
     deliverer: Arc<Deliverer>,
     retry: RetryPolicy,
-    store: Option<sled::Tree>,
+    store: Option<(sled::Tree, Arc<Sealer>)>,
     running: Mutex<BTreeMap<(String, String), Running>>,
 }
 
@@ -113,19 +123,56 @@ impl std::fmt::Debug for MqttTriggers {
 }
 
 impl MqttTriggers {
-    /// `store`: where admin-created triggers are saved (none: they last until shutdown).
+    /// `store`: where admin-created triggers are saved and what seals their passwords (none:
+    /// they last until shutdown).
     pub fn new(
         invoker: Invoker,
         deliverer: Arc<Deliverer>,
         retry: RetryPolicy,
-        store: Option<sled::Tree>,
+        store: Option<(sled::Tree, Arc<Sealer>)>,
     ) -> Self {
         Self { invoker, deliverer, retry, store, running: Mutex::new(BTreeMap::new()) }
     }
 
+    /// Opens the password of every saved trigger, sealing again those kept in plain text or
+    /// under the previous key; returns how many were sealed again. A password that does not
+    /// open stops here, before anything starts.
+    pub fn reseal(&self) -> Result<usize, MqttError> {
+        let Some((store, sealer)) = &self.store else { return Ok(0) };
+        let mut resealed = 0;
+        for entry in store.iter() {
+            let (key, value) = entry.map_err(|e| MqttError::Store(e.to_string()))?;
+            // Unreadable records are skipped (and logged) by `restore`.
+            let Ok(mut saved) = serde_json::from_slice::<Saved>(&value) else { continue };
+            let Some(stored) = &saved.password else { continue };
+            let label = password_label(&saved.space, &saved.config.name);
+            let (password, stale) = sealer.unseal_text(&label, stored).map_err(|e| {
+                let record = format!(
+                    "password of mqtt trigger '{}' in space '{}'",
+                    saved.config.name, saved.space
+                );
+                MqttError::Sealed(format!("{:#}", open_failed(&record, &e)))
+            })?;
+            if stale {
+                saved.password = Some(
+                    sealer
+                        .seal(&label, password.as_bytes())
+                        .map_err(|e| MqttError::Store(e.to_string()))?,
+                );
+                let bytes = serde_json::to_vec(&saved).expect("trigger config serialises");
+                store
+                    .insert(key, bytes)
+                    .and_then(|_| store.flush())
+                    .map_err(|e| MqttError::Store(e.to_string()))?;
+                resealed += 1;
+            }
+        }
+        Ok(resealed)
+    }
+
     /// Starts the admin-created triggers saved by an earlier run; returns how many.
     pub fn restore(&self) -> Result<usize, MqttError> {
-        let Some(store) = &self.store else { return Ok(0) };
+        let Some((store, sealer)) = &self.store else { return Ok(0) };
         let mut restored = 0;
         for entry in store.iter() {
             let (_, value) = entry.map_err(|e| MqttError::Store(e.to_string()))?;
@@ -136,8 +183,19 @@ impl MqttTriggers {
                     continue;
                 }
             };
+            let label = password_label(&saved.space, &saved.config.name);
+            let password = match &saved.password {
+                Some(stored) => Some(sealer.unseal_text(&label, stored).map_err(|e| {
+                    let record = format!(
+                        "password of mqtt trigger '{}' in space '{}'",
+                        saved.config.name, saved.space
+                    );
+                    MqttError::Sealed(format!("{:#}", open_failed(&record, &e)))
+                })?),
+                None => None,
+            };
             let mut config = saved.config;
-            config.password = saved.password.map(super::Secret);
+            config.password = password.map(|(password, _)| super::Secret(password));
             match self.launch(&saved.space, config, TriggerOrigin::Admin) {
                 Ok(_) => restored += 1,
                 Err(error) => tracing::error!(%error, "could not restore a saved mqtt trigger"),
@@ -157,23 +215,29 @@ impl MqttTriggers {
         config.validate(false).map_err(MqttError::Invalid)?;
         let view = self.launch(space, config.clone(), origin.clone())?;
         if origin == TriggerOrigin::Admin {
-            if let Some(store) = &self.store {
-                let saved = Saved {
-                    space: space.to_string(),
-                    password: config.password.as_ref().map(|p| p.0.clone()),
-                    config,
-                };
-                let bytes = serde_json::to_vec(&saved).expect("trigger config serialises");
-                let stored = store
-                    .insert(store_key(space, &saved.config.name), bytes)
-                    .and_then(|_| store.flush());
+            if let Some((store, sealer)) = &self.store {
+                let label = password_label(space, &config.name);
+                let password = config
+                    .password
+                    .as_ref()
+                    .map(|p| sealer.seal(&label, p.0.as_bytes()))
+                    .transpose()
+                    .map_err(|e| e.to_string());
+                let stored = password.and_then(|password| {
+                    let saved = Saved { space: space.to_string(), password, config };
+                    let bytes = serde_json::to_vec(&saved).expect("trigger config serialises");
+                    store
+                        .insert(store_key(space, &saved.config.name), bytes)
+                        .and_then(|_| store.flush())
+                        .map_err(|e| e.to_string())
+                });
                 if let Err(error) = stored {
                     let trigger =
                         self.running.lock().expect("triggers lock").remove(&key(space, &view.name));
                     if let Some(trigger) = trigger {
                         tokio::spawn(stop(trigger));
                     }
-                    return Err(MqttError::Store(error.to_string()));
+                    return Err(MqttError::Store(error));
                 }
             }
         }
@@ -248,7 +312,7 @@ impl MqttTriggers {
                 Some(TriggerOrigin::Admin) => running.remove(&key).expect("present"),
             }
         };
-        if let Some(store) = &self.store {
+        if let Some((store, _)) = &self.store {
             store
                 .remove(store_key(space, name))
                 .and_then(|_| store.flush())
