@@ -23,7 +23,7 @@ use super::{SessionClaims, SessionError};
 use crate::capabilities::Capabilities;
 use crate::rejections::declare_body_limit;
 use crate::server::AppState;
-use crate::triggers::objects::{error, object_error};
+use crate::triggers::objects::{error, guard_download, object_error};
 
 /// Largest body of a document request: queries and documents, not bulk data.
 pub const MAX_DOCUMENT_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -275,7 +275,9 @@ async fn get_object(
                 .content_type
                 .parse()
                 .unwrap_or(header::HeaderValue::from_static("application/octet-stream"));
-            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+            let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
+            guard_download(&info.content_type, response.headers_mut());
+            response
         }
         Err(failure) => object_error(failure),
     }
