@@ -356,3 +356,32 @@ async fn acknowledged_document_writes_survive_kill_9() {
     child.wait().unwrap();
     assert_eq!((status, body["counters"].clone()), (200, json!([{"name": "k9", "count": writes}])));
 }
+
+#[tokio::test]
+async fn every_valid_key_is_stored_by_the_default_filesystem_backend() {
+    // The test server's objects are on the local filesystem (`<data-dir>/objects`).
+    let server = start_server(&["behave"], None).await;
+    let session = server.sessions.issue("default", "default", "test");
+    let long = format!("deep/{}", "p".repeat(300));
+    let keys = ["a", "a/b", long.as_str()];
+    for key in keys {
+        let url = server.url(&format!("/session/objects/{key}"));
+        let response =
+            server.client.put(&url).bearer_auth(&session).body(key.to_string()).send().await;
+        let (status, body) = json(response.unwrap()).await;
+        assert_eq!((status, body["key"].as_str()), (201, Some(key)), "{key}: {body}");
+    }
+    for key in keys {
+        let url = server.url(&format!("/session/objects/{key}"));
+        let response = server.client.get(&url).bearer_auth(&session).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{key}");
+        assert_eq!(response.text().await.unwrap(), key);
+    }
+    let listing = server.url("/session/objects?prefix=");
+    let (status, body) =
+        json(server.client.get(&listing).bearer_auth(&session).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: Vec<&str> =
+        body["objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap()).collect();
+    assert_eq!(listed, keys);
+}
