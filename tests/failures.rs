@@ -241,3 +241,125 @@ async fn malformed_bundles_are_refused_with_the_reason() {
     assert!(error.to_string().contains("wasmfn:platform"), "{error}");
     assert!(runtime.registry().list().is_empty(), "nothing may be activated");
 }
+
+/// Status, content type and JSON body of a response that must be a JSON error.
+async fn json_error(response: reqwest::Response) -> (u16, String, serde_json::Value) {
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    let (status, body) = json(response).await;
+    (status, content_type, body)
+}
+
+/// A body of `size` bytes sent in chunks, never held whole by the client.
+fn lazy_body(size: usize) -> reqwest::Body {
+    const CHUNK: usize = 1024 * 1024;
+    let chunks = (0..size.div_ceil(CHUNK))
+        .map(move |i| Ok::<_, std::io::Error>(vec![b'a'; CHUNK.min(size - i * CHUNK)]));
+    reqwest::Body::wrap_stream(tokio_stream::iter(chunks))
+}
+
+#[tokio::test]
+async fn requests_refused_before_a_handler_runs_get_json_errors_naming_the_problem() {
+    let server = start_server(&["behave"], None).await;
+    let session = server.sessions.issue("default", "default", "test");
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str, &str)> = vec![
+        (
+            "a session document request over its 2 MiB",
+            server
+                .client
+                .post(server.url("/session/documents/notes/find"))
+                .bearer_auth(&session)
+                .body(vec![b' '; 2 * 1024 * 1024 + 1]),
+            413,
+            "body_too_large",
+            "limit of 2097152 bytes",
+        ),
+        (
+            "a session listing with a negative max_keys",
+            server.client.get(server.url("/session/objects?max_keys=-1")).bearer_auth(&session),
+            400,
+            "bad_request",
+            "max_keys",
+        ),
+        (
+            "a presigned link whose expires is not a number",
+            server
+                .client
+                .get(server.url("/objects/default/a.txt?method=GET&expires=soon&signature=x")),
+            400,
+            "bad_request",
+            "expires",
+        ),
+        (
+            "a path part that is not UTF-8",
+            server.client.post(server.url("/spaces/default/functions/%FF/invoke")),
+            400,
+            "bad_request",
+            "UTF-8",
+        ),
+        (
+            "a method a session route does not take",
+            server.client.delete(server.url("/session/objects")).bearer_auth(&session),
+            405,
+            "method_not_allowed",
+            "DELETE",
+        ),
+        (
+            "a deploy over 256 MiB",
+            server
+                .admin(reqwest::Method::POST, "/admin/spaces/default/functions/big/versions")
+                .body(lazy_body(256 * 1024 * 1024 + 1)),
+            413,
+            "body_too_large",
+            "limit of 268435456 bytes",
+        ),
+    ];
+    for (what, request, status, code, named) in cases {
+        let (got, content_type, body) = json_error(request.send().await.unwrap()).await;
+        assert_eq!((got, content_type.as_str()), (status, "application/json"), "{what}: {body}");
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{what}: {message}");
+    }
+    still_serves(&server).await;
+}
+
+/// `{"$and": [{"$and": [... {"a": 1} ...]}]}`, `levels` deep.
+fn nested_and(levels: usize) -> serde_json::Value {
+    (0..levels).fold(json!({"a": 1}), |inner, _| json!({"$and": [inner]}))
+}
+
+#[tokio::test]
+async fn filters_nest_exactly_the_documented_100_levels_and_deeper_ones_are_named_too_deep() {
+    let server = start_server(&["behave"], None).await;
+    let session = server.sessions.issue("default", "default", "test");
+    let find = server.url("/session/documents/deep/find");
+    let send = |body: String| server.client.post(&find).bearer_auth(&session).body(body).send();
+    let response = send(json!({"filter": nested_and(100)}).to_string()).await.unwrap();
+    assert_eq!(json(response).await, (200, json!({"documents": []})));
+
+    let (status, body) =
+        json(send(json!({"filter": nested_and(101)}).to_string()).await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")), "{body}");
+    assert_eq!(body["error"]["message"], "exceeded maximum query tree depth of 100");
+
+    let far_too_deep = format!("{{\"filter\": {}{}}}", "[".repeat(300), "]".repeat(300));
+    let (status, body) = json(send(far_too_deep).await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("nests deeper than 208 levels"), "{message}");
+}
+
+#[tokio::test]
+async fn a_function_s_filter_nests_100_levels_and_not_101() {
+    let server = start_server(&["hoarder"], None).await;
+    let url = server.invoke_url("hoarder:hoarder.find_nested", "");
+    let find = |levels: usize| {
+        let request = server.client.post(&url).json(&json!({"levels": levels}));
+        async move { json(request.send().await.unwrap()).await }
+    };
+    assert_eq!(find(100).await, (200, json!({"found": 0})));
+    let (status, body) = find(101).await;
+    assert_eq!(status, 200, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("exceeded maximum query tree depth of 100"), "{body}");
+}

@@ -158,6 +158,32 @@ async fn file_store_example_uploads_lists_downloads_and_shares_links() {
     assert_eq!(status, 404);
     let (status, _) = json(server.client.get(&link).send().await.unwrap()).await;
     assert_eq!(status, 404, "the link outlives the object but finds nothing");
+
+    // An uploaded page is no page of the server's origin: never sniffed, and downloaded rather
+    // than shown; a passive type (an image, plain text) is shown inline.
+    for (name, content_type, disposition) in [
+        ("page.html", "text/html", Some("attachment")),
+        ("logo.svg", "image/svg+xml", Some("attachment")),
+        ("pic.png", "image/png", None),
+        ("notes.txt", "text/plain; charset=utf-8", None),
+    ] {
+        let content = json!({"name": name, "content": "<script>alert(1)</script>", "content_type": content_type});
+        let (_, uploaded) = call(&server, "default", "file-store", "files.upload", content).await;
+        let link = uploaded["download_url"].as_str().unwrap();
+        let response = server.client.get(link).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{name}");
+        let got = headers.get("content-disposition").map(|v| v.to_str().unwrap());
+        assert_eq!(got, disposition, "{name}");
+    }
+    // The same holds for a webhook's function session.
+    let session = server.sessions.issue("default", "default", "test");
+    let object = server.url("/session/objects/uploads/page.html");
+    let response = server.client.get(&object).bearer_auth(&session).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["content-disposition"], "attachment");
 }
 
 /// What the stand-in IXON API received: `METHOD path?query` and the headers.
@@ -329,4 +355,33 @@ async fn acknowledged_document_writes_survive_kill_9() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!((status, body["counters"].clone()), (200, json!([{"name": "k9", "count": writes}])));
+}
+
+#[tokio::test]
+async fn every_valid_key_is_stored_by_the_default_filesystem_backend() {
+    // The test server's objects are on the local filesystem (`<data-dir>/objects`).
+    let server = start_server(&["behave"], None).await;
+    let session = server.sessions.issue("default", "default", "test");
+    let long = format!("deep/{}", "p".repeat(300));
+    let keys = ["a", "a/b", long.as_str()];
+    for key in keys {
+        let url = server.url(&format!("/session/objects/{key}"));
+        let response =
+            server.client.put(&url).bearer_auth(&session).body(key.to_string()).send().await;
+        let (status, body) = json(response.unwrap()).await;
+        assert_eq!((status, body["key"].as_str()), (201, Some(key)), "{key}: {body}");
+    }
+    for key in keys {
+        let url = server.url(&format!("/session/objects/{key}"));
+        let response = server.client.get(&url).bearer_auth(&session).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{key}");
+        assert_eq!(response.text().await.unwrap(), key);
+    }
+    let listing = server.url("/session/objects?prefix=");
+    let (status, body) =
+        json(server.client.get(&listing).bearer_auth(&session).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: Vec<&str> =
+        body["objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap()).collect();
+    assert_eq!(listed, keys);
 }

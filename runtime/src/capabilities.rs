@@ -78,7 +78,8 @@ impl Capabilities {
             .unwrap_or_else(|| format!("file:{}", state.data_dir().join("objects").display()));
         let backend = ObjectBackend::parse(&object_setting).map_err(anyhow::Error::msg)?;
         let objects =
-            Objects::new(backend.build().map_err(anyhow::Error::msg)?, ObjectLimits::default());
+            Objects::new(backend.build().map_err(anyhow::Error::msg)?, ObjectLimits::default())
+                .with_layout(backend.layout());
         let presigner = Presigner::new(presign_secret(state)?, &options.public_url);
         let ixon_api = IxonApi::new(&options.ixon_api_url, ApiOptions::default())
             .map_err(anyhow::Error::msg)?;

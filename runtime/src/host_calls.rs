@@ -54,8 +54,8 @@ fn doc_error(error: DocError) -> documents::DocumentError {
 }
 
 fn parse(what: &str, text: &str) -> Result<Value, documents::DocumentError> {
-    serde_json::from_str(text)
-        .map_err(|e| documents::DocumentError::Invalid(format!("{what} is not valid JSON: {e}")))
+    wasmfn_host_apis::docstore::parse_json(text.as_bytes())
+        .map_err(|e| documents::DocumentError::Invalid(format!("{what} {e}")))
 }
 
 fn update_result(result: UpdateResult) -> documents::UpdateResult {

@@ -32,6 +32,7 @@ pub mod output;
 pub mod pool;
 pub mod python_build;
 pub mod registry;
+pub mod rejections;
 pub mod running;
 pub mod runtime;
 pub mod sealed;

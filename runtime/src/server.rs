@@ -40,7 +40,8 @@ pub struct AppState {
 }
 
 /// The router: invoke and ingress endpoints, the admin API, health, and JSON 404s for
-/// everything else.
+/// everything else. Requests refused by an extractor are answered as JSON too
+/// ([`crate::rejections`]).
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/spaces/{space}/functions/{function}/invoke", any(http::invoke_root))
@@ -62,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state.clone())
         .merge(admin::router(state.admin))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(crate::rejections::json_rejections))
 }
 
 /// 200 once functions are loaded and triggers started, 503 before that and while shutting down.

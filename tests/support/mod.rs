@@ -168,6 +168,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     pub runtime: Arc<Runtime>,
     pub mqtt: Arc<MqttTriggers>,
+    /// Issues function sessions, as a webhook delivery would.
+    pub sessions: Arc<wasmfn_runtime::events::Sessions>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -278,6 +280,7 @@ pub async fn start_bundles(
     capabilities.presigner.set_base_url(&base);
     let state = node.app_state(ingress_root.map(|f| ("default".to_string(), f.to_string())));
     let mqtt = node.mqtt.clone();
+    let sessions = state.sessions.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = server::serve(listener, state, async {
@@ -286,7 +289,7 @@ pub async fn start_bundles(
         .await;
         node.shutdown().await;
     });
-    TestServer { base, client: reqwest::Client::new(), runtime, mqtt, shutdown: Some(tx) }
+    TestServer { base, client: reqwest::Client::new(), runtime, mqtt, sessions, shutdown: Some(tx) }
 }
 
 /// Response status and JSON body.

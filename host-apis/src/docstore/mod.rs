@@ -12,6 +12,7 @@ mod bounds_tests;
 pub mod budget;
 pub mod engine;
 pub mod events;
+pub mod json;
 pub mod objectid;
 pub mod postgres;
 pub mod query;
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 pub use budget::{Budget, CallDeadline};
 pub use events::{ChangeEvent, ChangeKind, ChangeListener};
+pub use json::{parse_json, JsonError};
 use query::{Filter, Projection, QueryError, Sort, Update};
 
 /// One stored document.

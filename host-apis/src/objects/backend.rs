@@ -49,6 +49,15 @@ impl ObjectBackend {
         Ok(Self::Local(path.into()))
     }
 
+    /// How keys are laid out in this backend's store: encoded on the local filesystem, as they
+    /// are elsewhere.
+    pub fn layout(&self) -> super::KeyLayout {
+        match self {
+            Self::Local(_) => super::KeyLayout::Filesystem,
+            Self::Memory | Self::S3 { .. } => super::KeyLayout::Plain,
+        }
+    }
+
     /// A description safe to log (no credentials ever appear in the setting).
     pub fn describe(&self) -> String {
         match self {

@@ -3,10 +3,12 @@
 //!
 //! Layout inside the store: an object's bytes at `spaces/<space>/objects/<key>` and its content
 //! type and metadata in a small JSON sidecar at `spaces/<space>/meta/<key>` (the local filesystem
-//! backend keeps no attributes). Keys are checked by [`key::check_key`] before any call.
+//! backend keeps no attributes). Keys are checked by [`key::check_key`] before any call; on the
+//! local filesystem their parts are encoded ([`layout::KeyLayout`]) so that every valid key fits.
 
 pub mod backend;
 pub mod key;
+pub mod layout;
 pub mod presign;
 
 use std::collections::BTreeMap;
@@ -19,6 +21,7 @@ use object_store::{ObjectStore, PutPayload};
 use serde::{Deserialize, Serialize};
 
 pub use key::{check_key, check_prefix};
+pub use layout::KeyLayout;
 pub use presign::{PresignError, Presigner};
 
 /// Why an object operation failed; the Python side raises the matching exception.
@@ -106,6 +109,7 @@ pub trait ObjectListener: Send + Sync + 'static {
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
     limits: ObjectLimits,
+    layout: KeyLayout,
     listeners: Arc<std::sync::RwLock<Vec<Arc<dyn ObjectListener>>>>,
 }
 
@@ -115,9 +119,9 @@ impl std::fmt::Debug for Objects {
     }
 }
 
-fn location(space: &str, area: &str, key: &str) -> Path {
-    let parts = ["spaces", space, area].into_iter().chain(key.split('/'));
-    Path::from_iter(parts.map(PathPart::from))
+/// The root of an area (`objects` or `meta`) of a space.
+fn area_root(space: &str, area: &str) -> Path {
+    Path::from_iter(["spaces", space, area].map(PathPart::from))
 }
 
 fn failed(error: object_store::Error) -> ObjectError {
@@ -132,7 +136,28 @@ fn failed(error: object_store::Error) -> ObjectError {
 
 impl Objects {
     pub fn new(store: Arc<dyn ObjectStore>, limits: ObjectLimits) -> Self {
-        Self { store, limits, listeners: Arc::default() }
+        Self { store, limits, layout: KeyLayout::Plain, listeners: Arc::default() }
+    }
+
+    /// Lays keys out as `layout` says (the backend's [`backend::ObjectBackend::layout`]).
+    pub fn with_layout(mut self, layout: KeyLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Where the object (or sidecar) with `key` is stored.
+    fn location(&self, space: &str, area: &str, key: &str) -> Path {
+        self.below(area_root(space, area), key, true)
+    }
+
+    /// The directory holding keys that start with `directory/`.
+    fn directory(&self, space: &str, area: &str, directory: &str) -> Path {
+        self.below(area_root(space, area), directory, false)
+    }
+
+    fn below(&self, root: Path, key: &str, leaf: bool) -> Path {
+        let parts = self.layout.parts(key, leaf);
+        Path::from_iter(root.parts().chain(parts.iter().map(|p| PathPart::from(p.as_str()))))
     }
 
     /// Adds a listener told about every committed put and delete, from now on.
@@ -179,11 +204,13 @@ impl Objects {
             .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
         let sidecar = Sidecar { key: key.to_string(), content_type, metadata };
         let sidecar_bytes = serde_json::to_vec(&sidecar).unwrap_or_default();
-        let result =
-            self.store.put(&location(space, "objects", key), PutPayload::from(body.clone())).await;
+        let result = self
+            .store
+            .put(&self.location(space, "objects", key), PutPayload::from(body.clone()))
+            .await;
         let result = result.map_err(failed)?;
         self.store
-            .put(&location(space, "meta", key), PutPayload::from(sidecar_bytes))
+            .put(&self.location(space, "meta", key), PutPayload::from(sidecar_bytes))
             .await
             .map_err(failed)?;
         let info = ObjectInfo {
@@ -206,7 +233,7 @@ impl Objects {
     pub async fn get(&self, space: &str, key: &str) -> Result<(ObjectInfo, Bytes), ObjectError> {
         check_key(key)?;
         let result =
-            self.store.get(&location(space, "objects", key)).await.map_err(not_found(key))?;
+            self.store.get(&self.location(space, "objects", key)).await.map_err(not_found(key))?;
         let meta = result.meta.clone();
         let body = result.bytes().await.map_err(failed)?;
         Ok((self.info(space, key, meta).await, body))
@@ -215,21 +242,21 @@ impl Objects {
     pub async fn head(&self, space: &str, key: &str) -> Result<ObjectInfo, ObjectError> {
         check_key(key)?;
         let meta =
-            self.store.head(&location(space, "objects", key)).await.map_err(not_found(key))?;
+            self.store.head(&self.location(space, "objects", key)).await.map_err(not_found(key))?;
         Ok(self.info(space, key, meta).await)
     }
 
     /// True when an object was deleted, false when there was none.
     pub async fn delete(&self, space: &str, key: &str) -> Result<bool, ObjectError> {
         check_key(key)?;
-        let data = location(space, "objects", key);
+        let data = self.location(space, "objects", key);
         match self.store.head(&data).await {
             Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(error) => return Err(failed(error)),
         }
         self.store.delete(&data).await.map_err(failed)?;
-        match self.store.delete(&location(space, "meta", key)).await {
+        match self.store.delete(&self.location(space, "meta", key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(failed(error)),
         }
@@ -254,15 +281,15 @@ impl Objects {
         let max_keys = max_keys.clamp(1, self.limits.max_list_keys);
         // object_store lists by directory: list the prefix's directory, filter by the rest.
         let directory = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
-        let root = location(space, "objects", "");
-        let listed =
-            if directory.is_empty() { root.clone() } else { location(space, "objects", directory) };
+        let root = area_root(space, "objects");
+        let listed = self.directory(space, "objects", directory);
+        let layout = self.layout;
         let mut found: Vec<(String, object_store::ObjectMeta)> = self
             .store
             .list(Some(&listed))
             .map_err(failed)
             .try_filter_map(|meta| {
-                let key = key_of(&root, &meta.location);
+                let key = key_of(layout, &root, &meta.location);
                 let keep = key.filter(|k| {
                     k.starts_with(prefix) && start_after.is_none_or(|after| k.as_str() > after)
                 });
@@ -284,7 +311,7 @@ impl Objects {
 
     /// The object's info: its stored size and time with the sidecar's type and metadata.
     async fn info(&self, space: &str, key: &str, meta: object_store::ObjectMeta) -> ObjectInfo {
-        let sidecar = match self.store.get(&location(space, "meta", key)).await {
+        let sidecar = match self.store.get(&self.location(space, "meta", key)).await {
             Ok(result) => result.bytes().await.ok().and_then(|b| serde_json::from_slice(&b).ok()),
             Err(_) => None,
         };
@@ -314,14 +341,14 @@ fn not_found(key: &str) -> impl Fn(object_store::Error) -> ObjectError + '_ {
 }
 
 /// The key of a stored object from its location under `root`.
-fn key_of(root: &Path, location: &Path) -> Option<String> {
+fn key_of(layout: KeyLayout, root: &Path, location: &Path) -> Option<String> {
     let parts: Vec<String> = location
         .prefix_match(root)?
         .map(|part| {
             percent_encoding::percent_decode_str(part.as_ref()).decode_utf8_lossy().into_owned()
         })
         .collect();
-    (!parts.is_empty()).then(|| parts.join("/"))
+    layout.key(parts.iter().map(String::as_str))
 }
 
 fn now_ms() -> u64 {

@@ -109,12 +109,55 @@ async fn memory_backend_passes_the_suite() {
 async fn local_filesystem_backend_passes_the_suite_and_stays_in_its_directory() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("objects");
-    let store = ObjectBackend::Local(root.clone()).build().unwrap();
-    suite(Objects::new(store, limits())).await;
-    assert!(root.join("spaces/a/objects/reports/2026/11.csv").is_file());
+    let backend = ObjectBackend::Local(root.clone());
+    suite(Objects::new(backend.build().unwrap(), limits()).with_layout(backend.layout())).await;
+    assert!(root.join("spaces/a/objects/reports/2026/11.csv!").is_file());
     let outside: Vec<_> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(outside, ["objects"], "nothing written outside the store's directory");
+}
+
+/// Keys the filesystem itself could not hold as they are: a part over its 255-byte name limit,
+/// and a key that is also another key's directory.
+async fn keys_the_filesystem_cannot_hold_as_they_are(objects: Objects) {
+    let long = format!("long/{}/end.txt", "p".repeat(300));
+    let longer_leaf = format!("long/{}", "ü".repeat(400));
+    let keys = ["a", "a/b", "a/b/c", &long, &longer_leaf, "b!/c+=d"];
+    for key in keys {
+        objects.put("s", key, Bytes::from(key.to_string()), None, BTreeMap::new()).await.unwrap();
+    }
+    for key in keys {
+        let (info, body) = objects.get("s", key).await.unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!((info.key.as_str(), &body[..]), (key, key.as_bytes()));
+    }
+    let listed = objects.list("s", "", None, 100).await.unwrap();
+    let mut sorted = keys.map(str::to_string).to_vec();
+    sorted.sort();
+    assert_eq!(listed.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>(), sorted);
+    let under_a = objects.list("s", "a/", None, 100).await.unwrap();
+    assert_eq!(
+        under_a.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+        ["a/b", "a/b/c"]
+    );
+    let long_prefix = format!("long/{}", "p".repeat(250));
+    let by_long_prefix = objects.list("s", &long_prefix, None, 100).await.unwrap();
+    assert_eq!(by_long_prefix.objects.len(), 1);
+    assert!(objects.delete("s", "a").await.unwrap());
+    assert!(objects.get("s", "a/b").await.is_ok(), "deleting `a` leaves `a/b`");
+}
+
+#[tokio::test]
+async fn the_local_filesystem_holds_every_valid_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = ObjectBackend::Local(dir.path().join("objects"));
+    let objects = Objects::new(backend.build().unwrap(), limits()).with_layout(backend.layout());
+    keys_the_filesystem_cannot_hold_as_they_are(objects).await;
+}
+
+#[tokio::test]
+async fn memory_holds_the_same_keys() {
+    let objects = Objects::new(ObjectBackend::Memory.build().unwrap(), limits());
+    keys_the_filesystem_cannot_hold_as_they_are(objects).await;
 }
 
 #[derive(Default)]

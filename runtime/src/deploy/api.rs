@@ -2,6 +2,7 @@
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -11,6 +12,7 @@ use serde_json::{json, Value};
 use super::{DeployError, DeployRequest, VersionState};
 use crate::admin::{AdminError, AdminState};
 use crate::bundle::BundleError;
+use crate::rejections::declare_body_limit;
 
 /// Largest bundle the deploy endpoint takes (a Python bundle is about 40 MiB).
 pub const MAX_BUNDLE_BYTES: usize = 256 * 1024 * 1024;
@@ -23,7 +25,9 @@ pub fn routes() -> Router<AdminState> {
         .route("/admin/spaces/{space}/functions/{name}", get(show).delete(delete))
         .route(
             "/admin/spaces/{space}/functions/{name}/versions",
-            post(deploy).layer(DefaultBodyLimit::max(MAX_BUNDLE_BYTES)),
+            post(deploy)
+                .layer(DefaultBodyLimit::max(MAX_BUNDLE_BYTES))
+                .layer(map_response(declare_body_limit::<MAX_BUNDLE_BYTES>)),
         )
         .route("/admin/spaces/{space}/functions/{name}/rollback", post(rollback))
 }

@@ -9,8 +9,9 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query};
+use axum::extract::{DefaultBodyLimit, Path, Query};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,12 +21,21 @@ use wasmfn_host_apis::docstore::{CallDeadline, CollectionRef, DocError, UpdateOp
 
 use super::{SessionClaims, SessionError};
 use crate::capabilities::Capabilities;
+use crate::rejections::declare_body_limit;
 use crate::server::AppState;
-use crate::triggers::objects::{error, object_error};
+use crate::triggers::objects::{error, guard_download, object_error};
+
+/// Largest body of a document request: queries and documents, not bulk data.
+pub const MAX_DOCUMENT_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/session/documents/{collection}/{operation}", post(documents))
+        .route(
+            "/session/documents/{collection}/{operation}",
+            post(documents)
+                .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BODY_BYTES))
+                .layer(map_response(declare_body_limit::<MAX_DOCUMENT_BODY_BYTES>)),
+        )
         .route("/session/objects", get(list))
         .route("/session/objects/{*key}", get(get_object).put(put_object).delete(delete_object))
 }
@@ -132,13 +142,20 @@ async fn documents(
     let body: Value = if body.is_empty() {
         json!({})
     } else {
-        match serde_json::from_slice(&body) {
+        match wasmfn_host_apis::docstore::parse_json(&body) {
             Ok(value @ Value::Object(_)) => value,
-            _ => {
+            Ok(_) => {
                 return error(
                     StatusCode::BAD_REQUEST,
                     "invalid_json",
                     "the body must be a JSON object",
+                )
+            }
+            Err(failure) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("the body {failure}"),
                 )
             }
         }
@@ -258,7 +275,9 @@ async fn get_object(
                 .content_type
                 .parse()
                 .unwrap_or(header::HeaderValue::from_static("application/octet-stream"));
-            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+            let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
+            guard_download(&info.content_type, response.headers_mut());
+            response
         }
         Err(failure) => object_error(failure),
     }

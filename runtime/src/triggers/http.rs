@@ -146,6 +146,7 @@ pub fn outcome_response(outcome: Outcome) -> Response {
             let mut response = Response::new(Body::from(function_response.body));
             *response.status_mut() = status;
             copy_function_headers(&function_response.headers, response.headers_mut());
+            response.extensions_mut().insert(crate::rejections::FunctionAnswer);
             response
         }
         Err(error) => error.into_response(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -37,6 +37,23 @@ pub(crate) fn object_error(failure: ObjectError) -> Response {
         ObjectError::Unavailable(m) => {
             error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", m)
         }
+    }
+}
+
+/// Content types a browser shows without running anything: served inline. Everything else
+/// (HTML, SVG, JavaScript, PDF, ...) is a download.
+const INLINE_CONTENT_TYPES: &[&str] =
+    &["image/png", "image/jpeg", "image/gif", "image/webp", "text/plain", "application/json"];
+
+/// Keeps a stored object from acting as a page of the server's own origin: whoever uploads
+/// chooses its content type, so an uploaded `text/html` would otherwise run script there. The
+/// browser must not guess another type (`nosniff`), and anything but a few passive types is
+/// downloaded instead of shown.
+pub(crate) fn guard_download(content_type: &str, headers: &mut HeaderMap) {
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if !INLINE_CONTENT_TYPES.contains(&essence.as_str()) {
+        headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment"));
     }
 }
 
@@ -99,6 +116,7 @@ pub async fn presigned(
                 if let Some(Ok(value)) = info.etag.map(|e| e.parse()) {
                     headers.insert(header::ETAG, value);
                 }
+                guard_download(&info.content_type, headers);
                 response
             }
             Err(failure) => object_error(failure),

@@ -31,7 +31,7 @@ pub use update::{check_replacement, Update};
 pub use value::compare_values;
 
 /// How deeply filters may nest (`$and` in `$or` in `$elemMatch` ...).
-pub(crate) const MAX_DEPTH: usize = 100;
+pub const MAX_DEPTH: usize = 100;
 
 /// Why a filter, update, projection or sort was refused; the message reads like MongoDB's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
