@@ -5,36 +5,15 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::Router;
 use serde_json::{json, Value};
 use support::*;
 use wasmfn_runtime::node::EventOptions;
 use wasmfn_runtime::triggers::cron::{
     CallbackTarget, CronJob, CronSchedule, CronScheduler, ManualClock, SystemClock,
 };
-
-type Received = Arc<Mutex<Vec<(HeaderMap, Value)>>>;
-
-/// A local receiver standing in for a webhook or callback endpoint.
-async fn receiver() -> (String, Received) {
-    let received: Received = Arc::default();
-    let handler = |State(received): State<Received>, headers: HeaderMap, body: String| async move {
-        let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-        received.lock().unwrap().push((headers, value));
-        "ok"
-    };
-    let router = Router::new().route("/hook", post(handler)).with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (format!("http://{address}/hook"), received)
-}
 
 /// Polls `check` until it returns `Some` (20 s at most).
 async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
@@ -63,7 +42,7 @@ async fn document_writes_run_the_subscribed_function_and_reach_webhooks_with_a_s
     let server = start_server_with(&["eventful"], None, options).await;
 
     // A webhook for inserts and object puts, through the admin API: the secret is shown once.
-    let (hook_url, hooked) = receiver().await;
+    let (hook_url, hooked) = webhook_receiver().await;
     let create = json!({"name": "mirror", "events": ["STORAGE_INSERT", "OBJECT_PUT"], "webhook_url": hook_url, "key_prefix": "uploads/"});
     let response = server
         .admin(reqwest::Method::POST, "/admin/spaces/default/events")
@@ -253,7 +232,7 @@ async fn document_writes_run_the_subscribed_function_and_reach_webhooks_with_a_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cron_trigger_posts_each_outcome_to_its_callback_url() {
-    let (callback, received) = receiver().await;
+    let (callback, received) = webhook_receiver().await;
     let runtime = wasmfn_runtime::runtime::Runtime::new(runtime_config()).expect("runtime");
     let bytes = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
     let meta = wasmfn_runtime::bundle::read_meta(&bytes).unwrap().unwrap();

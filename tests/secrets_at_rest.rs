@@ -9,12 +9,8 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::*;
@@ -23,22 +19,6 @@ use wasmfn_runtime::sealed::{self, KeyOptions, SecretsKey};
 const ENV_TOKEN: &str = "env-token-value";
 const OVERRIDE_SECRET: &str = "admin-set-token-123";
 const MQTT_PASSWORD: &str = "mqtt-broker-password-8c1f";
-
-type Received = Arc<Mutex<Vec<Value>>>;
-
-/// A local receiver standing in for the webhook.
-async fn receiver() -> (String, Received) {
-    let received: Received = Arc::default();
-    let handler = |State(received): State<Received>, body: String| async move {
-        received.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
-        "ok"
-    };
-    let router = Router::new().route("/hook", post(handler)).with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (format!("http://{address}/hook"), received)
-}
 
 fn bundles() -> Vec<String> {
     fixture_bundle("eventful");
@@ -89,7 +69,13 @@ async fn webhook_secret_after_insert(
     assert_eq!(status, 200, "{answer}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let found = hooked.lock().unwrap().iter().find(|b| b["data"]["row_id"] == key).cloned();
+        let found = hooked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b)
+            .find(|b| b["data"]["row_id"] == key)
+            .cloned();
         if let Some(event) = found {
             return event["_secret"].clone();
         }
@@ -156,7 +142,7 @@ async fn secrets_are_sealed_at_rest_survive_restarts_and_rotation_and_callers_ca
     let admin = |base: &str, method: Method, path: &str| {
         client.request(method, format!("{base}{path}")).bearer_auth(ADMIN_TOKEN)
     };
-    let (hook_url, hooked) = receiver().await;
+    let (hook_url, hooked) = webhook_receiver().await;
 
     // First start: the key file is generated; secrets are set through the admin API.
     let (server, base) = serve(&data_dir, &bundles, &[]).await;

@@ -300,3 +300,28 @@ pub async fn json(response: reqwest::Response) -> (u16, serde_json::Value) {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
     (status, value)
 }
+
+/// What a [`webhook_receiver`] got: each request's headers and JSON body (a string when the
+/// body is not JSON).
+pub type Received = Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, serde_json::Value)>>>;
+
+/// A local HTTP server standing in for a webhook or callback endpoint: its `/hook` URL and what
+/// it received.
+pub async fn webhook_receiver() -> (String, Received) {
+    use axum::extract::State;
+    let received: Received = Arc::default();
+    let handler = |State(received): State<Received>,
+                   headers: axum::http::HeaderMap,
+                   body: String| async move {
+        let value = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+        received.lock().unwrap().push((headers, value));
+        "ok"
+    };
+    let router = axum::Router::new()
+        .route("/hook", axum::routing::post(handler))
+        .with_state(received.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{address}/hook"), received)
+}
