@@ -173,6 +173,17 @@ pub struct SpaceUsage {
     pub bytes: u64,
 }
 
+/// Takes `jobs` and `bytes` off a space's usage; a space with no jobs left is forgotten.
+fn subtract(usage: &mut HashMap<String, SpaceUsage>, space: &str, jobs: usize, bytes: u64) {
+    if let Some(used) = usage.get_mut(space) {
+        used.jobs = used.jobs.saturating_sub(jobs);
+        used.bytes = used.bytes.saturating_sub(bytes);
+        if used.jobs == 0 {
+            usage.remove(space);
+        }
+    }
+}
+
 /// Which body of a job.
 #[derive(Clone, Copy, Debug)]
 enum Body {
@@ -348,14 +359,7 @@ impl AsyncJobs {
     }
 
     fn release(&self, space: &str, jobs: usize, bytes: u64) {
-        let mut usage = self.usage.lock().expect("async usage lock");
-        if let Some(used) = usage.get_mut(space) {
-            used.jobs = used.jobs.saturating_sub(jobs);
-            used.bytes = used.bytes.saturating_sub(bytes);
-            if used.jobs == 0 {
-                usage.remove(space);
-            }
-        }
+        subtract(&mut self.usage.lock().expect("async usage lock"), space, jobs, bytes);
     }
 
     /// Jobs and body bytes each space keeps (for `/metrics`).
@@ -472,9 +476,13 @@ impl AsyncJobs {
         let _guard = self.write.lock().expect("job write lock");
         let mut removed = 0;
         for job in expired {
+            let size = self.stored_size(&job);
+            // The record and its count go together: a scrape never sees one without the other.
+            let mut usage = self.usage.lock().expect("async usage lock");
             if self.tree.remove(job.id.as_bytes()).is_ok() {
+                subtract(&mut usage, &job.space, 1, size);
+                drop(usage);
                 self.bodies.remove(job.id);
-                self.release(&job.space, 1, self.stored_size(&job));
                 removed += 1;
             }
         }
