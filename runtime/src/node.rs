@@ -129,8 +129,7 @@ impl Node {
         ));
         let async_jobs = AsyncJobs::new(
             state.tree("async_jobs")?,
-            BodyFiles::open(state.data_dir().join("async-bodies"))
-                .context("creating the async bodies directory")?,
+            BodyFiles::open(state.data_dir().join("async-bodies"))?,
             runtime.invoker().clone(),
             deliverer.clone(),
             options.async_options,

@@ -200,9 +200,8 @@ pub struct BodyFiles {
 
 impl BodyFiles {
     /// The body files in `dir` (created, private to the server's user).
-    pub fn open(dir: std::path::PathBuf) -> std::io::Result<Self> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    pub fn open(dir: std::path::PathBuf) -> anyhow::Result<Self> {
+        crate::state::create_private_dir(&dir)?;
         Ok(Self { dir })
     }
 
@@ -341,12 +340,14 @@ impl AsyncJobs {
     /// Counts a new job of `bytes` against its space's quota, or refuses it.
     fn reserve(&self, space: &str, bytes: u64) -> Result<(), JobError> {
         let mut usage = self.usage.lock().expect("async usage lock");
-        let used = usage.entry(space.to_string()).or_default();
+        let used = usage.get(space).copied().unwrap_or_default();
+        // A refused space gets no entry: /metrics lists the spaces that keep jobs.
         let what = if used.jobs >= self.options.space_jobs {
             format!("{} jobs", self.options.space_jobs)
         } else if used.bytes.saturating_add(bytes) > self.options.space_bytes {
             format!("{} bytes of bodies", self.options.space_bytes)
         } else {
+            let used = usage.entry(space.to_string()).or_default();
             used.jobs += 1;
             used.bytes += bytes;
             return Ok(());
@@ -455,9 +456,11 @@ impl AsyncJobs {
     /// that finished more than the retention period before `now`, with their bodies. Returns
     /// how many were removed.
     pub fn sweep(&self, now: chrono::DateTime<Utc>) -> usize {
-        let retention =
-            chrono::Duration::from_std(self.options.retention).unwrap_or(chrono::Duration::MAX);
-        let cutoff = now - retention;
+        // A retention too long to subtract from `now` (`--async-retention 1000000y`) keeps all.
+        let cutoff = chrono::Duration::from_std(self.options.retention)
+            .ok()
+            .and_then(|retention| now.checked_sub_signed(retention));
+        let Some(cutoff) = cutoff else { return 0 };
         let mut expired = Vec::new();
         for value in self.tree.iter().values() {
             let Ok(value) = value else { continue };
