@@ -55,10 +55,11 @@ fn wasi_wheel_missing(package: String, dependency: String, script: &str, dir: &P
         .collect();
     found.sort();
     let wheels = dir.display().to_string();
+    let script = script.to_string();
     if found.is_empty() {
-        BuildError::WasiWheelMissing { package, dependency, wheels, script: script.to_string() }
+        BuildError::WasiWheelMissing { package, dependency, wheels, script }
     } else {
-        BuildError::WasiWheelVersion { package, dependency, wheels, found: found.join(", ") }
+        BuildError::WasiWheelVersion { package, dependency, wheels, found: found.join(", "), script }
     }
 }
 
