@@ -218,8 +218,12 @@ fn what_cannot_run_in_a_bundle_fails_the_build_naming_it() {
     // script: without it in the wheels directory, the build names the script.
     let no_wheels = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("requirements.txt"), "dateparser==1.5.0\n").unwrap();
-    let output =
-        wasmfn().arg("build").arg(dir.path()).env("WASMFN_WHEELS", no_wheels.path()).output().unwrap();
+    let output = wasmfn()
+        .arg("build")
+        .arg(dir.path())
+        .env("WASMFN_WHEELS", no_wheels.path())
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let expected = format!(

@@ -59,7 +59,13 @@ fn wasi_wheel_missing(package: String, dependency: String, script: &str, dir: &P
     if found.is_empty() {
         BuildError::WasiWheelMissing { package, dependency, wheels, script }
     } else {
-        BuildError::WasiWheelVersion { package, dependency, wheels, found: found.join(", "), script }
+        BuildError::WasiWheelVersion {
+            package,
+            dependency,
+            wheels,
+            found: found.join(", "),
+            script,
+        }
     }
 }
 
@@ -506,7 +512,12 @@ mod tests {
         }
         let own = "ERROR: Could not find a version that satisfies the requirement regex==2024.11.6 (from versions: none)\nERROR: No matching distribution found for regex==2024.11.6\n";
         let message = pip_failure(own, none).to_string();
-        assert!(message.starts_with("requirement 'regex' needs regex==2024.11.6 built for WebAssembly (WASI)"), "{message}");
+        assert!(
+            message.starts_with(
+                "requirement 'regex' needs regex==2024.11.6 built for WebAssembly (WASI)"
+            ),
+            "{message}"
+        );
         // With another version built, the message says which one is there.
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("regex-2026.11.19-cp314-cp314-wasi_0_0_0_wasm32.whl"), "")
