@@ -10,6 +10,8 @@ bash scripts/setup-postgres.sh
 # pydantic-core for WebAssembly: the core of pydantic 2.12.5, the pydantic bundles get when their
 # code imports it (runtime/src/python_build/requirements.rs). Cached after the first run.
 bash scripts/build-wasi-wheels.sh 2.41.5
+# regex (a C extension, which dateparser needs) for WebAssembly, for tests/native_c.rs. Cached too.
+bash scripts/build-wasi-c-wheels.sh
 # The real ixoncdkingress, for the differential test (tests/differential.rs). Cached too.
 bash scripts/setup-reference-sdk.sh
 

@@ -1,9 +1,11 @@
-"""Packs a WASI wheel from a maturin project's unpacked sdist and its compiled extension.
+"""Packs a WASI wheel from a project's unpacked sdist and its compiled extension.
 
-    python3 scripts/wasi_wheel.py EXTENSION SDIST_DIR OUT_DIR PYTHON_VERSION
+    python3 scripts/wasi_wheel.py EXTENSION SDIST_DIR OUT_DIR PYTHON_VERSION [MODULE]
 
-EXTENSION is the `.wasm` shared library cargo built for wasm32-wasip2 (see
-scripts/build-wasi-wheels.sh); SDIST_DIR holds PKG-INFO, pyproject.toml and the Python sources.
+EXTENSION is the shared library built for WASI (by cargo in scripts/build-wasi-wheels.sh, by
+clang in scripts/build-wasi-c-wheels.sh); SDIST_DIR holds PKG-INFO and the Python sources.
+MODULE is the extension module's dotted path (`regex._regex`); without it, it is read from a
+maturin project's pyproject.toml (`[tool.maturin] module-name`).
 Prints the wheel's path. maturin cannot do this itself: it has no WASI target that produces a
 shared library componentize-py can link, so the wheel is assembled by hand, as PEP 427 describes.
 """
@@ -44,17 +46,18 @@ def record_line(name: str, data: bytes) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) != 5:
+    if len(sys.argv) not in (5, 6):
         sys.exit(__doc__.strip().splitlines()[2].strip())
-    extension, sdist, out_dir, python_version = sys.argv[1:]
+    extension, sdist, out_dir, python_version = sys.argv[1:5]
     sdist_dir = Path(sdist)
     pkg_info = (sdist_dir / "PKG-INFO").read_text(encoding="utf-8")
-    pyproject = (sdist_dir / "pyproject.toml").read_text(encoding="utf-8")
+    pyproject_path = sdist_dir / "pyproject.toml"
+    pyproject = pyproject_path.read_text(encoding="utf-8") if pyproject_path.exists() else ""
     # Wheel file names use the normalised name with underscores (PEP 491).
     name = re.sub(r"[-_.]+", "_", metadata_field(pkg_info, "Name")).lower()
     version = metadata_field(pkg_info, "Version")
     # `module-name = "pydantic_core._pydantic_core"`: the extension module's dotted path.
-    module = maturin_setting(pyproject, "module-name")
+    module = sys.argv[5] if len(sys.argv) == 6 else maturin_setting(pyproject, "module-name")
     if module is None:
         sys.exit("wasi_wheel: pyproject.toml has no [tool.maturin] module-name")
     python_source = sdist_dir / (maturin_setting(pyproject, "python-source") or ".")
@@ -69,7 +72,11 @@ def main() -> None:
     files: dict[str, bytes] = {}
     package_root = python_source / module.split(".")[0]
     for path in sorted(package_root.rglob("*")):
-        # The sources, stubs and py.typed; never compiled files left in the sdist.
+        # The sources, stubs and py.typed; never compiled files left in the sdist, nor the
+        # package's own test suite (regex ships one inside the package).
+        relative = path.relative_to(package_root).parts
+        if relative[0] == "tests":
+            continue
         if path.is_file() and path.suffix in (".py", ".pyi", ".typed"):
             files[path.relative_to(python_source).as_posix()] = path.read_bytes()
     files[extension_path] = Path(extension).read_bytes()
@@ -80,7 +87,7 @@ def main() -> None:
         "Root-Is-Purelib: false\n"
         f"Tag: {tag}\n"
     ).encode()
-    # The licence travels with the binary (pydantic-core is MIT).
+    # The licence travels with the binary (pydantic-core is MIT, regex Apache-2.0).
     for licence in sorted(sdist_dir.glob("LICEN[CS]E*")):
         files[f"{dist_info}/licenses/{licence.name}"] = licence.read_bytes()
     record = [record_line(path, data) for path, data in files.items()]

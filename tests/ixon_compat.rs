@@ -201,13 +201,34 @@ fn what_cannot_run_in_a_bundle_fails_the_build_naming_it() {
         "{stderr}"
     );
 
-    // A requirement whose dependency has native code only is named with that dependency.
-    std::fs::write(dir.path().join("requirements.txt"), "dateparser==1.2.0\n").unwrap();
+    // A requirement whose dependency has native code only is named with that dependency:
+    // argon2-cffi needs argon2-cffi-bindings (C, and no WebAssembly build of it).
+    std::fs::write(dir.path().join("requirements.txt"), "argon2-cffi==23.1.0\n").unwrap();
     let output = wasmfn().arg("build").arg(dir.path()).output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("requirement 'dateparser' needs 'regex', which has no pure-Python wheel"),
+        stderr.contains(
+            "requirement 'argon2-cffi' needs 'argon2-cffi-bindings', which has no pure-Python wheel"
+        ),
         "{stderr}"
     );
+
+    // regex (which dateparser needs) has a WebAssembly build (tests/native_c.rs), made by a
+    // script: without it in the wheels directory, the build names the script.
+    let no_wheels = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("requirements.txt"), "dateparser==1.5.0\n").unwrap();
+    let output = wasmfn()
+        .arg("build")
+        .arg(dir.path())
+        .env("WASMFN_WHEELS", no_wheels.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!(
+        "requirement 'dateparser' needs regex>=2024.9.11 built for WebAssembly (WASI), which is not in {}: run scripts/build-wasi-c-wheels.sh once",
+        no_wheels.path().display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
 }

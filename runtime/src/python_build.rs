@@ -31,8 +31,16 @@ pub enum BuildError {
     NativeRequirement(String),
     #[error("requirement '{package}' needs '{dependency}', which has no pure-Python wheel: packages with native code cannot run inside a WebAssembly component unless built for WASI (docs/native-packages.md)")]
     NativeDependency { package: String, dependency: String },
-    #[error("requirement '{package}' needs {dependency} built for WebAssembly (WASI), which is not in {wheels}: run scripts/build-wasi-wheels.sh once (docs/native-packages.md)")]
-    WasiWheelMissing { package: String, dependency: String, wheels: String },
+    #[error("requirement '{package}' needs {dependency} built for WebAssembly (WASI), which is not in {wheels}: run {script} once (docs/native-packages.md)")]
+    WasiWheelMissing { package: String, dependency: String, wheels: String, script: String },
+    #[error("requirement '{package}' needs {dependency}, and the WebAssembly (WASI) build of it in {wheels} is another version ({found}): use a requirement that accepts it, or build that version with {script} (docs/native-packages.md)")]
+    WasiWheelVersion {
+        package: String,
+        dependency: String,
+        wheels: String,
+        found: String,
+        script: String,
+    },
     #[error("installing requirements.txt failed:\n{0}")]
     Requirements(String),
     #[error("{location}: {summary}\n{traceback}")]

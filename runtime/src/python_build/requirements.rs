@@ -24,6 +24,51 @@ pub fn wasi_wheels_dir() -> PathBuf {
     }
 }
 
+/// Packages with native code that wasmfn's scripts build for WebAssembly into
+/// [`wasi_wheels_dir`], with the script that builds each (docs/native-packages.md). A build that
+/// needs one of them and finds no wheel says which script to run; none of them is ever tried as
+/// a source build (their native code would only be compiled for the build machine).
+const WASI_BUILT: &[(&str, &str)] = &[
+    ("pydantic-core", "scripts/build-wasi-wheels.sh"),
+    ("regex", "scripts/build-wasi-c-wheels.sh"),
+];
+
+/// The script that builds `name` for WebAssembly, when one does.
+fn wasi_built(name: &str) -> Option<&'static str> {
+    WASI_BUILT.iter().find(|(package, _)| *package == name).map(|(_, script)| *script)
+}
+
+/// The error for `package` needing `dependency` (`regex>=2024.9.11`), which wasmfn builds for
+/// WebAssembly with `script`: no such wheel in the wheels directory `dir`, or only other
+/// versions.
+fn wasi_wheel_missing(package: String, dependency: String, script: &str, dir: &Path) -> BuildError {
+    let prefix = format!("{}-", requirement_name(&dependency).replace('-', "_"));
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rest = name.strip_prefix(&prefix)?.strip_suffix(".whl")?.to_string();
+            rest.contains("wasi").then(|| rest.split('-').next().unwrap_or_default().to_string())
+        })
+        .collect();
+    found.sort();
+    let wheels = dir.display().to_string();
+    let script = script.to_string();
+    if found.is_empty() {
+        BuildError::WasiWheelMissing { package, dependency, wheels, script }
+    } else {
+        BuildError::WasiWheelVersion {
+            package,
+            dependency,
+            wheels,
+            found: found.join(", "),
+            script,
+        }
+    }
+}
+
 /// ixoncdkingress's own pure-Python dependencies (and `packaging`, which IXON's platform has
 /// too), each with its top-level module: on IXON they arrive with the SDK, and apps import them
 /// without declaring them. Pinned to versions ixoncdkingress 1.0 accepts (`requests~=2.31.0`);
@@ -130,8 +175,8 @@ impl Requirements {
                 .arg(deps)
                 .args(["--python-version", GUEST_PYTHON_VERSION])
                 .args(["--only-binary", ":all:", "--platform", "any", "--platform", WASI_PLATFORM]);
-            // Native packages built for WebAssembly by scripts/build-wasi-wheels.sh
-            // (pydantic-core).
+            // Native packages built for WebAssembly by the scripts of [`WASI_BUILT`]
+            // (pydantic-core, regex).
             let wheels = wasi_wheels_dir();
             if wheels.is_dir() {
                 pip.arg("--find-links").arg(&wheels);
@@ -147,12 +192,12 @@ impl Requirements {
             let buildable = missing_wheel(&stderr).filter(|requirement| {
                 built_from_source.len() < MAX_SOURCE_BUILDS
                     && !built_from_source.contains(requirement)
-                    && requirement_name(requirement) != "pydantic-core"
+                    && wasi_built(&requirement_name(requirement)).is_none()
             });
-            let Some(requirement) = buildable else { return Err(pip_failure(&stderr)) };
+            let Some(requirement) = buildable else { return Err(pip_failure(&stderr, &wheels)) };
             progress(&format!("{requirement} publishes no wheel: building it from source"));
             if !build_pure_wheel(toolchain, &requirement, &from_source)? {
-                return Err(pip_failure(&stderr));
+                return Err(pip_failure(&stderr, &wheels));
             }
             built_from_source.push(requirement);
         }
@@ -264,8 +309,9 @@ fn run_within(mut command: Command, deadline: Duration) -> std::io::Result<bool>
 }
 
 /// The build error pip's `stderr` stands for: a package with native code only is named (with
-/// the requirement that needs it), anything else is shown as pip said it.
-fn pip_failure(stderr: &str) -> BuildError {
+/// the requirement that needs it, and the script that builds it for WebAssembly when one does;
+/// `wheels` is where such builds are looked for), anything else is shown as pip said it.
+fn pip_failure(stderr: &str, wheels: &Path) -> BuildError {
     if let Some((dependency, package)) = stderr.lines().find_map(|line| {
         let (_, rest) =
             line.split_once("Could not find a version that satisfies the requirement ")?;
@@ -276,22 +322,25 @@ fn pip_failure(stderr: &str) -> BuildError {
         Some((requirement.trim().to_string(), requirement_name(package)))
     }) {
         // A dependency of a requirement, as `regex (from dateparser)`.
-        if requirement_name(&dependency) == "pydantic-core" {
-            return BuildError::WasiWheelMissing {
-                package,
-                dependency,
-                wheels: wasi_wheels_dir().display().to_string(),
-            };
+        if let Some(script) = wasi_built(&requirement_name(&dependency)) {
+            return wasi_wheel_missing(package, dependency, script, wheels);
         }
         return BuildError::NativeDependency { package, dependency: requirement_name(&dependency) };
     }
     if let Some(name) = stderr.lines().find_map(|line| {
         line.split_once("No matching distribution found for ").map(|(_, n)| n.trim())
     }) {
+        // A requirement of the function's own (`regex==2026.11.19`).
+        if let Some(script) = wasi_built(&requirement_name(name)) {
+            return wasi_wheel_missing(requirement_name(name), name.to_string(), script, wheels);
+        }
         return BuildError::NativeRequirement(name.to_string());
     }
     if let Some((package, dependency)) = unresolvable_dependency(stderr) {
-        return BuildError::NativeDependency { package, dependency };
+        if let Some(script) = wasi_built(&requirement_name(&dependency)) {
+            return wasi_wheel_missing(package, dependency, script, wheels);
+        }
+        return BuildError::NativeDependency { package, dependency: requirement_name(&dependency) };
     }
     BuildError::Requirements(last_lines(stderr, 15))
 }
@@ -374,14 +423,14 @@ fn requirement_lines(dir: &Path) -> Result<Vec<String>, BuildError> {
 }
 
 /// From pip's "The conflict is caused by:" lines (`dateparser 1.2.0 depends on regex>=2024`):
-/// the package and the dependency no version of which could be installed. With `--only-binary
+/// the package and the dependency (`regex>=2024`) no version of which could be installed. With `--only-binary
 /// :all: --platform any`, that is a dependency with native code only.
 fn unresolvable_dependency(stderr: &str) -> Option<(String, String)> {
     let causes = stderr.split_once("The conflict is caused by:")?.1;
     let (package, dependency) =
         causes.lines().find_map(|line| line.trim().split_once(" depends on "))?;
     let package = package.split_whitespace().next()?.to_string();
-    Some((package, requirement_name(dependency)))
+    Some((package, dependency.trim().to_string()))
 }
 
 /// `name[extra]>=1.0 ; marker` → `name`, normalised as pip does.
@@ -432,23 +481,50 @@ mod tests {
         let stderr = "ERROR: Cannot install -r r.txt (line 1) because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    dateparser 1.5.0 depends on regex>=2024.9.11\n    dateparser 1.1.8 depends on regex!=2019.02.19 and !=2021.8.27\n\nTo fix this you could try to:\n";
         assert_eq!(
             unresolvable_dependency(stderr),
-            Some(("dateparser".to_string(), "regex".to_string()))
+            Some(("dateparser".to_string(), "regex>=2024.9.11".to_string()))
         );
         assert_eq!(unresolvable_dependency("ERROR: something else"), None);
+        let stderr = stderr.replace("regex", "numpy");
+        assert!(matches!(
+            pip_failure(&stderr, Path::new("/nonexistent")),
+            BuildError::NativeDependency { package, dependency }
+                if package == "dateparser" && dependency == "numpy"
+        ));
     }
 
     #[test]
-    fn a_missing_pydantic_core_says_how_to_build_it() {
+    fn a_missing_wasi_build_says_which_script_makes_it() {
+        let none = Path::new("/nonexistent");
         let stderr = "ERROR: Could not find a version that satisfies the requirement pydantic-core==2.41.5 (from pydantic) (from versions: none)\nERROR: No matching distribution found for pydantic-core==2.41.5\n";
-        let message = pip_failure(stderr).to_string();
+        let message = pip_failure(stderr, none).to_string();
         assert!(message.contains("'pydantic' needs pydantic-core==2.41.5"), "{message}");
         assert!(message.contains("scripts/build-wasi-wheels.sh"), "{message}");
-        let stderr = "ERROR: Could not find a version that satisfies the requirement regex>=2024 (from dateparser) (from versions: none)\n";
-        assert!(matches!(
-            pip_failure(stderr),
-            BuildError::NativeDependency { package, dependency }
-                if package == "dateparser" && dependency == "regex"
-        ));
+        // regex, a C extension: as a dependency (both ways pip says it) and as a requirement.
+        for stderr in [
+            "ERROR: Could not find a version that satisfies the requirement regex>=2024.9.11 (from dateparser) (from versions: none)\n",
+            "ERROR: Cannot install -r r.txt (line 1) because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    dateparser 1.5.0 depends on regex>=2024.9.11\n",
+        ] {
+            let message = pip_failure(stderr, none).to_string();
+            assert_eq!(
+                message,
+                "requirement 'dateparser' needs regex>=2024.9.11 built for WebAssembly (WASI), which is not in /nonexistent: run scripts/build-wasi-c-wheels.sh once (docs/native-packages.md)"
+            );
+        }
+        let own = "ERROR: Could not find a version that satisfies the requirement regex==2024.11.6 (from versions: none)\nERROR: No matching distribution found for regex==2024.11.6\n";
+        let message = pip_failure(own, none).to_string();
+        assert!(
+            message.starts_with(
+                "requirement 'regex' needs regex==2024.11.6 built for WebAssembly (WASI)"
+            ),
+            "{message}"
+        );
+        // With another version built, the message says which one is there.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("regex-2026.11.19-cp314-cp314-wasi_0_0_0_wasm32.whl"), "")
+            .unwrap();
+        let message = pip_failure(own, dir.path()).to_string();
+        assert!(message.contains("is another version (2026.11.19)"), "{message}");
+        assert!(message.contains("'regex' needs regex==2024.11.6"), "{message}");
     }
 
     #[test]
