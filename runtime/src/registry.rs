@@ -138,6 +138,9 @@ pub async fn load_version(
 ) -> Result<FunctionVersion, BundleError> {
     let started = std::time::Instant::now();
     bundle::check_header(&bytes)?;
+    // Before the compile, and with a reason a user can act on (a bundle built for an older
+    // platform, say, kept from before an upgrade).
+    crate::deploy::world::check_world(&bytes)?;
     let meta = bundle::read_meta(&bytes)?.unwrap_or_default();
     let sha256 = bundle::sha256_hex(&bytes);
     let (component, loaded_from) = {
