@@ -145,7 +145,7 @@ pub async fn load_version(
     let sha256 = bundle::sha256_hex(&bytes);
     let (component, loaded_from) = {
         let (engine, cache, sha256) = (engine.clone(), cache.clone(), sha256.clone());
-        tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &sha256))
+        wasmfn_host_apis::background::spawn(move || cache.load(&engine, &bytes, &sha256))
             .await
             .map_err(|e| BundleError::Cache(format!("compile task failed: {e}")))??
     };
@@ -299,7 +299,7 @@ async fn list_entries(
 ) -> Result<Vec<String>, BundleError> {
     let (engine, pre, limits) = (engine.clone(), pre.clone(), limits.clone());
     let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || runtime.block_on(call_entries(&engine, &pre, &limits)))
+    wasmfn_host_apis::background::spawn(move || runtime.block_on(call_entries(&engine, &pre, &limits)))
         .await
         .map_err(|e| BundleError::Entries(format!("the task listing entries failed: {e}")))?
 }
