@@ -10,6 +10,7 @@ import sys
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import log as host_log
+from wit_world.imports import response_body as host_body
 from wit_world.imports import types
 
 import _wasmfn_manifest
@@ -105,21 +106,42 @@ def _context(inv: types.Invocation) -> FunctionContext:
     )
 
 
+# The body goes to the host in pieces of at most 1 MiB: the host checks each piece's length
+# before it copies it, so it never holds more than the function's `max_response_bytes`.
+_PIECE = 1 << 20
+
+
+def _write_body(body: bytes) -> None:
+    try:
+        if len(body) <= _PIECE:
+            if body:
+                host_body.write(body)
+            return
+        for start in range(0, len(body), _PIECE):
+            host_body.write(body[start : start + _PIECE])
+    except Err as refused:
+        raise _dispatch.ResponseTooLarge(refused.value) from None
+
+
 class Handler(exports.Handler):
     def entries(self) -> list[str]:
         return sorted(EXPOSED)
 
     def handle(self, inv: types.Invocation) -> types.Response:
+        limit = inv.max_response_bytes
         try:
             reserved = AGENT_TOOLS.answer(inv.entry)
             if reserved is not None:
-                response = _dispatch.render(reserved)
+                response = _dispatch.render(reserved, limit)
             else:
-                response = _dispatch.call(EXPOSED, inv.entry, inv.arguments, _context(inv))
+                response = _dispatch.call(EXPOSED, inv.entry, inv.arguments, _context(inv), limit)
+            _write_body(response.body)
         except _dispatch.NotFound as error:
             raise Err(types.FunctionError_NotFound(str(error)))
         except _dispatch.BadArguments as error:
             raise Err(types.FunctionError_BadArguments(str(error)))
+        except _dispatch.ResponseTooLarge as error:
+            raise Err(types.FunctionError_ResponseTooLarge(error.size))
         except BaseException as error:  # noqa: BLE001 - every escape becomes a typed error
             described = _dispatch.describe(error)
             sys.stderr.write(described.traceback)
@@ -131,7 +153,7 @@ class Handler(exports.Handler):
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
-        return types.Response(response.status, response.headers, response.body)
+        return types.Response(response.status, response.headers)
 
 
 # Last, so that nothing after it reads the build-time folders: from here on, imports read the

@@ -204,18 +204,66 @@ async fn unknown_space_function_entry_and_wrong_method() {
 #[tokio::test]
 async fn huge_responses_are_capped() {
     let server = start_server(&["behave"], None).await;
-    let (status, body) = call(&server, "behave.huge", json!({"size": 2 * 1024 * 1024})).await;
+    let limit = 1024 * 1024;
+    let (status, body) = call(&server, "behave.huge", json!({"size": 2 * limit})).await;
     assert_eq!(status, 502);
     assert_eq!(body["error"]["code"], "response_too_large");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("over the limit of {limit} bytes")), "{message}");
+    // Exactly the limit is allowed, byte for byte.
+    for size in [1000, limit] {
+        let response = server
+            .client
+            .post(server.invoke_url("behave:behave.huge", ""))
+            .json(&json!({ "size": size }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.bytes().await.unwrap().len(), size);
+    }
+    still_serves(&server).await;
+}
+
+/// A body is limited while it is produced, whatever its size: a 64 MiB string in a 128 MiB
+/// instance (its JSON text would not fit beside it) is refused as too large before its text is
+/// made, not as a crash or a memory error.
+#[tokio::test]
+async fn responses_larger_than_the_instance_are_refused_as_too_large() {
+    let server = start_server(&["behave"], None).await;
+    let (status, body) = call(&server, "behave.huge_text", json!({"mebibytes": 64})).await;
+    assert_eq!((status, body["error"]["code"].clone()), (502, json!("response_too_large")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("reached {} bytes", (64 << 20) + 2)), "{message}");
+    still_serves(&server).await;
+}
+
+/// The host keeps the limit itself: a function writing its body through the host interface
+/// directly, and ignoring the refusal, still gets 502, and the refused piece is the last one
+/// the host took (a piece is measured before it is copied).
+#[tokio::test]
+async fn the_host_refuses_body_pieces_past_the_limit() {
+    let server = start_server(&["behave"], None).await;
+    let piece = 400 * 1024;
+    let (status, body) =
+        call(&server, "behave.raw_body", json!({"pieces": 5, "piece_bytes": piece})).await;
+    assert_eq!((status, body["error"]["code"].clone()), (502, json!("response_too_large")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    // Two pieces fit in 1 MiB; the third was refused, and every piece after it.
+    assert!(message.contains(&format!("reached {} bytes", 3 * piece)), "{message}");
+
     let response = server
         .client
-        .post(server.invoke_url("behave:behave.huge", ""))
-        .json(&json!({"size": 1000}))
+        .post(server.invoke_url("behave:behave.raw_body", ""))
+        .json(&json!({"pieces": 2, "piece_bytes": piece}))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), 1000);
+    assert_eq!(response.headers()["x-refused"], "0");
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len(), 2 * piece);
+    assert!(bytes.iter().all(|&b| b == b'y'));
     still_serves(&server).await;
 }
 

@@ -120,6 +120,26 @@ class DispatchTest(unittest.TestCase):
                 (rendered.status, rendered.headers), (200, [("content-type", "application/json")])
             )
 
+    def test_bodies_over_the_limit_are_refused_with_the_size_they_reached(self):
+        text = "caf\u00e9" * 10  # JSON escapes the accent: 15 bytes per "caf\u00e9"
+        exact = len(json.dumps(text))
+        self.assertEqual(_dispatch.render(text, exact).body, json.dumps(text).encode("utf-8"))
+        with self.assertRaises(_dispatch.ResponseTooLarge) as refused:
+            _dispatch.render(text, exact - 1)
+        self.assertEqual(refused.exception.size, exact)
+        # A string whose characters alone pass the limit is refused before it is encoded.
+        with self.assertRaises(_dispatch.ResponseTooLarge) as refused:
+            _dispatch.render("x" * 100, 50)
+        self.assertEqual(refused.exception.size, 102)
+        value = {"items": list(range(100))}
+        with self.assertRaises(_dispatch.ResponseTooLarge) as refused:
+            _dispatch.render(value, 100)
+        self.assertEqual(refused.exception.size, len(json.dumps(value)))
+        with self.assertRaises(_dispatch.ResponseTooLarge) as refused:
+            _dispatch.render(Response(b"y" * 10), 9)
+        self.assertEqual(refused.exception.size, 10)
+        self.assertEqual(_dispatch.render(Response(b"y" * 10), 10).body, b"y" * 10)
+
     def test_unencodable_values_fail_clearly_and_leave_the_encoder_usable(self):
         circular = []
         circular.append(circular)

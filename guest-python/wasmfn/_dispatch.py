@@ -224,14 +224,35 @@ def to_json(value: Any) -> str:
     return "".join(_ENCODE(value, 0))
 
 
-def render(result: Any) -> Response:
-    """Turn a function's return value into a response: a ``Response`` as is, anything else as JSON."""
+class ResponseTooLarge(Exception):
+    """The response body would pass the call's ``max_response_bytes``; ``size`` is the size it
+    has at least (found before the body was made in full)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the response body is over the limit: {size} bytes or more")
+        self.size = size
+
+
+def render(result: Any, limit: int | None = None) -> Response:
+    """Turn a function's return value into a response: a ``Response`` as is, anything else as JSON.
+
+    With a ``limit`` (the call's ``max_response_bytes``), a body that would pass it raises
+    ``ResponseTooLarge`` as soon as that is known: a long string before its JSON text is made,
+    any other result once its JSON text is made and before it is copied into bytes.
+    """
     if isinstance(result, Response):
+        if limit is not None and len(result.body) > limit:
+            raise ResponseTooLarge(len(result.body))
         return result
+    if limit is not None and isinstance(result, str) and len(result) + 2 > limit:
+        raise ResponseTooLarge(len(result) + 2)
     try:
         body = to_json(result)
     except (TypeError, ValueError) as error:
         raise TypeError(f"the function's return value is not JSON-serialisable: {error}") from None
+    # The text is ASCII (non-ASCII characters are escaped): one character, one byte.
+    if limit is not None and len(body) > limit:
+        raise ResponseTooLarge(len(body))
     return Response.json_body(body.encode("utf-8"))
 
 
@@ -256,9 +277,14 @@ def describe(error: BaseException) -> PythonError:
 
 
 def call(
-    exposed: dict[str, Callable[..., Any]], entry: str, arguments_json: str, context: Any
+    exposed: dict[str, Callable[..., Any]],
+    entry: str,
+    arguments_json: str,
+    context: Any,
+    limit: int | None = None,
 ) -> Response:
-    """Run one invocation; raises NotFound, BadArguments, or PythonError-carrying exceptions."""
+    """Run one invocation; raises NotFound, BadArguments, ResponseTooLarge (over ``limit``
+    bytes), or PythonError-carrying exceptions."""
     function = resolve(exposed, entry)
     arguments = select_arguments(function, decode_arguments(arguments_json))
-    return render(function(context, **arguments))
+    return render(function(context, **arguments), limit)

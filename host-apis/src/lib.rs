@@ -1,12 +1,14 @@
 //! Capabilities wasmfn gives to functions, each a plain Rust type (or trait plus backends) that
 //! knows nothing about wasmtime or triggers: the runtime's host bindings delegate to these.
 //!
+//! - [`background`]: host work run for functions, on lower-priority threads;
 //! - [`config`]: per-function configuration values and secrets;
 //! - [`log`]: the bounded per-invocation function log;
 //! - [`docstore`]: the document store (MongoDB's query language; sled or PostgreSQL);
 //! - [`objects`]: object storage (object_store: local filesystem, memory or S3);
 //! - [`ixon_api`]: the IXON API client (discovery, caller credentials, endpoint allowlist).
 
+pub mod background;
 pub mod config;
 pub mod docstore;
 pub mod ixon_api;

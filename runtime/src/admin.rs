@@ -236,6 +236,10 @@ async fn create(
     let config: MqttTriggerConfig =
         serde_json::from_value(value).map_err(|e| bad(format!("invalid mqtt trigger: {e}")))?;
     config.validate(false).map_err(bad)?;
+    if let Some(url) = &config.callback_url {
+        let destinations = state.deliverer.destinations();
+        destinations.refuse_internal(&url.0).await.map_err(|why| callback_refused(&why))?;
+    }
     for target in &config.functions {
         let version = state.registry.get(&space, &target.function).map_err(|_| {
             bad(format!("function '{}' is not deployed in space '{space}'", target.function))
@@ -250,6 +254,11 @@ async fn create(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// 400 `callback_refused`: a callback or webhook URL whose host deliveries may not reach.
+pub(crate) fn callback_refused(why: &crate::delivery::destination::DestinationRefused) -> AdminError {
+    AdminError::new(StatusCode::BAD_REQUEST, "callback_refused", why.to_string())
 }
 
 async fn delete(

@@ -65,7 +65,7 @@ pub enum BundleError {
     CoreModule,
     #[error("malformed or truncated component: {0}")]
     Malformed(String),
-    #[error("the component does not target the wasmfn:platform@0.2.0 `function` world: {0}")]
+    #[error("the component does not target the wasmfn:platform@0.3.0 `function` world: {0}")]
     WrongWorld(String),
     #[error("the bundle exposes no function: decorate one with @FunctionContext.expose")]
     NoEntries,

@@ -39,8 +39,12 @@ pub enum InvokeError {
     MemoryLimit { limit_mb: u64 },
     #[error("the function's instance trapped: {0}")]
     Trap(String),
-    #[error("the function returned a response of {size} bytes, over the limit of {limit} bytes")]
-    ResponseTooLarge { size: usize, limit: usize },
+    /// The response body would pass `max_response_bytes`: found while the function produced
+    /// it, so `size` is what it had reached (at least), not necessarily its whole size.
+    #[error(
+        "the function's response body is over the limit of {limit} bytes (it reached {size} bytes before it was refused)"
+    )]
+    ResponseTooLarge { size: u64, limit: usize },
     #[error("too many invocations of '{function}' are waiting; retry later")]
     Overloaded { function: String },
     #[error("the server is running as many instances as it may (--max-instances); retry later")]

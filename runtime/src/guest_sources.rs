@@ -56,6 +56,7 @@ pub const FILES: &[(&str, &str)] = embed![
     "wit/documents.wit",
     "wit/objects.wit",
     "wit/ixon-api.wit",
+    "wit/response-body.wit",
 ];
 
 /// Identifies the guest code and toolchain a bundle was built with; a bundle built by another

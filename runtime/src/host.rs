@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::bindings::wasmfn::platform::{config, log};
 use crate::capabilities::HostScope;
 use crate::output::CapturedOutput;
+use crate::response_body::ResponseBody;
 use crate::running::RunSlot;
 
 /// Raised (as a trap) when an instance tries to grow past its memory limit.
@@ -72,6 +73,9 @@ pub struct InvocationState {
     pub(crate) running: Option<RunSlot>,
     /// When the invocation times out: host calls (the document store's) end by then too.
     pub(crate) deadline: Option<std::time::Instant>,
+    /// The response body the function has written so far (`response-body.write`), bounded by
+    /// its `max_response_bytes` (none for commands that call no handler).
+    pub(crate) response: ResponseBody,
 }
 
 impl InvocationState {
@@ -101,7 +105,13 @@ impl InvocationState {
             scope,
             running: None,
             deadline: None,
+            response: ResponseBody::default(),
         }
+    }
+
+    /// Bounds the response body of the call this state is made for.
+    pub(crate) fn limit_response(&mut self, max_response_bytes: usize) {
+        self.response = ResponseBody::new(max_response_bytes);
     }
 
     /// Binds what is particular to one call to a state made ahead of it (a pooled instance's):

@@ -347,12 +347,20 @@ impl Invoker {
         let raw = tokio::time::timeout(backstop, call).await;
 
         let mut traceback = None;
+        let too_large = |size: u64| InvokeError::ResponseTooLarge {
+            size,
+            limit: limits.max_response_bytes,
+        };
+        // A refused piece of the body decides the answer whatever the function did next.
+        let refused = store.data().response.refused();
         let result = match raw {
             Err(_elapsed) => Err(InvokeError::Timeout { timeout_ms: limits.timeout_ms }),
             Ok(Err(error)) => Err(classify_trap(&error, store.data().limiter.exceeded, limits)),
+            Ok(Ok(_)) if let Some(size) = refused => Err(too_large(size)),
             Ok(Ok(Err(function_error))) => Err(match function_error {
                 types::FunctionError::NotFound(message) => InvokeError::EntryNotFound(message),
                 types::FunctionError::BadArguments(message) => InvokeError::BadArguments(message),
+                types::FunctionError::ResponseTooLarge(size) => too_large(size),
                 types::FunctionError::Exception(info) => {
                     traceback = Some(info.traceback);
                     InvokeError::FunctionException {
@@ -361,20 +369,11 @@ impl Invoker {
                     }
                 }
             }),
-            Ok(Ok(Ok(response))) => {
-                if response.body.len() > limits.max_response_bytes {
-                    Err(InvokeError::ResponseTooLarge {
-                        size: response.body.len(),
-                        limit: limits.max_response_bytes,
-                    })
-                } else {
-                    Ok(FunctionResponse {
-                        status: response.status,
-                        headers: response.headers,
-                        body: response.body.into(),
-                    })
-                }
-            }
+            Ok(Ok(Ok(response))) => Ok(FunctionResponse {
+                status: response.status,
+                headers: response.headers,
+                body: store.data_mut().response.take().into(),
+            }),
         };
         let result = result.and_then(valid_headers);
         let state = store.data_mut();
@@ -567,6 +566,7 @@ pub(crate) fn to_wit(
         caller: caller_to_wit(&invocation.caller),
         // JSON text: the guest decodes each value (`context.config` holds any JSON, as on IXON).
         config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        max_response_bytes: u64::try_from(version.limits.max_response_bytes).unwrap_or(u64::MAX),
     }
 }
 

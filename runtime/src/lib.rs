@@ -33,6 +33,7 @@ pub mod pool;
 pub mod python_build;
 pub mod registry;
 pub mod rejections;
+pub mod response_body;
 pub mod running;
 pub mod runtime;
 pub mod sealed;

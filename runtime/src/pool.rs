@@ -94,12 +94,13 @@ pub(crate) struct Ready {
 /// deadline that lets instantiation run; per-call settings are bound later.
 pub(crate) fn new_store(engine: &Engine, version: &FunctionVersion) -> Store<InvocationState> {
     let limits = &version.limits;
-    let state = InvocationState::new(
+    let mut state = InvocationState::new(
         Default::default(),
         limits.memory_bytes(),
         limits.max_output_bytes,
         None,
     );
+    state.limit_response(limits.max_response_bytes);
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     // Made ahead of demand, usually by the keeper: background work that gives way to requests at

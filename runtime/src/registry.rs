@@ -138,11 +138,14 @@ pub async fn load_version(
 ) -> Result<FunctionVersion, BundleError> {
     let started = std::time::Instant::now();
     bundle::check_header(&bytes)?;
+    // Before the compile, and with a reason a user can act on (a bundle built for an older
+    // platform, say, kept from before an upgrade).
+    crate::deploy::world::check_world(&bytes)?;
     let meta = bundle::read_meta(&bytes)?.unwrap_or_default();
     let sha256 = bundle::sha256_hex(&bytes);
     let (component, loaded_from) = {
         let (engine, cache, sha256) = (engine.clone(), cache.clone(), sha256.clone());
-        tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &sha256))
+        wasmfn_host_apis::background::spawn(move || cache.load(&engine, &bytes, &sha256))
             .await
             .map_err(|e| BundleError::Cache(format!("compile task failed: {e}")))??
     };
@@ -296,7 +299,7 @@ async fn list_entries(
 ) -> Result<Vec<String>, BundleError> {
     let (engine, pre, limits) = (engine.clone(), pre.clone(), limits.clone());
     let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || runtime.block_on(call_entries(&engine, &pre, &limits)))
+    wasmfn_host_apis::background::spawn(move || runtime.block_on(call_entries(&engine, &pre, &limits)))
         .await
         .map_err(|e| BundleError::Entries(format!("the task listing entries failed: {e}")))?
 }

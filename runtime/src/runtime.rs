@@ -56,6 +56,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Function::add_to_linker::<_, HasSelf<InvocationState>>(&mut linker, |state| state)?;
+        crate::response_body::add_to_linker(&mut linker)?;
         let cache = CompileCache::new(&engine, &config.cache_dir);
         let pool = config.pool.clone().bounded_by(config.engine.max_instances);
         let invoker =

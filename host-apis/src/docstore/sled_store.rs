@@ -106,11 +106,11 @@ fn candidates(
     Box::new(tree.iter().values().map(|r| r.map_err(unavailable).and_then(|v| decode(&v))))
 }
 
-/// Runs blocking sled work off the async threads.
+/// Runs blocking sled work off the async threads, at background priority.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, DocError> + Send + 'static,
 ) -> Result<T, DocError> {
-    tokio::task::spawn_blocking(work)
+    crate::background::spawn(work)
         .await
         .unwrap_or_else(|_| Err(DocError::Unavailable("the document store failed".into())))
 }

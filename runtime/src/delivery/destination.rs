@@ -164,6 +164,17 @@ impl DestinationPolicy {
         Ok(checked)
     }
 
+    /// Refuses `url` at once when its host is, or resolves to, an address deliveries may not
+    /// reach: for a URL given when something is created (a callback, a webhook), so that the
+    /// mistake is reported then and not at the first delivery. A name that does not resolve
+    /// yet passes: each delivery resolves and checks it again.
+    pub async fn refuse_internal(&self, url: &url::Url) -> Result<(), DestinationRefused> {
+        match self.check_url(url).await {
+            Err(DestinationError::Refused(why)) => Err(why),
+            Ok(()) | Err(DestinationError::Lookup { .. }) => Ok(()),
+        }
+    }
+
     /// Checks a URL's host (its port is not part of the check).
     pub async fn check_url(&self, url: &url::Url) -> Result<(), DestinationError> {
         let port = url.port_or_known_default().unwrap_or(0);

@@ -6,8 +6,9 @@ use crate::bundle::BundleError;
 
 /// The package every bundle is built against.
 pub const PACKAGE: &str = "wasmfn:platform";
-/// Bundles built against any 0.2.x of the package run on this host.
-pub const COMPATIBLE: &str = "^0.2";
+/// Bundles built against any 0.3.x of the package run on this host (0.3 moved the response
+/// body out of the `response` record into `response-body`).
+pub const COMPATIBLE: &str = "^0.3";
 
 /// Checks the component's world; the error names the export or import that is wrong.
 pub fn check_world(bytes: &[u8]) -> Result<(), BundleError> {
@@ -41,7 +42,7 @@ fn check_version(name: &str) -> Result<(), BundleError> {
     match semver::Version::parse(version) {
         Ok(version) if requirement.matches(&version) => Ok(()),
         _ => Err(BundleError::WrongWorld(format!(
-            "{name} is not compatible with this host, which provides {PACKAGE}@0.2.x"
+            "{name} is not compatible with this host, which provides {PACKAGE}@0.3.x"
         ))),
     }
 }
@@ -113,14 +114,17 @@ mod tests {
         let handler = |version: &str, import: &str| {
             component(&[import], Some(&format!("wasmfn:platform/handler@{version}")))
         };
-        assert!(check_world(&handler("0.2.0", "wasi:cli/stdout@0.2.0")).is_ok());
-        assert!(check_world(&handler("0.2.3", "wasmfn:platform/log@0.2.3")).is_ok());
-        let newer = check_world(&handler("0.3.0", "wasi:cli/stdout@0.2.0")).unwrap_err();
+        assert!(check_world(&handler("0.3.0", "wasi:cli/stdout@0.2.0")).is_ok());
+        assert!(check_world(&handler("0.3.2", "wasmfn:platform/response-body@0.3.2")).is_ok());
+        let newer = check_world(&handler("0.4.0", "wasi:cli/stdout@0.2.0")).unwrap_err();
         assert!(newer.to_string().contains("is not compatible"), "{newer}");
-        // 0.1 gave configuration values as strings; 0.2 gives JSON text.
-        let older = check_world(&handler("0.1.0", "wasi:cli/stdout@0.2.0")).unwrap_err();
+        // 0.2 returned the response body inside `response`; 0.3 writes it in pieces.
+        let older = check_world(&handler("0.2.0", "wasi:cli/stdout@0.2.0")).unwrap_err();
         assert!(older.to_string().contains("is not compatible"), "{older}");
-        let foreign = check_world(&handler("0.2.0", "acme:db/query@1.0.0")).unwrap_err();
+        // 0.1 gave configuration values as strings; 0.2 gives JSON text.
+        let oldest = check_world(&handler("0.1.0", "wasi:cli/stdout@0.2.0")).unwrap_err();
+        assert!(oldest.to_string().contains("is not compatible"), "{oldest}");
+        let foreign = check_world(&handler("0.3.0", "acme:db/query@1.0.0")).unwrap_err();
         assert!(foreign.to_string().contains("imports acme:db/query@1.0.0"), "{foreign}");
     }
 }

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::delivery::destination::DestinationError;
 use crate::error::InvokeError;
 use crate::server::AppState;
 use crate::triggers::http::{
@@ -77,9 +76,7 @@ async fn accept(
     if let Some(url) = &callback_url {
         // Refused now, before anything is accepted, when the address is internal; a name
         // that does not resolve yet is accepted (the delivery resolves and checks again).
-        if let Err(DestinationError::Refused(why)) =
-            state.admin.deliverer.destinations().check_url(url).await
-        {
+        if let Err(why) = state.admin.deliverer.destinations().refuse_internal(url).await {
             let message = format!("X-Callback-Url {why}");
             let body = json!({"error": {"code": "callback_refused", "message": message}});
             return (StatusCode::BAD_REQUEST, Json(body)).into_response();
