@@ -28,7 +28,8 @@ async fn serve(data_dir: &Path, args: &[String]) -> (ServeProcess, String) {
 /// Calls `hoarder:hoarder.<entry>` with JSON arguments; the function answers JSON.
 async fn call(base: &str, entry: &str, arguments: Value) -> Value {
     let url = format!("{base}/spaces/default/functions/hoarder:hoarder.{entry}/invoke");
-    let (status, body) = json(reqwest::Client::new().post(url).json(&arguments).send().await.unwrap()).await;
+    let (status, body) =
+        json(reqwest::Client::new().post(url).json(&arguments).send().await.unwrap()).await;
     assert_eq!(status, 200, "{entry}: {body}");
     body
 }
@@ -49,7 +50,10 @@ async fn gauges(base: &str) -> Vec<(String, u64)> {
         let prefix = format!("{name}{{space=\"default\"}} ");
         text.lines().find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
     };
-    names.iter().map(|name| (name.to_string(), value(name).unwrap_or_else(|| panic!("{name} in {text}")))).collect()
+    names
+        .iter()
+        .map(|name| (name.to_string(), value(name).unwrap_or_else(|| panic!("{name} in {text}"))))
+        .collect()
 }
 
 /// Stores `size` bytes under `key` from the function.
@@ -115,16 +119,20 @@ async fn documents_and_objects_past_a_space_quota_are_refused_whole_and_usage_su
     assert_eq!(put(&base, "a", 300_000).await["size"], 300_000);
     assert_eq!(put(&base, "b", 600_000).await["size"], 600_000);
     // A presigned PUT meets the same quota: 507 with the JSON error body, nothing stored.
-    let url = call(&base, "presign_put", json!({"key": "c"})).await["url"].as_str().unwrap().to_string();
+    let url =
+        call(&base, "presign_put", json!({"key": "c"})).await["url"].as_str().unwrap().to_string();
     let client = reqwest::Client::new();
-    let (status, body) = json(client.put(&url).body(vec![b'x'; 200_000]).send().await.unwrap()).await;
+    let (status, body) =
+        json(client.put(&url).body(vec![b'x'; 200_000]).send().await.unwrap()).await;
     assert_eq!((status, &body["error"]["code"]), (507, &json!("quota_exceeded")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().starts_with("quota exceeded: "), "{body}");
     let (status, _) = json(client.put(&url).body(vec![b'x'; 100_000]).send().await.unwrap()).await;
     assert_eq!(status, 201, "what still fits is stored");
 
-    let documents: Vec<Value> =
-        (1..5).map(|i| json!({"_id": format!("d{i}"), "n": i})).chain([json!({"_id": "extra"})]).collect();
+    let documents: Vec<Value> = (1..5)
+        .map(|i| json!({"_id": format!("d{i}"), "n": i}))
+        .chain([json!({"_id": "extra"})])
+        .collect();
     let expected = vec![
         ("wasmfn_documents_stored".to_string(), 5),
         ("wasmfn_document_bytes_stored".to_string(), stored_bytes(&documents)),

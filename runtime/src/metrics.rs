@@ -114,9 +114,13 @@ impl StorageGauges {
     }
 
     fn read(&self, capabilities: &crate::capabilities::Capabilities) {
-        for family in
-            [&self.documents, &self.document_bytes, &self.collections, &self.object_bytes, &self.objects]
-        {
+        for family in [
+            &self.documents,
+            &self.document_bytes,
+            &self.collections,
+            &self.object_bytes,
+            &self.objects,
+        ] {
             family.clear();
         }
         for (space, used) in capabilities.documents.usage() {

@@ -58,7 +58,9 @@ async fn the_document_count_is_limited_per_space_and_deletes_give_room_back() {
     let message = quota_error(store.insert(&c, numbered(5, 1)).await);
     assert!(message.contains("holds 5 documents"), "{message}");
     let upsert = UpdateOptions { many: false, upsert: true };
-    let message = quota_error(store.update(&c, &json!({"_id": "new"}), &json!({"$set": {"n": 1}}), upsert).await);
+    let message = quota_error(
+        store.update(&c, &json!({"_id": "new"}), &json!({"$set": {"n": 1}}), upsert).await,
+    );
     assert!(message.starts_with("quota exceeded: "), "{message}");
     assert_eq!(store.count(&c, &json!({})).await.unwrap(), 3, "nothing of a refused write");
     // Another space has its own quota.
@@ -113,7 +115,9 @@ async fn collections_are_limited_and_usage_is_recounted_at_reopen() {
         assert!(message.contains("holds 2 collections"), "{message}");
         let upsert = UpdateOptions { many: false, upsert: true };
         let three = at("a", "three");
-        quota_error(store.update(&three, &json!({"k": 1}), &json!({"$set": {"v": 1}}), upsert).await);
+        quota_error(
+            store.update(&three, &json!({"k": 1}), &json!({"$set": {"v": 1}}), upsert).await,
+        );
         // A write into an existing collection still works, and emptying one keeps it.
         store.insert(&at("a", "two"), numbered(1, 1)).await.unwrap();
         store.delete(&at("a", "one"), &json!({}), true).await.unwrap();
@@ -122,7 +126,10 @@ async fn collections_are_limited_and_usage_is_recounted_at_reopen() {
     };
     assert_eq!(
         before[0],
-        ("a".to_string(), SpaceUsage { documents: 2, bytes: bytes_of(&numbered(0, 2)), collections: 2 })
+        (
+            "a".to_string(),
+            SpaceUsage { documents: 2, bytes: bytes_of(&numbered(0, 2)), collections: 2 }
+        )
     );
 
     let db = sled::open(dir.path()).unwrap();

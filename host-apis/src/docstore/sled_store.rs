@@ -60,8 +60,7 @@ impl SledDocuments {
             .filter(|n| n.starts_with(TREE_PREFIX.as_bytes()))
             .map(|n| n.to_vec())
             .collect();
-        let ledger =
-            Ledger::new([quota.max_documents, quota.max_bytes, quota.max_collections]);
+        let ledger = Ledger::new([quota.max_documents, quota.max_bytes, quota.max_collections]);
         let mut usage: BTreeMap<String, [u64; 3]> = BTreeMap::new();
         for name in &trees {
             let Some(space) = space_of(name) else { continue };
@@ -286,14 +285,14 @@ impl DocumentStore for SledDocuments {
                 Some(tree) => candidates(tree, filter),
                 None => Box::new(std::iter::empty()),
             };
-            let plan =
-                engine::plan_update(documents, filter, change, options, limits, budget)?;
+            let plan = engine::plan_update(documents, filter, change, options, limits, budget)?;
             let mut batch = sled::Batch::default();
             let mut delta = [0; 3];
             for document in &plan.changed {
                 let key = id_key(&document["_id"]);
                 let encoded = encode(document);
-                delta[BYTES] += signed(encoded.len()) - signed(stored_len(existing.as_ref(), &key)?);
+                delta[BYTES] +=
+                    signed(encoded.len()) - signed(stored_len(existing.as_ref(), &key)?);
                 batch.insert(key.as_bytes(), encoded);
             }
             if let Some(document) = &plan.upsert {

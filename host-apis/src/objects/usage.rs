@@ -53,10 +53,7 @@ pub(super) fn quota_exceeded(refusal: &Refusal) -> ObjectError {
 }
 
 /// Counts every space's objects and their bytes by listing the store once.
-pub(super) async fn count(
-    store: &dyn ObjectStore,
-    ledger: &Ledger<2>,
-) -> Result<(), ObjectError> {
+pub(super) async fn count(store: &dyn ObjectStore, ledger: &Ledger<2>) -> Result<(), ObjectError> {
     let mut usage: HashMap<String, [u64; 2]> = HashMap::new();
     let mut listing = store.list(Some(&Path::from("spaces")));
     loop {
