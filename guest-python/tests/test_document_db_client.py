@@ -380,6 +380,19 @@ class ErrorTest(ClientTestCase):
                 for base in bases:
                     self.assertIsInstance(caught.exception, base)
         self.assertEqual(document_error("limit-exceeded", "slow").code, 50)
+
+    def test_a_space_quota_is_a_write_error_and_a_bulk_write_error_for_insert_many(self):
+        message = "quota exceeded: the space holds 5 documents and this write adds 1"
+        self.backend.fail = document_error("limit-exceeded", message)
+        with self.assertRaises(WriteError) as caught:
+            self.client.insert_one({"a": 1})
+        self.assertEqual((caught.exception.code, caught.exception.timeout), (8000, False))
+        self.assertNotIsInstance(caught.exception, ExecutionTimeout)
+        self.backend.fail = document_error("limit-exceeded", message)
+        with self.assertRaises(BulkWriteError) as bulk:
+            self.client.insert_many([{"a": 1}, {"a": 2}])
+        errors = bulk.exception.details["writeErrors"]
+        self.assertEqual([(e["code"], e["errmsg"]) for e in errors], [(8000, message)])
         self.assertTrue(document_error("unavailable", "down").timeout)
 
     def test_operation_failure_fields(self):

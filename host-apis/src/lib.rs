@@ -6,7 +6,8 @@
 //! - [`log`]: the bounded per-invocation function log;
 //! - [`docstore`]: the document store (MongoDB's query language; sled or PostgreSQL);
 //! - [`objects`]: object storage (object_store: local filesystem, memory or S3);
-//! - [`ixon_api`]: the IXON API client (discovery, caller credentials, endpoint allowlist).
+//! - [`ixon_api`]: the IXON API client (discovery, caller credentials, endpoint allowlist);
+//! - [`quota`]: per-space storage quotas, shared by the document store and object storage.
 
 pub mod background;
 pub mod config;
@@ -14,3 +15,4 @@ pub mod docstore;
 pub mod ixon_api;
 pub mod log;
 pub mod objects;
+pub mod quota;

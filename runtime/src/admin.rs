@@ -39,6 +39,8 @@ pub struct AdminState {
     pub run_slots: Arc<crate::running::RunSlots>,
     /// The async job store, for its per-space usage gauges.
     pub async_jobs: Arc<crate::triggers::async_invoke::AsyncJobs>,
+    /// The document store and object storage (once opened), for their per-space usage gauges.
+    pub capabilities: Option<Arc<crate::capabilities::Capabilities>>,
 }
 
 /// A running cron trigger, for listing.

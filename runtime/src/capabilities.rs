@@ -8,10 +8,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use wasmfn_host_apis::docstore::postgres::PostgresDocuments;
 use wasmfn_host_apis::docstore::sled_store::SledDocuments;
-use wasmfn_host_apis::docstore::{CollectionRef, DocumentStore, Documents, Limits as DocLimits};
+use wasmfn_host_apis::docstore::{
+    CollectionRef, DocumentStore, Documents, Limits as DocLimits, SpaceQuota as DocumentQuota,
+};
 use wasmfn_host_apis::ixon_api::{Allowlist, ApiOptions, Credentials, IxonApi, DEFAULT_BASE_URL};
 use wasmfn_host_apis::objects::backend::ObjectBackend;
-use wasmfn_host_apis::objects::{ObjectLimits, Objects, Presigner};
+use wasmfn_host_apis::objects::{ObjectLimits, Objects, Presigner, SpaceQuota as ObjectQuota};
 
 use crate::invoker::Caller;
 use crate::state::StateDb;
@@ -27,6 +29,10 @@ pub struct CapabilityOptions {
     pub ixon_api_url: String,
     /// How clients reach this server, for presigned object URLs (`http://host:port`).
     pub public_url: String,
+    /// What each space may keep in the document store (enforced by the embedded store).
+    pub document_quota: DocumentQuota,
+    /// What each space may keep in object storage.
+    pub object_quota: ObjectQuota,
 }
 
 impl Default for CapabilityOptions {
@@ -36,6 +42,8 @@ impl Default for CapabilityOptions {
             object_store: None,
             ixon_api_url: DEFAULT_BASE_URL.into(),
             public_url: "http://127.0.0.1:8080".into(),
+            document_quota: DocumentQuota::default(),
+            object_quota: ObjectQuota::default(),
         }
     }
 }
@@ -61,12 +69,29 @@ impl std::fmt::Debug for Capabilities {
 impl Capabilities {
     pub async fn open(options: &CapabilityOptions, state: &StateDb) -> Result<Self> {
         let store: Arc<dyn DocumentStore> = match options.document_store.as_str() {
-            "sled" | "" => Arc::new(SledDocuments::new(state.db().clone())),
-            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Arc::new(
-                PostgresDocuments::connect(url)
+            "sled" | "" => {
+                let db = state.db().clone();
+                let quota = options.document_quota;
+                // Counting every space's usage reads the whole store once.
+                let store = tokio::task::spawn_blocking(move || SledDocuments::open(db, quota))
                     .await
-                    .map_err(|e| anyhow::anyhow!("document store: {e}"))?,
-            ),
+                    .context("opening the document store")?
+                    .map_err(|e| anyhow::anyhow!("document store: {e}"))?;
+                Arc::new(store)
+            }
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                if options.document_quota != DocumentQuota::default() {
+                    tracing::warn!(
+                        "the --space-documents, --space-document-mib and --space-collections \
+                         quotas apply to the embedded document store only, not to PostgreSQL"
+                    );
+                }
+                Arc::new(
+                    PostgresDocuments::connect(url)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("document store: {e}"))?,
+                )
+            }
             other => anyhow::bail!(
                 "--document-store {other:?} is not supported: use `sled` or a postgres:// URL"
             ),
@@ -79,7 +104,12 @@ impl Capabilities {
         let backend = ObjectBackend::parse(&object_setting).map_err(anyhow::Error::msg)?;
         let objects =
             Objects::new(backend.build().map_err(anyhow::Error::msg)?, ObjectLimits::default())
-                .with_layout(backend.layout());
+                .with_layout(backend.layout())
+                .with_quota(options.object_quota);
+        objects
+            .count_usage()
+            .await
+            .map_err(|e| anyhow::anyhow!("object storage: counting what each space keeps: {e}"))?;
         let presigner = Presigner::new(presign_secret(state)?, &options.public_url);
         let ixon_api = IxonApi::new(&options.ixon_api_url, ApiOptions::default())
             .map_err(anyhow::Error::msg)?;

@@ -49,6 +49,8 @@ fn doc_error(error: DocError) -> documents::DocumentError {
         DocError::TooLarge(m) => E::TooLarge(m),
         DocError::DuplicateKey(m) => E::DuplicateKey(m),
         DocError::LimitExceeded(m) => E::LimitExceeded(m),
+        // The WIT has no quota case: the guest tells it by the `quota exceeded:` message.
+        DocError::QuotaExceeded(m) => E::LimitExceeded(m),
         DocError::Unavailable(m) => E::Unavailable(m),
     }
 }
@@ -157,6 +159,8 @@ fn object_error(error: ObjectError) -> objects::ObjectError {
         ObjectError::InvalidKey(m) => E::InvalidKey(m),
         ObjectError::NotFound(m) => E::NotFound(m),
         ObjectError::TooLarge(m) => E::TooLarge(m),
+        // The object does not fit in what is left of the space's quota.
+        ObjectError::QuotaExceeded(m) => E::TooLarge(m),
         ObjectError::Unavailable(m) => E::Unavailable(m),
     }
 }

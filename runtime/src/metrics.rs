@@ -1,6 +1,7 @@
 //! Prometheus metrics at `/metrics` (OpenMetrics text): invocations by function, trigger and
 //! status, duration, instantiate and queue-wait histograms, and, read at scrape time, active
-//! functions, callers waiting for a concurrency slot, and trigger status and queue depths.
+//! functions, callers waiting for a concurrency slot, trigger status and queue depths, and what
+//! each space keeps (async jobs, documents, objects) against its quotas.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,78 @@ pub struct Metrics {
     trigger_dropped: Family<TriggerLabels, Gauge>,
     async_jobs: Family<SpaceLabels, Gauge>,
     async_bytes: Family<SpaceLabels, Gauge>,
+    storage: StorageGauges,
+}
+
+/// What each space keeps in the document store and object storage.
+#[derive(Default)]
+struct StorageGauges {
+    documents: Family<SpaceLabels, Gauge>,
+    document_bytes: Family<SpaceLabels, Gauge>,
+    collections: Family<SpaceLabels, Gauge>,
+    object_bytes: Family<SpaceLabels, Gauge>,
+    objects: Family<SpaceLabels, Gauge>,
+}
+
+impl StorageGauges {
+    fn register(registry: &mut Registry) -> Self {
+        let gauges = Self::default();
+        let described = [
+            (
+                "wasmfn_documents_stored",
+                "Documents a space keeps in the (embedded) document store, against \
+                 --space-documents",
+                &gauges.documents,
+            ),
+            (
+                "wasmfn_document_bytes_stored",
+                "Bytes of stored JSON documents a space keeps, against --space-document-mib",
+                &gauges.document_bytes,
+            ),
+            (
+                "wasmfn_collections_stored",
+                "Document collections a space has, against --space-collections",
+                &gauges.collections,
+            ),
+            (
+                "wasmfn_object_bytes_stored",
+                "Bytes of objects a space keeps in object storage, against --space-object-mib",
+                &gauges.object_bytes,
+            ),
+            (
+                "wasmfn_objects_stored",
+                "Objects a space keeps in object storage, against --space-objects",
+                &gauges.objects,
+            ),
+        ];
+        for (name, help, family) in described {
+            registry.register(name, help, family.clone());
+        }
+        gauges
+    }
+
+    fn read(&self, capabilities: &crate::capabilities::Capabilities) {
+        for family in [
+            &self.documents,
+            &self.document_bytes,
+            &self.collections,
+            &self.object_bytes,
+            &self.objects,
+        ] {
+            family.clear();
+        }
+        for (space, used) in capabilities.documents.usage() {
+            let labels = SpaceLabels { space };
+            self.documents.get_or_create(&labels).set(used.documents as i64);
+            self.document_bytes.get_or_create(&labels).set(used.bytes as i64);
+            self.collections.get_or_create(&labels).set(used.collections as i64);
+        }
+        for (space, used) in capabilities.objects.usage() {
+            let labels = SpaceLabels { space };
+            self.object_bytes.get_or_create(&labels).set(used.bytes as i64);
+            self.objects.get_or_create(&labels).set(used.objects as i64);
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -155,6 +228,7 @@ impl Metrics {
              against --async-space-mib",
             async_bytes.clone(),
         );
+        let storage = StorageGauges::register(&mut registry);
         Arc::new(Self {
             registry: Mutex::new(registry),
             invocations,
@@ -170,6 +244,7 @@ impl Metrics {
             trigger_dropped,
             async_jobs,
             async_bytes,
+            storage,
         })
     }
 
@@ -210,6 +285,9 @@ impl Metrics {
             let labels = SpaceLabels { space };
             self.async_jobs.get_or_create(&labels).set(used.jobs as i64);
             self.async_bytes.get_or_create(&labels).set(used.bytes as i64);
+        }
+        if let Some(capabilities) = &state.capabilities {
+            self.storage.read(capabilities);
         }
         let mut text = String::new();
         let registry = self.registry.lock().expect("metrics registry lock");

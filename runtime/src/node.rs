@@ -336,6 +336,7 @@ impl Node {
                 events: self.subscriptions.clone(),
                 run_slots: self.runtime.invoker().run_slots().clone(),
                 async_jobs: self.async_jobs.clone(),
+                capabilities: self.runtime.invoker().capabilities().cloned(),
             },
             sessions: self.sessions.clone(),
         }

@@ -116,6 +116,11 @@ def document_error(kind: str, message: str) -> PyMongoError:
         return DocumentTooLarge(message)
     if kind == "duplicate-key":
         return DuplicateKeyError(message, 11000, {"code": 11000, "errmsg": message})
+    if kind == "limit-exceeded" and message.startswith("quota exceeded:"):
+        # The space's storage quota (the host says so in the message; the WIT has no case for
+        # it): a write error with the code MongoDB Atlas uses for its space quota.
+        details = {"ok": 0.0, "errmsg": message, "code": 8000, "codeName": "AtlasError"}
+        return WriteError(message, 8000, details)
     if kind == "limit-exceeded":
         return ExecutionTimeout(
             message, 50, {"ok": 0.0, "errmsg": message, "code": 50, "codeName": "MaxTimeMSExpired"}

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::budget::Budget;
 use super::query::{Filter, Meter, OutOfTime};
-use super::sled_store::SledDocuments;
+use super::suite::sled_documents;
 use super::*;
 
 fn at(collection: &str) -> CollectionRef {
@@ -19,7 +19,7 @@ fn at(collection: &str) -> CollectionRef {
 fn sled_store() -> (tempfile::TempDir, sled::Db, Documents) {
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path()).unwrap();
-    let store = Documents::new(Arc::new(SledDocuments::new(db.clone())), Limits::default());
+    let store = Documents::new(Arc::new(sled_documents(db.clone())), Limits::default());
     (dir, db, store)
 }
 
@@ -104,7 +104,7 @@ async fn a_huge_in_query_answers_with_the_time_limit() {
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path()).unwrap();
     let limits = Limits { max_query_time: Duration::from_millis(200), ..Limits::default() };
-    let store = Documents::new(Arc::new(SledDocuments::new(db)), limits);
+    let store = Documents::new(Arc::new(sled_documents(db)), limits);
     let c = at("wide");
     store
         .insert(&c, vec![json!({"_id": "wide", "items": (0..20_000).collect::<Vec<i64>>()})])

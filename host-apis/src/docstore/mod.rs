@@ -16,6 +16,8 @@ pub mod json;
 pub mod objectid;
 pub mod postgres;
 pub mod query;
+#[cfg(test)]
+mod quota_tests;
 pub mod sled_store;
 #[cfg(test)]
 mod suite;
@@ -81,6 +83,10 @@ pub enum DocError {
     DuplicateKey(String),
     #[error("{0}")]
     LimitExceeded(String),
+    /// The write would take its space past a storage quota ([`SpaceQuota`]); nothing was
+    /// written. The message starts with `quota exceeded:`.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -116,6 +122,32 @@ impl Default for Limits {
             max_batch: 10_000,
         }
     }
+}
+
+/// How much one space may keep in the document store (the embedded store enforces it; see
+/// docs/limits.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceQuota {
+    /// Documents in all the space's collections.
+    pub max_documents: u64,
+    /// Their stored JSON, in bytes.
+    pub max_bytes: u64,
+    /// Collections (company database x collection name) the space has written to.
+    pub max_collections: u64,
+}
+
+impl Default for SpaceQuota {
+    fn default() -> Self {
+        Self { max_documents: 1_000_000, max_bytes: 1 << 30, max_collections: 1_000 }
+    }
+}
+
+/// What one space keeps in the document store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpaceUsage {
+    pub documents: u64,
+    pub bytes: u64,
+    pub collections: u64,
 }
 
 /// A parsed `find`.
@@ -208,6 +240,11 @@ pub trait DocumentStore: Send + Sync + 'static {
     ) -> Result<Vec<Value>, DocError>;
     /// Removes every collection of a space (for tests and space deletion).
     async fn drop_space(&self, space: &str) -> Result<(), DocError>;
+    /// What each space keeps, by space name, when the backend enforces [`SpaceQuota`]s (the
+    /// embedded store does; PostgreSQL does not, and reports nothing).
+    fn usage(&self) -> Vec<(String, SpaceUsage)> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -259,6 +296,11 @@ impl Documents {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// What each space keeps, for `/metrics` (empty when the backend keeps no quotas).
+    pub fn usage(&self) -> Vec<(String, SpaceUsage)> {
+        self.store.usage()
     }
 
     pub async fn find(

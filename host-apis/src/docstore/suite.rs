@@ -15,6 +15,11 @@ pub fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// The embedded store on `db` with the default quota.
+pub fn sled_documents(db: sled::Db) -> SledDocuments {
+    SledDocuments::open(db, SpaceQuota::default()).expect("opening the sled store")
+}
+
 fn at(space: &str) -> CollectionRef {
     CollectionRef { space: space.into(), database: "c1".into(), collection: "fn".into() }
 }
@@ -184,7 +189,7 @@ pub async fn run_suite(backend: Arc<dyn DocumentStore>, run: &str) {
 async fn sled_backend_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path()).unwrap();
-    run_suite(Arc::new(SledDocuments::new(db)), "sled").await;
+    run_suite(Arc::new(sled_documents(db)), "sled").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,13 +207,13 @@ async fn sled_writes_survive_reopening() {
     let c = at("s");
     {
         let store = Documents::new(
-            Arc::new(SledDocuments::new(sled::open(dir.path()).unwrap())),
+            Arc::new(sled_documents(sled::open(dir.path()).unwrap())),
             Limits::default(),
         );
         store.insert(&c, vec![json!({"_id": "k", "v": 1})]).await.unwrap();
     }
     let store = Documents::new(
-        Arc::new(SledDocuments::new(sled::open(dir.path()).unwrap())),
+        Arc::new(sled_documents(sled::open(dir.path()).unwrap())),
         Limits::default(),
     );
     assert_eq!(

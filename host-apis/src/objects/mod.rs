@@ -5,11 +5,15 @@
 //! type and metadata in a small JSON sidecar at `spaces/<space>/meta/<key>` (the local filesystem
 //! backend keeps no attributes). Keys are checked by [`key::check_key`] before any call; on the
 //! local filesystem their parts are encoded ([`layout::KeyLayout`]) so that every valid key fits.
+//!
+//! Each space's object bytes and objects are limited ([`SpaceQuota`], counted in `usage.rs`):
+//! a put that would pass a limit is refused before anything is stored.
 
 pub mod backend;
 pub mod key;
 pub mod layout;
 pub mod presign;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +27,9 @@ use serde::{Deserialize, Serialize};
 pub use key::{check_key, check_prefix};
 pub use layout::KeyLayout;
 pub use presign::{PresignError, Presigner};
+pub use usage::{SpaceQuota, SpaceUsage};
+
+use crate::quota::{signed, Ledger};
 
 /// Why an object operation failed; the Python side raises the matching exception.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +40,10 @@ pub enum ObjectError {
     NotFound(String),
     #[error("{0}")]
     TooLarge(String),
+    /// The put would take its space past its [`SpaceQuota`]; nothing was stored. The message
+    /// starts with `quota exceeded:`.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -111,6 +122,8 @@ pub struct Objects {
     limits: ObjectLimits,
     layout: KeyLayout,
     listeners: Arc<std::sync::RwLock<Vec<Arc<dyn ObjectListener>>>>,
+    ledger: Arc<Ledger<2>>,
+    key_locks: usage::KeyLocks,
 }
 
 impl std::fmt::Debug for Objects {
@@ -135,8 +148,38 @@ fn failed(error: object_store::Error) -> ObjectError {
 }
 
 impl Objects {
+    /// Objects in `store`, each space limited by the default [`SpaceQuota`] and counted as
+    /// empty until [`Objects::count_usage`].
     pub fn new(store: Arc<dyn ObjectStore>, limits: ObjectLimits) -> Self {
-        Self { store, limits, layout: KeyLayout::Plain, listeners: Arc::default() }
+        Self {
+            store,
+            limits,
+            layout: KeyLayout::Plain,
+            listeners: Arc::default(),
+            ledger: usage::ledger(SpaceQuota::default()),
+            key_locks: usage::KeyLocks::default(),
+        }
+    }
+
+    /// Limits each space to `quota` (before [`Objects::count_usage`]).
+    pub fn with_quota(mut self, quota: SpaceQuota) -> Self {
+        self.ledger = usage::ledger(quota);
+        self
+    }
+
+    /// Counts what every space keeps by listing the whole store (once, at start).
+    pub async fn count_usage(&self) -> Result<(), ObjectError> {
+        usage::count(self.store.as_ref(), &self.ledger).await
+    }
+
+    /// What each space keeps, by space name (for `/metrics`).
+    pub fn usage(&self) -> Vec<(String, SpaceUsage)> {
+        let spaces = self.ledger.usage().into_iter();
+        spaces
+            .map(|(space, used)| {
+                (space, SpaceUsage { bytes: used[usage::BYTES], objects: used[usage::OBJECTS] })
+            })
+            .collect()
     }
 
     /// Lays keys out as `layout` says (the backend's [`backend::ObjectBackend::layout`]).
@@ -204,11 +247,21 @@ impl Objects {
             .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
         let sidecar = Sidecar { key: key.to_string(), content_type, metadata };
         let sidecar_bytes = serde_json::to_vec(&sidecar).unwrap_or_default();
-        let result = self
-            .store
-            .put(&self.location(space, "objects", key), PutPayload::from(body.clone()))
-            .await;
+        let data = self.location(space, "objects", key);
+        // The old object's size and the new one's write under one lock: the difference is exact.
+        let _key = self.key_locks.lock(space, key).await;
+        let old = match self.store.head(&data).await {
+            Ok(meta) => Some(meta.size),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(error) => return Err(failed(error)),
+        };
+        let old_bytes = old.map_or(0, |size| i64::try_from(size).unwrap_or(i64::MAX));
+        let delta = [signed(body.len()) - old_bytes, i64::from(old.is_none())];
+        let reservation =
+            self.ledger.reserve(space, delta).map_err(|r| usage::quota_exceeded(&r))?;
+        let result = self.store.put(&data, PutPayload::from(body.clone())).await;
         let result = result.map_err(failed)?;
+        reservation.keep();
         self.store
             .put(&self.location(space, "meta", key), PutPayload::from(sidecar_bytes))
             .await
@@ -250,12 +303,14 @@ impl Objects {
     pub async fn delete(&self, space: &str, key: &str) -> Result<bool, ObjectError> {
         check_key(key)?;
         let data = self.location(space, "objects", key);
-        match self.store.head(&data).await {
-            Ok(_) => {}
+        let _key = self.key_locks.lock(space, key).await;
+        let size = match self.store.head(&data).await {
+            Ok(meta) => meta.size,
             Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(error) => return Err(failed(error)),
-        }
+        };
         self.store.delete(&data).await.map_err(failed)?;
+        self.ledger.settle(space, [-i64::try_from(size).unwrap_or(i64::MAX), -1]);
         match self.store.delete(&self.location(space, "meta", key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(failed(error)),

@@ -189,3 +189,61 @@ async fn listeners_hear_committed_puts_and_deletes_only() {
     );
     assert!(events.iter().all(|e| e.space == "s"));
 }
+
+async fn put_bytes(objects: &Objects, key: &str, size: usize) -> Result<ObjectInfo, ObjectError> {
+    objects.put("s", key, Bytes::from(vec![b'x'; size]), None, BTreeMap::new()).await
+}
+
+fn refused(result: Result<ObjectInfo, ObjectError>) -> String {
+    match result {
+        Err(ObjectError::QuotaExceeded(message)) => message,
+        other => panic!("expected a quota error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_space_keeps_at_most_its_quota_and_overwrites_and_deletes_count_the_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = ObjectBackend::Local(dir.path().join("objects"));
+    let quota = SpaceQuota { max_bytes: 10, max_objects: 2 };
+    let open = || {
+        Objects::new(backend.build().unwrap(), limits())
+            .with_layout(backend.layout())
+            .with_quota(quota)
+    };
+    let objects = open();
+    put_bytes(&objects, "a", 6).await.unwrap();
+    let message = refused(put_bytes(&objects, "dir/b", 5).await);
+    assert_eq!(
+        message,
+        "quota exceeded: the space holds 6 bytes of objects and this put adds 5, over its limit \
+         of 10; nothing was stored"
+    );
+    assert!(matches!(objects.head("s", "dir/b").await, Err(ObjectError::NotFound(_))));
+
+    // An overwrite counts the difference, both ways.
+    put_bytes(&objects, "a", 3).await.unwrap();
+    put_bytes(&objects, "dir/b", 5).await.unwrap();
+    assert_eq!(objects.usage(), [("s".to_string(), SpaceUsage { bytes: 8, objects: 2 })]);
+    let message = refused(put_bytes(&objects, "c", 1).await);
+    assert!(message.contains("holds 2 objects"), "{message}");
+    refused(put_bytes(&objects, "a", 6).await);
+    assert_eq!(objects.head("s", "a").await.unwrap().size, 3, "a refused overwrite keeps the old");
+    // Another space has its own quota.
+    objects.put("t", "a", Bytes::from_static(b"0123456789"), None, BTreeMap::new()).await.unwrap();
+
+    assert!(objects.delete("s", "dir/b").await.unwrap());
+    put_bytes(&objects, "c", 1).await.unwrap();
+    let expected = vec![
+        ("s".to_string(), SpaceUsage { bytes: 4, objects: 2 }),
+        ("t".to_string(), SpaceUsage { bytes: 10, objects: 1 }),
+    ];
+    assert_eq!(objects.usage(), expected);
+    assert_eq!(objects.key_locks.len(), 0, "no lock kept for keys nobody writes");
+
+    // A restart counts the same usage from the store, and enforces it.
+    let reopened = open();
+    reopened.count_usage().await.unwrap();
+    assert_eq!(reopened.usage(), expected);
+    refused(put_bytes(&reopened, "d", 7).await);
+}

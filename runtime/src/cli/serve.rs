@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use wasmfn_host_apis::docstore::SpaceQuota as DocumentQuota;
+use wasmfn_host_apis::objects::SpaceQuota as ObjectQuota;
 
 use super::{bundle_bytes, folder_dev_config, RunArgs};
 use crate::access::signature::IngressVerifier;
@@ -75,6 +77,28 @@ pub struct ServeArgs {
     /// MiB of request and result bodies of asynchronous invocations one space may keep.
     #[arg(long, value_name = "MIB", default_value_t = AsyncOptions::default().space_bytes >> 20)]
     pub async_space_mib: u64,
+    /// Documents one space may keep in the document store (all its collections); a write that
+    /// would pass it fails as a whole. Enforced by the embedded (sled) store only.
+    #[arg(long, default_value_t = DocumentQuota::default().max_documents,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub space_documents: u64,
+    /// MiB of documents (their stored JSON) one space may keep in the document store.
+    #[arg(long, value_name = "MIB", default_value_t = DocumentQuota::default().max_bytes >> 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub space_document_mib: u64,
+    /// Document collections (company databases x collection names) one space may create.
+    #[arg(long, default_value_t = DocumentQuota::default().max_collections,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub space_collections: u64,
+    /// MiB of objects one space may keep in object storage; a put that would pass it is
+    /// refused with 507 `quota_exceeded`.
+    #[arg(long, value_name = "MIB", default_value_t = ObjectQuota::default().max_bytes >> 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub space_object_mib: u64,
+    /// Objects one space may keep in object storage.
+    #[arg(long, default_value_t = ObjectQuota::default().max_objects,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub space_objects: u64,
     /// How long invocation log records are kept, in hours (default 7 days).
     #[arg(long, default_value_t = 168)]
     pub log_retention_hours: u64,
@@ -208,6 +232,15 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         object_store: args.object_store.clone(),
         ixon_api_url: args.ixon_api_url.clone(),
         public_url: args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen)),
+        document_quota: DocumentQuota {
+            max_documents: args.space_documents,
+            max_bytes: args.space_document_mib.saturating_mul(1 << 20),
+            max_collections: args.space_collections,
+        },
+        object_quota: ObjectQuota {
+            max_bytes: args.space_object_mib.saturating_mul(1 << 20),
+            max_objects: args.space_objects,
+        },
     };
     let capabilities = node.open_capabilities(&capabilities).await?;
     let mut names = Vec::new();

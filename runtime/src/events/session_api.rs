@@ -105,6 +105,7 @@ fn doc_error(failure: DocError) -> Response {
         DocError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "document_too_large"),
         DocError::DuplicateKey(_) => (StatusCode::CONFLICT, "duplicate_key"),
         DocError::LimitExceeded(_) => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+        DocError::QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded"),
         DocError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
     };
     error(status, code, failure.to_string())

@@ -34,6 +34,9 @@ pub(crate) fn object_error(failure: ObjectError) -> Response {
         ObjectError::InvalidKey(m) => error(StatusCode::BAD_REQUEST, "invalid_key", m),
         ObjectError::NotFound(m) => error(StatusCode::NOT_FOUND, "object_not_found", m),
         ObjectError::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, "object_too_large", m),
+        ObjectError::QuotaExceeded(m) => {
+            error(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m)
+        }
         ObjectError::Unavailable(m) => {
             error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", m)
         }
