@@ -9,6 +9,8 @@
 
 pub mod config;
 pub mod docstore;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ixon_api;
 pub mod log;
 pub mod objects;
