@@ -127,7 +127,11 @@ fn check_sort(sort: &Sort, docs: &[Map<String, Value>]) {
     for a in docs {
         assert_eq!(sort.compare(a, a), Ordering::Equal, "a document sorts apart from itself");
         for b in docs {
-            assert_eq!(sort.compare(a, b), sort.compare(b, a).reverse(), "sort is not antisymmetric");
+            assert_eq!(
+                sort.compare(a, b),
+                sort.compare(b, a).reverse(),
+                "sort is not antisymmetric"
+            );
         }
     }
     let mut sorted = docs.to_vec();
