@@ -12,6 +12,8 @@
 pub mod background;
 pub mod config;
 pub mod docstore;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ixon_api;
 pub mod log;
 pub mod objects;

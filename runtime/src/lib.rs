@@ -19,6 +19,8 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod function_config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guest_sources;
 pub mod host;
 pub mod host_calls;

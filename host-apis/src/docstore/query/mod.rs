@@ -9,6 +9,8 @@
 //! (malformed filters, updates, projections and sorts are [`QueryError`]s) and bounded recursion.
 
 mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 mod matcher;
 mod meter;
 mod path;
