@@ -299,32 +299,50 @@ async fn callbacks_to_internal_addresses_are_refused_unless_the_operator_allows_
     // URLs given when a trigger or subscription is created are checked then, not at the first
     // delivery: nothing is created.
     let creations = [
-        ("/admin/spaces/default/triggers", json!({
-            "type": "mqtt", "name": "to-metadata", "broker": "mqtt://127.0.0.1:1883",
-            "topics": ["a/b"], "functions": [{"function": "behave"}],
-            "callback_url": "http://169.254.169.254/latest/meta-data/",
-        }), "link-local"),
-        ("/admin/spaces/default/events", json!({
-            "name": "to-private", "events": ["STORAGE_INSERT"], "webhook_url": "http://10.0.0.1/hook",
-        }), "private"),
-        ("/admin/spaces/default/events", json!({
-            "name": "to-self", "events": ["STORAGE_INSERT"], "function": "behave",
-            "callback_url": format!("http://localhost:{port}/done"),
-        }), "loopback"),
+        (
+            "/admin/spaces/default/triggers",
+            json!({
+                "type": "mqtt", "name": "to-metadata", "broker": "mqtt://127.0.0.1:1883",
+                "topics": ["a/b"], "functions": [{"function": "behave"}],
+                "callback_url": "http://169.254.169.254/latest/meta-data/",
+            }),
+            "link-local",
+        ),
+        (
+            "/admin/spaces/default/events",
+            json!({
+                "name": "to-private", "events": ["STORAGE_INSERT"], "webhook_url": "http://10.0.0.1/hook",
+            }),
+            "private",
+        ),
+        (
+            "/admin/spaces/default/events",
+            json!({
+                "name": "to-self", "events": ["STORAGE_INSERT"], "function": "behave",
+                "callback_url": format!("http://localhost:{port}/done"),
+            }),
+            "loopback",
+        ),
     ];
     for (path, create, kind) in creations {
         let response = server.admin(reqwest::Method::POST, path).json(&create).send().await;
         let (status, body) = json(response.unwrap()).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("callback_refused")), "{body}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("callback_refused")),
+            "{body}"
+        );
         assert!(body["error"]["message"].as_str().unwrap().contains(kind), "{body}");
     }
-    let (_, triggers) =
-        json(server.admin(reqwest::Method::GET, "/admin/spaces/default/triggers").send().await.unwrap())
-            .await;
+    let (_, triggers) = json(
+        server.admin(reqwest::Method::GET, "/admin/spaces/default/triggers").send().await.unwrap(),
+    )
+    .await;
     assert!(!triggers.to_string().contains("to-metadata"), "{triggers}");
-    let (_, events) =
-        json(server.admin(reqwest::Method::GET, "/admin/spaces/default/events").send().await.unwrap())
-            .await;
+    let (_, events) = json(
+        server.admin(reqwest::Method::GET, "/admin/spaces/default/events").send().await.unwrap(),
+    )
+    .await;
     assert!(!events.to_string().contains("to-private"), "{events}");
 
     // With the operator's allowlist the same receiver gets its callback.

@@ -232,7 +232,11 @@ async fn huge_responses_are_capped() {
 async fn responses_larger_than_the_instance_are_refused_as_too_large() {
     let server = start_server(&["behave"], None).await;
     let (status, body) = call(&server, "behave.huge_text", json!({"mebibytes": 64})).await;
-    assert_eq!((status, body["error"]["code"].clone()), (502, json!("response_too_large")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (502, json!("response_too_large")),
+        "{body}"
+    );
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains(&format!("reached {} bytes", (64 << 20) + 2)), "{message}");
     still_serves(&server).await;
@@ -247,7 +251,11 @@ async fn the_host_refuses_body_pieces_past_the_limit() {
     let piece = 400 * 1024;
     let (status, body) =
         call(&server, "behave.raw_body", json!({"pieces": 5, "piece_bytes": piece})).await;
-    assert_eq!((status, body["error"]["code"].clone()), (502, json!("response_too_large")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (502, json!("response_too_large")),
+        "{body}"
+    );
     let message = body["error"]["message"].as_str().unwrap();
     // Two pieces fit in 1 MiB; the third was refused, and every piece after it.
     assert!(message.contains(&format!("reached {} bytes", 3 * piece)), "{message}");

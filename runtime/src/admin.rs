@@ -259,7 +259,9 @@ async fn create(
 }
 
 /// 400 `callback_refused`: a callback or webhook URL whose host deliveries may not reach.
-pub(crate) fn callback_refused(why: &crate::delivery::destination::DestinationRefused) -> AdminError {
+pub(crate) fn callback_refused(
+    why: &crate::delivery::destination::DestinationRefused,
+) -> AdminError {
     AdminError::new(StatusCode::BAD_REQUEST, "callback_refused", why.to_string())
 }
 

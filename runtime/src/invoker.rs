@@ -347,10 +347,8 @@ impl Invoker {
         let raw = tokio::time::timeout(backstop, call).await;
 
         let mut traceback = None;
-        let too_large = |size: u64| InvokeError::ResponseTooLarge {
-            size,
-            limit: limits.max_response_bytes,
-        };
+        let too_large =
+            |size: u64| InvokeError::ResponseTooLarge { size, limit: limits.max_response_bytes };
         // A refused piece of the body decides the answer whatever the function did next.
         let refused = store.data().response.refused();
         let result = match raw {

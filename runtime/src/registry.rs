@@ -299,9 +299,11 @@ async fn list_entries(
 ) -> Result<Vec<String>, BundleError> {
     let (engine, pre, limits) = (engine.clone(), pre.clone(), limits.clone());
     let runtime = tokio::runtime::Handle::current();
-    wasmfn_host_apis::background::spawn(move || runtime.block_on(call_entries(&engine, &pre, &limits)))
-        .await
-        .map_err(|e| BundleError::Entries(format!("the task listing entries failed: {e}")))?
+    wasmfn_host_apis::background::spawn(move || {
+        runtime.block_on(call_entries(&engine, &pre, &limits))
+    })
+    .await
+    .map_err(|e| BundleError::Entries(format!("the task listing entries failed: {e}")))?
 }
 
 async fn call_entries(

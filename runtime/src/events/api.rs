@@ -132,12 +132,18 @@ async fn create(
             None => None,
         };
     let destinations = state.deliverer.destinations();
-    let urls = [callback_url.as_ref(), match &target {
-        Target::Webhook { url, .. } => Some(url),
-        Target::Function { .. } => None,
-    }];
+    let urls = [
+        callback_url.as_ref(),
+        match &target {
+            Target::Webhook { url, .. } => Some(url),
+            Target::Function { .. } => None,
+        },
+    ];
     for url in urls.into_iter().flatten() {
-        destinations.refuse_internal(&url.0).await.map_err(|why| crate::admin::callback_refused(&why))?;
+        destinations
+            .refuse_internal(&url.0)
+            .await
+            .map_err(|why| crate::admin::callback_refused(&why))?;
     }
     let subscription = Subscription {
         space,
