@@ -81,7 +81,7 @@ async fn bytes_count_the_stored_json_and_updates_count_the_difference() {
     let c = at("a", "fn");
     let small = json!({"_id": 1, "text": "x".repeat(40)});
     store.insert(&c, vec![small.clone()]).await.unwrap();
-    let used = bytes_of(&[small.clone()]);
+    let used = bytes_of(std::slice::from_ref(&small));
     assert_eq!(usage_of(&store, "a").unwrap().bytes, used);
 
     // Growing the one document past 100 bytes is refused and leaves it as it was.
@@ -96,7 +96,7 @@ async fn bytes_count_the_stored_json_and_updates_count_the_difference() {
     let replacement = json!({"text": "z"});
     store.replace(&c, &json!({"_id": 1}), &replacement, false).await.unwrap();
     let replaced = json!({"_id": 1, "text": "z"});
-    assert_eq!(usage_of(&store, "a").unwrap().bytes, bytes_of(&[replaced.clone()]));
+    assert_eq!(usage_of(&store, "a").unwrap().bytes, bytes_of(std::slice::from_ref(&replaced)));
     let second = json!({"_id": 2, "text": "w".repeat(40)});
     store.insert(&c, vec![second.clone()]).await.unwrap();
     assert_eq!(usage_of(&store, "a").unwrap().bytes, bytes_of(&[replaced, second]));

@@ -83,7 +83,12 @@ pub(super) async fn count(store: &dyn ObjectStore, ledger: &Ledger<2>) -> Result
 /// One lock per (space, key) being written, dropped from the map when nobody holds or waits
 /// for it.
 #[derive(Debug, Default, Clone)]
-pub(super) struct KeyLocks(Arc<Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>>);
+pub(super) struct KeyLocks(Arc<Mutex<HashMap<SpaceKey, KeyLock>>>);
+
+/// A space and an object key in it.
+type SpaceKey = (String, String);
+/// The lock of one key, shared by the writers waiting for it.
+type KeyLock = Arc<tokio::sync::Mutex<()>>;
 
 /// Holds a key's lock.
 pub(super) struct KeyGuard {
