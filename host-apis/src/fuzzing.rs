@@ -48,3 +48,15 @@ pub fn replay(
     assert!(panicked.is_empty(), "fuzz target {target} panicked on: {}", panicked.join(", "));
     outcomes
 }
+
+/// [`replay`], then checks that the corpus holds inputs the parser accepts and inputs it
+/// refuses, so that it keeps exercising both paths.
+pub fn replay_both_ways(fuzz_dir: &Path, target: &str, entry: impl Fn(&[u8]) -> Outcome) {
+    let outcomes = replay(fuzz_dir, target, entry);
+    for wanted in [Outcome::Accepted, Outcome::Refused] {
+        assert!(
+            outcomes.iter().any(|(_, outcome)| *outcome == wanted),
+            "no {wanted:?} input for {target}: {outcomes:?}"
+        );
+    }
+}

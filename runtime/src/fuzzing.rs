@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
-pub use wasmfn_host_apis::fuzzing::{inputs, replay, Outcome};
+pub use wasmfn_host_apis::fuzzing::{inputs, replay, replay_both_ways, Outcome};
 
 use crate::invoker::Caller;
 use crate::manifest::{validate_name, FunctionManifest};
