@@ -14,6 +14,7 @@ use crate::bindings::types;
 use crate::capabilities::{Capabilities, HostScope};
 use crate::error::InvokeError;
 use crate::function_config::ConfigStore;
+use crate::guest_threads::GuestThreads;
 use crate::host::MemoryLimitExceeded;
 use crate::pool::{self, PoolBudget, PoolSettings};
 use crate::registry::{FunctionVersion, Registry};
@@ -160,15 +161,19 @@ pub struct Invoker {
     pool: Arc<PoolBudget>,
     /// Bounds the invocations running at once across the node.
     running: Arc<RunSlots>,
+    /// Where the calls run: threads of their own, below the serving threads, or in place.
+    guests: GuestThreads,
 }
 
 impl Invoker {
-    /// `max_running` invocations run at once across the node (0: 4 per CPU core).
+    /// `max_running` invocations run at once across the node (0: 4 per CPU core); calls run on
+    /// `guests`.
     pub fn new(
         engine: Engine,
         registry: Arc<Registry>,
         pool: PoolSettings,
         max_running: usize,
+        guests: GuestThreads,
     ) -> Self {
         Self {
             engine,
@@ -178,6 +183,7 @@ impl Invoker {
             config_store: Arc::default(),
             pool: PoolBudget::new(pool),
             running: RunSlots::new(max_running),
+            guests,
         }
     }
 
@@ -277,7 +283,27 @@ impl Invoker {
                     // the timeout counts from here.
                     let slot = self.running.acquire().await;
                     let queued = started.elapsed();
-                    let mut outcome = self.run(&version, &entry, &invocation, slot).await;
+                    // Only what an outcome without a call needs, kept should the call's task
+                    // end without one (a panic in host code).
+                    let lost = Invocation {
+                        space: invocation.space.clone(),
+                        function: invocation.function.clone(),
+                        entry: invocation.entry.clone(),
+                        trigger: invocation.trigger.clone(),
+                        id: invocation.id,
+                        ..Invocation::default()
+                    };
+                    let this = self.clone();
+                    let running = version.clone();
+                    let call = async move { this.run(&running, &entry, &invocation, slot).await };
+                    let mut outcome = match self.guests.run(call).await {
+                        Some(outcome) => outcome,
+                        None => Outcome::failed(
+                            &lost,
+                            Some(&version),
+                            InvokeError::Trap("the call ended in an error of the server".into()),
+                        ),
+                    };
                     outcome.timing.queued = queued;
                     outcome
                 }

@@ -22,6 +22,7 @@ pub mod function_config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guest_sources;
+pub mod guest_threads;
 pub mod host;
 pub mod host_calls;
 pub mod invoker;

@@ -12,6 +12,7 @@ use wasmtime::Engine;
 use crate::bindings::{types, Function};
 use crate::bundle::{BundleError, CompileCache};
 use crate::engine::{build_engine, EpochTicker};
+use crate::guest_threads::GuestThreads;
 use crate::host::InvocationState;
 use crate::invoker::Invoker;
 use crate::limits::{EngineLimits, Limits};
@@ -30,6 +31,9 @@ pub struct RuntimeConfig {
     pub pool: PoolSettings,
     /// Invocations running at once across the node; more wait in line (0: 4 per CPU core).
     pub max_running: usize,
+    /// Threads that run functions, below the serving threads' priority (0: functions run on
+    /// the runtime of whoever invokes them). See [`crate::guest_threads`].
+    pub guest_threads: usize,
 }
 
 /// Everything needed to load and run functions.
@@ -59,8 +63,14 @@ impl Runtime {
         crate::response_body::add_to_linker(&mut linker)?;
         let cache = CompileCache::new(&engine, &config.cache_dir);
         let pool = config.pool.clone().bounded_by(config.engine.max_instances);
-        let invoker =
-            Invoker::new(engine.clone(), Arc::new(Registry::default()), pool, config.max_running);
+        let guests = GuestThreads::new(config.guest_threads);
+        let invoker = Invoker::new(
+            engine.clone(),
+            Arc::new(Registry::default()),
+            pool,
+            config.max_running,
+            guests,
+        );
         let ticker = EpochTicker::start(&engine);
         Ok(Self { engine, linker, cache, config, invoker, _ticker: ticker })
     }

@@ -62,6 +62,8 @@ pub fn runtime_config() -> RuntimeConfig {
         default_limits: Limits::default(),
         pool: PoolSettings::default(),
         max_running: 0,
+        // As `wasmfn serve` on a 2-core machine: calls run on the guest threads.
+        guest_threads: 2,
     }
 }
 

@@ -134,6 +134,12 @@ pub struct RunArgs {
     /// timeout counts from when it starts running [default: 4 per CPU core].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_running: Option<u32>,
+    /// Threads that run functions, at a lower scheduling priority (nice 10) than the threads
+    /// that accept connections and answer requests, so that `/healthz` and new callers are
+    /// served at once however busy functions keep the CPU (0: run functions on the serving
+    /// threads) [default: one per CPU core].
+    #[arg(long, value_name = "N")]
+    pub guest_threads: Option<u32>,
 }
 
 impl RunArgs {
@@ -172,6 +178,10 @@ impl RunArgs {
                 ..PoolSettings::default()
             },
             max_running: self.max_running.map_or(0, |n| n as usize),
+            guest_threads: self.guest_threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                |n| n as usize,
+            ),
         }
     }
 }
