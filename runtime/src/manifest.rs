@@ -127,6 +127,9 @@ pub struct IxonApiSettings {
 }
 
 impl IxonApiSettings {
+    /// The entry that allows every endpoint with any method.
+    pub const ALL: &'static str = "*";
+
     pub fn is_default(&self) -> bool {
         self.allow.is_empty()
     }
@@ -234,7 +237,11 @@ impl FunctionManifest {
             Self::parse(&text)
                 .map_err(|message| ManifestError::Invalid { file: file.clone(), message })?
         } else {
-            Self::parse("").expect("empty manifest is valid")
+            let mut manifest = Self::parse("").expect("empty manifest is valid");
+            // An app written for IXON's platform has no function.toml, and there it may call
+            // every endpoint with its caller's rights: so here too (docs/ixon-api.md).
+            manifest.ixon_api.allow = vec![IxonApiSettings::ALL.to_string()];
+            manifest
         };
         if manifest.name.is_empty() {
             let folder = dir
@@ -354,5 +361,10 @@ mod tests {
         let manifest = FunctionManifest::load(&folder).unwrap();
         assert_eq!(manifest.name, "my-fn");
         assert_eq!(manifest.version, "0.1.0");
+        // As on IXON's platform: every endpoint, with the caller's rights.
+        assert_eq!(manifest.ixon_api.allow, ["*"]);
+        // A function.toml without [ixon_api] opts into wasmfn's default: no API access.
+        std::fs::write(folder.join(MANIFEST_FILE), "name = \"my-fn\"\n").unwrap();
+        assert!(FunctionManifest::load(&folder).unwrap().ixon_api.allow.is_empty());
     }
 }

@@ -249,6 +249,11 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         }
     };
     progress(&format!("{} {} (modules: {})", manifest.name, manifest.version, modules.join(", ")));
+    if !dir.join(MANIFEST_FILE).exists() {
+        progress(&format!(
+            "note: no {MANIFEST_FILE}: the function may call every IXON API endpoint with its caller's rights, as on IXON's platform; list the ones it needs in [ixon_api] allow to narrow that"
+        ));
+    }
     let toolchain = Toolchain::ensure(&wasmfn_home()).map_err(BuildError::Toolchain)?;
 
     let staging = tempfile::tempdir().map_err(io("creating a staging directory"))?;

@@ -1,6 +1,7 @@
 //! The endpoints a function may call: `[ixon_api] allow = ["AgentList", "GET MyUser"]` in its
 //! `function.toml`. An entry is a discovery URL name, optionally preceded by one HTTP method;
-//! `"*"` allows every endpoint. No entries: no IXON API access at all (the default).
+//! `"*"` allows every endpoint. No entries: no IXON API access at all (the default of a
+//! function.toml; a folder without one gets `"*"`, as IXON's platform allows).
 
 /// A parsed allowlist.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
