@@ -56,6 +56,43 @@ pub struct BundleMeta {
     pub build_id: String,
 }
 
+impl BundleMeta {
+    /// What a bundle built now from `manifest` records: all of it, and this build's id. The
+    /// manifest is taken apart field by field, so a field added to it cannot be left out by
+    /// accident.
+    pub fn from_manifest(manifest: &crate::manifest::FunctionManifest) -> Self {
+        let crate::manifest::FunctionManifest {
+            name,
+            version,
+            default_entry,
+            config,
+            access,
+            limits,
+            cron,
+            mqtt,
+            documents,
+            ixon_api,
+            secrets,
+            events,
+        } = manifest.clone();
+        Self {
+            name,
+            version,
+            default_entry,
+            config,
+            limits,
+            access,
+            cron,
+            mqtt,
+            documents,
+            ixon_api,
+            secrets,
+            events,
+            build_id: crate::guest_sources::build_id(),
+        }
+    }
+}
+
 /// Why a bundle cannot be used; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {

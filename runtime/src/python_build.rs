@@ -335,21 +335,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     }
 
     let bytes = std::fs::read(&out).map_err(io("reading componentize-py's output"))?;
-    let meta = BundleMeta {
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-        default_entry: manifest.default_entry.clone(),
-        config: manifest.config.clone(),
-        limits: manifest.limits.clone(),
-        access: manifest.access,
-        cron: manifest.cron.clone(),
-        mqtt: manifest.mqtt.clone(),
-        documents: manifest.documents.clone(),
-        ixon_api: manifest.ixon_api.clone(),
-        secrets: manifest.secrets.clone(),
-        events: manifest.events.clone(),
-        build_id: guest_sources::build_id(),
-    };
+    let meta = BundleMeta::from_manifest(&manifest);
     let wasm = output_path(&manifest, dir, options);
     if let Some(parent) = wasm.parent() {
         std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
