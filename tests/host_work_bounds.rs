@@ -189,7 +189,7 @@ async fn document_store_calls_are_bounded_and_a_failed_insert_many_commits_nothi
 
 /// `/healthz`'s 99th percentile latency may not exceed this while the abusive calls run: the
 /// goal of docs/security.md. Measured on a 2-core machine, the test's own clients included:
-/// p99 35 ms with functions on threads of their own at a lower priority (147 ms when they
+/// p99 34 ms with waiting functions moved to threads of their own at a lower priority (147 ms when they
 /// shared the serving threads, 880 ms before the server polled I/O every second task).
 const HEALTHZ_P99_BOUND: Duration = Duration::from_millis(100);
 

@@ -134,10 +134,11 @@ pub struct RunArgs {
     /// timeout counts from when it starts running [default: 4 per CPU core].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_running: Option<u32>,
-    /// Threads that run functions, at a lower scheduling priority (nice 10) than the threads
-    /// that accept connections and answer requests, so that `/healthz` and new callers are
-    /// served at once however busy functions keep the CPU (0: run functions on the serving
-    /// threads) [default: one per CPU core].
+    /// Threads that run functions once they first wait (after ~5 ms of CPU, or at a host call
+    /// waiting for I/O), at a lower scheduling priority (nice 10) than the threads that accept
+    /// connections and answer requests, so that `/healthz` and new callers are served at once
+    /// however busy functions keep the CPU (0: every call stays on the serving threads)
+    /// [default: one per CPU core].
     #[arg(long, value_name = "N")]
     pub guest_threads: Option<u32>,
 }
