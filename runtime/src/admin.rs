@@ -219,7 +219,7 @@ async fn create(
 ) -> Result<Response, AdminError> {
     let bad =
         |message: String| AdminError::new(StatusCode::BAD_REQUEST, "invalid_trigger", message);
-    crate::manifest::validate_name(&space).map_err(|e| bad(format!("space: {e}")))?;
+    crate::names::validate_name(&space).map_err(|e| bad(format!("space: {e}")))?;
     let mut value: Value = serde_json::from_slice(&body)
         .map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
     let kind = value.as_object_mut().and_then(|fields| fields.remove("type"));

@@ -15,7 +15,7 @@ use wasmfn_host_apis::ixon_api::{Allowlist, ApiOptions, Credentials, IxonApi, DE
 use wasmfn_host_apis::objects::backend::ObjectBackend;
 use wasmfn_host_apis::objects::{ObjectLimits, Objects, Presigner, SpaceQuota as ObjectQuota};
 
-use crate::invoker::Caller;
+use crate::caller::Caller;
 use crate::state::StateDb;
 
 /// The server's settings for the capabilities.

@@ -11,6 +11,7 @@ use serde::Serialize;
 use wasmtime::{Engine, Trap};
 
 use crate::bindings::types;
+pub use crate::caller::{AccessToken, Caller, Resource};
 use crate::capabilities::{Capabilities, HostScope};
 use crate::error::InvokeError;
 use crate::function_config::ConfigStore;
@@ -21,41 +22,6 @@ use crate::registry::{FunctionVersion, Registry};
 use crate::running::{RunSlot, RunSlots};
 use wasmfn_host_apis::config::FunctionConfig;
 use wasmfn_host_apis::log::LogLine;
-
-/// A caller-context resource (user, company, agent, asset, template, API application).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct Resource {
-    pub public_id: String,
-    pub name: String,
-    pub custom: serde_json::Map<String, serde_json::Value>,
-    pub permissions: Option<Vec<String>>,
-}
-
-/// Who calls, as far as the trigger knows.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct Caller {
-    pub user: Option<Resource>,
-    pub company: Option<Resource>,
-    pub agent: Option<Resource>,
-    pub asset: Option<Resource>,
-    pub template: Option<Resource>,
-    pub api_application: Option<Resource>,
-    /// The caller's IXON access token (`Bearer ...`), used by the host's IXON API client on
-    /// the caller's behalf; functions never see it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<AccessToken>,
-}
-
-/// A bearer token that never shows in `Debug` output (logs, panics).
-#[derive(Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct AccessToken(pub String);
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AccessToken(<redacted>)")
-    }
-}
 
 /// The HTTP-like request a function sees.
 #[derive(Clone, Debug, Default)]

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::LimitOverrides;
+pub use crate::names::{name_from_folder, validate_name};
 use crate::triggers::cron::{validate_triggers, CronTriggerConfig};
 use crate::triggers::mqtt::{validate_manifest_triggers, MqttTriggerConfig};
 
@@ -272,34 +273,6 @@ impl FunctionManifest {
         validate_capabilities(&manifest)?;
         validate_events(&manifest.events)?;
         Ok(manifest)
-    }
-}
-
-/// A URL-safe function name from a folder name: `My Function` → `my-function`.
-pub fn name_from_folder(folder: &str) -> String {
-    let name: String = folder
-        .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
-        .collect();
-    name.trim_start_matches(['-', '_']).chars().take(64).collect()
-}
-
-/// Function names appear in URLs: lowercase letters, digits, `-` and `_`, at most 64.
-pub fn validate_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "function name '{name}' is invalid: use 1-64 lowercase letters, digits, '-' or '_', \
-             starting with a letter or digit"
-        ))
     }
 }
 

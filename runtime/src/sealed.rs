@@ -275,7 +275,7 @@ fn write_new_key(path: &Path) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        crate::state::create_private_dir(dir)?;
+        crate::private_files::create_private_dir(dir)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+pub use crate::private_files::create_private_dir;
 use crate::sealed::Sealer;
 
 /// The state database (`<data-dir>/state`) and the data directory it lives in.
@@ -109,16 +110,6 @@ pub fn admin_token(data_dir: &Path, given: Option<String>) -> Result<(String, To
     create_private_dir(data_dir)?;
     write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
     Ok((token, TokenSource::Generated))
-}
-
-/// Creates `dir` (and missing parents) readable by its owner only.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))
 }
 
 /// What in the data directory holds secrets or deployed code, and is made private at start.

@@ -17,8 +17,8 @@ use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::caller::{Caller, Resource};
 use crate::error::InvokeError;
-use crate::invoker::{Caller, Resource};
 
 /// Prefix of every API key, so a leaked one is recognisable.
 pub const KEY_PREFIX: &str = "wfk_";
@@ -199,7 +199,7 @@ impl Access {
         name: &str,
         caller: KeyCaller,
     ) -> Result<(KeyRecord, String), KeyError> {
-        crate::manifest::validate_name(space).map_err(KeyError::Invalid)?;
+        crate::names::validate_name(space).map_err(KeyError::Invalid)?;
         if name.is_empty() || name.len() > 128 {
             return Err(KeyError::Invalid("a key needs a name of 1 to 128 characters".into()));
         }
@@ -247,7 +247,7 @@ impl Access {
         other: &str,
         shared: bool,
     ) -> Result<KeyRecord, KeyError> {
-        crate::manifest::validate_name(other).map_err(KeyError::Invalid)?;
+        crate::names::validate_name(other).map_err(KeyError::Invalid)?;
         let stored = self.owned(space, id)?;
         let mut record = stored.record;
         if shared {

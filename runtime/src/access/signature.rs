@@ -32,7 +32,7 @@ impl KeyScope {
 
     /// `<space>` or `<space>/<function>`, both valid names; `None` when `text` is not a scope.
     fn parse(text: &str) -> Option<Self> {
-        let valid = |name: &str| crate::manifest::validate_name(name).is_ok();
+        let valid = |name: &str| crate::names::validate_name(name).is_ok();
         match text.split_once('/') {
             None if valid(text) => Some(Self { space: Some(text.into()), function: None }),
             Some((space, function)) if valid(space) && valid(function) => {

@@ -173,7 +173,7 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     // Before anything is written: every file and directory the server makes is its owner's
     // only (the state database, bundles, key and token files, stored objects).
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    crate::manifest::validate_name(&args.space).map_err(|e| anyhow::anyhow!("--space: {e}"))?;
+    crate::names::validate_name(&args.space).map_err(|e| anyhow::anyhow!("--space: {e}"))?;
     if args.callback_attempts == 0 {
         bail!("--callback-attempts must be at least 1");
     }

@@ -148,7 +148,7 @@ impl Deployments {
         request: DeployRequest,
     ) -> Result<VersionRecord, DeployError> {
         let DeployRequest { space, name, version, bytes, wait } = request;
-        crate::manifest::validate_name(&space).map_err(DeployError::Invalid)?;
+        crate::names::validate_name(&space).map_err(DeployError::Invalid)?;
         bundle::check_header(&bytes)?;
         world::check_world(&bytes)?;
         let meta = bundle::read_meta(&bytes)?.unwrap_or_default();
@@ -156,7 +156,7 @@ impl Deployments {
         let name = name.ok_or_else(|| {
             DeployError::Invalid("the bundle has no function name: give one".into())
         })?;
-        crate::manifest::validate_name(&name).map_err(DeployError::Invalid)?;
+        crate::names::validate_name(&name).map_err(DeployError::Invalid)?;
         let version_text =
             version.filter(|v| !v.is_empty()).or(Some(meta.version).filter(|v| !v.is_empty()));
         let version_text = version_text.ok_or_else(|| {

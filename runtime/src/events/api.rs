@@ -102,7 +102,7 @@ async fn create(
     let mut secret = None;
     let target = match (new.function, new.webhook_url) {
         (Some(function), None) => {
-            crate::manifest::validate_name(&function).map_err(invalid)?;
+            crate::names::validate_name(&function).map_err(invalid)?;
             Target::Function { function, entry: new.entry }
         }
         (None, Some(url)) => {

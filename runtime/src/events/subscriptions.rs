@@ -176,7 +176,7 @@ impl SubscriptionStore {
 
     /// Adds a subscription; admin ones are saved to disk first.
     pub fn add(&self, subscription: Subscription) -> Result<(), SubscriptionError> {
-        crate::manifest::validate_name(&subscription.name).map_err(|e| {
+        crate::names::validate_name(&subscription.name).map_err(|e| {
             SubscriptionError::Invalid(e.replace("function name", "subscription name"))
         })?;
         if subscription.events.is_empty() {

@@ -56,7 +56,7 @@ async fn replace(
     if let Some(key) = overrides.values.keys().find(|k| overrides.secrets.contains_key(*k)) {
         return Err(invalid(format!("'{key}' is both a value and a secret; keep it in one")));
     }
-    crate::manifest::validate_name(&name).map_err(invalid)?;
+    crate::names::validate_name(&name).map_err(invalid)?;
     state.config.set(&space, &name, overrides.clone()).map_err(failed)?;
     Ok(Json(view(&overrides)))
 }

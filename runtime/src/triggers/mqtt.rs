@@ -155,7 +155,7 @@ impl MqttTriggerConfig {
                 return Err(format!("{context}: set `entry` per function in `functions`"));
             }
             for target in &self.functions {
-                crate::manifest::validate_name(&target.function)
+                crate::names::validate_name(&target.function)
                     .map_err(|e| format!("{context}: {e}"))?;
             }
         }

@@ -201,7 +201,7 @@ pub struct BodyFiles {
 impl BodyFiles {
     /// The body files in `dir` (created, private to the server's user).
     pub fn open(dir: std::path::PathBuf) -> anyhow::Result<Self> {
-        crate::state::create_private_dir(&dir)?;
+        crate::private_files::create_private_dir(&dir)?;
         Ok(Self { dir })
     }
 
