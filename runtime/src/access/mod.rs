@@ -19,34 +19,12 @@ use sha2::{Digest, Sha256};
 
 use crate::caller::{Caller, Resource};
 use crate::error::InvokeError;
+pub use crate::manifest::access::AccessPolicy;
 
 /// Prefix of every API key, so a leaked one is recognisable.
 pub const KEY_PREFIX: &str = "wfk_";
 /// Request header that may carry an API key instead of `Authorization: Bearer`.
 pub const KEY_HEADER: &str = "x-api-key";
-
-/// A function's invocation access, from `access` in `function.toml`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccessPolicy {
-    /// Anyone may invoke it.
-    Public,
-    /// Callers need an API key of the function's space.
-    #[default]
-    Key,
-}
-
-impl std::str::FromStr for AccessPolicy {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "public" => Ok(Self::Public),
-            "key" => Ok(Self::Key),
-            other => Err(format!("access '{other}' is unknown: use \"public\" or \"key\"")),
-        }
-    }
-}
 
 /// The identity a key gives its callers (each part optional).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

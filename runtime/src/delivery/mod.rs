@@ -10,6 +10,7 @@
 
 pub mod destination;
 
+pub use crate::manifest::callback::parse_callback_url;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -88,18 +89,6 @@ pub fn request_depth<'a>(mut headers: impl Iterator<Item = (&'a str, &'a [u8])>)
                 .unwrap_or(u32::MAX)
         })
         .unwrap_or(0)
-}
-
-/// Checks a callback URL: absolute `http` or `https` with a host.
-pub fn parse_callback_url(text: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(text)
-        .map_err(|e| format!("callback URL '{text}' is not an absolute URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(format!(
-            "callback URL '{text}' must be an http:// or https:// URL with a host"
-        ));
-    }
-    Ok(url)
 }
 
 /// Retry policy of deliveries.

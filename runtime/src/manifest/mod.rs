@@ -1,6 +1,12 @@
 //! `function.toml`: a function folder's name, version, default entry, configuration and limits.
 //! Strict: an unknown key is an error, so a typo never becomes a silent default.
 
+pub mod access;
+pub mod callback;
+pub mod cron;
+pub mod event_kind;
+pub mod mqtt;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -8,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits::LimitOverrides;
 pub use crate::names::{name_from_folder, validate_name};
-use crate::triggers::cron::{validate_triggers, CronTriggerConfig};
-use crate::triggers::mqtt::{validate_manifest_triggers, MqttTriggerConfig};
+use cron::{validate_triggers, CronTriggerConfig};
+use mqtt::{validate_manifest_triggers, MqttTriggerConfig};
 
 /// The file name looked for in a function folder.
 pub const MANIFEST_FILE: &str = "function.toml";
@@ -35,7 +41,7 @@ pub struct FunctionManifest {
     /// Who may invoke it: `"public"`, or `"key"` (an API key of its space). Default: the
     /// server's `--default-access` (`key`).
     #[serde(default)]
-    pub access: Option<crate::access::AccessPolicy>,
+    pub access: Option<access::AccessPolicy>,
     /// Overrides of the server's default limits.
     #[serde(default)]
     pub limits: Option<LimitOverrides>,
@@ -80,7 +86,7 @@ pub struct EventTriggerConfig {
     pub entry: Option<String>,
     /// Each outcome is POSTed here like an async callback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub callback_url: Option<crate::triggers::mqtt::CallbackUrl>,
+    pub callback_url: Option<callback::CallbackUrl>,
 }
 
 fn validate_events(triggers: &[EventTriggerConfig]) -> Result<(), String> {
@@ -92,7 +98,7 @@ fn validate_events(triggers: &[EventTriggerConfig]) -> Result<(), String> {
             return Err(format!("events[{index}] ({}): list at least one event", trigger.name));
         }
         for event in &trigger.events {
-            crate::events::EventKind::parse(event)
+            event_kind::EventKind::parse(event)
                 .map_err(|e| format!("events[{index}] ({}): {e}", trigger.name))?;
         }
         if triggers[..index].iter().any(|t| t.name == trigger.name) {
@@ -277,7 +283,6 @@ impl FunctionManifest {
 }
 
 #[cfg(test)]
-#[path = "manifest_proptests.rs"]
 mod proptests;
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
+use super::access::AccessPolicy;
 use super::*;
-use crate::access::AccessPolicy;
 
 /// A moderate number of cases unless `PROPTEST_CASES` asks for another; no regression files
 /// written into the checkout.
@@ -303,7 +303,7 @@ proptest! {
             Ok(manifest) => {
                 prop_assert!(manifest.name.is_empty() || validate_name(&manifest.name).is_ok());
                 prop_assert!(semver::Version::parse(&manifest.version).is_ok());
-                prop_assert!(crate::triggers::cron::validate_triggers(&manifest.cron).is_ok());
+                prop_assert!(super::cron::validate_triggers(&manifest.cron).is_ok());
             }
             Err(message) => prop_assert!(!message.trim().is_empty()),
         }
