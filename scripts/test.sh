@@ -18,6 +18,9 @@ bash scripts/setup-reference-sdk.sh
 echo "== guest-python unit tests"
 python3 -m unittest discover -s guest-python/tests -t guest-python -v
 
+echo "== scripts/module-graph.py self-test (the layering measure of docs and issue notes)"
+python3 -B scripts/module-graph.py --self-test
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
