@@ -17,9 +17,10 @@ use std::task::Poll;
 use tokio::runtime::{Builder, Handle, Runtime};
 use wasmfn_host_apis::background::{self, BACKGROUND_NICE};
 
-/// Task polls between two checks for I/O on a busy guest thread (as on the serving runtime,
-/// main.rs): host calls of guests (IXON API, object storage) wait for I/O here.
-const EVENT_INTERVAL: u32 = 2;
+/// Task polls between two checks for I/O on a busy worker, on the serving runtime (main.rs:
+/// at tokio's default of 61, a new connection waited ~300 ms behind CPU-bound tasks) and on
+/// the guest runtime, where host calls of guests (IXON API, object storage) wait for I/O.
+pub const EVENT_INTERVAL: u32 = 2;
 
 /// Where functions run.
 #[derive(Clone, Debug)]
@@ -69,11 +70,6 @@ impl GuestThreads {
             0 => Self::Caller,
             n => runtime(n).map_or(Self::Caller, |runtime| Self::Own(runtime.handle().clone())),
         }
-    }
-
-    /// One guest thread per CPU core.
-    pub fn per_core() -> Self {
-        Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     /// Runs `work` and waits for its result: in place until it first has to wait (a guest

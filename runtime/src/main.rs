@@ -2,9 +2,7 @@
 
 use clap::Parser;
 use wasmfn_runtime::cli::{run, Cli};
-
-/// Task polls between two checks for I/O events on a busy worker.
-const EVENT_INTERVAL: u32 = 2;
+use wasmfn_runtime::guest_threads::EVENT_INTERVAL;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

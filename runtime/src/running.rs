@@ -17,9 +17,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Running invocations per CPU core when the operator sets no bound.
 pub const PER_CORE: usize = 4;
 
+/// CPU cores the process may use (1 when that cannot be told).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// The bound for this machine: `PER_CORE` per core the process may use.
 pub fn default_max_running() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from) * PER_CORE
+    cores() * PER_CORE
 }
 
 /// The node's run slots.

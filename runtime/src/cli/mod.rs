@@ -179,10 +179,7 @@ impl RunArgs {
                 ..PoolSettings::default()
             },
             max_running: self.max_running.map_or(0, |n| n as usize),
-            guest_threads: self.guest_threads.map_or_else(
-                || std::thread::available_parallelism().map_or(1, |n| n.get()),
-                |n| n as usize,
-            ),
+            guest_threads: self.guest_threads.map_or_else(crate::running::cores, |n| n as usize),
         }
     }
 }
