@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: wasmfn and its peers over HTTP (benches/http), the
 # in-process cold-start breakdown (wasmfn bench), deploy -> first response
-# (benches/deploy/run.py), then the storage benchmark (benches/storage/run.py).
+# (benches/deploy/run.py), then the storage benchmark (benches/storage/run.py) and outbound
+# calls (benches/outbound/run.py: a function that calls a REST service, wasmfn vs CPython).
 #
 #   bash benches/run.sh [--quick] [--duration SECONDS] [--only wasmfn,ixoncdkingress,...]
 #                       [--no-build] [--wasmfn-bin PATH]
@@ -27,7 +28,8 @@ usage() {
   --duration S       seconds per measured run
   --only LIST        systems to run: wasmfn, ixoncdkingress, process-per-call,
                      wasmtime-serve, inprocess (wasmfn bench), deploy (deploy -> first
-                     response) and storage (the storage benchmark); default all
+                     response), storage (the storage benchmark) and outbound (a
+                     function calling a local REST service); default all
   --no-build         serve with the existing target/release/wasmfn (no cargo build)
   --wasmfn-bin PATH  serve with this wasmfn binary (implies --no-build)
 EOF
@@ -104,7 +106,7 @@ status=0
 # The HTTP systems asked for (all when --only is absent).
 http_only=""
 if [ -n "$only" ]; then
-  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy' | paste -sd, - || true)
+  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound' | paste -sd, - || true)
 fi
 if [ -n "$http_only" ]; then
   driver_args+=(--only "$http_only")
@@ -185,6 +187,20 @@ if wants storage; then
   else
     echo "== storage benchmark skipped: benches/storage/run.py does not exist"
   fi
+fi
+
+if wants outbound; then
+  echo "== outbound calls (benches/outbound/run.py)"
+  if [ ! -x "$wasmfn_bin" ]; then
+    (cd "$REPO" && cargo build --release --bin wasmfn)
+  fi
+  outbound_args=(--wasmfn-bin "$wasmfn_bin" --out "$OUT")
+  if [ "$quick" = 1 ]; then outbound_args+=(--quick); fi
+  if [ -n "$duration" ]; then outbound_args+=(--duration "$duration"); fi
+  "$python" "$BENCHES/outbound/run.py" "${outbound_args[@]}" || {
+    echo "run.sh: the outbound benchmark failed" >&2
+    status=1
+  }
 fi
 
 echo "== wall time: $(( $(date +%s) - started )) s"

@@ -11,15 +11,18 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import log as host_log
 from wit_world.imports import response_body as host_body
-from wit_world.imports import types
+from wit_world.imports import wasmfn_platform_types as types
 
 import _wasmfn_manifest
 from ixoncdkingress.function.context import FunctionContext, FunctionResource
 from ixoncdkingress.function.api_client import ApiClient
 from ixoncdkingress.function.document_db_client import DocumentDBClient
-from wasmfn import _agent_tools, _backends, _dispatch, _modules, _sources
+from wasmfn import _agent_tools, _backends, _dispatch, _modules, _sources, outbound
 from wasmfn.objects import ObjectStorageClient
 from wasmfn._http import Request
+
+# http.client, urllib.request and requests send through the host from the first import on.
+outbound.install()
 
 _dispatch.SOURCE_ROOTS[:] = [(f'File "{mount}/', f'File "{shown}') for mount, shown in _wasmfn_manifest.SOURCE_ROOTS]
 

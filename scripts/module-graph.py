@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Measures how the top-level modules of a Rust crate depend on each other.
 
-    python3 scripts/module-graph.py [--edges] [--json] [CRATE_SRC_DIR ...]  (default: runtime/src)
+    python3 scripts/module-graph.py [--edges] [--json] [--no-cycles] [CRATE_SRC_DIR ...]
+        (default: every crate of the workspace: manifest, host-apis, core, triggers, runtime)
     python3 scripts/module-graph.py --self-test
 
-Why: `runtime` is to be split into crates that depend on each other in one direction only. That
-can only follow the layering the modules already have: modules that import each other, directly or
-around a cycle, must move into the same crate or be untangled first. This counts them, so the split
-can be planned and its progress measured (and, with --json, checked in CI).
+Why: the crates depend on each other in one direction only (cargo refuses a cycle between
+crates), but the modules inside a crate can still import each other in circles, which is how the
+one `runtime` crate of old came to be impossible to split. This counts such cycles, so they can be
+measured before and after a change, and with --no-cycles (run by scripts/test.sh on the crates
+that have none) fails when one appears.
 
 How it counts:
 - A top-level module is `src/X.rs`, or a directory `src/X/` with `mod.rs` or beside `src/X.rs`;
@@ -314,9 +316,13 @@ def main():
     parser = argparse.ArgumentParser(
         description=doc_head, epilog=doc_rest, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    default = str(Path(__file__).resolve().parent.parent / "runtime" / "src")
+    root = Path(__file__).resolve().parent.parent
+    default = [str(root / crate / "src") for crate in ("manifest", "host-apis", "core", "triggers", "runtime")]
     parser.add_argument(
-        "src", nargs="*", default=[default], help="a crate's src directory (default: runtime/src)"
+        "src", nargs="*", default=default, help="a crate's src directory (default: every crate)"
+    )
+    parser.add_argument(
+        "--no-cycles", action="store_true", help="exit 1 when a module of these crates is in a cycle"
     )
     parser.add_argument("--edges", action="store_true", help="also list every edge a -> b")
     parser.add_argument("--json", action="store_true", help="a JSON object keyed by src directory")
@@ -333,6 +339,11 @@ def main():
     else:
         for r in results:
             report(r, args.edges)
+    if args.no_cycles:
+        tangled = [src for src, r in zip(args.src, results) if r["modules_in_cycles"]]
+        for src in tangled:
+            print(f"module-graph: {src} has modules in an import cycle (see above)", file=sys.stderr)
+        return 1 if tangled else 0
     return 0
 
 

@@ -18,8 +18,13 @@ bash scripts/setup-reference-sdk.sh
 echo "== guest-python unit tests"
 python3 -m unittest discover -s guest-python/tests -t guest-python -v
 
-echo "== scripts/module-graph.py self-test (the layering measure of docs and issue notes)"
+echo "== scripts/module-graph.py: self-test, and no module cycle in the crates that have none"
 python3 -B scripts/module-graph.py --self-test
+python3 -B scripts/module-graph.py --no-cycles manifest/src host-apis/src triggers/src runtime/src
+
+echo "== layers: each crate keeps to its dependencies (scripts/check-layers.sh)"
+bash scripts/check-layers.sh --self-test
+bash scripts/check-layers.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -222,7 +222,7 @@ fn serve_answers_http_and_stops_on_sigterm() {
     assert!(log.contains("Traceback (most recent call last)"), "{log}");
     // Not a terminal: plain text, no colour escape codes in the operator's log.
     assert!(!log.contains('\x1b'), "{log}");
-    assert!(log.contains(" WARN wasmfn_runtime::invoker: invocation failed "), "{log}");
+    assert!(log.contains(" WARN wasmfn_core::invoker: invocation failed "), "{log}");
 }
 
 #[test]

@@ -217,5 +217,26 @@ async fn the_cli_deploys_lists_and_rolls_back() {
     assert_eq!(out.trim(), "default/behave 1.0.0: active");
     let (ok, _, err) = cli(&["functions", "rollback", "behave", "7.0.0"]);
     assert!(!ok && err.contains("404"), "{err}");
+
+    // The operator's outbound allowlist (docs/network.md).
+    let network = |args: &[&str]| {
+        let (ok, out, err) = cli(&[&["functions", "network", "behave"], args].concat());
+        (ok, serde_json::from_str::<Value>(&out).unwrap_or(Value::Null), err)
+    };
+    let (ok, shown, err) = network(&[]);
+    assert!(ok, "{err}");
+    assert_eq!((shown["source"].as_str(), &shown["allow"]), (Some("function.toml"), &json!([])));
+    let (ok, shown, err) =
+        network(&["--allow", "https://api.example.com", "--allow", "*.example.org"]);
+    assert!(ok, "{err}");
+    assert_eq!(shown["allow"], json!(["https://api.example.com", "*.example.org"]));
+    assert_eq!(shown["source"], "operator");
+    let (ok, _, err) = network(&["--allow", "ftp://x.example"]);
+    assert!(!ok && err.contains("400") && err.contains("ftp"), "{err}");
+    let (ok, _, err) = network(&["--allow", "x.example", "--clear"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let (ok, shown, err) = network(&["--clear"]);
+    assert!(ok, "{err}");
+    assert_eq!(shown["source"], "function.toml");
     server.kill();
 }

@@ -27,6 +27,12 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
     }
 }
 
+/// Creates an event subscription through the admin API: status and body.
+async fn subscribe(server: &TestServer, body: &Value) -> (u16, Value) {
+    let request = server.admin(reqwest::Method::POST, "/admin/spaces/default/events").json(body);
+    json(request.send().await.unwrap()).await
+}
+
 async fn write(server: &TestServer, body: Value) {
     let url = server.url("/spaces/default/functions/eventful:eventful.write/invoke");
     let (status, answer) = json(server.client.post(url).json(&body).send().await.unwrap()).await;
@@ -38,19 +44,14 @@ async fn document_writes_run_the_subscribed_function_and_reach_webhooks_with_a_s
     let start = chrono::Utc::now();
     let clock = Arc::new(ManualClock::new(start));
     let mut options = node_options();
-    options.events = EventOptions { session_minutes: 15, clock: clock.clone() };
+    options.events = EventOptions { session_minutes: 15 };
+    options.clock = clock.clone();
     let server = start_server_with(&["eventful"], None, options).await;
 
     // A webhook for inserts and object puts, through the admin API: the secret is shown once.
     let (hook_url, hooked) = webhook_receiver().await;
     let create = json!({"name": "mirror", "events": ["STORAGE_INSERT", "OBJECT_PUT"], "webhook_url": hook_url, "key_prefix": "uploads/"});
-    let response = server
-        .admin(reqwest::Method::POST, "/admin/spaces/default/events")
-        .json(&create)
-        .send()
-        .await
-        .unwrap();
-    let (status, created) = json(response).await;
+    let (status, created) = subscribe(&server, &create).await;
     assert_eq!(status, 201, "{created}");
     let secret = created["target"]["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whs_"), "{created}");
@@ -257,4 +258,81 @@ async fn a_cron_trigger_posts_each_outcome_to_its_callback_url() {
     let (headers, _) = got;
     assert_eq!(headers["x-function-status"], "200");
     assert!(headers.contains_key("x-invocation-id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_property_trigger_fires_only_when_the_value_of_its_field_changes() {
+    let server = start_server(&["eventful"], None).await;
+    let (watch_url, watched) = webhook_receiver().await;
+    let (all_url, all) = webhook_receiver().await;
+    let subscriptions = [
+        // Every write of the document `k9` that changes `value`.
+        json!({"name": "value-watch", "collection": "eventful", "property": "value",
+               "document_id": "k9", "webhook_url": watch_url}),
+        // Every write, to know when all have been handed over.
+        json!({"name": "all-writes", "collection": "eventful", "webhook_url": all_url,
+               "events": ["STORAGE_INSERT", "STORAGE_UPDATE", "STORAGE_DELETE"]}),
+    ];
+    for body in subscriptions {
+        let (status, created) = subscribe(&server, &body).await;
+        assert_eq!(status, 201, "{created}");
+    }
+    let writes = [
+        json!({"op": "insert", "key": "k9", "value": 1}),
+        // A write of another field: the document changes, its `value` does not.
+        json!({"op": "tag", "key": "k9", "value": 7}),
+        // A write that changes nothing: the store reports no event at all.
+        json!({"op": "update", "key": "k9", "value": 1}),
+        json!({"op": "insert", "key": "k8", "value": 5}),
+        json!({"op": "update", "key": "k9", "value": 2}),
+        json!({"op": "delete", "key": "k9"}),
+    ];
+    for body in writes {
+        write(&server, body).await;
+    }
+    // Both subscriptions' deliveries of a write are handed over together, as it commits: once
+    // the catch-all has the five writes, the property ones have been sent too.
+    eventually("the five writes", async || (all.lock().unwrap().len() == 5).then_some(())).await;
+    let changes = eventually("the three changes of k9", async || {
+        let received = watched.lock().unwrap();
+        let mut changes: Vec<_> = received
+            .iter()
+            .map(|(_, body)| {
+                let data = &body["data"];
+                assert_eq!((&data["property"], &data["row_id"]), (&json!("value"), &json!("k9")));
+                (body["event"].clone(), data["old_value"].clone(), data["new_value"].clone())
+            })
+            .collect();
+        changes.sort_by_key(|change| change.0.to_string());
+        (changes.len() >= 3).then_some(changes)
+    })
+    .await;
+    assert_eq!(
+        changes,
+        [
+            (json!("STORAGE_DELETE"), json!(2), Value::Null),
+            (json!("STORAGE_INSERT"), Value::Null, json!(1)),
+            (json!("STORAGE_UPDATE"), json!(1), json!(2)),
+        ],
+        "the write of another field and the other document's insert do not fire"
+    );
+
+    // A property needs its collection, and only document writes.
+    for (body, wanted) in [
+        (json!({"name": "bad", "property": "value", "webhook_url": watch_url}), "collection"),
+        (
+            json!({"name": "bad", "property": "value", "collection": "c", "events": ["OBJECT_PUT"],
+                   "webhook_url": watch_url}),
+            "not a document write",
+        ),
+        (
+            json!({"name": "bad", "property": "a..b", "collection": "c", "webhook_url": watch_url}),
+            "dotted",
+        ),
+    ] {
+        let (status, refused) = subscribe(&server, &body).await;
+        assert_eq!(status, 400, "{refused}");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains(wanted), "{message}");
+    }
 }

@@ -18,10 +18,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use wasmfn_runtime::bundle::{self, BundleMeta, CompileCache};
 use wasmfn_runtime::error::InvokeError;
+use wasmfn_runtime::error_response::ErrorResponse;
 use wasmfn_runtime::guest_sources;
 use wasmfn_runtime::manifest::FunctionManifest;
 use wasmfn_runtime::toolchain::COMPONENTIZE_PY_VERSION;
@@ -129,7 +129,7 @@ fn function_folders() -> Vec<(&'static str, String, PathBuf)> {
 /// with the same call).
 fn bundle_meta(dir: &Path) -> BundleMeta {
     let manifest = FunctionManifest::load(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    BundleMeta::from_manifest(&manifest)
+    BundleMeta::from_manifest(&manifest, guest_sources::build_id())
 }
 
 /// `meta` as its golden file holds it: pretty JSON in field order, without `build_id` (pinned

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
-use wasmfn_runtime::logs::LogFilter;
-use wasmfn_runtime::node::Node;
+use wasmfn_runtime::invocation_log::LogFilter;
+use wasmfn_runtime::node::{Node, ServedBundle};
 use wasmfn_runtime::runtime::Runtime;
 use wasmfn_runtime::state::StateDb;
 
-use support::{fixture_bundle, json, node_options, runtime_config, start_server};
+use support::{
+    capability_options, fixture_bundle, json, node_options, runtime_config, start_server,
+};
 
 /// Polls the admin API until `query` returns `count` records (at most 1 s: the log's promise).
 async fn records(server: &support::TestServer, query: &str, count: usize) -> Vec<Value> {
@@ -142,7 +144,13 @@ async fn a_graceful_shutdown_keeps_every_record() {
             ..node_options()
         };
         let mut node = Node::new(runtime.clone(), options).unwrap();
-        node.load(bytes, "default").await.unwrap();
+        let served = ServedBundle {
+            space: "default".into(),
+            bytes,
+            config: Default::default(),
+            source: "behave".into(),
+        };
+        node.start(&capability_options(), vec![served]).await.unwrap();
         let mut ids = Vec::new();
         for _ in 0..50 {
             let invocation = wasmfn_runtime::invoker::Invocation {
@@ -160,7 +168,7 @@ async fn a_graceful_shutdown_keeps_every_record() {
     };
     // Everything holding the database is gone: reopen it as the next start would.
     let state = StateDb::open(dir.path()).expect("the database is closed after shutdown");
-    let (log, tasks) = wasmfn_runtime::logs::InvocationLog::start(
+    let (log, tasks) = wasmfn_runtime::invocation_log::InvocationLog::start(
         state.tree("log_records").unwrap(),
         state.tree("log_ids").unwrap(),
         Default::default(),

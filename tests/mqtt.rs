@@ -601,7 +601,11 @@ async fn the_examples_function_toml_trigger_runs_and_wasmfn_triggers_shows_it() 
     wait_until("the trigger is Running", Duration::from_secs(30), || {
         let (ok, table, _) = triggers_cli(&base, &space, token, &["list"]);
         assert!(ok, "{table}");
-        table.lines().any(|line| line.contains("telemetry") && line.contains("Running"))
+        table.lines().any(|line| {
+            line.contains("telemetry")
+                && line.contains("mqtt-telemetry@")
+                && line.contains("Running")
+        })
     });
     let topic = format!("wasmfn-example/{}/telemetry", unique());
     publish(SHARED_BROKER, &[(&topic, br#"{"celsius": 93}"#, QoS::AtLeastOnce)]).await;

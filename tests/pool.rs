@@ -150,6 +150,45 @@ async fn calls_beyond_the_run_slots_wait_in_line_and_their_timeout_starts_when_t
     }
 }
 
+/// A call that finds every instance slot taken waits for one (until its deadline) instead of
+/// failing: the slot of the call before is given back only after its answer, when its store is
+/// dropped, so back-to-back calls on a full node would otherwise get 503s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waits_for_a_free_instance_slot() {
+    let bytes = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
+    let mut config = runtime_config();
+    config.engine.max_instances = 1;
+    config.pool = PoolSettings { per_function: 0, ..PoolSettings::default() };
+    let runtime = std::sync::Arc::new(Runtime::new(config).unwrap());
+    runtime.load(bytes, "default", None).await.unwrap();
+    assert_eq!(runtime.invoker().free_instance_slots(), 1);
+
+    let mut nap = invocation("behave.nap", &[]);
+    nap.arguments.insert("ms".into(), json!(300));
+    let holder = {
+        let runtime = runtime.clone();
+        tokio::spawn(async move { runtime.invoker().invoke(nap).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while runtime.invoker().free_instance_slots() > 0 {
+        assert!(Instant::now() < deadline, "the napping call never took the slot");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The only slot is held for 300 ms; this call's deadline is 1 s away.
+    let waiter = runtime.invoker().invoke(invocation("behave.echo", &[])).await;
+    assert!(waiter.result.is_ok(), "the second call: {:?}", waiter.result);
+    let held = holder.await.unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&held.result.expect("the nap").body).unwrap(),
+        json!({"slept_ms": 300})
+    );
+    assert!(
+        waiter.timing.instantiate >= Duration::from_millis(100),
+        "the second call did not wait for the slot: {:?}",
+        waiter.timing.instantiate
+    );
+}
+
 /// Instance slots are reused, and a used memory is reset by copying back the pages the kernel
 /// reports written (PAGEMAP_SCAN; vendor/wasmtime resumes the scan past 32 regions) or, without
 /// the scan, by giving them back: either way a call that dirties hundreds of separate pages

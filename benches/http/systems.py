@@ -293,12 +293,16 @@ class Ixoncdkingress(System):
         return Launch(argv, env, self.workdir)
 
     def request(self, valid_for_s: float = 0) -> Request:
+        return self.signed(HELLO_ENTRY, {}, valid_for_s)
+
+    def signed(self, entry: str, arguments: dict, valid_for_s: float = 0) -> Request:
+        """The signed `POST /` calling `entry` with `arguments`."""
         # ixoncdkingress refuses a call whose created_on is over 60 s old; a run longer than
         # ~50 s signs a timestamp ahead of time so the same body stays valid to the end.
         created_on = datetime.now(timezone.utc) + timedelta(seconds=max(0.0, valid_for_s - 50))
         signer = subprocess.run(
-            [str(self.python), str(self.signer), "sign", str(self.keys), HELLO_ENTRY,
-             "--created-on", created_on.isoformat()],
+            [str(self.python), str(self.signer), "sign", str(self.keys), entry,
+             "--created-on", created_on.isoformat(), "--arguments", json.dumps(arguments)],
             capture_output=True, text=True, check=False,
         )
         if signer.returncode != 0:

@@ -7,6 +7,7 @@
 //! - [`docstore`]: the document store (MongoDB's query language; sled or PostgreSQL);
 //! - [`objects`]: object storage (object_store: local filesystem, memory or S3);
 //! - [`ixon_api`]: the IXON API client (discovery, caller credentials, endpoint allowlist);
+//! - [`outbound`]: functions' own HTTP(S) requests, checked against their `[network] allow`;
 //! - [`quota`]: per-space storage quotas, shared by the document store and object storage.
 
 pub mod background;
@@ -17,4 +18,5 @@ pub mod fuzzing;
 pub mod ixon_api;
 pub mod log;
 pub mod objects;
+pub mod outbound;
 pub mod quota;

@@ -12,9 +12,9 @@ pub use wasmfn_host_apis::fuzzing::{inputs, replay, replay_both_ways, Outcome};
 
 use crate::invoker::Caller;
 use crate::manifest::{validate_name, FunctionManifest};
+use crate::server::ingress::parse_call;
+use crate::server::invoke::{arguments, custom_path, parse_query, split_entry};
 use crate::triggers::cron::{CronSchedule, CronTimezone};
-use crate::triggers::http::{arguments, custom_path, parse_query, split_entry};
-use crate::triggers::ingress::parse_call;
 
 /// A cron expression or `@` descriptor on the first line, optionally an IANA time zone on the
 /// second: an accepted schedule parses again from its source and fires after now; its next

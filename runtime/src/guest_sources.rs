@@ -24,6 +24,12 @@ pub const FILES: &[(&str, &str)] = embed![
     "guest-python/wasmfn/_sources.py",
     "guest-python/wasmfn/_agent_tools.py",
     "guest-python/wasmfn/objects.py",
+    "guest-python/wasmfn/outbound/__init__.py",
+    "guest-python/wasmfn/outbound/errors.py",
+    "guest-python/wasmfn/outbound/transport.py",
+    "guest-python/wasmfn/outbound/http_client.py",
+    "guest-python/wasmfn/outbound/requests_adapter.py",
+    "guest-python/wasmfn/outbound/sockets.py",
     "guest-python/ixoncdkingress/__init__.py",
     "guest-python/ixoncdkingress/types.py",
     "guest-python/ixoncdkingress/schema_utils.py",
@@ -57,6 +63,14 @@ pub const FILES: &[(&str, &str)] = embed![
     "wit/objects.wit",
     "wit/ixon-api.wit",
     "wit/response-body.wit",
+    "wit/tcp.wit",
+    "wit/deps/cli/cli.wit",
+    "wit/deps/clocks/clocks.wit",
+    "wit/deps/filesystem/filesystem.wit",
+    "wit/deps/http/http.wit",
+    "wit/deps/io/io.wit",
+    "wit/deps/random/random.wit",
+    "wit/deps/sockets/sockets.wit",
 ];
 
 /// Identifies the guest code and toolchain a bundle was built with; a bundle built by another

@@ -6,46 +6,34 @@
 
 pub mod access;
 pub mod admin;
-pub mod bindings;
 pub mod body_deadline;
-pub mod bundle;
-pub mod caller;
-pub mod capabilities;
 pub mod cli;
 pub mod connections;
-pub mod delivery;
 pub mod deploy;
 pub mod dev_config;
-pub mod engine;
-pub mod error;
-pub mod events;
+pub mod error_response;
 pub mod function_config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guest_sources;
-pub mod guest_threads;
-pub mod host;
-pub mod host_calls;
-pub mod invoker;
-pub mod limits;
-pub mod logs;
-pub mod manifest;
+pub mod invocation_log;
 pub mod metrics;
-pub mod names;
 pub mod node;
-pub mod output;
-pub mod pool;
-pub mod private_files;
 pub mod python_build;
-pub mod registry;
 pub mod rejections;
-pub mod response_body;
-pub mod running;
-pub mod runtime;
-pub mod sealed;
 pub mod server;
 pub mod state;
 pub mod toolchain;
 pub mod triggers;
 
+/// The invocation core, in a crate of its own, under the paths it always had.
+pub use wasmfn_core::{
+    bindings, bundle, caller, capabilities, engine, error, guest_threads, host, host_calls,
+    invoker, limits, outbound, output, pool, registry, response_body, running, runtime, world,
+};
 pub use wasmfn_host_apis as host_apis;
+/// What a function declares, in a crate of its own (the bottom layer).
+pub use wasmfn_manifest as manifest;
+pub use wasmfn_manifest::names;
+/// The triggers, deliveries and what they keep, in a crate of their own.
+pub use wasmfn_triggers::{clock, delivery, events, private_files, sealed};

@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .init();
-    // Guests yield their worker every few milliseconds (runtime/src/pool.rs), and tokio polls
+    // Guests yield their worker every few milliseconds (core/src/pool.rs), and tokio polls
     // for new I/O only every `event_interval` task polls: at the default 61, with CPU-bound
     // guests on every worker, a new connection (a `/healthz` probe) waited ~300 ms to be seen.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -13,7 +13,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::admin::AdminState;
 use crate::invoker::{Outcome, OutcomeObserver};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -22,6 +21,14 @@ struct InvocationLabels {
     function: String,
     trigger: String,
     status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutboundLabels {
+    space: String,
+    function: String,
+    /// The response's status class (`2xx`, ...) or `error` when the request failed.
+    result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,6 +58,8 @@ fn seconds_histogram() -> Histogram {
 pub struct Metrics {
     registry: Mutex<Registry>,
     invocations: Family<InvocationLabels, Counter>,
+    outbound: Family<OutboundLabels, Counter>,
+    outbound_bytes: Family<FunctionLabels, Counter>,
     duration: Family<FunctionLabels, Histogram, fn() -> Histogram>,
     instantiate: Histogram,
     queued: Histogram,
@@ -152,6 +161,18 @@ impl Metrics {
             "Finished invocations by space, function, trigger and HTTP status",
             invocations.clone(),
         );
+        let outbound = Family::<OutboundLabels, Counter>::default();
+        registry.register(
+            "wasmfn_outbound_requests",
+            "Functions' outbound HTTP(S) requests by space, function and result (status class or error)",
+            outbound.clone(),
+        );
+        let outbound_bytes = Family::<FunctionLabels, Counter>::default();
+        registry.register(
+            "wasmfn_outbound_response_bytes",
+            "Bytes of outbound response bodies functions read",
+            outbound_bytes.clone(),
+        );
         let duration = Family::<FunctionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             seconds_histogram,
         );
@@ -232,6 +253,8 @@ impl Metrics {
         Arc::new(Self {
             registry: Mutex::new(registry),
             invocations,
+            outbound,
+            outbound_bytes,
             duration,
             instantiate,
             queued,
@@ -249,7 +272,7 @@ impl Metrics {
     }
 
     /// The text a scrape gets, with the scrape-time gauges read from `state`.
-    pub fn render(&self, state: &AdminState) -> String {
+    pub fn render(&self, state: &Sources<'_>) -> String {
         let versions = state.registry.versions();
         self.functions.set(versions.len() as i64);
         self.running.set(state.run_slots.running() as i64);
@@ -271,12 +294,8 @@ impl Metrics {
             self.trigger_queue.get_or_create(&labels).set(view.status.queued as i64);
             self.trigger_dropped.get_or_create(&labels).set(view.status.dropped as i64);
         }
-        for cron in state.cron.iter() {
-            let labels = TriggerLabels {
-                space: cron.space.clone(),
-                trigger: cron.name.clone(),
-                kind: "cron".into(),
-            };
+        for (space, trigger) in state.cron.names() {
+            let labels = TriggerLabels { space, trigger, kind: "cron".into() };
             self.trigger_up.get_or_create(&labels).set(1);
         }
         self.async_jobs.clear();
@@ -286,7 +305,7 @@ impl Metrics {
             self.async_jobs.get_or_create(&labels).set(used.jobs as i64);
             self.async_bytes.get_or_create(&labels).set(used.bytes as i64);
         }
-        if let Some(capabilities) = &state.capabilities {
+        if let Some(capabilities) = state.capabilities {
             self.storage.read(capabilities);
         }
         let mut text = String::new();
@@ -295,6 +314,17 @@ impl Metrics {
             .expect("encoding to a String cannot fail");
         text
     }
+}
+
+/// What the scrape-time gauges read: the node's parts, lent by the `/metrics` handler.
+pub struct Sources<'a> {
+    pub registry: &'a crate::registry::Registry,
+    pub run_slots: &'a crate::running::RunSlots,
+    pub mqtt: &'a crate::triggers::mqtt::MqttTriggers,
+    pub cron: &'a crate::triggers::cron::CronTriggers,
+    pub async_jobs: &'a crate::triggers::async_invoke::AsyncJobs,
+    /// The document store and object storage, once opened.
+    pub capabilities: Option<&'a crate::capabilities::Capabilities>,
 }
 
 impl OutcomeObserver for Metrics {
@@ -307,6 +337,19 @@ impl OutcomeObserver for Metrics {
         };
         self.invocations.get_or_create(&labels).inc();
         let function = FunctionLabels { space: labels.space, function: labels.function };
+        for call in &outcome.outbound {
+            let result = match call.status {
+                Some(status) => format!("{}xx", status / 100),
+                None => "error".into(),
+            };
+            let labels = OutboundLabels {
+                space: function.space.clone(),
+                function: function.function.clone(),
+                result,
+            };
+            self.outbound.get_or_create(&labels).inc();
+            self.outbound_bytes.get_or_create(&function).inc_by(call.bytes);
+        }
         self.duration.get_or_create(&function).observe(outcome.timing.total.as_secs_f64());
         if !outcome.timing.instantiate.is_zero() {
             self.instantiate.observe(outcome.timing.instantiate.as_secs_f64());

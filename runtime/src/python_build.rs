@@ -335,7 +335,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     }
 
     let bytes = std::fs::read(&out).map_err(io("reading componentize-py's output"))?;
-    let meta = BundleMeta::from_manifest(&manifest);
+    let meta = BundleMeta::from_manifest(&manifest, crate::guest_sources::build_id());
     let wasm = output_path(&manifest, dir, options);
     if let Some(parent) = wasm.parent() {
         std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use wasmfn_runtime::access::signature::IngressVerifier;
 use wasmfn_runtime::access::AccessPolicy;
-pub use wasmfn_runtime::capabilities::CapabilityOptions;
 use wasmfn_runtime::delivery::destination::DestinationPolicy;
 use wasmfn_runtime::delivery::DeliveryPolicy;
 use wasmfn_runtime::limits::{EngineLimits, Limits};
-use wasmfn_runtime::node::Node;
+pub use wasmfn_runtime::node::CapabilityOptions;
 pub use wasmfn_runtime::node::NodeOptions;
+use wasmfn_runtime::node::{Node, ServedBundle};
 use wasmfn_runtime::pool::PoolSettings;
 use wasmfn_runtime::python_build::{build_if_stale, BuildOptions};
 use wasmfn_runtime::runtime::{Runtime, RuntimeConfig};
@@ -228,6 +228,7 @@ pub fn node_options() -> NodeOptions {
         },
         log_options: Default::default(),
         events: Default::default(),
+        clock: Arc::new(SystemClock),
     }
 }
 
@@ -269,13 +270,17 @@ pub async fn start_bundles(
 ) -> TestServer {
     let runtime = Arc::new(Runtime::new(runtime_config()).expect("runtime"));
     let mut node = Node::new(runtime.clone(), options).expect("node");
-    let capabilities = node.open_capabilities(&capabilities).await.expect("capabilities");
-    for (space, bytes) in bundles {
-        node.load(bytes, &space).await.expect("loading bundle");
-    }
-    node.restore_triggers().expect("restoring triggers");
-    node.start_async().expect("starting async workers");
-    node.start_cron(Arc::new(SystemClock));
+    let served = bundles
+        .into_iter()
+        .map(|(space, bytes)| ServedBundle {
+            space,
+            bytes,
+            config: Default::default(),
+            source: "a test bundle".into(),
+        })
+        .collect();
+    let started = node.start(&capabilities, served).await.expect("starting the node");
+    let capabilities = started.capabilities;
     node.mark_ready();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding port 0");
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -9,7 +9,7 @@ against the public keys in CBC_SIGNATURE_PUBLIC_KEYS. Run with the peer's virtua
 usage:
     signed_request.py keygen KEY_DIR
         writes KEY_DIR/signing-key.pem (private) and KEY_DIR/signing-key.pub.pem, once
-    signed_request.py sign KEY_DIR ENTRY [--created-on ISO]
+    signed_request.py sign KEY_DIR ENTRY [--created-on ISO] [--arguments JSON]
         prints {"body": "...", "authorization": "signature ..."} as JSON
 """
 
@@ -45,12 +45,12 @@ def keygen(key_dir: Path) -> None:
     )
 
 
-def sign(key_dir: Path, entry: str, created_on: str | None) -> dict:
+def sign(key_dir: Path, entry: str, created_on: str | None, arguments: dict | None = None) -> dict:
     key = serialization.load_pem_private_key((key_dir / PRIVATE).read_bytes(), None)
     body = json.dumps(
         {
             "name": entry,
-            "arguments": {},
+            "arguments": arguments or {},
             "config": {},
             "context": {},
             "internalConfig": {},
@@ -72,12 +72,13 @@ def main() -> int:
     sign_parser.add_argument("key_dir", type=Path)
     sign_parser.add_argument("entry")
     sign_parser.add_argument("--created-on")
+    sign_parser.add_argument("--arguments", type=json.loads, help="the call's arguments, a JSON object")
     args = parser.parse_args()
 
     if args.command == "keygen":
         keygen(args.key_dir)
     else:
-        json.dump(sign(args.key_dir, args.entry, args.created_on), sys.stdout)
+        json.dump(sign(args.key_dir, args.entry, args.created_on, args.arguments), sys.stdout)
     return 0
 
 

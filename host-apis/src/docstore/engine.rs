@@ -20,6 +20,11 @@ pub fn id_key(id: &Value) -> String {
     canonical_id(id).to_string()
 }
 
+/// A stored document's `_id` (null if it has none, which a checked document never lacks).
+pub fn id_of(document: &Document) -> Value {
+    document.get("_id").cloned().unwrap_or(Value::Null)
+}
+
 fn canonical_id(id: &Value) -> Value {
     match id {
         Value::Number(number) if number.is_f64() => match number.as_f64() {
@@ -192,12 +197,21 @@ pub fn count(
     Ok(count)
 }
 
+/// A document an update changes.
+#[derive(Debug)]
+pub struct Changed {
+    /// As it is stored now (the copy the backend handed over, kept for the change hook).
+    pub before: Document,
+    /// As it will be stored (same `_id`).
+    pub after: Document,
+}
+
 /// What an update will write.
 #[derive(Debug, Default)]
 pub struct UpdatePlan {
     pub matched: u64,
-    /// Documents that changed, as they will be stored (same `_id` as before).
-    pub changed: Vec<Document>,
+    /// Documents that changed, before and after.
+    pub changed: Vec<Changed>,
     /// A document to insert because nothing matched and the update upserts.
     pub upsert: Option<Document>,
 }
@@ -207,15 +221,19 @@ impl UpdatePlan {
     /// writes for the change hook.
     pub fn into_outcome(self) -> WriteOutcome {
         let modified = self.changed.len() as u64;
-        let written_of = |kind, document: Document| Written {
+        let written_of = |kind, document: Document, previous| Written {
             kind,
-            id: document.get("_id").cloned().unwrap_or(Value::Null),
+            id: id_of(&document),
             document: Some(document),
+            previous,
         };
         let upserted_id = self.upsert.as_ref().and_then(|d| d.get("_id").cloned());
-        let mut written: Vec<Written> =
-            self.changed.into_iter().map(|d| written_of(ChangeKind::Update, d)).collect();
-        written.extend(self.upsert.map(|d| written_of(ChangeKind::Insert, d)));
+        let mut written: Vec<Written> = self
+            .changed
+            .into_iter()
+            .map(|c| written_of(ChangeKind::Update, c.after, Some(c.before)))
+            .collect();
+        written.extend(self.upsert.map(|d| written_of(ChangeKind::Insert, d, None)));
         WriteOutcome { matched: self.matched, modified, upserted_id, written }
     }
 }
@@ -237,7 +255,7 @@ pub fn plan_update(
         plan.matched += 1;
         if let Some(updated) = apply_change(&document, change, position, limits, (&meter, budget))?
         {
-            plan.changed.push(updated);
+            plan.changed.push(Changed { before: document, after: updated });
         }
         if !options.many {
             break;
@@ -340,24 +358,25 @@ fn set_path(document: &mut Document, path: &str, value: Value) {
     }
 }
 
-/// The ids of the documents a delete removes.
+/// The documents a delete removes, as the backend handed them over (the change hook reports
+/// them as the previous documents).
 pub fn plan_delete(
     documents: impl Iterator<Item = Result<Document, DocError>>,
     filter: &Filter,
     many: bool,
     budget: &Budget,
-) -> Result<Vec<Value>, DocError> {
+) -> Result<Vec<Document>, DocError> {
     let meter = budget.meter();
-    let mut ids = Vec::new();
+    let mut doomed = Vec::new();
     for document in documents {
         budget.check()?;
         let document = document?;
         if hit(filter, &document, &meter, budget)?.is_some() {
-            ids.push(document.get("_id").cloned().unwrap_or(Value::Null));
+            doomed.push(document);
             if !many {
                 break;
             }
         }
     }
-    Ok(ids)
+    Ok(doomed)
 }

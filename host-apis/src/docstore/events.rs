@@ -33,6 +33,10 @@ pub struct ChangeEvent {
     pub id: Value,
     /// The document after the write; none for deletes.
     pub document: Option<Document>,
+    /// The document before the write, so that a listener can compare a field's old and new
+    /// value: for updates and replaces the stored document the write changed, for deletes the
+    /// deleted document; none for inserts (upserts that inserted included).
+    pub previous: Option<Document>,
 }
 
 /// Told about every committed write. Called on the writer's task: do little (hand the event to a

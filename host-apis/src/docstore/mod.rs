@@ -7,7 +7,7 @@
 //! [`postgres::PostgresDocuments`] (shared by several nodes). Both evaluate queries with the same
 //! [`engine`], so they answer alike; one test suite runs against each.
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sled"))]
 mod bounds_tests;
 pub mod budget;
 pub mod engine;
@@ -16,11 +16,31 @@ pub mod json;
 pub mod objectid;
 pub mod postgres;
 pub mod query;
-#[cfg(test)]
+#[cfg(all(test, feature = "sled"))]
 mod quota_tests;
+#[cfg(feature = "sled")]
 pub mod sled_store;
-#[cfg(test)]
+#[cfg(all(test, feature = "sled"))]
 mod suite;
+
+/// Opens the sled database in `path` again after a test dropped its handle. sled's background
+/// threads let go of the directory's lock a moment after the last handle is dropped, so an
+/// immediate reopen can fail with "could not acquire lock"; this waits for the lock (bounded).
+#[cfg(all(test, feature = "sled"))]
+pub(crate) fn reopen_sled(path: &std::path::Path) -> sled::Db {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("acquire lock") && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("reopening the sled database: {error}"),
+        }
+    }
+}
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -175,6 +195,10 @@ pub struct Written {
     pub id: Value,
     /// The document after the write (none for deletes).
     pub document: Option<Document>,
+    /// The document as stored before the write: the one an update or replace changed, or the
+    /// one a delete removed; none for inserts. It is the copy the backend read to plan the
+    /// write, moved here, never read again.
+    pub previous: Option<Document>,
 }
 
 /// The outcome of an update or replace.
@@ -230,14 +254,15 @@ pub trait DocumentStore: Send + Sync + 'static {
         limits: &Limits,
         budget: &Budget,
     ) -> Result<WriteOutcome, DocError>;
-    /// Deletes the first (or every) matching document; returns the ids deleted.
+    /// Deletes the first (or every) matching document; returns the documents deleted, as they
+    /// were stored (the change hook reports them as the previous documents).
     async fn delete(
         &self,
         at: &CollectionRef,
         filter: &Filter,
         many: bool,
         budget: &Budget,
-    ) -> Result<Vec<Value>, DocError>;
+    ) -> Result<Vec<Document>, DocError>;
     /// Removes every collection of a space (for tests and space deletion).
     async fn drop_space(&self, space: &str) -> Result<(), DocError>;
     /// What each space keeps, by space name, when the backend enforces [`SpaceQuota`]s (the
@@ -357,6 +382,7 @@ impl Documents {
                     kind: ChangeKind::Insert,
                     id: d["_id"].clone(),
                     document: Some(d.clone()),
+                    previous: None,
                 })
                 .collect()
         } else {
@@ -400,10 +426,14 @@ impl Documents {
         at.check()?;
         let filter = Filter::parse(filter)?;
         let budget = self.budget();
-        let ids = self.timed(&budget, self.store.delete(at, &filter, many, &budget)).await?;
-        let count = ids.len() as u64;
-        let written =
-            ids.into_iter().map(|id| Written { kind: ChangeKind::Delete, id, document: None });
+        let deleted = self.timed(&budget, self.store.delete(at, &filter, many, &budget)).await?;
+        let count = deleted.len() as u64;
+        let written = deleted.into_iter().map(|document| Written {
+            kind: ChangeKind::Delete,
+            id: engine::id_of(&document),
+            document: None,
+            previous: Some(document),
+        });
         self.notify(at, written.collect());
         Ok(count)
     }
@@ -462,6 +492,7 @@ impl Documents {
                 collection: at.clone(),
                 id: write.id,
                 document: write.document,
+                previous: write.previous,
             };
             for listener in &listeners {
                 listener.changed(&event);

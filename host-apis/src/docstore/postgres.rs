@@ -8,7 +8,6 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Json;
 use tokio_postgres::NoTls;
@@ -197,9 +196,9 @@ impl DocumentStore for PostgresDocuments {
         })?;
         let sql = "UPDATE wasmfn_documents SET doc = $5 WHERE space = $1 AND database = $2 \
                    AND collection = $3 AND id = $4";
-        for document in &plan.changed {
-            let key = id_key(&document["_id"]);
-            let doc = Json(document);
+        for changed in &plan.changed {
+            let key = id_key(&engine::id_of(&changed.after));
+            let doc = Json(&changed.after);
             transaction
                 .execute(sql, &[&at.space, &at.database, &at.collection, &key, &doc])
                 .await
@@ -219,17 +218,17 @@ impl DocumentStore for PostgresDocuments {
         filter: &Filter,
         many: bool,
         budget: &Budget,
-    ) -> Result<Vec<Value>, DocError> {
+    ) -> Result<Vec<Document>, DocError> {
         let mut client = self.client().await?;
         let transaction = begin(&mut client, at, budget).await?;
         let documents = candidates(&transaction, at, filter).await?;
-        let ids = engine::scan(|| {
+        let doomed = engine::scan(|| {
             engine::plan_delete(documents.into_iter().map(Ok), filter, many, budget)
         })?;
         let sql = "DELETE FROM wasmfn_documents WHERE space = $1 AND database = $2 \
                    AND collection = $3 AND id = $4";
-        for id in &ids {
-            let key = id_key(id);
+        for document in &doomed {
+            let key = id_key(&engine::id_of(document));
             transaction
                 .execute(sql, &[&at.space, &at.database, &at.collection, &key])
                 .await
@@ -237,7 +236,7 @@ impl DocumentStore for PostgresDocuments {
         }
         budget.commit()?;
         transaction.commit().await.map_err(failed)?;
-        Ok(ids)
+        Ok(doomed)
     }
 
     async fn drop_space(&self, space: &str) -> Result<(), DocError> {

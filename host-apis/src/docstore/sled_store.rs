@@ -288,9 +288,9 @@ impl DocumentStore for SledDocuments {
             let plan = engine::plan_update(documents, filter, change, options, limits, budget)?;
             let mut batch = sled::Batch::default();
             let mut delta = [0; 3];
-            for document in &plan.changed {
-                let key = id_key(&document["_id"]);
-                let encoded = encode(document);
+            for changed in &plan.changed {
+                let key = id_key(&engine::id_of(&changed.after));
+                let encoded = encode(&changed.after);
                 delta[BYTES] +=
                     signed(encoded.len()) - signed(stored_len(existing.as_ref(), &key)?);
                 batch.insert(key.as_bytes(), encoded);
@@ -325,30 +325,30 @@ impl DocumentStore for SledDocuments {
         filter: &Filter,
         many: bool,
         budget: &Budget,
-    ) -> Result<Vec<Value>, DocError> {
+    ) -> Result<Vec<Document>, DocError> {
         let Some(tree) = self.existing_tree(at)? else { return Ok(Vec::new()) };
         let lock = self.lock(at);
         let _guard = lock.lock().await;
-        let ids = engine::scan(|| {
-            let ids = engine::plan_delete(candidates(&tree, filter), filter, many, budget)?;
-            if !ids.is_empty() {
+        let deleted = engine::scan(|| {
+            let doomed = engine::plan_delete(candidates(&tree, filter), filter, many, budget)?;
+            if !doomed.is_empty() {
                 let mut batch = sled::Batch::default();
                 let mut bytes = 0;
-                for id in &ids {
-                    let key = id_key(id);
+                for document in &doomed {
+                    let key = id_key(&engine::id_of(document));
                     bytes += stored_len(Some(&tree), &key)?;
                     batch.remove(key.as_bytes());
                 }
                 budget.commit()?;
                 tree.apply_batch(batch).map_err(unavailable)?;
-                self.shared.ledger.settle(&at.space, [-signed(ids.len()), -signed(bytes), 0]);
+                self.shared.ledger.settle(&at.space, [-signed(doomed.len()), -signed(bytes), 0]);
             }
-            Ok::<_, DocError>(ids)
+            Ok::<_, DocError>(doomed)
         })?;
-        if !ids.is_empty() {
+        if !deleted.is_empty() {
             self.flush().await?;
         }
-        Ok(ids)
+        Ok(deleted)
     }
 
     async fn drop_space(&self, space: &str) -> Result<(), DocError> {

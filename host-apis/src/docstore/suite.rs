@@ -179,10 +179,126 @@ pub async fn run_suite(backend: Arc<dyn DocumentStore>, run: &str) {
     assert_eq!(events[0].id, ids[0]);
     assert!(events.iter().all(|e| e.collection == c));
     let last = events.last().unwrap();
-    assert!(last.kind == ChangeKind::Delete && last.document.is_none());
+    assert!(last.kind == ChangeKind::Delete && last.document.is_none() && last.previous.is_some());
 
     backend.drop_space(&space).await.unwrap();
     assert!(all(&store, &c).await.is_empty());
+}
+
+fn doc(value: Value) -> Document {
+    value.as_object().cloned().expect("a JSON object")
+}
+
+/// The events recorded since the last call (and forgets them).
+fn take(recorder: &Recorder) -> Vec<ChangeEvent> {
+    std::mem::take(&mut *recorder.0.lock().unwrap())
+}
+
+/// Every write reports the document as it was before (what a "field changed" trigger compares):
+/// the stored document for updates, replaces and deletes, none for inserts.
+pub async fn run_previous_cases(backend: Arc<dyn DocumentStore>, run: &str) {
+    let recorder = Arc::new(Recorder::default());
+    let store = Documents::new(backend.clone(), Limits::default());
+    store.subscribe(recorder.clone());
+    let space = format!("{run}-previous");
+    let c = at(&space);
+    let one = json!({"_id": 1, "name": "a", "n": 1, "group": "g"});
+    let two = json!({"_id": 2, "name": "b", "n": 2, "group": "g"});
+    let three = json!({"_id": 3, "name": "c", "n": 3});
+
+    // Insert: nothing was there before.
+    store.insert(&c, vec![one.clone(), two.clone(), three.clone()]).await.unwrap();
+    let events = take(&recorder);
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e.kind == ChangeKind::Insert && e.previous.is_none()));
+
+    // $set of one field: the previous document holds the old value, the document the new.
+    let set = json!({"$set": {"name": "A"}});
+    store.update(&c, &json!({"_id": 1}), &set, UpdateOptions::default()).await.unwrap();
+    let events = take(&recorder);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, ChangeKind::Update);
+    assert_eq!(events[0].previous, Some(doc(one.clone())));
+    let one = json!({"_id": 1, "name": "A", "n": 1, "group": "g"});
+    assert_eq!(events[0].document, Some(doc(one.clone())));
+
+    // updateMany of two documents: each event carries its own document as stored just before
+    // (the first one with the name the $set above gave it).
+    let inc = json!({"$inc": {"n": 10}});
+    let many = UpdateOptions { many: true, upsert: false };
+    let result = store.update(&c, &json!({"group": "g"}), &inc, many).await.unwrap();
+    assert_eq!(result.modified, 2);
+    let events = take(&recorder);
+    let ids: Vec<Value> = events.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids, [json!(1), json!(2)]);
+    assert!(events.iter().all(|e| e.kind == ChangeKind::Update));
+    assert_eq!(events[0].previous, Some(doc(one)));
+    assert_eq!(events[1].previous, Some(doc(two)));
+    let after: Vec<Value> = events
+        .iter()
+        .map(|e| e.document.as_ref().map_or(Value::Null, |d| d["n"].clone()))
+        .collect();
+    assert_eq!(after, [json!(11), json!(12)]);
+
+    // Replace: the previous document is the whole one replaced.
+    store.replace(&c, &json!({"_id": 3}), &json!({"fresh": true}), false).await.unwrap();
+    let events = take(&recorder);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].previous, Some(doc(three)));
+    assert_eq!(events[0].document, Some(doc(json!({"_id": 3, "fresh": true}))));
+
+    // Upserts that insert (by update and by replace) had nothing before.
+    let upsert = UpdateOptions { many: false, upsert: true };
+    let set = json!({"$set": {"v": 1}});
+    store.update(&c, &json!({"name": "new"}), &set, upsert).await.unwrap();
+    store.replace(&c, &json!({"_id": 9}), &json!({"v": 2}), true).await.unwrap();
+    let events = take(&recorder);
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e.kind == ChangeKind::Insert && e.previous.is_none()));
+    // An upsert that matched is an update and has its previous document.
+    store.replace(&c, &json!({"_id": 9}), &json!({"v": 3}), true).await.unwrap();
+    let events = take(&recorder);
+    assert_eq!(events[0].kind, ChangeKind::Update);
+    assert_eq!(events[0].previous, Some(doc(json!({"_id": 9, "v": 2}))));
+
+    // Delete one: the deleted document, and no document after.
+    assert_eq!(store.delete(&c, &json!({"_id": 3}), false).await.unwrap(), 1);
+    let events = take(&recorder);
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].kind, events[0].id.clone()), (ChangeKind::Delete, json!(3)));
+    assert_eq!(events[0].previous, Some(doc(json!({"_id": 3, "fresh": true}))));
+    assert!(events[0].document.is_none());
+
+    // Delete many: each event its own deleted document.
+    assert_eq!(store.delete(&c, &json!({"group": "g"}), true).await.unwrap(), 2);
+    let events = take(&recorder);
+    assert!(events.iter().all(|e| e.kind == ChangeKind::Delete && e.document.is_none()));
+    let previous: Vec<Option<Document>> = events.iter().map(|e| e.previous.clone()).collect();
+    assert_eq!(
+        previous,
+        [
+            Some(doc(json!({"_id": 1, "name": "A", "n": 11, "group": "g"}))),
+            Some(doc(json!({"_id": 2, "name": "b", "n": 12, "group": "g"}))),
+        ]
+    );
+
+    backend.drop_space(&space).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sled_events_carry_the_previous_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    run_previous_cases(Arc::new(sled_documents(db)), "sled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_events_carry_the_previous_document() {
+    let store = PostgresDocuments::connect(&postgres_url()).await.unwrap_or_else(|error| {
+        panic!("PostgreSQL must run for this test (set WASMFN_TEST_POSTGRES_URL): {error}")
+    });
+    let run = format!("pg-{}", rand::random::<u32>());
+    run_previous_cases(Arc::new(store), &run).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,7 +329,7 @@ async fn sled_writes_survive_reopening() {
         store.insert(&c, vec![json!({"_id": "k", "v": 1})]).await.unwrap();
     }
     let store = Documents::new(
-        Arc::new(sled_documents(sled::open(dir.path()).unwrap())),
+        Arc::new(sled_documents(super::reopen_sled(dir.path()))),
         Limits::default(),
     );
     assert_eq!(

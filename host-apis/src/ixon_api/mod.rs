@@ -4,8 +4,6 @@
 //! API's own origin, a timeout and a response size bound. Calls to endpoints outside the
 //! function's [`Allowlist`] are refused before any network traffic.
 
-pub mod allowlist;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +12,8 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
-pub use allowlist::Allowlist;
+// What a function may call is declared in its manifest.
+pub use wasmfn_manifest::allowlist::{self, Allowlist};
 
 /// The public IXON API.
 pub const DEFAULT_BASE_URL: &str = "https://portal.ixon.cloud/api/";

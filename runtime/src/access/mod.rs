@@ -6,7 +6,6 @@
 //! [`signature`] checks the request signature the IXON platform puts on ingress calls, and
 //! [`replay`] that each signature is used once.
 
-pub mod api;
 pub mod replay;
 pub mod signature;
 

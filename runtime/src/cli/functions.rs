@@ -52,6 +52,25 @@ pub enum FunctionsCommand {
     Rollback { name: String, version: String },
     /// Take a function out of service and forget its versions.
     Delete { name: String },
+    /// Show or replace the outside hosts a function may reach (its `[network] allow`).
+    ///
+    /// Without options: the list in force and where it comes from. `--allow` (repeated)
+    /// replaces the function.toml's list for every version; `--deny-all` allows nothing;
+    /// `--clear` goes back to function.toml's. Entries: `[scheme://]host[:port]`, see
+    /// docs/network.md.
+    #[command(group(clap::ArgGroup::new("change").args(["allow", "deny_all", "clear"])))]
+    Network {
+        name: String,
+        /// An entry of the new list, e.g. `https://api.example.com` or `10.0.0.0/8:5432`.
+        #[arg(long, value_name = "ENTRY")]
+        allow: Vec<String>,
+        /// Replace the list with an empty one: no outbound connections at all.
+        #[arg(long)]
+        deny_all: bool,
+        /// Drop the operator's list: function.toml's applies again.
+        #[arg(long)]
+        clear: bool,
+    },
 }
 
 pub async fn deploy(args: DeployArgs) -> Result<std::process::ExitCode> {
@@ -98,6 +117,19 @@ pub async fn functions(args: FunctionsArgs) -> Result<std::process::ExitCode> {
             .json(&serde_json::json!({ "version": version })),
         FunctionsCommand::Delete { name } => {
             admin.request(Method::DELETE, &format!("{base}/{name}"))
+        }
+        FunctionsCommand::Network { name, clear: true, .. } => {
+            admin.request(Method::DELETE, &format!("{base}/{name}/network"))
+        }
+        FunctionsCommand::Network { name, allow, deny_all, .. }
+            if *deny_all || !allow.is_empty() =>
+        {
+            admin
+                .request(Method::PUT, &format!("{base}/{name}/network"))
+                .json(&serde_json::json!({ "allow": allow }))
+        }
+        FunctionsCommand::Network { name, .. } => {
+            admin.request(Method::GET, &format!("{base}/{name}/network"))
         }
     };
     let body = admin.send(request).await?;

@@ -44,7 +44,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log filter for wasmfn's own logs (tracing `EnvFilter` syntax, e.g. `debug`,
-    /// `wasmfn_runtime=debug`); default `info` for `serve`, `warn` otherwise.
+    /// `wasmfn_core::invoker=warn`); default `info` for `serve`, `warn` otherwise.
     #[arg(long, global = true, env = "WASMFN_LOG")]
     pub log: Option<String>,
 }
@@ -105,7 +105,8 @@ pub struct RunArgs {
     /// Default largest request body, in bytes.
     #[arg(long, default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
-    /// Instances alive at once, across all functions (sizes the pooling allocator).
+    /// Instances alive at once, across all functions (sizes the pooling allocator); a call
+    /// beyond them waits for one to end, until its timeout.
     #[arg(long, default_value_t = EngineLimits::default().max_instances)]
     pub max_instances: u32,
     /// The largest memory limit any function may ask for, in MiB.

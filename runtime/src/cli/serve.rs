@@ -12,12 +12,12 @@ use wasmfn_host_apis::objects::SpaceQuota as ObjectQuota;
 
 use super::{bundle_bytes, folder_dev_config, RunArgs};
 use crate::access::signature::IngressVerifier;
-use crate::capabilities::CapabilityOptions;
 use crate::delivery::destination::{AllowedNet, DestinationPolicy};
 use crate::delivery::DeliveryPolicy;
-use crate::logs::LogOptions;
-use crate::node::EventOptions;
-use crate::node::{Node, NodeOptions};
+use crate::invocation_log::LogOptions;
+use crate::node::CapabilityOptions;
+use crate::node::{EventOptions, Node, NodeOptions, ServedBundle};
+use crate::outbound::OutboundLimits;
 use crate::runtime::Runtime;
 use crate::sealed::KeyOptions;
 use crate::server;
@@ -95,6 +95,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MIB", default_value_t = ObjectQuota::default().max_bytes >> 20,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub space_object_mib: u64,
+    /// A PEM file of CA certificates that functions' HTTPS requests trust besides Mozilla's
+    /// roots (a private CA, or a test one).
+    #[arg(long, value_name = "PEM")]
+    pub outbound_ca_file: Option<std::path::PathBuf>,
+    /// Outbound HTTP(S) requests and TCP connections one invocation may make (see
+    /// function.toml's `[network] allow`).
+    #[arg(long, value_name = "N", default_value_t = OutboundLimits::default().max_connections,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub outbound_max_requests: u32,
+    /// MiB one outbound response body (or one TCP connection's reads) may have; past it the
+    /// function's read fails.
+    #[arg(long, value_name = "MIB", default_value_t = OutboundLimits::default().max_response_bytes >> 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub outbound_response_mib: u64,
     /// Objects one space may keep in object storage.
     #[arg(long, default_value_t = ObjectQuota::default().max_objects,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -221,10 +235,8 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
             space_jobs: args.async_space_jobs.max(1),
             space_bytes: args.async_space_mib.saturating_mul(1 << 20),
         },
-        events: EventOptions {
-            session_minutes: args.session_minutes,
-            clock: Arc::new(SystemClock),
-        },
+        events: EventOptions { session_minutes: args.session_minutes },
+        clock: Arc::new(SystemClock),
     };
     let mut node = Node::new(runtime, options)?;
     let capabilities = CapabilityOptions {
@@ -241,16 +253,24 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
             max_bytes: args.space_object_mib.saturating_mul(1 << 20),
             max_objects: args.space_objects,
         },
+        outbound_ca_file: args.outbound_ca_file.clone(),
+        outbound_limits: OutboundLimits {
+            max_connections: args.outbound_max_requests,
+            max_response_bytes: args.outbound_response_mib.saturating_mul(1 << 20),
+        },
     };
-    let capabilities = node.open_capabilities(&capabilities).await?;
-    let mut names = Vec::new();
+    let mut served = Vec::new();
     for path in &args.paths {
-        let bytes = bundle_bytes(path).await?;
-        let dev_config = folder_dev_config(path)?;
-        let version = node
-            .load_with_config(bytes, &args.space, &dev_config)
-            .await
-            .with_context(|| format!("loading {}", path.display()))?;
+        served.push(ServedBundle {
+            space: args.space.clone(),
+            bytes: bundle_bytes(path).await?,
+            config: folder_dev_config(path)?,
+            source: path.display().to_string(),
+        });
+    }
+    let started = node.start(&capabilities, served).await?;
+    let mut names = Vec::new();
+    for version in &started.served {
         names.push(version.name.clone());
         tracing::info!(
             space = %version.space,
@@ -270,18 +290,20 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
             );
         }
     }
-    let deployed = node.restore_deployments().await?;
-    if deployed > 0 {
-        tracing::info!(deployed, "deployed functions restored");
+    if started.deployed > 0 {
+        tracing::info!(deployed = started.deployed, "deployed functions restored");
     }
-    let (requeued, redelivered) = node.start_async()?;
-    if requeued + redelivered > 0 {
-        tracing::info!(requeued, redelivered, "async invocations resumed after a restart");
+    if started.requeued + started.redelivered > 0 {
+        tracing::info!(
+            requeued = started.requeued,
+            redelivered = started.redelivered,
+            "async invocations resumed after a restart"
+        );
     }
-    let restored = node.restore_triggers()?;
-    if restored > 0 {
-        tracing::info!(restored, "admin-created mqtt triggers restored");
+    if started.mqtt_restored > 0 {
+        tracing::info!(restored = started.mqtt_restored, "admin-created mqtt triggers restored");
     }
+    let capabilities = started.capabilities;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -308,7 +330,6 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
             token_path.display()
         ),
     }
-    node.start_cron(Arc::new(SystemClock));
     let state = node.app_state(args.ingress_root.map(|f| (args.space.clone(), f)));
     node.mark_ready();
     let ready = node.ready.clone();

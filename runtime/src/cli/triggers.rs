@@ -96,18 +96,24 @@ fn print_table(body: &Value) {
         return;
     }
     println!(
-        "{:<12} {:<20} {:<5} {:<10} {:>8} {:>8} {:>6} {:>7}  REASON",
-        "SPACE", "NAME", "TYPE", "STATE", "RECEIVED", "INVOKED", "FAILED", "DROPPED"
+        "{:<12} {:<20} {:<5} {:<24} {:<10} {:>8} {:>8} {:>6} {:>7}  REASON",
+        "SPACE", "NAME", "TYPE", "ORIGIN", "STATE", "RECEIVED", "INVOKED", "FAILED", "DROPPED"
     );
     for trigger in triggers {
         let status = &trigger["status"];
         let count = |key: &str| status[key].as_u64().map_or("-".to_string(), |n| n.to_string());
         let invoked = if trigger["type"] == "cron" { count("fired") } else { count("invocations") };
+        // `admin`, or the function version that declares it: `store@1.2.0`.
+        let origin = match (trigger["function"].as_str(), trigger["version"].as_str()) {
+            (Some(function), Some(version)) => format!("{function}@{version}"),
+            _ => trigger["origin"].as_str().unwrap_or("").to_string(),
+        };
         println!(
-            "{:<12} {:<20} {:<5} {:<10} {:>8} {:>8} {:>6} {:>7}  {}",
+            "{:<12} {:<20} {:<5} {:<24} {:<10} {:>8} {:>8} {:>6} {:>7}  {}",
             trigger["space"].as_str().unwrap_or(""),
             trigger["name"].as_str().unwrap_or(""),
             trigger["type"].as_str().unwrap_or(""),
+            origin,
             status["state"].as_str().unwrap_or(""),
             count("received"),
             invoked,

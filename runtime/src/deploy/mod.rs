@@ -3,9 +3,6 @@
 //! they started with), rollback to any kept version, and a bundle store on disk
 //! (`<data-dir>/bundles/<sha256>.wasm`, records in the state database) that survives restarts.
 
-pub mod api;
-pub mod world;
-
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -150,7 +147,7 @@ impl Deployments {
         let DeployRequest { space, name, version, bytes, wait } = request;
         crate::names::validate_name(&space).map_err(DeployError::Invalid)?;
         bundle::check_header(&bytes)?;
-        world::check_world(&bytes)?;
+        crate::world::check_world(&bytes)?;
         let meta = bundle::read_meta(&bytes)?.unwrap_or_default();
         let name = name.filter(|n| !n.is_empty()).or(Some(meta.name).filter(|n| !n.is_empty()));
         let name = name.ok_or_else(|| {
@@ -256,10 +253,15 @@ impl Deployments {
         let Some(entry) = record.find_mut(&version) else {
             return Err(DeployError::NoSuchVersion { space, name, version });
         };
+        // Activating runs the checks of the triggers the version declares: it may refuse.
+        let prepared = match prepared {
+            Ok(prepared) if newer => self.runtime.registry().activate(prepared).map(Some),
+            Ok(_) => Ok(None),
+            Err(error) => Err(error),
+        };
         match prepared {
-            Ok(prepared) if newer => {
+            Ok(Some(_)) => {
                 entry.state = VersionState::Active;
-                self.runtime.registry().activate(prepared);
                 for other in record.versions.iter_mut().filter(|v| v.version != version) {
                     if other.state == VersionState::Active {
                         other.state = VersionState::Inactive;
@@ -267,7 +269,7 @@ impl Deployments {
                 }
                 tracing::info!(%space, function = %name, %version, "version active");
             }
-            Ok(_) => {
+            Ok(None) => {
                 entry.state = VersionState::Inactive;
                 tracing::info!(%space, function = %name, %version,
                     "version compiled, but a newer one became active meanwhile; kept inactive");
@@ -318,7 +320,7 @@ impl Deployments {
             self.runtime.prepare(bytes, space, Some(name.into()), Some(version.into())).await?;
         let _guard = self.lock.lock().expect("deployments lock");
         let mut record = self.record(space, name)?.ok_or_else(no_such)?;
-        self.runtime.registry().activate(prepared);
+        self.runtime.registry().activate(prepared)?;
         for entry in &mut record.versions {
             if entry.version == version {
                 entry.state = VersionState::Active;
@@ -391,11 +393,9 @@ impl Deployments {
                     .runtime
                     .prepare(bytes, &space, Some(name.clone()), Some(version.version.clone()))
                     .await
+                    .and_then(|prepared| self.runtime.registry().activate(prepared))
                 {
-                    Ok(prepared) => {
-                        self.runtime.registry().activate(prepared);
-                        restored += 1;
-                    }
+                    Ok(_) => restored += 1,
                     Err(error) => {
                         tracing::error!(%space, function = %name, version = %version.version,
                             %error, "deployed version failed to load; marked failed, serving \

@@ -1,9 +1,8 @@
 //! Configuration values and secrets set through the admin API, per function, kept in sled and
 //! applied to every invocation on top of the bundle's own `[config]` (and under a call's own
 //! config). Secret values are never read back: the API shows their names only, and sled keeps
-//! them sealed (see `sealed`).
-
-pub mod api;
+//! them sealed (see `sealed`). The operator's `[network] allow` for a function, when set,
+//! replaces the bundle's and is kept in the same record.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -11,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use wasmfn_host_apis::config::FunctionConfig;
+use wasmfn_host_apis::outbound::NetworkAllowlist;
 
 use crate::sealed::{open_failed, Sealer};
 
@@ -22,6 +22,10 @@ pub struct ConfigOverrides {
     pub values: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// The outside hosts it may reach, replacing its `function.toml`'s `[network] allow`
+    /// (`/admin/.../network`); none: the bundle's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Vec<String>>,
 }
 
 impl ConfigOverrides {
@@ -39,6 +43,8 @@ pub struct ConfigStore {
     tree: Option<sled::Tree>,
     sealer: Arc<Sealer>,
     cache: RwLock<HashMap<Key, Arc<ConfigOverrides>>>,
+    /// The parsed `network` of the overrides that have one.
+    networks: RwLock<HashMap<Key, Arc<NetworkAllowlist>>>,
 }
 
 fn tree_key(space: &str, name: &str) -> String {
@@ -78,7 +84,18 @@ impl ConfigStore {
             }
             cache.insert((space.to_string(), name.to_string()), Arc::new(overrides));
         }
-        let store = Self { tree: Some(tree), sealer, cache: RwLock::new(cache) };
+        let mut networks = HashMap::new();
+        for (key, overrides) in &cache {
+            if let Some(network) = parse_network(overrides)? {
+                networks.insert(key.clone(), network);
+            }
+        }
+        let store = Self {
+            tree: Some(tree),
+            sealer,
+            cache: RwLock::new(cache),
+            networks: RwLock::new(networks),
+        };
         for (space, name, overrides) in stale {
             store.save(&space, &name, &overrides).context("sealing a secret again")?;
         }
@@ -106,12 +123,26 @@ impl ConfigStore {
         cache.get(&(space.to_string(), name.to_string())).cloned()
     }
 
-    /// Replaces the function's overrides (saved to disk before returning).
+    /// Replaces the function's overrides (saved to disk before returning); the error says
+    /// which `network` entry is invalid.
     pub fn set(&self, space: &str, name: &str, overrides: ConfigOverrides) -> Result<()> {
+        let network = parse_network(&overrides)?;
         self.save(space, name, &overrides)?;
+        let key = (space.to_string(), name.to_string());
+        let mut networks = self.networks.write().unwrap_or_else(|e| e.into_inner());
+        match network {
+            Some(network) => networks.insert(key.clone(), network),
+            None => networks.remove(&key),
+        };
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        cache.insert((space.to_string(), name.to_string()), Arc::new(overrides));
+        cache.insert(key, Arc::new(overrides));
         Ok(())
+    }
+
+    /// The operator's `[network] allow` for the function, parsed.
+    pub fn network(&self, space: &str, name: &str) -> Option<Arc<NetworkAllowlist>> {
+        let networks = self.networks.read().unwrap_or_else(|e| e.into_inner());
+        networks.get(&(space.to_string(), name.to_string())).cloned()
     }
 
     /// Removes the function's overrides; true when there were some.
@@ -120,8 +151,34 @@ impl ConfigStore {
             tree.remove(tree_key(space, name)).context("removing function configuration")?;
             tree.flush().context("removing function configuration")?;
         }
+        let key = (space.to_string(), name.to_string());
+        self.networks.write().unwrap_or_else(|e| e.into_inner()).remove(&key);
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        Ok(cache.remove(&(space.to_string(), name.to_string())).is_some())
+        Ok(cache.remove(&key).is_some())
+    }
+}
+
+/// The overrides' `network`, parsed; an error names the invalid entry.
+fn parse_network(overrides: &ConfigOverrides) -> Result<Option<Arc<NetworkAllowlist>>> {
+    match &overrides.network {
+        Some(entries) => {
+            let parsed = NetworkAllowlist::parse(entries).map_err(anyhow::Error::msg)?;
+            Ok(Some(Arc::new(parsed)))
+        }
+        None => Ok(None),
+    }
+}
+
+impl wasmfn_core::invoker::ConfigSource for ConfigStore {
+    fn config(&self, space: &str, function: &str, bundle: &FunctionConfig) -> FunctionConfig {
+        match self.get(space, function) {
+            Some(overrides) => overrides.apply(bundle),
+            None => bundle.clone(),
+        }
+    }
+
+    fn network(&self, space: &str, function: &str) -> Option<Arc<NetworkAllowlist>> {
+        ConfigStore::network(self, space, function)
     }
 }
 
@@ -139,6 +196,7 @@ mod tests {
         let overrides = ConfigOverrides {
             values: BTreeMap::from([("region".into(), serde_json::json!({"name": "us"}))]),
             secrets: BTreeMap::from([("token".into(), "hush-hush".into())]),
+            network: Some(vec!["https://api.example.com".into()]),
         };
         store.set("space", "fn", overrides.clone()).unwrap();
         let raw = db.open_tree("function_config").unwrap().get("space/fn").unwrap().unwrap();
@@ -159,6 +217,12 @@ mod tests {
         assert_eq!(applied.get("region"), Some(&serde_json::json!({"name": "us"})));
         assert_eq!(applied.get("token"), Some(&serde_json::json!("hush-hush")));
         assert!(applied.is_secret("token"));
+        let network = reopened.network("space", "fn").expect("the network survives a reopen");
+        assert_eq!(network.entries(), ["https://api.example.com"]);
+        let bad = ConfigOverrides { network: Some(vec!["ftp://x".into()]), ..overrides.clone() };
+        let error = reopened.set("space", "fn", bad).unwrap_err();
+        assert!(format!("{error}").contains("network.allow entry"), "{error}");
+        assert!(reopened.network("space", "fn").is_some(), "a refused change keeps the old one");
         assert!(reopened.remove("space", "fn").unwrap());
         assert!(reopened.get("space", "fn").is_none());
     }

@@ -1,0 +1,163 @@
+//! The wasmtime `Engine`: the only place that tunes wasmtime.
+//!
+//! Pooling allocator sized for CPython components (falling back to on-demand allocation with a
+//! warning where the address space is too small for the reservation), epoch interruption driven
+//! by one ticker thread, and the compile settings the `.cwasm` cache depends on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Set (to anything but `0`) to have wasmtime write a perf map of compiled guest code.
+pub const PERFMAP_ENV: &str = "WASMFN_PERFMAP";
+
+/// How often the epoch advances; timeouts are checked at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Builds the engine; pooling when the machine can reserve it, on-demand otherwise.
+pub fn build_engine(limits: &EngineLimits) -> Result<Engine> {
+    match Engine::new(&config(limits, true)) {
+        Ok(engine) => Ok(engine),
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                max_instances = limits.max_instances,
+                "cannot reserve the pooling allocator's address space; using on-demand allocation \
+                 (lower --max-instances or --max-memory-mb to use pooling)"
+            );
+            Engine::new(&config(limits, false))
+                .map_err(anyhow::Error::from)
+                .context("creating the wasmtime engine")
+        }
+    }
+}
+
+fn config(limits: &EngineLimits, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    // CPython recurses deeply before it raises RecursionError; give the guest room.
+    config.max_wasm_stack(2 * 1024 * 1024);
+    config.async_stack_size(4 * 1024 * 1024);
+    config.memory_init_cow(true);
+    // `perf` can then name guest functions (CPython's, in a Python bundle): wasmtime writes
+    // /tmp/perf-<pid>.map as code is loaded. Off by default: the file grows with every load.
+    if std::env::var_os(PERFMAP_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    if pooling {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(limits)));
+    }
+    config
+}
+
+fn pooling_config(limits: &EngineLimits) -> PoolingAllocationConfig {
+    let instances = limits.max_instances;
+    let mut pool = PoolingAllocationConfig::new();
+    // A componentize-py component holds a few dozen core instances, several memories and
+    // tables (CPython, its libc, the WASI adapter); the defaults reject it.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(32))
+        .total_memories(instances.saturating_mul(4))
+        .total_tables(instances.saturating_mul(16))
+        .total_stacks(instances)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(8)
+        .max_tables_per_component(32)
+        .table_elements(100_000)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        .max_memory_size(usize::try_from(limits.max_memory_mb << 20).unwrap_or(usize::MAX));
+    // With --keep-resident-mb, a used memory is reset by copying its dirty pages back from the
+    // image instead of by madvise: no page-table changes, so no TLB shootdowns between cores
+    // and no page faults in the next instance's first call. PAGEMAP_SCAN (Linux 6.7+) finds the
+    // dirty pages, so only those are copied and stay resident (up to this bound per slot; the
+    // rest is madvised). Without the ioctl, wasmtime copies the lowest N MiB whole.
+    let keep_resident = usize::try_from(limits.keep_resident_mb << 20).unwrap_or(usize::MAX);
+    pool.linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(keep_resident)
+        .pagemap_scan(Enabled::Auto);
+    pool
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+#[derive(Debug)]
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("wasmfn-epoch".into())
+            .spawn({
+                let engine = engine.weak();
+                let stop = stop.clone();
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        match engine.upgrade() {
+                            Some(engine) => engine.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                }
+            })
+            .expect("spawning the epoch ticker thread");
+        Self { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Engine-wide settings: what the pooling allocator reserves up front.
+#[derive(Clone, Debug)]
+pub struct EngineLimits {
+    /// Component instances alive at once across all functions.
+    pub max_instances: u32,
+    /// The most memory any function may be configured for, in MiB.
+    pub max_memory_mb: u64,
+    /// How much of each used memory slot is reset by copying its dirty pages and kept
+    /// resident, in MiB (0: give every slot's memory back to the kernel after each instance).
+    pub keep_resident_mb: u64,
+}
+
+/// 2 where the kernel can tell which pages an instance wrote (PAGEMAP_SCAN, Linux 6.7+): a used
+/// memory's dirty pages are copied back from the image and stay resident, up to 2 MiB per slot
+/// (a CPython hello world writes about 1 MiB), and anything beyond is given back with madvise;
+/// several times the fresh-instance throughput of the madvise-only reset on 2 cores
+/// (benches/RESULTS.md). Without uffd write-protection the kernel reports every page still
+/// resident as written, so what a slot keeps is the union of what its instances wrote: 16 MiB
+/// let memory-hungry calls (memory bombs) leave up to 16 MiB behind in every slot they used,
+/// and the reliability suite's RSS grew by 40 %; 2 MiB keeps it flat. 0 elsewhere: without the
+/// scan, wasmtime would copy the lowest N MiB of every used memory whole.
+pub fn default_keep_resident_mb() -> u64 {
+    if wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
+        2
+    } else {
+        0
+    }
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        Self {
+            max_instances: 256,
+            max_memory_mb: 1024,
+            keep_resident_mb: default_keep_resident_mb(),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The assembled runtime: engine, linker, compile cache, registry and invoker, built once per
+//! process and shared by every trigger and CLI command.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::Engine;
+
+use crate::bindings::{types, Function};
+use crate::bundle::{BundleError, CompileCache};
+use crate::engine::{build_engine, EpochTicker};
+use crate::guest_threads::GuestThreads;
+use crate::host::InvocationState;
+use crate::invoker::Invoker;
+use crate::limits::{EngineLimits, Limits};
+use crate::pool::PoolSettings;
+use crate::registry::{load_version, FunctionVersion, LoadOptions, Registry};
+
+/// Process-wide settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled bundles (`.cwasm`) are kept.
+    pub cache_dir: PathBuf,
+    pub engine: EngineLimits,
+    /// Limits for functions whose bundle sets none.
+    pub default_limits: Limits,
+    /// Instances made ahead of demand.
+    pub pool: PoolSettings,
+    /// Invocations running at once across the node; more wait in line (0: 4 per CPU core).
+    pub max_running: usize,
+    /// Threads that run functions, below the serving threads' priority (0: functions run on
+    /// the runtime of whoever invokes them). See [`crate::guest_threads`].
+    pub guest_threads: usize,
+}
+
+/// Everything needed to load and run functions.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<InvocationState>,
+    cache: CompileCache,
+    config: RuntimeConfig,
+    invoker: Invoker,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl types::Host for InvocationState {}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Self> {
+        let engine = build_engine(&config.engine)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        Function::add_to_linker::<_, HasSelf<InvocationState>>(&mut linker, |state| state)?;
+        crate::response_body::add_to_linker(&mut linker, |state| &mut state.response)?;
+        let cache = CompileCache::new(&engine, &config.cache_dir);
+        let pool = config.pool.clone().bounded_by(config.engine.max_instances);
+        let guests = GuestThreads::new(config.guest_threads);
+        let invoker = Invoker::new(
+            engine.clone(),
+            Arc::new(Registry::default()),
+            pool,
+            config.engine.max_instances,
+            config.max_running,
+            guests,
+        );
+        let ticker = EpochTicker::start(&engine);
+        Ok(Self { engine, linker, cache, config, invoker, _ticker: ticker })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn invoker(&self) -> &Invoker {
+        &self.invoker
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        self.invoker.registry()
+    }
+
+    pub fn cache(&self) -> &CompileCache {
+        &self.cache
+    }
+
+    /// Compiles (or loads from cache) a bundle without activating it; `name` and `version`
+    /// override the bundle's metadata.
+    pub async fn prepare(
+        &self,
+        bytes: Vec<u8>,
+        space: &str,
+        name: Option<String>,
+        version: Option<String>,
+    ) -> Result<FunctionVersion, BundleError> {
+        let options = LoadOptions {
+            space: space.to_string(),
+            name,
+            version,
+            default_limits: self.config.default_limits.clone(),
+            max_memory_mb: self.config.engine.max_memory_mb,
+        };
+        load_version(&self.engine, &self.linker, &self.cache, bytes, &options).await
+    }
+
+    /// Loads a bundle and makes it the active version of its function.
+    pub async fn load(
+        &self,
+        bytes: Vec<u8>,
+        space: &str,
+        name: Option<String>,
+    ) -> Result<Arc<FunctionVersion>, BundleError> {
+        self.load_with_config(bytes, space, name, &BTreeMap::new()).await
+    }
+
+    /// [`Runtime::load`], with `config` replacing the bundle's configuration values key by key
+    /// (a served folder's IXON dev values, see [`crate::dev_config`]).
+    pub async fn load_with_config(
+        &self,
+        bytes: Vec<u8>,
+        space: &str,
+        name: Option<String>,
+        config: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<Arc<FunctionVersion>, BundleError> {
+        let mut version = self.prepare(bytes, space, name, None).await?;
+        version.config = version.config.with_overrides(config);
+        self.registry().activate(version)
+    }
+}

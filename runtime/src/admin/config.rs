@@ -1,0 +1,83 @@
+//! `/admin/spaces/{space}/functions/{name}/config`: read (secrets by name only), replace or
+//! clear the configuration the admin API sets for a function.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use wasmfn_host_apis::config::REDACTED;
+
+use super::{AdminContext, AdminError};
+use crate::function_config::ConfigOverrides;
+
+pub fn routes() -> Router<AdminContext> {
+    Router::new().route(
+        "/admin/spaces/{space}/functions/{name}/config",
+        get(show).put(replace).delete(clear),
+    )
+}
+
+fn view(overrides: &ConfigOverrides) -> Value {
+    let secrets: serde_json::Map<String, Value> =
+        overrides.secrets.keys().map(|k| (k.clone(), Value::String(REDACTED.into()))).collect();
+    json!({"values": overrides.values, "secrets": secrets})
+}
+
+/// 500 `store_failed`, with the details in the server log only: the function configuration
+/// record (values, secrets and the network allowlist) could not be saved.
+pub(super) fn failed(error: anyhow::Error) -> AdminError {
+    tracing::error!(error = %format!("{error:#}"), "function configuration store failed");
+    AdminError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "store_failed",
+        "the function's configuration could not be saved; see the server log",
+    )
+}
+
+async fn show(
+    State(state): State<AdminContext>,
+    Path((space, name)): Path<(String, String)>,
+) -> Json<Value> {
+    let overrides = state.config.get(&space, &name).map(|o| (*o).clone()).unwrap_or_default();
+    Json(view(&overrides))
+}
+
+async fn replace(
+    State(state): State<AdminContext>,
+    Path((space, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let invalid =
+        |message: String| AdminError::new(StatusCode::BAD_REQUEST, "invalid_config", message);
+    let mut overrides: ConfigOverrides = serde_json::from_slice(&body).map_err(|e| {
+        invalid(format!(
+            "expected {{\"values\": {{..}}, \"secrets\": {{..}}}}: values any JSON, secrets strings: {e}"
+        ))
+    })?;
+    if let Some(key) = overrides.values.keys().find(|k| overrides.secrets.contains_key(*k)) {
+        return Err(invalid(format!("'{key}' is both a value and a secret; keep it in one")));
+    }
+    crate::names::validate_name(&name).map_err(invalid)?;
+    // The network allowlist has its own endpoint (`network.rs`) and stays as it is.
+    overrides.network = state.config.get(&space, &name).and_then(|o| o.network.clone());
+    state.config.set(&space, &name, overrides.clone()).map_err(failed)?;
+    Ok(Json(view(&overrides)))
+}
+
+async fn clear(
+    State(state): State<AdminContext>,
+    Path((space, name)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    // Values and secrets go; the network allowlist (its own endpoint) stays.
+    match state.config.get(&space, &name).and_then(|o| o.network.clone()) {
+        Some(network) => {
+            let kept = ConfigOverrides { network: Some(network), ..Default::default() };
+            state.config.set(&space, &name, kept).map_err(failed)?;
+        }
+        None => {
+            state.config.remove(&space, &name).map_err(failed)?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,264 @@
+//! The admin API under `/admin`, for operators, one file per area: functions (deploy,
+//! versions, rollback; `functions`), API keys (`keys`), the invocation log (`logs`),
+//! configuration and secrets (`config`), event subscriptions (`subscriptions`); here, triggers
+//! (list, create, show, delete, with their status), the delivery log and `/metrics`. Every
+//! request needs `Authorization: Bearer <token>`: 401 without one, 403 with a wrong one. The
+//! areas' own modules (`deploy`, `access`, ...) know nothing of the admin API.
+
+mod config;
+mod functions;
+mod keys;
+mod logs;
+mod network;
+mod subscriptions;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::access::constant_time_eq;
+use crate::delivery::Deliverer;
+use crate::triggers::cron::CronTriggers;
+use crate::triggers::lifecycle::TriggerKind;
+use crate::triggers::mqtt::{MqttError, MqttTriggerConfig, MqttTriggers, TriggerOrigin};
+
+/// What the admin endpoints work on.
+#[derive(Clone, Debug)]
+pub struct AdminContext {
+    pub token: Arc<str>,
+    pub mqtt: Arc<MqttTriggers>,
+    pub cron: Arc<CronTriggers>,
+    pub deliverer: Arc<Deliverer>,
+    pub deployments: Arc<crate::deploy::Deployments>,
+    pub access: Arc<crate::access::Access>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub logs: Arc<crate::invocation_log::InvocationLog>,
+    pub registry: Arc<crate::registry::Registry>,
+    /// Configuration values and secrets set through the admin API.
+    pub config: Arc<crate::function_config::ConfigStore>,
+    /// Event subscriptions.
+    pub events: Arc<crate::events::SubscriptionStore>,
+    /// The node's run slots, for the running-invocations gauge.
+    pub run_slots: Arc<crate::running::RunSlots>,
+    /// The async job store, for its per-space usage gauges.
+    pub async_jobs: Arc<crate::triggers::async_invoke::AsyncJobs>,
+    /// The document store and object storage (once opened), for their per-space usage gauges.
+    pub capabilities: Option<Arc<crate::capabilities::Capabilities>>,
+}
+
+/// The `/admin` routes, behind the token check.
+pub fn router(state: AdminContext) -> Router {
+    Router::new()
+        .route("/admin/triggers", get(list_all))
+        .route("/admin/spaces/{space}/triggers", get(list_space).post(create))
+        .route("/admin/spaces/{space}/triggers/{name}", get(show).delete(delete))
+        .route("/admin/deliveries", get(deliveries))
+        .route("/metrics", get(metrics))
+        .merge(functions::routes())
+        .merge(keys::routes())
+        .merge(logs::routes())
+        .merge(config::routes())
+        .merge(network::routes())
+        .merge(subscriptions::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
+        .with_state(state)
+}
+
+/// An admin API error: status and `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct AdminError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl AdminError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<MqttError> for AdminError {
+    fn from(error: MqttError) -> Self {
+        let (status, code) = match &error {
+            MqttError::Invalid(_) | MqttError::MissingPassword { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_trigger")
+            }
+            MqttError::Exists { .. } => (StatusCode::CONFLICT, "trigger_exists"),
+            MqttError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            MqttError::Declared { .. } => (StatusCode::CONFLICT, "declared_in_function_toml"),
+            MqttError::Store(_) | MqttError::Sealed(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
+            }
+        };
+        let message = match &error {
+            // The store's own message may name host paths.
+            MqttError::Store(detail) | MqttError::Sealed(detail) => {
+                tracing::error!(%detail, "saving a trigger failed");
+                "the trigger could not be saved".to_string()
+            }
+            _ => error.to_string(),
+        };
+        AdminError::new(status, code, message)
+    }
+}
+
+async fn authorize(State(state): State<AdminContext>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::access::bearer_token);
+    match given {
+        Some(token) if constant_time_eq(token.trim().as_bytes(), state.token.as_bytes()) => {
+            next.run(request).await
+        }
+        Some(_) => {
+            AdminError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token").into_response()
+        }
+        None => AdminError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the admin API needs `Authorization: Bearer <token>` (the server's --admin-token, \
+             or the token file in its data directory)",
+        )
+        .into_response(),
+    }
+}
+
+/// The MQTT and cron triggers, admin-created and declared (event triggers are listed under
+/// `/admin/.../events`).
+fn list(state: &AdminContext, space: Option<&str>) -> Json<Value> {
+    let mut triggers = TriggerKind::list(&*state.mqtt, space);
+    triggers.extend(state.cron.list(space));
+    Json(json!({ "triggers": triggers }))
+}
+
+async fn list_all(State(state): State<AdminContext>) -> Json<Value> {
+    list(&state, None)
+}
+
+async fn list_space(State(state): State<AdminContext>, Path(space): Path<String>) -> Json<Value> {
+    list(&state, Some(&space))
+}
+
+async fn show(
+    State(state): State<AdminContext>,
+    Path((space, name)): Path<(String, String)>,
+) -> Result<Json<Value>, AdminError> {
+    if let Some(view) = state.mqtt.get(&space, &name) {
+        return Ok(Json(serde_json::to_value(view).expect("trigger view serialises")));
+    }
+    let listed = list(&state, Some(&space)).0;
+    listed["triggers"]
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["name"] == name.as_str()).cloned())
+        .map(Json)
+        .ok_or_else(|| MqttError::NotFound { space, name }.into())
+}
+
+/// `POST /admin/spaces/<space>/triggers` with `{"type": "mqtt", …}`.
+async fn create(
+    State(state): State<AdminContext>,
+    Path(space): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AdminError> {
+    let bad =
+        |message: String| AdminError::new(StatusCode::BAD_REQUEST, "invalid_trigger", message);
+    crate::names::validate_name(&space).map_err(|e| bad(format!("space: {e}")))?;
+    let mut value: Value = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
+    let kind = value.as_object_mut().and_then(|fields| fields.remove("type"));
+    match kind.as_ref().and_then(Value::as_str) {
+        Some("mqtt") => {}
+        Some("cron") => {
+            return Err(bad("cron triggers are declared in function.toml ([[cron]])".into()))
+        }
+        other => {
+            return Err(bad(format!(
+                "`type` must be \"mqtt\" (got {})",
+                other.map_or("nothing".to_string(), |t| format!("\"{t}\""))
+            )))
+        }
+    }
+    let config: MqttTriggerConfig =
+        serde_json::from_value(value).map_err(|e| bad(format!("invalid mqtt trigger: {e}")))?;
+    config.validate(false).map_err(bad)?;
+    if let Some(url) = &config.callback_url {
+        let destinations = state.deliverer.destinations();
+        destinations.refuse_internal(&url.0).await.map_err(|why| callback_refused(&why))?;
+    }
+    for target in &config.functions {
+        let version = state.registry.get(&space, &target.function).map_err(|_| {
+            bad(format!("function '{}' is not deployed in space '{space}'", target.function))
+        })?;
+        version.resolve_entry(target.entry.as_deref()).map_err(|e| bad(e.to_string()))?;
+    }
+    let view = state.mqtt.create(&space, config, TriggerOrigin::Admin)?;
+    let location = format!("/admin/spaces/{space}/triggers/{}", view.name);
+    let mut response = (StatusCode::CREATED, Json(serde_json::to_value(view).expect("serialises")))
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// 400 `callback_refused`: a callback or webhook URL whose host deliveries may not reach.
+pub(crate) fn callback_refused(
+    why: &crate::delivery::destination::DestinationRefused,
+) -> AdminError {
+    AdminError::new(StatusCode::BAD_REQUEST, "callback_refused", why.to_string())
+}
+
+async fn delete(
+    State(state): State<AdminContext>,
+    Path((space, name)): Path<(String, String)>,
+) -> Result<StatusCode, AdminError> {
+    if state.cron.contains(&space, &name) && state.mqtt.get(&space, &name).is_none() {
+        return Err(AdminError::new(
+            StatusCode::CONFLICT,
+            "declared_in_function_toml",
+            format!("cron trigger '{name}' comes from function.toml: change it there and redeploy"),
+        ));
+    }
+    state.mqtt.delete(&space, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /metrics`: Prometheus text format, behind the admin token like the rest.
+async fn metrics(State(state): State<AdminContext>) -> Response {
+    let text = state.metrics.render(&crate::metrics::Sources {
+        registry: &state.registry,
+        run_slots: &state.run_slots,
+        mqtt: &state.mqtt,
+        cron: &state.cron,
+        async_jobs: &state.async_jobs,
+        capabilities: state.capabilities.as_deref(),
+    });
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+async fn deliveries(State(state): State<AdminContext>) -> Json<Value> {
+    Json(json!({ "deliveries": state.deliverer.recent() }))
+}

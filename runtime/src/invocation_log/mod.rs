@@ -1,0 +1,224 @@
+//! The invocation log: one record per invocation, whatever the trigger, kept in sled for a
+//! retention period (7 days by default) and up to a number of records, queried and downloaded
+//! through the admin API and `wasmfn logs`.
+//!
+//! Writes are off the invocation path: the invoker's observer hands records to a bounded
+//! channel (a full channel drops the record, counts and logs it, never blocks a call), and a
+//! writer task applies them in batches and flushes at least every 200 ms. Shutdown drains the
+//! channel and flushes, so a graceful stop loses nothing.
+
+mod record;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::invoker::{Outcome, OutcomeObserver};
+
+pub use record::{LogFilter, LogRecord, StatusFilter};
+
+/// Records waiting for the writer before new ones are dropped.
+const CHANNEL: usize = 10_000;
+/// Longest time between a record's arrival and its flush.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often old records are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Retention settings.
+#[derive(Clone, Debug)]
+pub struct LogOptions {
+    pub retention: chrono::Duration,
+    pub max_records: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self { retention: chrono::Duration::days(7), max_records: 1_000_000 }
+    }
+}
+
+/// The log store and its writer.
+pub struct InvocationLog {
+    records: sled::Tree,
+    /// Record id → key in `records`.
+    by_id: sled::Tree,
+    sender: mpsc::Sender<LogRecord>,
+    dropped: AtomicU64,
+    options: LogOptions,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for InvocationLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvocationLog").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+/// The writer and sweeper tasks; [`LogTasks::shutdown`] drains and flushes.
+#[derive(Debug)]
+pub struct LogTasks {
+    stop: watch::Sender<bool>,
+    writer: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+}
+
+impl LogTasks {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.writer.await;
+        self.sweeper.abort();
+    }
+}
+
+impl InvocationLog {
+    /// Opens the log in `records`/`by_id` and starts its writer and sweeper.
+    pub fn start(
+        records: sled::Tree,
+        by_id: sled::Tree,
+        options: LogOptions,
+        clock: Arc<dyn Clock>,
+    ) -> (Arc<Self>, LogTasks) {
+        let (sender, receiver) = mpsc::channel(CHANNEL);
+        let log =
+            Arc::new(Self { records, by_id, sender, dropped: AtomicU64::new(0), options, clock });
+        let (stop, _) = watch::channel(false);
+        let writer = tokio::spawn(log.clone().write(receiver, stop.subscribe()));
+        let sweeper = tokio::spawn(log.clone().sweep_periodically(stop.subscribe()));
+        (log, LogTasks { stop, writer, sweeper })
+    }
+
+    /// Records dropped because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    async fn write(
+        self: Arc<Self>,
+        mut receiver: mpsc::Receiver<LogRecord>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            let first = tokio::select! {
+                record = receiver.recv() => record,
+                _ = stop.changed() => None,
+            };
+            let mut batch: Vec<LogRecord> = first.into_iter().collect();
+            let stopping = batch.is_empty();
+            // Everything already waiting goes in the same batch (all of it when stopping).
+            while let Ok(record) = receiver.try_recv() {
+                batch.push(record);
+            }
+            if !batch.is_empty() {
+                self.store(&batch);
+                if let Err(error) = self.records.flush_async().await {
+                    tracing::error!(%error, "flushing the invocation log failed");
+                }
+            }
+            if stopping {
+                return;
+            }
+            // Group writes that arrive close together.
+            if batch.len() < 64 {
+                tokio::time::sleep(FLUSH_EVERY.min(Duration::from_millis(20))).await;
+            }
+        }
+    }
+
+    /// Writes records now (the writer's step; tests call it directly).
+    pub fn store(&self, records: &[LogRecord]) {
+        let mut batch = sled::Batch::default();
+        let mut ids = sled::Batch::default();
+        for record in records {
+            let key = record.key();
+            batch.insert(key.clone(), serde_json::to_vec(record).expect("records serialise"));
+            ids.insert(record.id.as_bytes().to_vec(), key);
+        }
+        if let Err(error) =
+            self.records.apply_batch(batch).and_then(|()| self.by_id.apply_batch(ids))
+        {
+            tracing::error!(%error, records = records.len(), "writing the invocation log failed");
+        }
+    }
+
+    async fn sweep_periodically(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let removed = self.sweep(self.clock.now());
+            if removed > 0 {
+                tracing::info!(removed, "old invocation log records removed");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Removes records older than the retention, then the oldest beyond `max_records`.
+    /// Returns how many went.
+    pub fn sweep(&self, now: DateTime<Utc>) -> usize {
+        let cutoff = (now - self.options.retention).timestamp_millis().max(0) as u64;
+        let mut removed = 0;
+        let mut excess = self.records.len().saturating_sub(self.options.max_records);
+        for entry in self.records.iter() {
+            let Ok((key, value)) = entry else { break };
+            let old = key.len() >= 8
+                && u64::from_be_bytes(key[..8].try_into().expect("8 bytes")) < cutoff;
+            if !old && excess == 0 {
+                break;
+            }
+            excess = excess.saturating_sub(1);
+            if let Ok(record) = serde_json::from_slice::<LogRecord>(&value) {
+                let _ = self.by_id.remove(record.id.as_bytes());
+            }
+            if self.records.remove(&key).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Records matching the filter, newest first, at most `filter.limit`.
+    pub fn query(&self, filter: &LogFilter) -> Vec<LogRecord> {
+        let mut found = Vec::new();
+        for entry in self.records.iter().rev() {
+            let Ok((_, value)) = entry else { break };
+            let Ok(record) = serde_json::from_slice::<LogRecord>(&value) else { continue };
+            if filter.since.is_some_and(|since| record.started_ms < since.timestamp_millis()) {
+                break;
+            }
+            if filter.matches(&record) {
+                found.push(record);
+                if found.len() >= filter.limit {
+                    break;
+                }
+            }
+        }
+        found
+    }
+
+    pub fn get(&self, id: uuid::Uuid) -> Option<LogRecord> {
+        let key = self.by_id.get(id.as_bytes()).ok()??;
+        let value = self.records.get(key).ok()??;
+        serde_json::from_slice(&value).ok()
+    }
+}
+
+impl OutcomeObserver for InvocationLog {
+    fn observe(&self, outcome: &Outcome) {
+        let record = LogRecord::of(outcome, Utc::now());
+        if self.sender.try_send(record).is_err() {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "invocation log writer is behind; records dropped");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

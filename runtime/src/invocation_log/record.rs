@@ -1,0 +1,162 @@
+//! One invocation's log record, and the filters queries take.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::InvokeError;
+use crate::invoker::Outcome;
+
+/// A line the function logged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoggedLine {
+    pub level: String,
+    pub message: String,
+}
+
+/// Everything recorded about one invocation. Request headers and bodies are not kept: they
+/// may carry credentials and personal data.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogRecord {
+    pub id: uuid::Uuid,
+    /// RFC 3339, UTC, milliseconds.
+    pub started_at: String,
+    /// The same instant in milliseconds since the epoch (the sort key).
+    pub started_ms: i64,
+    pub duration_ms: u64,
+    pub space: String,
+    pub function: String,
+    pub version: Option<String>,
+    pub entry: Option<String>,
+    pub trigger: String,
+    /// The HTTP status the caller got (or would have).
+    pub status: u16,
+    /// `ok` when the function answered (whatever its status), else the error code
+    /// (`function_exception`, `timeout`, `memory_limit_exceeded`, `function_trapped`, …).
+    pub outcome: String,
+    pub error_type: Option<String>,
+    pub error_message: Option<String>,
+    pub traceback: Option<String>,
+    pub logs: Vec<LoggedLine>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The outbound requests it sent (`[network] allow`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbound: Vec<crate::outbound::OutboundCall>,
+}
+
+impl LogRecord {
+    /// The record of an outcome that finished at `finished`.
+    pub fn of(outcome: &Outcome, finished: DateTime<Utc>) -> Self {
+        let total = chrono::Duration::from_std(outcome.timing.total).unwrap_or_default();
+        let started = finished - total;
+        let (outcome_name, error_type, error_message) = match &outcome.result {
+            Ok(_) => ("ok".to_string(), None, None),
+            Err(InvokeError::FunctionException { type_name, message }) => {
+                ("function_exception".into(), Some(type_name.clone()), Some(message.clone()))
+            }
+            Err(error) => (error.code().to_string(), None, Some(error.to_string())),
+        };
+        Self {
+            id: outcome.id,
+            started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
+            started_ms: started.timestamp_millis(),
+            duration_ms: outcome.timing.total.as_millis() as u64,
+            space: outcome.space.clone(),
+            function: outcome.function.clone(),
+            version: outcome.version.clone(),
+            entry: outcome.entry.clone(),
+            trigger: outcome.trigger.clone(),
+            status: outcome.status(),
+            outcome: outcome_name,
+            error_type,
+            error_message,
+            traceback: outcome.traceback.clone(),
+            logs: outcome
+                .logs
+                .iter()
+                .map(|line| LoggedLine {
+                    level: line.level.as_str().to_string(),
+                    message: line.message.clone(),
+                })
+                .collect(),
+            stdout: outcome.stdout.clone(),
+            stderr: outcome.stderr.clone(),
+            outbound: outcome.outbound.clone(),
+        }
+    }
+
+    /// Sorts by start time: big-endian milliseconds, then the id.
+    pub fn key(&self) -> Vec<u8> {
+        let mut key = (self.started_ms.max(0) as u64).to_be_bytes().to_vec();
+        key.extend_from_slice(self.id.as_bytes());
+        key
+    }
+}
+
+/// What a query asks for.
+#[derive(Clone, Debug)]
+pub struct LogFilter {
+    pub space: Option<String>,
+    pub function: Option<String>,
+    pub trigger: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// An exact status (`500`) or a class (`5xx`).
+    pub status: Option<StatusFilter>,
+    pub outcome: Option<String>,
+    pub limit: usize,
+}
+
+impl Default for LogFilter {
+    fn default() -> Self {
+        Self {
+            space: None,
+            function: None,
+            trigger: None,
+            since: None,
+            until: None,
+            status: None,
+            outcome: None,
+            limit: 100,
+        }
+    }
+}
+
+/// `500` or `5xx`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFilter {
+    Exact(u16),
+    Class(u16),
+}
+
+impl std::str::FromStr for StatusFilter {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("status '{text}' is neither a code like 500 nor a class like 5xx");
+        let lower = text.to_ascii_lowercase();
+        if let Some(digit) = lower.strip_suffix("xx") {
+            let class: u16 = digit.parse().map_err(|_| bad())?;
+            return (1..=5).contains(&class).then_some(Self::Class(class)).ok_or_else(bad);
+        }
+        let code: u16 = lower.parse().map_err(|_| bad())?;
+        (100..=599).contains(&code).then_some(Self::Exact(code)).ok_or_else(bad)
+    }
+}
+
+impl LogFilter {
+    pub fn matches(&self, record: &LogRecord) -> bool {
+        let same = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        same(&self.space, &record.space)
+            && same(&self.function, &record.function)
+            && same(&self.trigger, &record.trigger)
+            && same(&self.outcome, &record.outcome)
+            && self.since.is_none_or(|since| record.started_ms >= since.timestamp_millis())
+            && self.until.is_none_or(|until| record.started_ms < until.timestamp_millis())
+            && match self.status {
+                None => true,
+                Some(StatusFilter::Exact(code)) => record.status == code,
+                Some(StatusFilter::Class(class)) => record.status / 100 == class,
+            }
+    }
+}

@@ -1,0 +1,114 @@
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+
+use super::*;
+use crate::clock::ManualClock;
+
+fn record(function: &str, status: u16, started: DateTime<Utc>) -> LogRecord {
+    LogRecord {
+        id: uuid::Uuid::new_v4(),
+        started_at: started.to_rfc3339(),
+        started_ms: started.timestamp_millis(),
+        duration_ms: 3,
+        space: "default".into(),
+        function: function.into(),
+        version: Some("1.0.0".into()),
+        entry: Some("m.f".into()),
+        trigger: "http".into(),
+        status,
+        outcome: if status == 200 { "ok".into() } else { "function_exception".into() },
+        error_type: None,
+        error_message: None,
+        traceback: None,
+        logs: Vec::new(),
+        outbound: Vec::new(),
+        stdout: String::new(),
+        stderr: String::new(),
+    }
+}
+
+fn log(options: LogOptions, clock: Arc<dyn Clock>) -> (Arc<InvocationLog>, LogTasks) {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    InvocationLog::start(db.open_tree("r").unwrap(), db.open_tree("i").unwrap(), options, clock)
+}
+
+#[tokio::test]
+async fn queries_filter_and_return_newest_first() {
+    let start = Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap();
+    let (log, tasks) = log(LogOptions::default(), Arc::new(ManualClock::new(start)));
+    let records: Vec<_> = (0..6)
+        .map(|i| {
+            record(
+                if i % 2 == 0 { "a" } else { "b" },
+                if i < 3 { 200 } else { 500 },
+                start + Duration::seconds(i),
+            )
+        })
+        .collect();
+    log.store(&records);
+    let all = log.query(&LogFilter::default());
+    assert_eq!(
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        records.iter().rev().map(|r| r.id).collect::<Vec<_>>()
+    );
+    let failed_a = log.query(&LogFilter {
+        function: Some("a".into()),
+        status: Some("5xx".parse().unwrap()),
+        ..LogFilter::default()
+    });
+    assert_eq!(failed_a.iter().map(|r| r.id).collect::<Vec<_>>(), [records[4].id]);
+    let window = log.query(&LogFilter {
+        since: Some(start + Duration::seconds(2)),
+        until: Some(start + Duration::seconds(4)),
+        ..LogFilter::default()
+    });
+    assert_eq!(window.len(), 2);
+    let limited = log.query(&LogFilter { limit: 2, ..LogFilter::default() });
+    assert_eq!(limited.len(), 2);
+    assert_eq!(log.get(records[1].id).unwrap().function, "b");
+    assert!("6xx".parse::<record::StatusFilter>().is_err());
+    tasks.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_sweep_removes_what_is_past_retention_and_beyond_the_size_bound() {
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let options = LogOptions { retention: Duration::days(7), max_records: 3 };
+    let (log, tasks) = log(options, clock.clone());
+    let old = record("f", 200, start);
+    let newer: Vec<_> = (1..=4).map(|d| record("f", 200, start + Duration::days(d))).collect();
+    log.store(std::slice::from_ref(&old));
+    log.store(&newer);
+    // Day 8: the first record is past 7 days; of the rest, the oldest goes for the bound.
+    clock.advance(Duration::days(8) + Duration::hours(1));
+    assert_eq!(log.sweep(clock.now()), 2);
+    let left: Vec<_> = log.query(&LogFilter::default()).into_iter().map(|r| r.id).collect();
+    assert_eq!(left, newer[1..].iter().rev().map(|r| r.id).collect::<Vec<_>>());
+    assert!(log.get(old.id).is_none(), "the id index follows");
+    tasks.shutdown().await;
+}
+
+#[tokio::test]
+async fn observed_outcomes_are_written_and_shutdown_flushes_them() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let (log, tasks) = InvocationLog::start(
+        db.open_tree("r").unwrap(),
+        db.open_tree("i").unwrap(),
+        LogOptions::default(),
+        Arc::new(crate::triggers::cron::SystemClock),
+    );
+    let invocation = crate::invoker::Invocation {
+        space: "default".into(),
+        function: "gone".into(),
+        trigger: "http".into(),
+        ..Default::default()
+    };
+    let error = crate::error::InvokeError::Timeout { timeout_ms: 10 };
+    let outcome = crate::invoker::Outcome::failed(&invocation, None, error);
+    log.observe(&outcome);
+    tasks.shutdown().await;
+    let stored = log.get(outcome.id).expect("written before shutdown returned");
+    assert_eq!((stored.status, stored.outcome.as_str()), (504, "timeout"));
+}

@@ -1,0 +1,338 @@
+//! A serving node: the runtime plus everything `wasmfn serve` runs beside the HTTP server
+//! (triggers, async workers, callback deliveries, invocation log, admin token), assembled one
+//! way for the CLI and the tests alike: [`Node::new`] builds the parts, [`Node::start`] runs the
+//! whole start-up in its one order, [`Node::shutdown`] stops it.
+
+mod backends;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+
+use crate::access::replay::{self, SeenSignatures};
+use crate::access::signature::IngressVerifier;
+use crate::access::{Access, AccessPolicy};
+use crate::admin::AdminContext;
+use crate::capabilities::Capabilities;
+use crate::delivery::{Deliverer, DeliveryPolicy};
+use crate::deploy::Deployments;
+use crate::events::{EventBus, Sessions, SubscriptionStore};
+use crate::function_config::ConfigStore;
+use crate::invocation_log::{InvocationLog, LogOptions, LogTasks};
+use crate::metrics::Metrics;
+use crate::registry::FunctionVersion;
+use crate::runtime::Runtime;
+use crate::server::ServerContext;
+use crate::state::StateDb;
+use crate::triggers::async_invoke::jobs::BodyFiles;
+use crate::triggers::async_invoke::{AsyncJobs, AsyncOptions};
+use crate::triggers::cron::{Clock, CronTriggers, SystemClock};
+use crate::triggers::lifecycle::FunctionTriggers;
+use crate::triggers::mqtt::{MqttTriggers, RetryPolicy};
+pub use backends::{node_secret, CapabilityOptions};
+
+/// How a node is set up.
+pub struct NodeOptions {
+    /// Where admin-created triggers are saved; `None` keeps them in memory only.
+    pub state: Option<StateDb>,
+    pub admin_token: String,
+    pub mqtt_retry: RetryPolicy,
+    pub delivery: DeliveryPolicy,
+    /// Versions kept per deployed function.
+    pub keep_versions: usize,
+    /// Access of functions whose `function.toml` sets none.
+    pub default_access: AccessPolicy,
+    /// Public keys ingress calls must be signed with (none: unsigned calls are accepted).
+    pub ingress: IngressVerifier,
+    /// Concurrency and queue limit of asynchronous invocations.
+    pub async_options: AsyncOptions,
+    /// Retention of the invocation log.
+    pub log_options: LogOptions,
+    /// Lifetime of webhooks' function sessions.
+    pub events: EventOptions,
+    /// The time cron triggers fire by and function sessions expire by (tests give a manual
+    /// one).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("keep_versions", &self.keep_versions)
+            .field("default_access", &self.default_access)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings of event triggers.
+#[derive(Debug)]
+pub struct EventOptions {
+    /// Minutes a `_function_session` token is valid (10-20).
+    pub session_minutes: u64,
+}
+
+impl Default for EventOptions {
+    fn default() -> Self {
+        Self { session_minutes: crate::events::session::DEFAULT_MINUTES }
+    }
+}
+
+/// A bundle given to `wasmfn serve`, loaded as the active version of its function.
+#[derive(Debug)]
+pub struct ServedBundle {
+    pub space: String,
+    pub bytes: Vec<u8>,
+    /// Replaces the bundle's configuration values key by key (a folder's IXON dev values).
+    pub config: BTreeMap<String, serde_json::Value>,
+    /// Where it came from (a path), for errors.
+    pub source: String,
+}
+
+/// What [`Node::start`] did.
+#[derive(Debug)]
+pub struct Started {
+    pub capabilities: Arc<Capabilities>,
+    /// The served bundles' versions, in the order given.
+    pub served: Vec<Arc<FunctionVersion>>,
+    /// Deployed functions made active again.
+    pub deployed: usize,
+    /// Async jobs a crash interrupted, queued again, and callbacks delivered again.
+    pub requeued: usize,
+    pub redelivered: usize,
+    /// Admin-created MQTT triggers started again.
+    pub mqtt_restored: usize,
+}
+
+/// The runtime and the triggers around it.
+#[derive(Debug)]
+pub struct Node {
+    pub runtime: Arc<Runtime>,
+    pub mqtt: Arc<MqttTriggers>,
+    pub deliverer: Arc<Deliverer>,
+    pub deployments: Arc<Deployments>,
+    pub access: Arc<Access>,
+    pub metrics: Arc<Metrics>,
+    pub async_jobs: Arc<AsyncJobs>,
+    async_workers: Option<(watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>)>,
+    pub logs: Arc<InvocationLog>,
+    log_tasks: LogTasks,
+    /// Set once everything is loaded and the server listens; cleared at shutdown.
+    pub ready: Arc<AtomicBool>,
+    admin_token: Arc<str>,
+    pub cron: Arc<CronTriggers>,
+    /// Every trigger kind, started and stopped with the function versions that declare them.
+    pub triggers: Arc<FunctionTriggers>,
+    state: StateDb,
+    pub config: Arc<ConfigStore>,
+    pub subscriptions: Arc<SubscriptionStore>,
+    pub sessions: Arc<Sessions>,
+    pub events: Arc<EventBus>,
+}
+
+impl Node {
+    pub fn new(runtime: Arc<Runtime>, options: NodeOptions) -> Result<Self> {
+        let deliverer = Deliverer::new(options.delivery);
+        // Without a state directory, a temporary one: nothing survives the process.
+        let state = match options.state {
+            Some(state) => state,
+            None => StateDb::temporary()?,
+        };
+        let mqtt = Arc::new(MqttTriggers::new(
+            runtime.invoker().clone(),
+            deliverer.clone(),
+            options.mqtt_retry,
+            Some((state.tree("mqtt_triggers")?, state.sealer().clone())),
+        ));
+        // Before anything starts: a stored password that does not open ends the start here.
+        mqtt.reseal()?;
+        let deployments = Arc::new(Deployments::new(
+            runtime.clone(),
+            state.bundles_dir(),
+            state.tree("functions")?,
+            options.keep_versions,
+        ));
+        let seen = SeenSignatures::open(state.tree("ingress_seen")?, replay::DEFAULT_CAPACITY);
+        let access = Arc::new(Access::new(
+            state.tree("api_keys")?,
+            options.default_access,
+            options.ingress,
+            seen,
+        ));
+        let async_jobs = AsyncJobs::new(
+            state.tree("async_jobs")?,
+            BodyFiles::open(state.data_dir().join("async-bodies"))?,
+            runtime.invoker().clone(),
+            deliverer.clone(),
+            options.async_options,
+        );
+        let metrics = Metrics::new();
+        runtime.invoker().observe(metrics.clone());
+        let (logs, log_tasks) = InvocationLog::start(
+            state.tree("log_records")?,
+            state.tree("log_ids")?,
+            options.log_options,
+            Arc::new(SystemClock),
+        );
+        runtime.invoker().observe(logs.clone());
+        let config =
+            Arc::new(ConfigStore::open(state.tree("function_config")?, state.sealer().clone())?);
+        runtime.invoker().set_config_store(config.clone());
+        let subscriptions = Arc::new(SubscriptionStore::open(
+            state.tree("event_subscriptions")?,
+            state.sealer().clone(),
+        )?);
+        let session_key = node_secret(&state, "sessions")?;
+        let sessions = Arc::new(
+            Sessions::new(session_key, options.events.session_minutes, options.clock.clone())
+                .map_err(anyhow::Error::msg)?,
+        );
+        let cron = Arc::new(CronTriggers::new(
+            runtime.invoker().clone(),
+            deliverer.clone(),
+            options.clock.clone(),
+        ));
+        let triggers = Arc::new(FunctionTriggers::new(vec![
+            cron.clone(),
+            mqtt.clone(),
+            subscriptions.clone(),
+        ]));
+        let listener: Arc<dyn crate::registry::ActivationListener> = triggers.clone();
+        runtime.registry().listen(&listener);
+        let events = EventBus::new(
+            subscriptions.clone(),
+            async_jobs.clone(),
+            deliverer.clone(),
+            sessions.clone(),
+        );
+        Ok(Self {
+            runtime,
+            mqtt,
+            deliverer,
+            deployments,
+            access,
+            metrics,
+            async_jobs,
+            async_workers: None,
+            logs,
+            log_tasks,
+            ready: Arc::new(AtomicBool::new(false)),
+            admin_token: options.admin_token.into(),
+            cron,
+            triggers,
+            state,
+            config,
+            subscriptions,
+            sessions,
+            events,
+        })
+    }
+
+    /// Starts the node, in the one order the CLI and the tests share:
+    /// 1. opens the document store, object storage and IXON API client, used by every
+    ///    invocation from then on;
+    /// 2. loads the served bundles (each version's declared triggers start as it becomes
+    ///    active, see [`crate::triggers::lifecycle`]);
+    /// 3. activates the functions deployed in an earlier run (they take over from a served
+    ///    function of the same name, triggers included);
+    /// 4. starts the admin-created MQTT triggers saved by an earlier run;
+    /// 5. requeues the async jobs a crash interrupted and starts the async workers.
+    ///
+    /// Then the caller listens, and calls [`Node::mark_ready`].
+    pub async fn start(
+        &mut self,
+        capabilities: &CapabilityOptions,
+        served: Vec<ServedBundle>,
+    ) -> Result<Started> {
+        let capabilities = self.open_capabilities(capabilities).await?;
+        let mut versions = Vec::new();
+        for bundle in served {
+            let version = self
+                .runtime
+                .load_with_config(bundle.bytes, &bundle.space, None, &bundle.config)
+                .await
+                .with_context(|| format!("loading {}", bundle.source))?;
+            versions.push(version);
+        }
+        let deployed = self.deployments.restore().await?;
+        let mqtt_restored = self.mqtt.restore()?;
+        let (requeued, redelivered) = self.async_jobs.restore()?;
+        let (stop, watcher) = watch::channel(false);
+        let workers = self.async_jobs.start(watcher);
+        self.async_workers = Some((stop, workers));
+        Ok(Started {
+            capabilities,
+            served: versions,
+            deployed,
+            requeued,
+            redelivered,
+            mqtt_restored,
+        })
+    }
+
+    /// Opens the document store, object storage and IXON API client and gives them to every
+    /// invocation from now on.
+    async fn open_capabilities(&self, options: &CapabilityOptions) -> Result<Arc<Capabilities>> {
+        let capabilities = Arc::new(backends::open(options, &self.state).await?);
+        capabilities.documents.subscribe(self.events.listener());
+        capabilities.objects.subscribe(self.events.listener());
+        self.runtime.invoker().set_capabilities(capabilities.clone());
+        Ok(capabilities)
+    }
+
+    /// Marks the node ready for traffic (`/readyz` answers 200).
+    pub fn mark_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// The state of every request handler.
+    pub fn app_state(&self, ingress_root: Option<(String, String)>) -> ServerContext {
+        ServerContext {
+            invoker: self.runtime.invoker().clone(),
+            ingress_root,
+            runtime: self.runtime.clone(),
+            access: self.access.clone(),
+            async_jobs: self.async_jobs.clone(),
+            ready: self.ready.clone(),
+            admin: AdminContext {
+                token: self.admin_token.clone(),
+                mqtt: self.mqtt.clone(),
+                cron: self.cron.clone(),
+                deliverer: self.deliverer.clone(),
+                deployments: self.deployments.clone(),
+                access: self.access.clone(),
+                metrics: self.metrics.clone(),
+                logs: self.logs.clone(),
+                registry: self.runtime.registry().clone(),
+                config: self.config.clone(),
+                events: self.subscriptions.clone(),
+                run_slots: self.runtime.invoker().run_slots().clone(),
+                async_jobs: self.async_jobs.clone(),
+                capabilities: self.runtime.invoker().capabilities().cloned(),
+            },
+            sessions: self.sessions.clone(),
+        }
+    }
+
+    /// Stops the triggers, letting runs in flight finish.
+    pub async fn shutdown(self) {
+        self.ready.store(false, Ordering::SeqCst);
+        self.triggers.shutdown().await;
+        if let Some((stop, workers)) = self.async_workers {
+            let _ = stop.send(true);
+            for worker in workers {
+                let _ = worker.await;
+            }
+        }
+        // Last, so the outcomes of everything above are in it.
+        self.log_tasks.shutdown().await;
+        // sled writes to disk every half second; what came since (seen ingress signatures
+        // among it) must survive a restart.
+        if let Err(error) = self.state.db().flush_async().await {
+            tracing::error!(%error, "flushing the state database at shutdown failed");
+        }
+    }
+}

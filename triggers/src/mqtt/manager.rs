@@ -1,0 +1,471 @@
+//! The MQTT triggers of a server: started from `function.toml` tables when functions load, or
+//! created and deleted through the admin API (those are saved in the state database, their
+//! password sealed, and started again after a restart). Each running trigger is one connection task plus its
+//! workers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::AsyncClient;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::connection::{self, REQUEST_CHANNEL};
+use super::queue::MessageQueue;
+use super::status::{MqttStatus, StatusCell};
+use super::worker::{self, TriggerShared};
+use super::MqttTriggerConfig;
+use crate::delivery::Deliverer;
+use crate::invoker::Invoker;
+use crate::lifecycle::TriggerKind;
+pub use crate::lifecycle::TriggerOrigin;
+use crate::registry::FunctionVersion;
+use crate::sealed::{open_failed, Sealer};
+
+/// Back-off between connection attempts of a Failed trigger.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { initial: Duration::from_millis(500), max: Duration::from_secs(30) }
+    }
+}
+
+/// Why a trigger cannot be created, found or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a trigger named '{name}' already exists in space '{space}'")]
+    Exists { space: String, name: String },
+    #[error("no trigger named '{name}' in space '{space}'")]
+    NotFound { space: String, name: String },
+    #[error(
+        "mqtt trigger '{name}': the environment variable {var} named by password_env is not set"
+    )]
+    MissingPassword { name: String, var: String },
+    #[error(
+        "trigger '{name}' comes from the function.toml of function '{function}': change it \
+         there and redeploy"
+    )]
+    Declared { name: String, function: String },
+    #[error("could not save the trigger: {0}")]
+    Store(String),
+    /// A saved password does not open with the secrets key (says which trigger, not the value).
+    #[error("{0}")]
+    Sealed(String),
+}
+
+/// A trigger as the admin API and `wasmfn triggers` show it (never with its password).
+#[derive(Clone, Debug, Serialize)]
+pub struct TriggerView {
+    pub space: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub origin: TriggerOrigin,
+    pub config: MqttTriggerConfig,
+    pub status: MqttStatus,
+}
+
+/// What the state database keeps of an admin-created trigger.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    space: String,
+    config: MqttTriggerConfig,
+    /// Kept apart because the config never serialises its password; sealed (older versions
+    /// kept it in plain text).
+    password: Option<String>,
+}
+
+/// The record a trigger's password is sealed for.
+fn password_label(space: &str, name: &str) -> String {
+    format!("mqtt/{space}/{name}")
+}
+
+struct Running {
+    origin: TriggerOrigin,
+    shared: Arc<TriggerShared>,
+    stop_connection: watch::Sender<bool>,
+    stop_workers: watch::Sender<bool>,
+    connection: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// The running MQTT triggers, by `(space, name)`.
+pub struct MqttTriggers {
+    invoker: Invoker,
+    deliverer: Arc<Deliverer>,
+    retry: RetryPolicy,
+    store: Option<(sled::Tree, Arc<Sealer>)>,
+    running: Mutex<BTreeMap<(String, String), Running>>,
+}
+
+impl std::fmt::Debug for MqttTriggers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.running.lock().expect("triggers lock").keys().cloned().collect();
+        f.debug_struct("MqttTriggers").field("running", &names).finish_non_exhaustive()
+    }
+}
+
+impl MqttTriggers {
+    /// `store`: where admin-created triggers are saved and what seals their passwords (none:
+    /// they last until shutdown).
+    pub fn new(
+        invoker: Invoker,
+        deliverer: Arc<Deliverer>,
+        retry: RetryPolicy,
+        store: Option<(sled::Tree, Arc<Sealer>)>,
+    ) -> Self {
+        Self { invoker, deliverer, retry, store, running: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Opens the password of every saved trigger, sealing again those kept in plain text or
+    /// under the previous key; returns how many were sealed again. A password that does not
+    /// open stops here, before anything starts.
+    pub fn reseal(&self) -> Result<usize, MqttError> {
+        let Some((store, sealer)) = &self.store else { return Ok(0) };
+        let mut resealed = 0;
+        for entry in store.iter() {
+            let (key, value) = entry.map_err(|e| MqttError::Store(e.to_string()))?;
+            // Unreadable records are skipped (and logged) by `restore`.
+            let Ok(mut saved) = serde_json::from_slice::<Saved>(&value) else { continue };
+            let Some(stored) = &saved.password else { continue };
+            let label = password_label(&saved.space, &saved.config.name);
+            let (password, stale) = sealer.unseal_text(&label, stored).map_err(|e| {
+                let record = format!(
+                    "password of mqtt trigger '{}' in space '{}'",
+                    saved.config.name, saved.space
+                );
+                MqttError::Sealed(format!("{:#}", open_failed(&record, &e)))
+            })?;
+            if stale {
+                saved.password = Some(
+                    sealer
+                        .seal(&label, password.as_bytes())
+                        .map_err(|e| MqttError::Store(e.to_string()))?,
+                );
+                let bytes = serde_json::to_vec(&saved).expect("trigger config serialises");
+                store
+                    .insert(key, bytes)
+                    .and_then(|_| store.flush())
+                    .map_err(|e| MqttError::Store(e.to_string()))?;
+                resealed += 1;
+            }
+        }
+        Ok(resealed)
+    }
+
+    /// Starts the admin-created triggers saved by an earlier run; returns how many.
+    pub fn restore(&self) -> Result<usize, MqttError> {
+        let Some((store, sealer)) = &self.store else { return Ok(0) };
+        let mut restored = 0;
+        for entry in store.iter() {
+            let (_, value) = entry.map_err(|e| MqttError::Store(e.to_string()))?;
+            let saved: Saved = match serde_json::from_slice(&value) {
+                Ok(saved) => saved,
+                Err(error) => {
+                    tracing::error!(%error, "skipping an unreadable saved mqtt trigger");
+                    continue;
+                }
+            };
+            let label = password_label(&saved.space, &saved.config.name);
+            let password = match &saved.password {
+                Some(stored) => Some(sealer.unseal_text(&label, stored).map_err(|e| {
+                    let record = format!(
+                        "password of mqtt trigger '{}' in space '{}'",
+                        saved.config.name, saved.space
+                    );
+                    MqttError::Sealed(format!("{:#}", open_failed(&record, &e)))
+                })?),
+                None => None,
+            };
+            let mut config = saved.config;
+            config.password = password.map(|(password, _)| super::Secret(password));
+            match self.launch(&saved.space, config, TriggerOrigin::Admin, None) {
+                Ok(_) => restored += 1,
+                Err(error) => tracing::error!(%error, "could not restore a saved mqtt trigger"),
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Checks and starts a trigger (it connects in the background), then saves an admin one.
+    /// Nothing is saved for a trigger that could not start.
+    pub fn create(
+        &self,
+        space: &str,
+        config: MqttTriggerConfig,
+        origin: TriggerOrigin,
+    ) -> Result<TriggerView, MqttError> {
+        config.validate(false).map_err(MqttError::Invalid)?;
+        let view = self.launch(space, config.clone(), origin.clone(), None)?;
+        if origin == TriggerOrigin::Admin {
+            if let Some((store, sealer)) = &self.store {
+                let label = password_label(space, &config.name);
+                let password = config
+                    .password
+                    .as_ref()
+                    .map(|p| sealer.seal(&label, p.0.as_bytes()))
+                    .transpose()
+                    .map_err(|e| e.to_string());
+                let stored = password.and_then(|password| {
+                    let saved = Saved { space: space.to_string(), password, config };
+                    let bytes = serde_json::to_vec(&saved).expect("trigger config serialises");
+                    store
+                        .insert(store_key(space, &saved.config.name), bytes)
+                        .and_then(|_| store.flush())
+                        .map_err(|e| e.to_string())
+                });
+                if let Err(error) = stored {
+                    let trigger =
+                        self.running.lock().expect("triggers lock").remove(&key(space, &view.name));
+                    if let Some(trigger) = trigger {
+                        tokio::spawn(stop(trigger));
+                    }
+                    return Err(MqttError::Store(error));
+                }
+            }
+        }
+        Ok(view)
+    }
+
+    /// Starts a trigger. `after`: the stopping of the trigger it replaces, which shares its
+    /// client id; the new connection waits for it, or the two would take the broker session
+    /// from each other.
+    fn launch(
+        &self,
+        space: &str,
+        config: MqttTriggerConfig,
+        origin: TriggerOrigin,
+        after: Option<JoinHandle<()>>,
+    ) -> Result<TriggerView, MqttError> {
+        let password = password(&config)?;
+        // Built before taking the lock: loading the platform's certificates may fail.
+        let options = connection::options(&config, space, password).map_err(MqttError::Invalid)?;
+        let mut running = self.running.lock().expect("triggers lock");
+        let key = key(space, &config.name);
+        if running.contains_key(&key) {
+            return Err(MqttError::Exists { space: space.into(), name: config.name });
+        }
+        let (client, eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
+        let concurrency = config.concurrency;
+        let shared = Arc::new(TriggerShared {
+            space: space.to_string(),
+            queue: Arc::new(MessageQueue::new(config.queue_limit)),
+            config,
+            invoker: self.invoker.clone(),
+            deliverer: self.deliverer.clone(),
+            status: Arc::new(StatusCell::default()),
+            client,
+        });
+        let (stop_connection, _) = watch::channel(false);
+        let (stop_workers, _) = watch::channel(false);
+        let run = connection::run(
+            shared.clone(),
+            eventloop,
+            self.retry.clone(),
+            stop_connection.subscribe(),
+        );
+        let connection = tokio::spawn(async move {
+            if let Some(previous) = after {
+                let _ = previous.await;
+            }
+            run.await
+        });
+        let workers = (0..concurrency)
+            .map(|_| tokio::spawn(worker::run(shared.clone(), stop_workers.subscribe())))
+            .collect();
+        tracing::info!(
+            space, mqtt_trigger = %shared.config.name, broker = %shared.config.broker,
+            topics = %shared.config.topics.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+            "mqtt trigger started"
+        );
+        let trigger =
+            Running { origin, shared, stop_connection, stop_workers, connection, workers };
+        let view = view(&trigger);
+        running.insert(key, trigger);
+        Ok(view)
+    }
+
+    /// Stops an admin-created trigger and forgets it. Messages being processed are finished;
+    /// unacknowledged QoS 1 messages stay with the broker.
+    pub async fn delete(&self, space: &str, name: &str) -> Result<(), MqttError> {
+        let trigger = {
+            let mut running = self.running.lock().expect("triggers lock");
+            let key = key(space, name);
+            match running.get(&key).map(|t| t.origin.clone()) {
+                None => return Err(MqttError::NotFound { space: space.into(), name: name.into() }),
+                Some(TriggerOrigin::FunctionToml { function, .. }) => {
+                    return Err(MqttError::Declared { name: name.into(), function })
+                }
+                Some(TriggerOrigin::Admin) => running.remove(&key).expect("present"),
+            }
+        };
+        if let Some((store, _)) = &self.store {
+            store
+                .remove(store_key(space, name))
+                .and_then(|_| store.flush())
+                .map_err(|e| MqttError::Store(e.to_string()))?;
+        }
+        stop(trigger).await;
+        Ok(())
+    }
+
+    /// Every trigger, or those of one space, by space and name.
+    pub fn list(&self, space: Option<&str>) -> Vec<TriggerView> {
+        let running = self.running.lock().expect("triggers lock");
+        running
+            .iter()
+            .filter(|((trigger_space, _), _)| space.is_none_or(|s| s == trigger_space))
+            .map(|(_, trigger)| view(trigger))
+            .collect()
+    }
+
+    pub fn get(&self, space: &str, name: &str) -> Option<TriggerView> {
+        self.running.lock().expect("triggers lock").get(&key(space, name)).map(view)
+    }
+
+    /// Stops every trigger, finishing messages being processed.
+    pub async fn shutdown(&self) {
+        let all: Vec<Running> = {
+            let mut running = self.running.lock().expect("triggers lock");
+            std::mem::take(&mut *running).into_values().collect()
+        };
+        for trigger in all {
+            stop(trigger).await;
+        }
+    }
+}
+
+/// The `[[mqtt]]` triggers of function versions.
+impl TriggerKind for MqttTriggers {
+    fn kind(&self) -> &'static str {
+        "mqtt"
+    }
+
+    fn check(&self, version: &FunctionVersion) -> Result<(), String> {
+        let running = self.running.lock().expect("triggers lock");
+        for trigger in &version.triggers.mqtt {
+            let config = trigger.for_function(&version.name);
+            config.validate(false)?;
+            let name = &config.name;
+            version
+                .resolve_entry(config.functions[0].entry.as_deref())
+                .map_err(|e| format!("mqtt trigger '{name}': {e}"))?;
+            password(&config).map_err(|e| e.to_string())?;
+            match running.get(&key(&version.space, name)).map(|t| &t.origin) {
+                Some(origin) if !origin.is_declared_by(&version.name) => {
+                    let holder = match origin {
+                        TriggerOrigin::Admin => "an admin-created trigger".to_string(),
+                        TriggerOrigin::FunctionToml { function, .. } => {
+                            format!("a trigger of function '{function}'")
+                        }
+                    };
+                    return Err(format!(
+                        "mqtt trigger '{name}': the name is taken in space '{}' by {holder}",
+                        version.space
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&self, version: &Arc<FunctionVersion>) {
+        let mut stopping = self.take_declared(&version.space, &version.name);
+        for trigger in &version.triggers.mqtt {
+            let after = stopping.remove(&trigger.name);
+            let config = trigger.for_function(&version.name);
+            let origin = TriggerOrigin::declared_by(version);
+            if let Err(error) = self.launch(&version.space, config, origin, after) {
+                tracing::error!(space = %version.space, function = %version.name,
+                    mqtt_trigger = %trigger.name, %error, "mqtt trigger could not start");
+            }
+        }
+    }
+
+    fn stop(&self, space: &str, function: &str) {
+        drop(self.take_declared(space, function));
+    }
+
+    fn list(&self, space: Option<&str>) -> Vec<serde_json::Value> {
+        let views = self.list(space).into_iter();
+        views.map(|view| serde_json::to_value(view).expect("trigger view serialises")).collect()
+    }
+
+    fn shutdown(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(MqttTriggers::shutdown(self))
+    }
+}
+
+impl MqttTriggers {
+    /// Takes the triggers `function` declared out of the running set and starts stopping them;
+    /// returns the stopping tasks by trigger name.
+    fn take_declared(&self, space: &str, function: &str) -> BTreeMap<String, JoinHandle<()>> {
+        let mut running = self.running.lock().expect("triggers lock");
+        let names: Vec<(String, String)> = running
+            .iter()
+            .filter(|((s, _), t)| s == space && t.origin.is_declared_by(function))
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut stopping = BTreeMap::new();
+        for key in names {
+            let trigger = running.remove(&key).expect("present");
+            tracing::info!(space, function, mqtt_trigger = %key.1, "mqtt trigger stopping");
+            stopping.insert(key.1, tokio::spawn(stop(trigger)));
+        }
+        stopping
+    }
+}
+
+/// The trigger's password: given, or read from the environment variable `password_env` names.
+fn password(config: &MqttTriggerConfig) -> Result<Option<String>, MqttError> {
+    match (&config.password, &config.password_env) {
+        (Some(password), _) => Ok(Some(password.0.clone())),
+        (None, Some(var)) => std::env::var(var).map(Some).map_err(|_| MqttError::MissingPassword {
+            name: config.name.clone(),
+            var: var.clone(),
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Stops the workers first (messages being processed finish, and their acknowledgements go
+/// out over the still-open connection), then the connection.
+async fn stop(trigger: Running) {
+    let _ = trigger.stop_workers.send(true);
+    for worker in trigger.workers {
+        let _ = worker.await;
+    }
+    let _ = trigger.stop_connection.send(true);
+    let _ = trigger.connection.await;
+}
+
+fn view(trigger: &Running) -> TriggerView {
+    let shared = &trigger.shared;
+    TriggerView {
+        space: shared.space.clone(),
+        name: shared.config.name.clone(),
+        kind: "mqtt",
+        origin: trigger.origin.clone(),
+        config: shared.config.clone(),
+        status: shared.status.snapshot(shared.queue.len()),
+    }
+}
+
+fn key(space: &str, name: &str) -> (String, String) {
+    (space.to_string(), name.to_string())
+}
+
+fn store_key(space: &str, name: &str) -> Vec<u8> {
+    format!("{space}/{name}").into_bytes()
+}
