@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""A function that calls a REST service on every call: wasmfn against ixoncdkingress (CPython).
+
+Both serve benches/functions/outbound/functions.py, whose entry fetches a small JSON document
+from a local upstream (benches/outbound/upstream.py, asyncio, a connection per request) with
+`requests` and returns it. wasmfn sends the request through the host (`[network] allow`,
+wasi:http); ixoncdkingress runs `requests` in its own process. One machine, one load
+generator (wrk), one system at a time, the same upstream for both, in one run: the ratio is
+what to read. Writes <out>/outbound.json and <out>/outbound.md.
+
+    python3 benches/outbound/run.py [--wasmfn-bin target/release/wasmfn] [--quick]
+        [--duration S] [--connections 1,16] [--only wasmfn,ixoncdkingress]
+
+Usually started by `bash benches/run.sh --only outbound`, which installs wrk first.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCHES = Path(__file__).resolve().parent.parent
+# The HTTP benchmark's systems and measuring loop, reused as they are.
+sys.path.insert(0, str(BENCHES / "http"))
+
+import run as http_run  # noqa: E402
+from load import Request  # noqa: E402
+from systems import Ixoncdkingress, SetupError, Wasmfn, Workspace  # noqa: E402
+
+FUNCTION = BENCHES / "functions" / "outbound"
+ENTRY = "functions.call_upstream"
+
+
+class OutboundWasmfn(Wasmfn):
+    label = "wasmfn (requests through the host)"
+
+    def __init__(self, workspace: Workspace, upstream: str) -> None:
+        super().__init__(workspace)
+        self.upstream = upstream
+
+    def launch(self, port: int):
+        launch = super().launch(port)
+        launch.argv[launch.argv.index(str(self.ws.hello_world))] = str(FUNCTION)
+        self.info["command"] = " ".join(launch.argv)
+        return launch
+
+    def request(self, valid_for_s: float = 0) -> Request:
+        return Request(
+            "GET", f"/spaces/default/functions/outbound-bench/invoke?upstream={self.upstream}"
+        )
+
+
+class OutboundIxoncdkingress(Ixoncdkingress):
+    label = "ixoncdkingress (CPython, requests in process)"
+
+    def __init__(self, workspace: Workspace, upstream: str) -> None:
+        super().__init__(workspace)
+        self.upstream = upstream
+
+    def launch(self, port: int):
+        launch = super().launch(port)
+        launch.env["CBC_PATH"] = str(FUNCTION)
+        return launch
+
+    def request(self, valid_for_s: float = 0) -> Request:
+        return self.signed(ENTRY, {"upstream": self.upstream}, valid_for_s)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--wasmfn-bin", type=Path,
+                        default=BENCHES.parent / "target" / "release" / "wasmfn")
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up")
+    parser.add_argument("--duration", type=int)
+    parser.add_argument("--connections", default="1,16")
+    parser.add_argument("--only", default="wasmfn,ixoncdkingress")
+    parser.add_argument("--out", type=Path, default=BENCHES / "out")
+    args = parser.parse_args()
+    args.duration = args.duration or (3 if args.quick else 10)
+    args.warmup = 1 if args.quick else 2
+    args.connections = [int(c) for c in args.connections.split(",") if c.strip()]
+    return args
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"Outbound calls ({results['date']}, {results['machine']['cpus']} CPUs, "
+        f"{results['machine']['platform']}): each invocation GETs JSON from a local upstream "
+        "with requests.",
+        "",
+        "| system | connections | req/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    by_c: dict[int, dict[str, float]] = {}
+    for name, result in results["systems"].items():
+        for run in result.get("runs", []):
+            errors = http_run.error_count(run)
+            lines.append(
+                f"| {name} | {run['connections']} | {run['requests_per_s']:,.0f} | "
+                f"{run['latency_ms']['p50']:.2f} | {run['latency_ms']['p99']:.2f} | {errors} |"
+            )
+            by_c.setdefault(run["connections"], {})[name] = run["requests_per_s"]
+        for failed in result.get("failed_runs", []):
+            lines.append(f"| {name} | {failed['connections']} | failed: {failed['error']} | | | |")
+        if "error" in result:
+            lines.append(f"| {name} | | failed: {result['error']} | | | |")
+    lines.append("")
+    for connections, rates in sorted(by_c.items()):
+        if rates.get("ixoncdkingress") and rates.get("wasmfn"):
+            ratio = rates["wasmfn"] / rates["ixoncdkingress"]
+            lines.append(f"- {connections} connection(s): wasmfn ÷ ixoncdkingress = {ratio:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    args = parse_args()
+    cache = BENCHES / ".cache"
+    workspace = Workspace(
+        repo=BENCHES.parent, cache=cache, out=args.out, wasmfn_bin=args.wasmfn_bin,
+        build_wasmfn=False,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    upstream_port = http_run.free_port()
+    upstream_url = f"http://127.0.0.1:{upstream_port}/weather"
+    upstream = subprocess.Popen(
+        [sys.executable, str(BENCHES / "outbound" / "upstream.py"), str(upstream_port)],
+        start_new_session=True,
+    )
+    time.sleep(0.5)
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "upstream": "benches/outbound/upstream.py (asyncio, one process, Connection: close)",
+        "systems": {},
+    }
+    try:
+        wanted = {name.strip() for name in args.only.split(",")}
+        systems = [
+            s for s in (OutboundWasmfn(workspace, upstream_url),
+                        OutboundIxoncdkingress(workspace, upstream_url))
+            if s.name in wanted
+        ]
+        for system in systems:
+            print(f"== {system.label}", flush=True)
+            try:
+                system.prepare()
+                result = http_run.measure(system, args, workspace)
+                result["info"] = system.info
+            except SetupError as error:
+                print(f"  FAILED: {error}", flush=True)
+                result = {"error": str(error)}
+            results["systems"][system.name] = result
+    finally:
+        http_run.stop(upstream)
+    (args.out / "outbound.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (args.out / "outbound.md").write_text(table)
+    print(table)
+    return 0 if all("error" not in r for r in results["systems"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
