@@ -32,8 +32,16 @@ async fn call(
     json(server.client.post(url).json(&body).send().await.unwrap()).await
 }
 
+/// The tests whose guests burn CPU or memory for up to the fixture's whole 1 s timeout take
+/// this lock, so that they run one at a time: on a 2-core machine several at once starve each
+/// other past that second, and a stack overflow (whose trap takes a while to unwind) or a memory
+/// bomb could then end as a timeout instead of the error these tests are about.
+static HEAVY: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(Default::default);
+
 #[tokio::test]
 async fn infinite_loop_times_out_with_504_and_frees_the_worker() {
+    let _heavy = HEAVY.lock().await;
     let server = start_server(&["behave"], None).await;
     let started = Instant::now();
     let (status, body) = call(&server, "behave.spin", json!({})).await;
@@ -94,6 +102,7 @@ async fn the_traceback_and_output_are_kept_with_the_invocation() {
 
 #[tokio::test]
 async fn memory_bomb_hits_the_limit_and_the_server_serves_on() {
+    let _heavy = HEAVY.lock().await;
     let server = start_server(&["behave"], None).await;
     let (status, body) = call(&server, "behave.allocate", json!({})).await;
     assert_eq!(status, 500, "{body}");
@@ -104,6 +113,7 @@ async fn memory_bomb_hits_the_limit_and_the_server_serves_on() {
 
 #[tokio::test]
 async fn runaway_recursion_and_stack_overflow_are_clear_errors() {
+    let _heavy = HEAVY.lock().await;
     let server = start_server(&["behave"], None).await;
     let (status, body) = call(&server, "behave.recurse", json!({})).await;
     assert_eq!(status, 500, "{body}");
@@ -203,6 +213,7 @@ async fn unknown_space_function_entry_and_wrong_method() {
 
 #[tokio::test]
 async fn huge_responses_are_capped() {
+    let _heavy = HEAVY.lock().await;
     let server = start_server(&["behave"], None).await;
     let limit = 1024 * 1024;
     let (status, body) = call(&server, "behave.huge", json!({"size": 2 * limit})).await;
@@ -230,6 +241,7 @@ async fn huge_responses_are_capped() {
 /// made, not as a crash or a memory error.
 #[tokio::test]
 async fn responses_larger_than_the_instance_are_refused_as_too_large() {
+    let _heavy = HEAVY.lock().await;
     let server = start_server(&["behave"], None).await;
     let (status, body) = call(&server, "behave.huge_text", json!({"mebibytes": 64})).await;
     assert_eq!(

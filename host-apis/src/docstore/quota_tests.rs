@@ -132,7 +132,7 @@ async fn collections_are_limited_and_usage_is_recounted_at_reopen() {
         )
     );
 
-    let db = sled::open(dir.path()).unwrap();
+    let db = super::reopen_sled(dir.path());
     let store = store(&db, quota);
     assert_eq!(store.usage(), before, "the same usage after reopening");
     quota_error(store.insert(&at("a", "three"), numbered(0, 1)).await);
