@@ -328,10 +328,8 @@ async fn sled_writes_survive_reopening() {
         );
         store.insert(&c, vec![json!({"_id": "k", "v": 1})]).await.unwrap();
     }
-    let store = Documents::new(
-        Arc::new(sled_documents(super::reopen_sled(dir.path()))),
-        Limits::default(),
-    );
+    let store =
+        Documents::new(Arc::new(sled_documents(super::reopen_sled(dir.path()))), Limits::default());
     assert_eq!(
         all(&store, &c).await,
         vec![json!({"_id": "k", "v": 1}).as_object().unwrap().clone()]
