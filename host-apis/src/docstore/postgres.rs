@@ -20,14 +20,20 @@ use super::{
     WriteOutcome,
 };
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS wasmfn_documents (
+/// The table, made under a transaction-scoped advisory lock: PostgreSQL's `CREATE TABLE IF NOT
+/// EXISTS` is not safe against itself, and two nodes (or tests) starting on an empty database at
+/// once would otherwise see a unique violation in its catalog.
+const SCHEMA: &str = "BEGIN;
+SELECT pg_advisory_xact_lock(2026120401);
+CREATE TABLE IF NOT EXISTS wasmfn_documents (
     space text NOT NULL,
     database text NOT NULL,
     collection text NOT NULL,
     id text NOT NULL,
     doc json NOT NULL,
     PRIMARY KEY (space, database, collection, id)
-)";
+);
+COMMIT;";
 
 pub struct PostgresDocuments {
     pool: Pool,
@@ -50,7 +56,10 @@ impl PostgresDocuments {
             .map_err(|_| DocError::Unavailable("could not set up the PostgreSQL pool".into()))?;
         let store = Self { pool };
         let client = store.client().await?;
-        client.batch_execute(SCHEMA).await.map_err(failed)?;
+        client.batch_execute(SCHEMA).await.map_err(|error| {
+            tracing::error!(%error, "creating the document table in PostgreSQL failed");
+            DocError::Unavailable("the document store (PostgreSQL) could not be set up".into())
+        })?;
         Ok(store)
     }
 

@@ -343,3 +343,33 @@ async fn unreachable_postgres_is_a_clear_error_without_the_url() {
     assert!(matches!(error, DocError::Unavailable(_)));
     assert!(!error.to_string().contains("hunter2"), "{error}");
 }
+
+/// Several nodes starting at once on a database without the table all connect (PostgreSQL's
+/// `CREATE TABLE IF NOT EXISTS` run concurrently fails in its catalog unless serialised).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_starting_at_once_on_an_empty_database_all_connect() {
+    let url = postgres_url();
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL must run for this test: {error}"));
+    tokio::spawn(connection);
+    let name = format!("wasmfn_race_{}", rand::random::<u32>());
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut fresh = url::Url::parse(&url).unwrap();
+    fresh.set_path(&name);
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let fresh = fresh.to_string();
+            tokio::spawn(async move { PostgresDocuments::connect(&fresh).await.map(|_| ()) })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for start in starts {
+        if let Err(error) = start.await.unwrap() {
+            failures.push(error.to_string());
+        }
+    }
+    // FORCE ends the connections the pools may still hold.
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    assert!(failures.is_empty(), "{failures:?}");
+}
