@@ -14,7 +14,9 @@ use crate::guest_sources;
 use crate::manifest::{FunctionManifest, ManifestError, MANIFEST_FILE};
 use crate::toolchain::{wasmfn_home, Toolchain};
 
+mod lock;
 mod requirements;
+pub mod syntax;
 pub use requirements::wasi_wheels_dir;
 use requirements::Requirements;
 
@@ -49,6 +51,8 @@ pub enum BuildError {
         "no exposed function in {0}: decorate at least one function with @FunctionContext.expose"
     )]
     NoExposedFunction(String),
+    #[error("{0}")]
+    DefaultEntry(String),
     #[error("componentize-py failed:\n{0}")]
     Componentize(String),
     #[error("{0:#}")]
@@ -111,6 +115,76 @@ pub fn function_root(dir: &Path) -> PathBuf {
     }
 }
 
+/// The files module `module` of `dir` may be, in the order Python looks: in IXON's layout the
+/// bare-name module `functions` is `functions/functions.py`, else `functions/__init__.py`.
+fn module_candidates(dir: &Path, module: &str) -> Vec<PathBuf> {
+    let root = function_root(dir);
+    let path = module.replace('.', "/");
+    if module == "functions" && Layout::of(dir) == Layout::Ixon {
+        vec![root.join("functions.py"), root.join("__init__.py")]
+    } else {
+        vec![root.join(format!("{path}.py")), root.join(&path).join("__init__.py")]
+    }
+}
+
+/// The source files of `modules` (as [`entry_modules`] names them) that exist.
+fn module_files(dir: &Path, modules: &[String]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for module in modules {
+        files.extend(module_candidates(dir, module).into_iter().find(|file| file.is_file()));
+    }
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// Checks that `default_entry` names a module of the folder whose source mentions the function.
+/// A textual check, so that it can only err on the side of letting the build run (the load
+/// checks the exposed entries exactly): a module that star-imports is not judged.
+fn check_default_entry(
+    dir: &Path,
+    manifest: &FunctionManifest,
+    modules: &[String],
+) -> Result<(), BuildError> {
+    let Some(entry) = &manifest.default_entry else { return Ok(()) };
+    let (module, function) = match entry.rsplit_once('.') {
+        // `functions.notes` is module `notes` in IXON's layout, where both are import roots.
+        Some((module, function)) => match module.strip_prefix("functions.") {
+            Some(inner)
+                if Layout::of(dir) == Layout::Ixon && !modules.iter().any(|m| m == module) =>
+            {
+                (inner.to_string(), function)
+            }
+            _ => (module.to_string(), function),
+        },
+        // A bare name is served from module `functions`, as ixoncdkingress does.
+        None => ("functions".to_string(), entry.as_str()),
+    };
+    let refuse = |why: String| {
+        BuildError::DefaultEntry(format!(
+            "{MANIFEST_FILE}: default_entry '{entry}': {why}; name an exposed function as \
+             module.function"
+        ))
+    };
+    if !modules.contains(&module) {
+        return Err(refuse(format!(
+            "there is no module '{module}' in {} (modules: {})",
+            function_root(dir).display(),
+            modules.join(", ")
+        )));
+    }
+    let files = module_candidates(dir, &module);
+    let Some(source) = files.iter().find_map(|file| std::fs::read_to_string(file).ok()) else {
+        return Ok(());
+    };
+    let mentioned =
+        source.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word == function);
+    if !mentioned && !source.contains("import *") {
+        return Err(refuse(format!("module '{module}' has no '{function}'")));
+    }
+    Ok(())
+}
+
 /// The modules a build imports (so that calls find them in the snapshot): those under the
 /// function root and, in IXON's layout, the `functions` package bare names are served from.
 pub fn entry_modules(dir: &Path) -> Result<Vec<String>, BuildError> {
@@ -127,17 +201,10 @@ pub fn entry_modules(dir: &Path) -> Result<Vec<String>, BuildError> {
 /// Modules of `modules` whose source mentions `expose`: a build fails when one of them cannot be
 /// imported (its functions could not be called), and only warns for the others.
 fn exposing_modules(dir: &Path, modules: &[String]) -> Vec<String> {
-    let root = function_root(dir);
     modules
         .iter()
         .filter(|module| {
-            let path = module.replace('.', "/");
-            let files = if module.as_str() == "functions" && Layout::of(dir) == Layout::Ixon {
-                vec![root.join("functions.py"), root.join("__init__.py")]
-            } else {
-                vec![root.join(format!("{path}.py")), root.join(&path).join("__init__.py")]
-            };
-            files
+            module_candidates(dir, module)
                 .iter()
                 .any(|file| std::fs::read_to_string(file).is_ok_and(|text| text.contains("expose")))
         })
@@ -215,7 +282,8 @@ fn is_fresh(dir: &Path, wasm: &Path) -> Result<bool, BuildError> {
     Ok(meta.is_some_and(|m| m.build_id == guest_sources::build_id()))
 }
 
-fn newest_source(dir: &Path) -> std::io::Result<SystemTime> {
+/// When a source of the folder (`.py`, `requirements.txt`, `function.toml`) last changed.
+pub fn newest_source(dir: &Path) -> std::io::Result<SystemTime> {
     let mut newest = SystemTime::UNIX_EPOCH;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -243,6 +311,8 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     if modules.is_empty() {
         return Err(BuildError::NoModules(function_root(dir).display().to_string()));
     }
+    // Checks that need no Python come first: they answer in milliseconds, the build in seconds.
+    check_default_entry(dir, &manifest, &modules)?;
     let progress = |message: &str| {
         if options.progress {
             eprintln!("wasmfn build: {message}");
@@ -255,6 +325,24 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         ));
     }
     let toolchain = Toolchain::ensure(&wasmfn_home()).map_err(BuildError::Toolchain)?;
+    if let Some(found) = syntax::check(&toolchain.python(), &module_files(dir, &modules)) {
+        let location = format!("{}:{}", found.file.display(), found.line);
+        if found.is_certain() {
+            return Err(BuildError::Python {
+                location,
+                summary: found.message,
+                traceback: String::new(),
+            });
+        }
+        let (major, minor) = found.python;
+        progress(&format!(
+            "warning: {location}: {} (so says this machine's Python {major}.{minor}; the \
+             bundle's Python {}.{} has the last word, building to let it decide)",
+            found.message,
+            syntax::guest_python().0,
+            syntax::guest_python().1
+        ));
+    }
 
     let staging = tempfile::tempdir().map_err(io("creating a staging directory"))?;
     let guest = staging.path().join("guest");
@@ -266,7 +354,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     for note in &requirements.notes {
         progress(&format!("warning: {note}"));
     }
-    requirements.install(&toolchain, &deps, &progress)?;
+    requirements.install(&toolchain, dir, &deps, &progress)?;
     let requirements = requirements.declared_modules(&deps)?;
 
     // componentize-py mounts each `-p` folder at /0, /1, ... in that order; the guest maps the
@@ -494,5 +582,32 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_default_entry_that_is_not_there_is_refused_before_any_python_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("functions");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("notes.py"), "@FunctionContext.expose\ndef add(context):\n")
+            .unwrap();
+        std::fs::write(root.join("star.py"), "from .notes import *\n").unwrap();
+        let check = |entry: &str| {
+            let toml = format!("name = \"n\"\nversion = \"1.0.0\"\ndefault_entry = \"{entry}\"\n");
+            std::fs::write(dir.path().join(MANIFEST_FILE), toml).unwrap();
+            let manifest = FunctionManifest::load(dir.path()).unwrap();
+            let modules = entry_modules(dir.path()).unwrap();
+            check_default_entry(dir.path(), &manifest, &modules).map_err(|e| e.to_string())
+        };
+        assert_eq!(check("notes.add"), Ok(()));
+        assert_eq!(check("functions.notes.add"), Ok(()));
+        assert_eq!(check("star.add"), Ok(()), "a star import is not judged");
+        let typo = check("notes.ad").unwrap_err();
+        assert!(typo.contains("default_entry 'notes.ad': module 'notes' has no 'ad'"), "{typo}");
+        let missing = check("note.add").unwrap_err();
+        assert!(
+            missing.contains("there is no module 'note'") && missing.contains("notes"),
+            "{missing}"
+        );
     }
 }

@@ -49,6 +49,19 @@ impl Toolchain {
         Ok(toolchain)
     }
 
+    /// The toolchain under `home` if it is installed; never installs.
+    pub fn installed(home: &Path) -> Option<Self> {
+        let venv =
+            home.join("toolchain").join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"));
+        let toolchain = Self { venv };
+        toolchain.is_installed().then_some(toolchain)
+    }
+
+    /// Where it is installed.
+    pub fn dir(&self) -> &Path {
+        &self.venv
+    }
+
     fn is_installed(&self) -> bool {
         self.venv.join(".complete").exists() && self.componentize_py().exists()
     }
@@ -77,12 +90,18 @@ impl Toolchain {
         self.venv.join("bin").join("componentize-py")
     }
 
+    /// The Python that runs componentize-py (the host's, not the bundle's CPython 3.14).
+    pub fn python(&self) -> PathBuf {
+        self.venv.join("bin").join("python")
+    }
+
     pub fn pip(&self) -> PathBuf {
         self.venv.join("bin").join("pip")
     }
 }
 
-fn find_python() -> Result<PathBuf> {
+/// The `python3` (or `python`) on PATH that would install the toolchain.
+pub fn find_python() -> Result<PathBuf> {
     for candidate in ["python3", "python"] {
         let found = Command::new(candidate).arg("--version").output();
         if found.is_ok_and(|output| output.status.success()) {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{discover_modules, io, last_lines, BuildError};
+use super::{discover_modules, io, last_lines, lock, BuildError};
 use crate::toolchain::{wasmfn_home, Toolchain, GUEST_PYTHON_VERSION};
 
 /// The platform tag of wheels built for componentize-py's CPython (WASI, 32-bit).
@@ -147,24 +147,59 @@ impl Requirements {
         Requirements { declared, implicit, notes }
     }
 
-    /// Installs everything into `deps` with pip, for the bundle's CPython and platform.
+    /// Installs everything into `deps` with pip, for the bundle's CPython and platform: the
+    /// pins of `folder`'s requirements.lock when it was written for the same request, else
+    /// what pip resolves, then written to requirements.lock when the function declares any.
     pub fn install(
         &self,
         toolchain: &Toolchain,
+        folder: &Path,
         deps: &Path,
         progress: &dyn Fn(&str),
     ) -> Result<(), BuildError> {
-        if !self.declared.is_empty() {
-            progress(&format!("installing requirements: {}", self.declared.join(", ")));
-        }
         let wanted: Vec<&str> = self
             .declared
             .iter()
             .map(String::as_str)
             .chain(self.implicit.iter().map(|(requirement, _)| requirement.as_str()))
             .collect();
+        let key = lock::key(&wanted, GUEST_PYTHON_VERSION, WASI_PLATFORM);
+        let locked = lock::read(folder).filter(|lock| lock.key == key);
+        match (&locked, self.declared.is_empty()) {
+            (Some(lock), _) => progress(&format!(
+                "installing the {} pinned versions of {}",
+                lock.pins.len(),
+                lock::LOCK_FILE
+            )),
+            (None, false) => {
+                progress(&format!("resolving requirements: {}", self.declared.join(", ")))
+            }
+            (None, true) => {}
+        }
+        let lines: Vec<&str> = match &locked {
+            Some(lock) => lock.pins.iter().map(String::as_str).collect(),
+            None => wanted.clone(),
+        };
         let filtered = deps.with_extension("requirements.txt");
-        std::fs::write(&filtered, wanted.join("\n")).map_err(io("writing requirements"))?;
+        std::fs::write(&filtered, lines.join("\n")).map_err(io("writing requirements"))?;
+        self.pip_install(toolchain, deps, &filtered, locked.is_some(), progress)?;
+        if locked.is_none() && !self.declared.is_empty() {
+            let pins = lock::installed(deps).map_err(io("reading what pip installed"))?;
+            lock::write(folder, &key, &pins)
+                .map_err(io(format!("writing {}", folder.join(lock::LOCK_FILE).display())))?;
+            progress(&format!("wrote {} ({} versions)", lock::LOCK_FILE, pins.len()));
+        }
+        Ok(())
+    }
+
+    fn pip_install(
+        &self,
+        toolchain: &Toolchain,
+        deps: &Path,
+        filtered: &Path,
+        pinned: bool,
+        progress: &dyn Fn(&str),
+    ) -> Result<(), BuildError> {
         // Wheels built here from source distributions, for packages that publish no wheel.
         let from_source = deps.with_extension("from-source");
         let mut built_from_source: Vec<String> = Vec::new();
@@ -184,7 +219,11 @@ impl Requirements {
             if !built_from_source.is_empty() {
                 pip.arg("--find-links").arg(&from_source);
             }
-            let result = pip.arg("-r").arg(&filtered).output().map_err(io("running pip"))?;
+            if pinned {
+                // Every distribution is in the lock: nothing to resolve.
+                pip.arg("--no-deps");
+            }
+            let result = pip.arg("-r").arg(filtered).output().map_err(io("running pip"))?;
             if result.status.success() {
                 return Ok(());
             }
