@@ -2,7 +2,8 @@
 # The benchmark suite in one command: wasmfn and its peers over HTTP (benches/http), the
 # in-process cold-start breakdown (wasmfn bench), deploy -> first response
 # (benches/deploy/run.py), then the storage benchmark (benches/storage/run.py) and outbound
-# calls (benches/outbound/run.py: a function that calls a REST service, wasmfn vs CPython).
+# calls (benches/outbound/run.py: a function that calls a REST service, wasmfn vs CPython) and
+# the development loop (benches/devloop/run.py: build and `wasmfn dev` edit times).
 #
 #   bash benches/run.sh [--quick] [--duration SECONDS] [--only wasmfn,ixoncdkingress,...]
 #                       [--no-build] [--wasmfn-bin PATH]
@@ -28,8 +29,9 @@ usage() {
   --duration S       seconds per measured run
   --only LIST        systems to run: wasmfn, ixoncdkingress, process-per-call,
                      wasmtime-serve, inprocess (wasmfn bench), deploy (deploy -> first
-                     response), storage (the storage benchmark) and outbound (a
-                     function calling a local REST service); default all
+                     response), storage (the storage benchmark), outbound (a
+                     function calling a local REST service) and devloop (build
+                     and `wasmfn dev` edit times); default all
   --no-build         serve with the existing target/release/wasmfn (no cargo build)
   --wasmfn-bin PATH  serve with this wasmfn binary (implies --no-build)
 EOF
@@ -106,7 +108,7 @@ status=0
 # The HTTP systems asked for (all when --only is absent).
 http_only=""
 if [ -n "$only" ]; then
-  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound' | paste -sd, - || true)
+  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound|devloop' | paste -sd, - || true)
 fi
 if [ -n "$http_only" ]; then
   driver_args+=(--only "$http_only")
@@ -187,6 +189,19 @@ if wants storage; then
   else
     echo "== storage benchmark skipped: benches/storage/run.py does not exist"
   fi
+fi
+
+if wants devloop; then
+  echo "== development loop (benches/devloop/run.py)"
+  if [ ! -x "$wasmfn_bin" ]; then
+    (cd "$REPO" && cargo build --release --bin wasmfn)
+  fi
+  devloop_runs=3
+  if [ "$quick" = 1 ]; then devloop_runs=1; fi
+  "$python" "$BENCHES/devloop/run.py" --wasmfn "$wasmfn_bin" --out "$OUT" --runs "$devloop_runs" || {
+    echo "run.sh: the development-loop benchmark failed" >&2
+    status=1
+  }
 fi
 
 if wants outbound; then
