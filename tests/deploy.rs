@@ -218,6 +218,28 @@ async fn the_cli_deploys_lists_and_rolls_back() {
     let (ok, _, err) = cli(&["functions", "rollback", "behave", "7.0.0"]);
     assert!(!ok && err.contains("404"), "{err}");
 
+    // A folder whose version the server would refuse is refused before it is built.
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("function.toml"), "name = \"behave\"\nversion = \"1.0.0\"\n")
+        .unwrap();
+    std::fs::write(folder.path().join("behave.py"), "this is not Python (never built)\n").unwrap();
+    let folder_arg = folder.path().to_str().unwrap();
+    let (ok, _, err) = cli(&["deploy", folder_arg]);
+    assert!(!ok && err.contains("not greater than the active version 1.0.0"), "{err}");
+    let (ok, _, err) = cli(&["deploy", folder_arg, "--version", "1.1.0"]);
+    assert!(!ok && err.contains("1.1.0 of default/behave is already deployed"), "{err}");
+    assert!(!folder.path().join("dist").exists(), "nothing was built");
+    let (ok, _, err) = cli(&["deploy", folder_arg, "--version", "1.2"]);
+    assert!(!ok && err.contains("'1.2' is not a semantic version"), "{err}");
+
+    // A refused token names where it came from.
+    let output = Command::new(env!("CARGO_BIN_EXE_wasmfn"))
+        .args(["functions", "list", "--server", &server.base, "--token", "not-the-token"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && err.contains("--token or WASMFN_ADMIN_TOKEN"), "{err}");
+
     // The operator's outbound allowlist (docs/network.md).
     let network = |args: &[&str]| {
         let (ok, out, err) = cli(&[&["functions", "network", "behave"], args].concat());
@@ -239,4 +261,26 @@ async fn the_cli_deploys_lists_and_rolls_back() {
     assert!(ok, "{err}");
     assert_eq!(shown["source"], "function.toml");
     server.kill();
+
+    // Restarted with a bundle of the same name on its command line, the deployed version
+    // answers, and the start-up lines say so.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmfn"))
+        .arg("serve")
+        .arg(&v2_path)
+        .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN, "--data-dir"])
+        .arg(data_dir.path())
+        .env("WASMFN_CACHE_DIR", support::work_dir().join("compiled"))
+        .env("WASMFN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _child = support::ServeProcess::from(child);
+    let lines: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        .take_while(|line| !line.contains("admin API"))
+        .collect();
+    let note = "note: behave answers with its deployed version 1.0.0, not with the 1.1.0 given";
+    assert!(lines.iter().any(|line| line.contains(note)), "{lines:#?}");
 }

@@ -269,8 +269,8 @@ async fn readiness_and_metrics_count_every_invocation_by_status() {
             .unwrap()
             .to_string()
     };
-    let ok = r#"space="default",function="behave",trigger="http",status="200""#;
-    let failed = r#"space="default",function="behave",trigger="http",status="500""#;
+    let ok = r#"space="default",function="behave",version="1.0.0",trigger="http",status="200""#;
+    let failed = r#"space="default",function="behave",version="1.0.0",trigger="http",status="500""#;
     assert_eq!(line(ok), "1");
     assert_eq!(line(failed), "2");
     assert!(text.contains("wasmfn_functions_active 1"), "{text}");

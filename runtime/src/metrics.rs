@@ -19,6 +19,8 @@ use crate::invoker::{Outcome, OutcomeObserver};
 struct InvocationLabels {
     space: String,
     function: String,
+    /// The version that ran; empty when none did (no such function).
+    version: String,
     trigger: String,
     status: String,
 }
@@ -332,6 +334,7 @@ impl OutcomeObserver for Metrics {
         let labels = InvocationLabels {
             space: outcome.space.clone(),
             function: outcome.function.clone(),
+            version: outcome.version.clone().unwrap_or_default(),
             trigger: outcome.trigger.clone(),
             status: outcome.status().to_string(),
         };

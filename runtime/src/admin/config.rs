@@ -14,7 +14,7 @@ use crate::function_config::ConfigOverrides;
 pub fn routes() -> Router<AdminContext> {
     Router::new().route(
         "/admin/spaces/{space}/functions/{name}/config",
-        get(show).put(replace).delete(clear),
+        get(show).put(replace).patch(change).delete(clear),
     )
 }
 
@@ -61,6 +61,54 @@ async fn replace(
     crate::names::validate_name(&name).map_err(invalid)?;
     // The network allowlist has its own endpoint (`network.rs`) and stays as it is.
     overrides.network = state.config.get(&space, &name).and_then(|o| o.network.clone());
+    state.config.set(&space, &name, overrides.clone()).map_err(failed)?;
+    Ok(Json(view(&overrides)))
+}
+
+/// A `PATCH` body: keys to set, and keys to remove (`null`); the rest stays.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Changes {
+    #[serde(default)]
+    values: std::collections::BTreeMap<String, Option<Value>>,
+    #[serde(default)]
+    secrets: std::collections::BTreeMap<String, Option<String>>,
+}
+
+/// Serialises read-modify-write of one record by `PATCH`es.
+static PATCHING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+async fn change(
+    State(state): State<AdminContext>,
+    Path((space, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let invalid =
+        |message: String| AdminError::new(StatusCode::BAD_REQUEST, "invalid_config", message);
+    let changes: Changes = serde_json::from_slice(&body).map_err(|e| {
+        invalid(format!(
+            "expected {{\"values\": {{..}}, \"secrets\": {{..}}}}: values any JSON, secrets \
+             strings, null to remove a key: {e}"
+        ))
+    })?;
+    crate::names::validate_name(&name).map_err(invalid)?;
+    let _patching = PATCHING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut overrides = state.config.get(&space, &name).map(|o| (*o).clone()).unwrap_or_default();
+    for (key, value) in changes.values {
+        match value {
+            Some(value) => overrides.values.insert(key, value),
+            None => overrides.values.remove(&key),
+        };
+    }
+    for (key, secret) in changes.secrets {
+        match secret {
+            Some(secret) => overrides.secrets.insert(key, secret),
+            None => overrides.secrets.remove(&key),
+        };
+    }
+    if let Some(key) = overrides.values.keys().find(|k| overrides.secrets.contains_key(*k)) {
+        return Err(invalid(format!("'{key}' would be both a value and a secret; keep it in one")));
+    }
     state.config.set(&space, &name, overrides.clone()).map_err(failed)?;
     Ok(Json(view(&overrides)))
 }

@@ -67,7 +67,32 @@ pub fn router(state: AdminContext) -> Router {
         .merge(network::routes())
         .merge(subscriptions::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
+        // The index names endpoints only, so it needs no token: the start-up banner links it.
+        .route("/admin", get(index))
         .with_state(state)
+}
+
+/// `GET /admin`: what the admin API offers and how to authenticate; no data.
+async fn index() -> Json<Value> {
+    Json(json!({
+        "admin_api": "wasmfn",
+        "version": env!("CARGO_PKG_VERSION"),
+        "authentication": "Authorization: Bearer <admin token> on every endpoint below \
+                           (the token is printed at start, or read from <data-dir>/admin-token)",
+        "documentation": "docs/admin-api.md",
+        "endpoints": {
+            "functions": "/admin/spaces/{space}/functions[/{name}[/versions|/rollback]]",
+            "all_functions": "/admin/functions",
+            "keys": "/admin/spaces/{space}/keys",
+            "logs": "/admin/logs",
+            "config": "/admin/spaces/{space}/functions/{name}/config",
+            "network": "/admin/spaces/{space}/functions/{name}/network",
+            "triggers": "/admin/spaces/{space}/triggers",
+            "events": "/admin/spaces/{space}/events",
+            "deliveries": "/admin/deliveries",
+            "metrics": "/metrics",
+        },
+    }))
 }
 
 /// An admin API error: status and `{"error": {"code", "message"}}`.

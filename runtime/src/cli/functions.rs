@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::Value;
@@ -75,6 +75,10 @@ pub enum FunctionsCommand {
 
 pub async fn deploy(args: DeployArgs) -> Result<std::process::ExitCode> {
     let admin = AdminClient::new(&args.admin)?;
+    if args.path.is_dir() {
+        // A build takes seconds; a version the server would refuse is told before it.
+        check_version_first(&admin, &args).await?;
+    }
     let bytes = bundle_bytes(&args.path).await?;
     let meta = crate::bundle::read_meta(&bytes).ok().flatten().unwrap_or_default();
     let name = args.name.clone().or(Some(meta.name).filter(|n| !n.is_empty())).context(
@@ -100,6 +104,41 @@ pub async fn deploy(args: DeployArgs) -> Result<std::process::ExitCode> {
         version["state"].as_str().unwrap_or("?")
     );
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Refuses a folder's version the server would refuse (not greater than the active one, or
+/// already deployed), before building it. The server checks again when the bundle arrives.
+async fn check_version_first(admin: &AdminClient, args: &DeployArgs) -> Result<()> {
+    let manifest = crate::manifest::FunctionManifest::load(&args.path)?;
+    let name = args.name.clone().unwrap_or(manifest.name);
+    let version_text = args.version.clone().unwrap_or(manifest.version);
+    let version = semver::Version::parse(&version_text).map_err(|error| {
+        anyhow::anyhow!("version '{version_text}' is not a semantic version like 1.2.3: {error}")
+    })?;
+    let space = &args.admin.space;
+    let path = format!("/admin/spaces/{space}/functions/{name}");
+    let Some(function) = admin.get_optional(&path).await? else { return Ok(()) };
+    if let Some(active) = function["active_version"].as_str() {
+        if semver::Version::parse(active).is_ok_and(|active| active >= version) {
+            bail!(
+                "version {version_text} is not greater than the active version {active} of \
+                 {space}/{name}: raise `version` in function.toml (or pass --version), or roll \
+                 back with `wasmfn functions rollback {name} VERSION`"
+            );
+        }
+    }
+    let kept = function["versions"].as_array().into_iter().flatten();
+    let taken = kept
+        .filter(|v| v["state"] != "failed")
+        .any(|v| v["version"].as_str() == Some(version_text.as_str()));
+    if taken {
+        bail!(
+            "version {version_text} of {space}/{name} is already deployed: raise `version` in \
+             function.toml, or roll back to it with `wasmfn functions rollback {name} \
+             {version_text}`"
+        );
+    }
+    Ok(())
 }
 
 pub async fn functions(args: FunctionsArgs) -> Result<std::process::ExitCode> {

@@ -14,17 +14,25 @@ use crate::toolchain::wasmfn_home;
 
 mod admin_client;
 mod bench;
+mod config;
+mod dev;
+mod doctor;
 mod functions;
 mod keys;
 mod logs;
+mod new;
 mod serve;
 mod triggers;
 
 pub use admin_client::AdminArgs;
 pub use bench::BenchArgs;
+pub use config::{ConfigArgs, SecretsArgs};
+pub use dev::DevArgs;
+pub use doctor::DoctorArgs;
 pub use functions::{DeployArgs, FunctionsArgs};
 pub use keys::KeysArgs;
 pub use logs::LogsArgs;
+pub use new::{NewArgs, Template};
 pub use serve::ServeArgs;
 pub use triggers::TriggersArgs;
 
@@ -34,10 +42,12 @@ pub use triggers::TriggersArgs;
     version,
     about = "Run Python cloud functions as WebAssembly components, a fresh instance per call",
     long_about = "Run Python cloud functions (IXON Cloud Function style) as WebAssembly \
-                  components: `wasmfn build` compiles a function folder with componentize-py, \
+                  components: `wasmfn new` creates a function folder from a template, \
+                  `wasmfn build` compiles a function folder with componentize-py, \
                   `wasmfn serve` serves bundles over HTTP with a fresh, isolated instance per \
                   invocation (plus cron, MQTT and asynchronous triggers), `wasmfn invoke` runs \
-                  one call locally. `deploy`, `functions`, `keys`, `triggers` and `logs` talk \
+                  one call locally. `deploy`, `functions`, `keys`, `config`, `secrets`, `triggers` and \
+                  `logs` talk
                   to a running server's admin API."
 )]
 pub struct Cli {
@@ -55,6 +65,8 @@ impl Cli {
         match (&self.log, &self.command) {
             (Some(filter), _) => filter,
             (None, Command::Serve(_)) => "info",
+            // The terminal shows every call already (see `dev::Console`).
+            (None, Command::Dev(_)) => "warn",
             (None, _) => "warn",
         }
     }
@@ -64,6 +76,11 @@ impl Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a function folder from a template, ready to build, serve and call.
+    New(NewArgs),
+    /// Serve function folders for development: rebuilt and reloaded on every save, every call
+    /// shown with its output, no keys needed, a data directory of their own.
+    Dev(DevArgs),
     /// Serve function folders (built if needed) and `.wasm` bundles over HTTP.
     Serve(ServeArgs),
     /// Build a function folder into a `.wasm` bundle (DIR/dist/<name>-<version>.wasm).
@@ -76,10 +93,17 @@ pub enum Command {
     Functions(FunctionsArgs),
     /// Create, list, revoke and share the API keys callers invoke functions with.
     Keys(KeysArgs),
+    /// Show, set and unset the configuration values a running server gives a function.
+    Config(ConfigArgs),
+    /// List, set and unset a function's secrets on a running server (write-only).
+    Secrets(SecretsArgs),
     /// Show the invocation log of a running server (filter, download, --follow).
     Logs(LogsArgs),
     /// List, show, create and delete the triggers of a running server (its admin API).
     Triggers(TriggersArgs),
+    /// Check what wasmfn needs on this machine (Python, componentize-py, data directory,
+    /// port, broker and database URLs) and say what to fix.
+    Doctor(DoctorArgs),
     /// Time a bundle's cold start step by step: build, compile, cached load, instantiate,
     /// first call, call on a live instance, pooled call; memory per instance; throughput.
     Bench(BenchArgs),
@@ -220,6 +244,14 @@ pub struct InvokeArgs {
     /// as a string; quote it to force a string (`port='"8080"'`).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     pub config: Vec<String>,
+    /// Where the function's documents and objects are kept: `wasmfn dev`'s data directory by
+    /// default ($WASMFN_HOME/dev), so `invoke` and `dev` see the same ones (not while a `dev`
+    /// runs on it: the directory is locked).
+    #[arg(long, value_name = "DIR")]
+    pub storage_dir: Option<PathBuf>,
+    /// The space the call is made in (its documents and objects are the space's).
+    #[arg(long, default_value = "default")]
+    pub space: String,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -227,15 +259,20 @@ pub struct InvokeArgs {
 /// Runs the parsed command; the error is printed by `main`.
 pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
+        Command::New(args) => new::run(args),
         Command::Serve(args) => serve::serve(args).await,
+        Command::Dev(args) => dev::dev(args).await,
         Command::Triggers(args) => triggers::run(args).await,
         Command::Deploy(args) => functions::deploy(args).await,
         Command::Functions(args) => functions::functions(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Logs(args) => logs::run(args).await,
+        Command::Config(args) => config::config(args).await,
+        Command::Secrets(args) => config::secrets(args).await,
         Command::Build(args) => build(args).await,
         Command::Invoke(args) => invoke(args).await,
         Command::Bench(args) => bench::bench(args).await,
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 
@@ -301,8 +338,32 @@ pub async fn bundle_bytes(path: &Path) -> Result<Vec<u8>> {
     tokio::fs::read(&wasm).await.with_context(|| format!("reading {}", wasm.display()))
 }
 
+/// The state database `invoke` keeps documents and objects in: `dir`, or `wasmfn dev`'s data
+/// directory. That one may be held by a running `dev` (or another `invoke`): then the call gets
+/// temporary storage, with a warning; a `dir` given explicitly must be free.
+fn open_storage(dir: Option<&Path>) -> Result<crate::state::StateDb> {
+    let storage_dir = dir.map(Path::to_path_buf).unwrap_or_else(dev::default_data_dir);
+    dev::prepare_data_dir(&storage_dir, false)?;
+    match (crate::state::StateDb::open(&storage_dir), dir) {
+        (Ok(state), _) => Ok(state),
+        (Err(_), None) => {
+            eprintln!(
+                "warning: {} is in use (a running `wasmfn dev`?): this call gets empty temporary \
+                 storage; call that server's URL to use its documents",
+                storage_dir.display()
+            );
+            crate::state::StateDb::temporary()
+        }
+        (Err(error), Some(_)) => Err(error.context(format!(
+            "{} holds the documents and objects `wasmfn invoke` uses; if a `wasmfn dev` runs on \
+             it, call that server's URL instead, or give --storage-dir another directory",
+            storage_dir.display()
+        ))),
+    }
+}
+
 /// A `--config` VALUE: JSON when it parses as JSON, otherwise the text itself.
-fn config_arg_value(value: &str) -> serde_json::Value {
+pub(crate) fn config_arg_value(value: &str) -> serde_json::Value {
     serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()))
 }
 
@@ -322,14 +383,19 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
     // One call: nothing to make ahead of.
     runtime_config.pool.per_function = 0;
     let runtime = Runtime::new(runtime_config)?;
+    crate::names::validate_name(&args.space).map_err(|e| anyhow::anyhow!("--space: {e}"))?;
+    let state = open_storage(args.storage_dir.as_deref())?;
+    let options = crate::node::CapabilityOptions::default();
+    let capabilities = crate::node::open_capabilities(&options, &state).await?;
+    runtime.invoker().set_capabilities(std::sync::Arc::new(capabilities));
     let bytes = bundle_bytes(&args.path).await?;
     // `--config` is the operator's, applied at load like the folder's dev configuration: it may
     // replace secrets too, which a call's own `config` never may.
     let mut load_config = folder_dev_config(&args.path)?;
     load_config.extend(config);
-    let version = runtime.load_with_config(bytes, "local", None, &load_config).await?;
+    let version = runtime.load_with_config(bytes, &args.space, None, &load_config).await?;
     let invocation = Invocation {
-        space: "local".into(),
+        space: args.space.clone(),
         function: version.name.clone(),
         entry: args.entry,
         arguments,
@@ -342,6 +408,10 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
         ..Invocation::default()
     };
     let outcome = runtime.invoker().invoke(invocation).await;
+    // sled writes to disk every half second: what the call stored must be there before exit.
+    if let Err(error) = state.db().flush_async().await {
+        eprintln!("warning: saving the documents the call wrote failed: {error}");
+    }
     for (label, text) in [("stdout", &outcome.stdout), ("stderr", &outcome.stderr)] {
         if !text.is_empty() {
             eprintln!("--- function {label} ---\n{}", text.trim_end());

@@ -10,6 +10,7 @@ use clap::Args;
 use wasmfn_host_apis::docstore::SpaceQuota as DocumentQuota;
 use wasmfn_host_apis::objects::SpaceQuota as ObjectQuota;
 
+use super::dev::DevMode;
 use super::{bundle_bytes, folder_dev_config, RunArgs};
 use crate::access::signature::IngressVerifier;
 use crate::delivery::destination::{AllowedNet, DestinationPolicy};
@@ -184,6 +185,13 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
+    run(args, None).await
+}
+
+/// Serves `args`; with `dev`, as `wasmfn dev`: folders that fail to build are reported and
+/// watched instead of stopping the start, every folder is rebuilt and swapped in when it
+/// changes, and every invocation is shown on the terminal with its output.
+pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::process::ExitCode> {
     // Before anything is written: every file and directory the server makes is its owner's
     // only (the state database, bundles, key and token files, stored objects).
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
@@ -259,8 +267,13 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
             max_response_bytes: args.outbound_response_mib.saturating_mul(1 << 20),
         },
     };
+    // Before any build: a port in use is told at once, not after minutes of compiling.
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
+        format!("listening on {} (is another server using it? pass --listen)", args.listen)
+    })?;
     let mut served = Vec::new();
-    for path in &args.paths {
+    // `wasmfn dev` loads its folders itself, after the start: a broken one must not stop it.
+    for path in args.paths.iter().filter(|_| dev.is_none()) {
         served.push(ServedBundle {
             space: args.space.clone(),
             bytes: bundle_bytes(path).await?,
@@ -268,7 +281,18 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
             source: path.display().to_string(),
         });
     }
-    let started = node.start(&capabilities, served).await?;
+    let mut started = node.start(&capabilities, served).await?;
+    if dev.is_some() {
+        for path in &args.paths {
+            match super::dev::load_folder(&node.runtime, &args.space, path).await {
+                Ok(version) => started.served.push(version),
+                Err(error) => eprintln!(
+                    "wasmfn dev: {} is not served until it is fixed (watching it):\n{error:#}",
+                    path.display()
+                ),
+            }
+        }
+    }
     let mut names = Vec::new();
     for version in &started.served {
         names.push(version.name.clone());
@@ -304,9 +328,6 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         tracing::info!(restored = started.mqtt_restored, "admin-created mqtt triggers restored");
     }
     let capabilities = started.capabilities;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
     if args.public_url.is_none() {
         capabilities.presigner.set_base_url(&format!("http://{address}"));
@@ -314,6 +335,23 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
     println!("wasmfn: listening on http://{address}");
     for name in &names {
         println!("  http://{address}/spaces/{}/functions/{name}/invoke", args.space);
+    }
+    // A deployed version of the same name takes over from a folder or bundle given here: say so,
+    // rather than serve something else than the command line names without a word.
+    for version in &started.served {
+        let Ok(active) = node.runtime.registry().get(&version.space, &version.name) else {
+            continue;
+        };
+        if active.sha256 != version.sha256 {
+            println!(
+                "  note: {name} answers with its deployed version {deployed}, not with the \
+                 {given} given here; `wasmfn functions delete {name}` serves the one given here \
+                 (docs/deploying.md#served-and-deployed-functions)",
+                name = version.name,
+                deployed = active.version,
+                given = version.version,
+            );
+        }
     }
     let token_path = state::admin_token_path(&data_dir);
     match token_source {
@@ -331,6 +369,11 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         ),
     }
     let state = node.app_state(args.ingress_root.map(|f| (args.space.clone(), f)));
+    let watching = dev.map(|dev| {
+        let runtime = node.runtime.clone();
+        runtime.invoker().observe(Arc::new(super::dev::Console));
+        tokio::spawn(super::dev::watch(runtime, args.space.clone(), args.paths.clone(), dev))
+    });
     node.mark_ready();
     let ready = node.ready.clone();
     let shutdown = async move {
@@ -346,6 +389,9 @@ pub async fn serve(args: ServeArgs) -> Result<std::process::ExitCode> {
         max_connections,
     };
     let served = server::serve_with(listener, server::app(state), timeouts, shutdown).await;
+    if let Some(watching) = watching {
+        watching.abort();
+    }
     node.shutdown().await;
     served?;
     Ok(std::process::ExitCode::SUCCESS)

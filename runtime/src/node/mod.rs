@@ -32,7 +32,7 @@ use crate::triggers::async_invoke::{AsyncJobs, AsyncOptions};
 use crate::triggers::cron::{Clock, CronTriggers, SystemClock};
 use crate::triggers::lifecycle::FunctionTriggers;
 use crate::triggers::mqtt::{MqttTriggers, RetryPolicy};
-pub use backends::{node_secret, CapabilityOptions};
+pub use backends::{node_secret, open as open_capabilities, CapabilityOptions};
 
 /// How a node is set up.
 pub struct NodeOptions {
