@@ -229,9 +229,22 @@ fn serve_answers_http_and_stops_on_sigterm() {
 fn help_lists_the_commands() {
     let output = wasmfn().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    for command in ["serve", "build", "invoke", "triggers"] {
-        assert!(help.contains(command), "{help}");
+    let commands =
+        ["new", "dev", "serve", "build", "invoke", "deploy", "config", "secrets", "logs"];
+    for command in commands.iter().chain(&["triggers", "doctor"]) {
+        assert!(help.contains(&format!("  {command} ")), "{command}: {help}");
     }
+    // One call has no server: its help shows no pool, run-slot or thread settings.
+    let output = wasmfn().args(["invoke", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("--timeout-ms") && help.contains("--storage-dir"), "{help}");
+    for server_only in
+        ["--pool-per-function", "--max-running", "--guest-threads", "--max-instances"]
+    {
+        assert!(!help.contains(server_only), "{server_only}: {help}");
+    }
+    let output = wasmfn().args(["serve", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("--pool-per-function"));
 }
 
 mod reqwest {

@@ -314,6 +314,24 @@ async fn secrets_are_readable_by_the_function_and_redacted_everywhere_else() {
     assert_eq!(status, 400, "secrets must be strings (values may be any JSON)");
     let response = server.client.put(server.url(path)).json(&config).send().await.unwrap();
     assert_eq!(response.status(), 401, "the admin token is required");
+
+    // PATCH changes only the keys it names; null removes one; a key may not be both kinds.
+    let patch = |body: Value| server.admin(reqwest::Method::PATCH, path).json(&body).send();
+    let (status, shown) = json(patch(json!({"values": {"limit": 3}})).await.unwrap()).await;
+    assert_eq!(status, 200, "{shown}");
+    let expected = json!({"region": "ca", "limit": 3});
+    assert_eq!(
+        (&shown["values"], &shown["secrets"]),
+        (&expected, &json!({"api_token": "[redacted]"}))
+    );
+    let (_, body) = call(&server, "default", "secretive", "secretive.peek", json!({})).await;
+    assert_eq!(body["token_length"], 19, "the secret set by PUT stayed");
+    let (status, shown) = json(patch(json!({"values": {"limit": null}})).await.unwrap()).await;
+    assert_eq!((status, &shown["values"]), (200, &json!({"region": "ca"})));
+    let (status, body) = json(patch(json!({"secrets": {"region": "x"}})).await.unwrap()).await;
+    assert_eq!((status, &body["error"]["code"]), (400, &json!("invalid_config")), "{body}");
+    let (status, _) = json(patch(json!({"other": {}})).await.unwrap()).await;
+    assert_eq!(status, 400, "unknown fields are refused");
     let response = server.admin(reqwest::Method::DELETE, path).send().await.unwrap();
     assert_eq!(response.status(), 204);
     let (_, body) = call(&server, "default", "secretive", "secretive.peek", json!({})).await;

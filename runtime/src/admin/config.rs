@@ -35,6 +35,19 @@ pub(super) fn failed(error: anyhow::Error) -> AdminError {
     )
 }
 
+/// 400 `invalid_config`.
+fn invalid(message: String) -> AdminError {
+    AdminError::new(StatusCode::BAD_REQUEST, "invalid_config", message)
+}
+
+/// A key may be a value or a secret, not both.
+fn disjoint(overrides: &ConfigOverrides) -> Result<(), AdminError> {
+    match overrides.values.keys().find(|k| overrides.secrets.contains_key(*k)) {
+        Some(key) => Err(invalid(format!("'{key}' is both a value and a secret; keep it in one"))),
+        None => Ok(()),
+    }
+}
+
 async fn show(
     State(state): State<AdminContext>,
     Path((space, name)): Path<(String, String)>,
@@ -48,16 +61,12 @@ async fn replace(
     Path((space, name)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, AdminError> {
-    let invalid =
-        |message: String| AdminError::new(StatusCode::BAD_REQUEST, "invalid_config", message);
     let mut overrides: ConfigOverrides = serde_json::from_slice(&body).map_err(|e| {
         invalid(format!(
             "expected {{\"values\": {{..}}, \"secrets\": {{..}}}}: values any JSON, secrets strings: {e}"
         ))
     })?;
-    if let Some(key) = overrides.values.keys().find(|k| overrides.secrets.contains_key(*k)) {
-        return Err(invalid(format!("'{key}' is both a value and a secret; keep it in one")));
-    }
+    disjoint(&overrides)?;
     crate::names::validate_name(&name).map_err(invalid)?;
     // The network allowlist has its own endpoint (`network.rs`) and stays as it is.
     overrides.network = state.config.get(&space, &name).and_then(|o| o.network.clone());
@@ -83,8 +92,6 @@ async fn change(
     Path((space, name)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, AdminError> {
-    let invalid =
-        |message: String| AdminError::new(StatusCode::BAD_REQUEST, "invalid_config", message);
     let changes: Changes = serde_json::from_slice(&body).map_err(|e| {
         invalid(format!(
             "expected {{\"values\": {{..}}, \"secrets\": {{..}}}}: values any JSON, secrets \
@@ -106,9 +113,7 @@ async fn change(
             None => overrides.secrets.remove(&key),
         };
     }
-    if let Some(key) = overrides.values.keys().find(|k| overrides.secrets.contains_key(*k)) {
-        return Err(invalid(format!("'{key}' would be both a value and a secret; keep it in one")));
-    }
+    disjoint(&overrides)?;
     state.config.set(&space, &name, overrides.clone()).map_err(failed)?;
     Ok(Json(view(&overrides)))
 }

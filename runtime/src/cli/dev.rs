@@ -82,9 +82,9 @@ pub async fn dev(args: DevArgs) -> Result<std::process::ExitCode> {
     serve.space = args.space.clone();
     // Local development: no keys to manage.
     serve.default_access = "public".into();
-    serve.run.data_dir = Some(data_dir);
-    if serve.run.cache_dir.is_none() {
-        serve.run.cache_dir = Some(wasmfn_home().join("compiled"));
+    serve.run.function.data_dir = Some(data_dir);
+    if serve.run.function.cache_dir.is_none() {
+        serve.run.function.cache_dir = Some(wasmfn_home().join("compiled"));
     }
     let mode = DevMode { since: SystemTime::now(), poll: Duration::from_millis(args.poll_ms) };
     super::serve::run(serve, Some(mode)).await

@@ -109,9 +109,20 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
-/// Settings shared by every command that runs functions.
+/// Settings shared by every command that runs functions: where things are kept and the
+/// default limits of one call ([`FunctionArgs`]), and the server's instances and threads
+/// ([`PoolArgs`], which `invoke` has no use for).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub function: FunctionArgs,
+    #[command(flatten)]
+    pub pool: PoolArgs,
+}
+
+/// Where things are kept and the default limits of one call.
+#[derive(Debug, Clone, Args)]
+pub struct FunctionArgs {
     /// Where compiled bundles, the state database and the admin token are kept (default:
     /// $WASMFN_HOME, ~/.cache/wasmfn).
     #[arg(long, env = "WASMFN_DATA_DIR")]
@@ -129,13 +140,18 @@ pub struct RunArgs {
     /// Default largest request body, in bytes.
     #[arg(long, default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
+    /// The largest memory limit any function may ask for, in MiB.
+    #[arg(long, default_value_t = EngineLimits::default().max_memory_mb)]
+    pub max_memory_mb: u64,
+}
+
+/// The server's instances, run slots and threads.
+#[derive(Debug, Clone, Args)]
+pub struct PoolArgs {
     /// Instances alive at once, across all functions (sizes the pooling allocator); a call
     /// beyond them waits for one to end, until its timeout.
     #[arg(long, default_value_t = EngineLimits::default().max_instances)]
     pub max_instances: u32,
-    /// The largest memory limit any function may ask for, in MiB.
-    #[arg(long, default_value_t = EngineLimits::default().max_memory_mb)]
-    pub max_memory_mb: u64,
     /// MiB of each used instance memory that is reset by copying its dirty pages back and kept
     /// resident rather than given back to the kernel: no page faults or TLB shootdowns, so
     /// calls are faster and scale across cores; a slot keeps the pages its instances have
@@ -181,16 +197,27 @@ impl RunArgs {
 
     /// The data directory: `--data-dir`, else $WASMFN_HOME (default ~/.cache/wasmfn).
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(wasmfn_home)
+        self.function.data_dir()
     }
 
     pub(crate) fn runtime_config(&self) -> RuntimeConfig {
+        self.function.runtime_config(&self.pool)
+    }
+}
+
+impl FunctionArgs {
+    /// The data directory: `--data-dir`, else $WASMFN_HOME (default ~/.cache/wasmfn).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(wasmfn_home)
+    }
+
+    pub(crate) fn runtime_config(&self, pool: &PoolArgs) -> RuntimeConfig {
         RuntimeConfig {
             cache_dir: self.cache_dir.clone().unwrap_or_else(|| self.data_dir().join("compiled")),
             engine: EngineLimits {
-                max_instances: self.max_instances,
+                max_instances: pool.max_instances,
                 max_memory_mb: self.max_memory_mb,
-                keep_resident_mb: self.keep_resident_mb,
+                keep_resident_mb: pool.keep_resident_mb,
             },
             default_limits: Limits {
                 timeout_ms: self.timeout_ms,
@@ -199,12 +226,12 @@ impl RunArgs {
                 ..Limits::default()
             },
             pool: PoolSettings {
-                per_function: self.pool_per_function,
-                total: self.pool_total,
+                per_function: pool.pool_per_function,
+                total: pool.pool_total,
                 ..PoolSettings::default()
             },
-            max_running: self.max_running.map_or(0, |n| n as usize),
-            guest_threads: self.guest_threads.map_or_else(crate::running::cores, |n| n as usize),
+            max_running: pool.max_running.map_or(0, |n| n as usize),
+            guest_threads: pool.guest_threads.map_or_else(crate::running::cores, |n| n as usize),
         }
     }
 }
@@ -253,7 +280,7 @@ pub struct InvokeArgs {
     #[arg(long, default_value = "default")]
     pub space: String,
     #[command(flatten)]
-    pub run: RunArgs,
+    pub run: FunctionArgs,
 }
 
 /// Runs the parsed command; the error is printed by `main`.
@@ -282,8 +309,8 @@ async fn build(args: BuildArgs) -> Result<std::process::ExitCode> {
     let built = tokio::task::spawn_blocking(move || python_build::build(&dir, &options)).await??;
     if args.precompile {
         let mut run = RunArgs::defaults();
-        run.data_dir = args.data_dir;
-        run.cache_dir = args.cache_dir;
+        run.function.data_dir = args.data_dir;
+        run.function.cache_dir = args.cache_dir;
         let config = run.runtime_config();
         let cache_dir = config.cache_dir.clone();
         let runtime = Runtime::new(config)?;
@@ -379,7 +406,7 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
             pair.split_once('=').with_context(|| format!("--config {pair}: expected KEY=VALUE"))?;
         config.insert(key.to_string(), config_arg_value(value));
     }
-    let mut runtime_config = args.run.runtime_config();
+    let mut runtime_config = args.run.runtime_config(&RunArgs::defaults().pool);
     // One call: nothing to make ahead of.
     runtime_config.pool.per_function = 0;
     let runtime = Runtime::new(runtime_config)?;
