@@ -135,13 +135,8 @@ pub async fn load_folder(
     let bytes = tokio::fs::read(&built.wasm)
         .await
         .with_context(|| format!("reading {}", built.wasm.display()))?;
-    let compiled = runtime.cache().path_for(&crate::bundle::sha256_hex(&bytes));
-    if !compiled.exists() {
-        eprintln!(
-            "wasmfn dev: compiling {} {} to machine code (Cranelift, several seconds)…",
-            built.manifest.name, built.manifest.version
-        );
-    }
+    let what = format!("{} {}", built.manifest.name, built.manifest.version);
+    super::announce_compile(runtime, &bytes, &what);
     let config = folder_dev_config(dir)?;
     Ok(runtime.load_with_config(bytes, space, None, &config).await?)
 }

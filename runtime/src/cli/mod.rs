@@ -389,6 +389,15 @@ fn open_storage(dir: Option<&Path>) -> Result<crate::state::StateDb> {
     }
 }
 
+/// Says on stderr that `bytes` will be compiled to machine code before it can run (seconds,
+/// once per bundle and machine), when the compile cache does not have it yet.
+pub(crate) fn announce_compile(runtime: &Runtime, bytes: &[u8], what: &str) {
+    let sha256 = crate::bundle::sha256_hex(bytes);
+    if !runtime.cache().path_for(&sha256).exists() {
+        eprintln!("wasmfn: compiling {what} to machine code (Cranelift, typically 5-40 s, once)…");
+    }
+}
+
 /// A `--config` VALUE: JSON when it parses as JSON, otherwise the text itself.
 pub(crate) fn config_arg_value(value: &str) -> serde_json::Value {
     serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()))
@@ -416,6 +425,7 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
     let capabilities = crate::node::open_capabilities(&options, &state).await?;
     runtime.invoker().set_capabilities(std::sync::Arc::new(capabilities));
     let bytes = bundle_bytes(&args.path).await?;
+    announce_compile(&runtime, &bytes, &args.path.display().to_string());
     // `--config` is the operator's, applied at load like the folder's dev configuration: it may
     // replace secrets too, which a call's own `config` never may.
     let mut load_config = folder_dev_config(&args.path)?;

@@ -274,9 +274,11 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
     let mut served = Vec::new();
     // `wasmfn dev` loads its folders itself, after the start: a broken one must not stop it.
     for path in args.paths.iter().filter(|_| dev.is_none()) {
+        let bytes = bundle_bytes(path).await?;
+        super::announce_compile(&node.runtime, &bytes, &path.display().to_string());
         served.push(ServedBundle {
             space: args.space.clone(),
-            bytes: bundle_bytes(path).await?,
+            bytes,
             config: folder_dev_config(path)?,
             source: path.display().to_string(),
         });
