@@ -129,8 +129,12 @@ async fn the_cli_prints_the_log() {
     .unwrap();
     assert!(output.status.success(), "{output:?}");
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("default/behave behave.boom http 500"), "{text}");
-    assert!(text.contains("ValueError: "), "{text}");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header[..4], ["STARTED", "ID", "FUNCTION", "VERSION"], "{text}");
+    let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(row[2..7], ["default/behave", "1.0.0", "behave.boom", "http", "500"], "{text}");
+    assert!(text.contains("function_exception ValueError: "), "{text}");
 }
 
 #[tokio::test]
