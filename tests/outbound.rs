@@ -182,6 +182,53 @@ async fn requests_gets_posts_follows_redirects_and_keeps_cookies() {
     assert_eq!(got["streamed"], 17, "{got}");
 }
 
+/// A server that answers every request and closes the connection at once, as HTTP/1.0 servers
+/// and `Connection: close` services do.
+async fn closing_service() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut seen = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let body = br#"{"closed": true}"#;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\
+                     Content-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&[head.as_bytes(), body].concat()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_server_that_answers_and_closes_is_read_every_time() {
+    // The response and the end of the connection arrive together: the host once took the end
+    // for a hang-up, now and then (a race), and the call failed with HttpProtocolError.
+    let port = closing_service().await;
+    let server = node(false).await;
+    let url = format!("http://127.0.0.1:{port}/json");
+    for lib in ["requests", "urllib", "http.client"] {
+        for round in 0..10 {
+            let (status, got) = call(&server, "fetch", json!({"url": url, "lib": lib})).await;
+            assert_eq!(status, 200, "{lib}, call {round}: {got}");
+            assert_eq!(got["body"], json!({"closed": true}), "{lib}, call {round}: {got}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn urllib_and_http_client_work_unchanged() {
     let port = http_service().await;

@@ -306,18 +306,29 @@ impl OutboundClient {
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         *request.uri_mut() = path.parse().map_err(|_| OutboundError::NoHost)?;
 
-        let mut connection = Box::pin(connection);
+        let mut connection: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> =
+            Box::pin(connection);
         let first_byte = bounds.until_deadline(bounds.first_byte_timeout);
-        let response = tokio::time::timeout(first_byte, sender.send_request(request));
+        let mut response = Box::pin(tokio::time::timeout(first_byte, sender.send_request(request)));
         let response = tokio::select! {
-            response = response => response,
-            // The connection ending before the response means the server hung up.
-            ended = &mut connection => {
-                return Err(match ended {
-                    Ok(()) => OutboundError::Protocol("the server closed the connection".into()),
-                    Err(e) => protocol(e),
-                })
-            }
+            response = &mut response => response,
+            ended = &mut connection => match ended {
+                // A server that answers and closes (`Connection: close`, HTTP/1.0) ends the
+                // connection in the same poll that hands the response over: the response is
+                // there to take. Otherwise the server hung up first.
+                Ok(()) => {
+                    connection = Box::pin(std::future::ready(Ok(())));
+                    match response.await {
+                        Ok(Err(e)) if e.is_canceled() || e.is_incomplete_message() => {
+                            return Err(OutboundError::Protocol(
+                                "the server closed the connection".into(),
+                            ))
+                        }
+                        answered => answered,
+                    }
+                }
+                Err(e) => return Err(protocol(e)),
+            },
         };
         let response = match response {
             Ok(Ok(response)) => response,
