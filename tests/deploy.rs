@@ -284,3 +284,44 @@ async fn the_cli_deploys_lists_and_rolls_back() {
     let note = "note: behave answers with its deployed version 1.0.0, not with the 1.1.0 given";
     assert!(lines.iter().any(|line| line.contains(note)), "{lines:#?}");
 }
+
+#[tokio::test]
+async fn a_served_version_is_kept_for_rollback_once_a_deploy_takes_over() {
+    let fixture = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
+    let mut meta = read_meta(&fixture).unwrap().unwrap();
+    meta.name = "calc".into();
+    let named = with_meta(&fixture, &meta);
+    let dir = tempfile::tempdir().unwrap();
+    let served_path = dir.path().join("calc.wasm");
+    std::fs::write(&served_path, relabelled(&named, "1.0.0", "served")).unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let flags = ["--default-access", "public", served_path.to_str().unwrap()];
+    let (child, base) = spawn_serve(data_dir.path(), &flags);
+    let server = Server { child, base, client: reqwest::Client::new() };
+    assert_eq!(server.region().await, "served");
+
+    // The first deploy takes over, and the served version becomes a kept one.
+    let (status, body) = server.deploy(&relabelled(&named, "2.0.0", "deployed"), "").await;
+    assert_eq!((status, body["version"]["state"].as_str()), (201, Some("active")), "{body}");
+    assert_eq!(server.region().await, "deployed");
+    let shown = server.show().await;
+    assert_eq!(
+        states(&shown),
+        [("1.0.0".to_string(), "inactive".to_string()), ("2.0.0".into(), "active".into())],
+        "{shown}"
+    );
+    assert_eq!(shown["versions"][0]["served"], true, "{shown}");
+
+    // Roll back to what was served, and it survives a restart without the path.
+    let path = "/admin/spaces/default/functions/calc/rollback";
+    let (status, body) = json(
+        server.admin(Method::POST, path).json(&json!({"version": "1.0.0"})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.region().await, "served");
+    server.kill();
+    let server = Server::start(data_dir.path());
+    assert_eq!(server.region().await, "served");
+    assert_eq!(states(&server.show().await)[0], ("1.0.0".to_string(), "active".to_string()));
+}

@@ -39,6 +39,10 @@ pub struct VersionRecord {
     pub state: VersionState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Kept from `wasmfn serve`'s command line when a deployed version took over from it
+    /// (see [`Deployments::note_served`]), not deployed through the admin API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub served: bool,
 }
 
 /// The deployed versions of one function, oldest first.
@@ -111,6 +115,9 @@ pub struct Deployments {
     keep: usize,
     /// Serialises read-modify-write of records; never held across an await.
     lock: Mutex<()>,
+    /// The versions served from the command line that no record keeps yet, by `(space, name)`,
+    /// with the file their bundle waits in (one per function).
+    served: Mutex<std::collections::HashMap<(String, String), (VersionRecord, PathBuf)>>,
 }
 
 impl std::fmt::Debug for Deployments {
@@ -135,7 +142,14 @@ pub struct DeployRequest {
 impl Deployments {
     /// `dir`: where bundles are kept; `tree`: where records are.
     pub fn new(runtime: Arc<Runtime>, dir: PathBuf, tree: sled::Tree, keep: usize) -> Self {
-        Self { runtime, dir, tree, keep: keep.max(1), lock: Mutex::new(()) }
+        Self {
+            runtime,
+            dir,
+            tree,
+            keep: keep.max(1),
+            lock: Mutex::new(()),
+            served: Mutex::new(Default::default()),
+        }
     }
 
     /// Checks and stores a bundle, then compiles it in the background; it becomes active once
@@ -203,8 +217,11 @@ impl Deployments {
                 deployed_at: now(),
                 state: VersionState::Compiling,
                 error: None,
+                served: false,
             };
             record.versions.push(accepted.clone());
+            // After the push: a served version equal to the deployed one is not kept.
+            self.adopt_served(&mut record)?;
             record.sort();
             self.save(&record)?;
             accepted
@@ -406,6 +423,75 @@ impl Deployments {
             }
         }
         Ok(restored)
+    }
+
+    /// A function served from the command line (at start, before [`Deployments::restore`]):
+    /// once a deployed version takes over from it, its version is kept like a deployed one
+    /// (`served: true`, inactive), so that it can be rolled back to. When the function has
+    /// deployed versions already, that is now; else its bundle waits in
+    /// `<bundles>/served/<space>/<name>/` (one file per function, replaced when the served
+    /// bundle changes) for the first deploy.
+    pub fn note_served(
+        &self,
+        space: &str,
+        name: &str,
+        version: &str,
+        bytes: &[u8],
+    ) -> Result<(), DeployError> {
+        let sha256 = bundle::sha256_hex(bytes);
+        let folder = self.dir.join("served").join(space).join(name);
+        let path = folder.join(format!("{sha256}.wasm"));
+        if !path.exists() {
+            // One waiting bundle per function: the one served now.
+            let _ = std::fs::remove_dir_all(&folder);
+            std::fs::create_dir_all(&folder).map_err(store_error)?;
+            let mut file = tempfile::NamedTempFile::new_in(&folder).map_err(store_error)?;
+            std::io::Write::write_all(&mut file, bytes).map_err(store_error)?;
+            file.persist(&path).map_err(store_error)?;
+        }
+        let kept = VersionRecord {
+            version: version.to_string(),
+            sha256,
+            size: bytes.len() as u64,
+            deployed_at: now(),
+            state: VersionState::Inactive,
+            error: None,
+            served: true,
+        };
+        self.served
+            .lock()
+            .expect("served versions")
+            .insert((space.to_string(), name.to_string()), (kept, path));
+        let _guard = self.lock.lock().expect("deployments lock");
+        if let Some(mut record) = self.record(space, name)? {
+            if self.adopt_served(&mut record)? {
+                self.save(&record)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the served version of `record`'s function to it as a kept one, unless it has that
+    /// version already (a deployed bundle of the same version wins). True when it did.
+    fn adopt_served(&self, record: &mut FunctionRecord) -> Result<bool, DeployError> {
+        let waiting = {
+            let served = self.served.lock().expect("served versions");
+            served.get(&(record.space.clone(), record.name.clone())).cloned()
+        };
+        let Some((kept, path)) = waiting else { return Ok(false) };
+        if record.versions.iter().any(|v| v.version == kept.version) {
+            return Ok(false);
+        }
+        let target = self.bundle_path(&kept.sha256);
+        if !target.exists() {
+            std::fs::create_dir_all(&self.dir).map_err(store_error)?;
+            std::fs::copy(&path, &target).map_err(store_error)?;
+        }
+        tracing::info!(space = %record.space, function = %record.name, version = %kept.version,
+            "the served version is kept, for rollback, now that a deployed one takes over");
+        record.versions.push(kept);
+        record.sort();
+        Ok(true)
     }
 
     /// Records that `version` cannot be served, and why.

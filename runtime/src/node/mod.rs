@@ -250,11 +250,15 @@ impl Node {
         let capabilities = self.open_capabilities(capabilities).await?;
         let mut versions = Vec::new();
         for bundle in served {
+            let bytes = bundle.bytes;
             let version = self
                 .runtime
-                .load_with_config(bundle.bytes, &bundle.space, None, &bundle.config)
+                .load_with_config(bytes.clone(), &bundle.space, None, &bundle.config)
                 .await
                 .with_context(|| format!("loading {}", bundle.source))?;
+            self.deployments
+                .note_served(&bundle.space, &version.name, &version.version, &bytes)
+                .with_context(|| format!("keeping {} for rollback", bundle.source))?;
             versions.push(version);
         }
         let deployed = self.deployments.restore().await?;
