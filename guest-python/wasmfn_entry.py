@@ -2,6 +2,8 @@
 (the initialised interpreter is snapshotted, so imports cost nothing per call), and exports
 the `handler` interface that dispatches each invocation to an exposed function."""
 
+import base64
+import importlib
 import json
 import logging
 import os
@@ -47,6 +49,48 @@ if not EXPOSED:
         "@FunctionContext.expose (searched modules: " + ", ".join(_wasmfn_manifest.MODULES) + ")"
     )
 AGENT_TOOLS = _agent_tools.AgentTools(MODULES, IMPORT_ISSUES)
+outbound.warm()
+
+# `wasmfn dev` reloads an edit that leaves function.toml and the requirements alone without a
+# build: each call gets the folder's current sources under this configuration key (last), and
+# imports them over the ones built into the bundle. The NUL keeps the key out of anyone's reach.
+_DEV_SOURCES_KEY = "\x00wasmfn-dev-sources"
+# With dev sources, this entry answers the entries they expose (the host's check of an edit).
+_DEV_ENTRIES = "wasmfn-dev-entries"
+
+
+def _reload_dev_sources(payload: str) -> None:
+    """Replaces the user's files in the source archive with ``payload``'s (JSON: ``files`` as
+    ``[archive path, base64]`` pairs, ``modules`` and ``exposing`` as the build lists them),
+    forgets the user's modules imported at build time and imports the new ones, as a build
+    would."""
+    global MODULES, IMPORT_ISSUES, EXPOSED, AGENT_TOOLS
+    sources = json.loads(payload)
+    roots = tuple(root.rstrip("/") + "/" for root in _wasmfn_manifest.USER_ROOTS)
+    for path in [path for path in _ARCHIVE.files if path.startswith(roots)]:
+        del _ARCHIVE.files[path]
+    for path, data in sources["files"]:
+        _ARCHIVE.add(path, base64.b64decode(data))
+    for name, module in list(sys.modules.items()):
+        if module is not None and _modules.is_users(module, _wasmfn_manifest.USER_ROOTS):
+            del sys.modules[name]
+    # Folders that are new since the build get a finder.
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+    MODULES, IMPORT_ISSUES = _modules.import_all(sources["modules"])
+    blocking = _modules.build_failure(IMPORT_ISSUES, sources["exposing"])
+    if blocking is not None:
+        raise blocking
+    EXPOSED = {}
+    for name, module in MODULES.items():
+        if _modules.is_users(module, _wasmfn_manifest.USER_ROOTS):
+            EXPOSED.update(_dispatch.exposed_in(name, module))
+    if not EXPOSED:
+        raise LookupError(
+            "no exposed function found: decorate at least one function with "
+            "@FunctionContext.expose (searched modules: " + ", ".join(sources["modules"]) + ")"
+        )
+    AGENT_TOOLS = _agent_tools.AgentTools(MODULES, IMPORT_ISSUES)
 
 _LEVELS = {
     logging.DEBUG: host_log.Level.DEBUG,
@@ -133,6 +177,12 @@ class Handler(exports.Handler):
     def handle(self, inv: types.Invocation) -> types.Response:
         limit = inv.max_response_bytes
         try:
+            if inv.config and inv.config[-1][0] == _DEV_SOURCES_KEY:
+                _reload_dev_sources(inv.config.pop()[1])
+                if inv.entry == _DEV_ENTRIES:
+                    response = _dispatch.render(sorted(EXPOSED), limit)
+                    _write_body(response.body)
+                    return types.Response(response.status, response.headers)
             reserved = AGENT_TOOLS.answer(inv.entry)
             if reserved is not None:
                 response = _dispatch.render(reserved, limit)
@@ -164,9 +214,8 @@ class Handler(exports.Handler):
 # componentize-py mounts the standard library's files at /python (module `__file__`s say
 # /python/lib/python3.14, where no file is): take the path entry that holds them.
 _STDLIB = next(p for p in sys.path if os.path.isfile(os.path.join(p, "os.py")))
-_sources.install(
-    _sources.capture(
-        [mount for mount, _ in _wasmfn_manifest.SOURCE_ROOTS] + ["/world", "/bundled", _STDLIB],
-        [_STDLIB],
-    )
+_ARCHIVE = _sources.capture(
+    [mount for mount, _ in _wasmfn_manifest.SOURCE_ROOTS] + ["/world", "/bundled", _STDLIB],
+    [_STDLIB],
 )
+_sources.install(_ARCHIVE)

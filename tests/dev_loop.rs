@@ -187,20 +187,51 @@ async fn dev_swaps_in_each_edit_and_keeps_serving_through_a_broken_one() {
         let source = dir.join("functions/live.py");
         let text = std::fs::read_to_string(&source).unwrap();
         std::fs::write(&source, text.replace("{name}!\"", "{name}, welcome!\"")).unwrap();
-        stderr.wait_for("live 0.1.0 is live");
+        // A `.py` edit is not built: the last bundle takes the new sources.
+        let live = stderr.wait_for("live 0.1.0 is live");
+        assert!(live.contains("sources reloaded"), "{live}");
         let edited = call().await.unwrap_or_else(|e| panic!("{e}: {}", stderr.drain()));
         assert_eq!(edited, (200, json!({"message": "Hello, Ada, welcome!"})));
+        let edited_text = std::fs::read_to_string(&source).unwrap();
 
         let mut file = std::fs::OpenOptions::new().append(true).open(&source).unwrap();
         writeln!(file, "def broken(:\n").unwrap();
         drop(file);
-        stderr.wait_for("this edit does not build");
+        stderr.wait_for("this edit does not load");
         let kept = call().await.unwrap_or_else(|e| panic!("{e}: {}", stderr.drain()));
         assert_eq!(
             kept,
             (200, json!({"message": "Hello, Ada, welcome!"})),
             "the previous version keeps answering"
         );
+
+        // Valid syntax that fails when imported: refused with the guest's traceback.
+        std::fs::write(&source, format!("{edited_text}\nBROKEN = undefined_name\n")).unwrap();
+        let refused = stderr.wait_for("importing the edited sources raised NameError");
+        assert!(refused.contains("undefined_name"), "{refused}");
+        let kept = call().await.unwrap_or_else(|e| panic!("{e}: {}", stderr.drain()));
+        assert_eq!(kept.1, json!({"message": "Hello, Ada, welcome!"}), "still the old one");
+
+        // A new module and a new entry that imports it, without a build.
+        std::fs::write(dir.join("functions/helper.py"), "ANSWER = {\"helper\": 42}\n").unwrap();
+        let added = "\n\n@FunctionContext.expose\ndef added(context: FunctionContext):\n    \
+                     from functions import helper\n    return helper.ANSWER\n";
+        std::fs::write(&source, format!("{edited_text}{added}")).unwrap();
+        let live = stderr.wait_for("live 0.1.0 is live");
+        assert!(live.contains("sources reloaded"), "{live}");
+        let entry = format!("{base}/spaces/default/functions/live:live.added/invoke");
+        let response = client.get(&entry).send().await.unwrap();
+        assert_eq!(json(response).await, (200, json!({"helper": 42})));
+
+        // function.toml changed: the folder is built again, and the new value is served.
+        let toml = dir.join("function.toml");
+        let manifest = std::fs::read_to_string(&toml).unwrap();
+        std::fs::write(&toml, manifest.replace("greeting = \"Hello\"", "greeting = \"Hi\""))
+            .unwrap();
+        let live = stderr.wait_for("live 0.1.0 is live");
+        assert!(live.contains("rebuilt"), "{live}");
+        let rebuilt = call().await.unwrap_or_else(|e| panic!("{e}: {}", stderr.drain()));
+        assert_eq!(rebuilt, (200, json!({"message": "Hi, Ada, welcome!"})));
         child
     });
     drop(child);
@@ -256,29 +287,43 @@ async fn config_secrets_and_one_log_record_from_the_command_line() {
     assert_eq!(status, 200, "{body}");
     let response = client
         .post(format!("{base}/spaces/default/functions/behave/invoke"))
-        .json(&json!({"a": 1}))
+        .json(&json!({"who": "Ada", "password": "pw-not-for-logs"}))
         .send()
         .await
         .unwrap();
+    let echo_id = response.headers()["x-invocation-id"].to_str().unwrap().to_string();
     let (_, echoed) = json(response).await;
     assert_eq!(echoed["config"]["region"], "us", "the value reached the function: {echoed}");
 
     // The log promises a record within a second of the call's end.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let record = loop {
-        match try_cli(&["logs", &id], "") {
-            (true, record, _) => break record,
-            (false, _, error) if Instant::now() < deadline && error.contains("404") => {
-                tokio::time::sleep(Duration::from_millis(50)).await
+    let record_of = |id: String| async move {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match try_cli(&["logs", &id], "") {
+                (true, record, _) => break record,
+                (false, _, error) if Instant::now() < deadline && error.contains("404") => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                (_, _, error) => panic!("logs {id}: {error}"),
             }
-            (_, _, error) => panic!("logs {id}: {error}"),
         }
     };
+    let record = record_of(id.clone()).await;
     assert!(record.contains(&format!("invocation  {id}")), "{record}");
     assert!(record.contains("behave 1.0.0") && record.contains("--- stdout ---"), "{record}");
     assert!(
         record.contains("printed to stdout") && record.contains("logged a warning"),
         "{record}"
+    );
+    // The arguments are in the record, a credential's value is not.
+    let echo_record = record_of(echo_id).await;
+    assert!(
+        echo_record.contains("--- arguments ---") && echo_record.contains("\"Ada\""),
+        "{echo_record}"
+    );
+    assert!(
+        echo_record.contains("[redacted]") && !echo_record.contains("pw-not-for-logs"),
+        "{echo_record}"
     );
     let table = cli(&["logs", "--since", "10m", "--function", "behave"], "");
     let mut lines = table.lines();

@@ -77,6 +77,8 @@ pub struct Outcome {
     pub version: Option<String>,
     pub entry: Option<String>,
     pub trigger: String,
+    /// The arguments as the function got them (JSON text), for the invocation log.
+    pub arguments: String,
     pub result: Result<FunctionResponse, InvokeError>,
     /// The Python traceback, when the function raised.
     pub traceback: Option<String>,
@@ -361,7 +363,7 @@ impl Invoker {
                 &invocation.caller,
             )
         });
-        let wit_invocation = to_wit(version, entry, invocation, &config);
+        let mut wit_invocation = to_wit(version, entry, invocation, &config);
         let mut timing = Timing::default();
         // A guest blocked inside a host call is not interrupted by epochs; this outer timeout
         // is the backstop, a little later so that the epoch trap normally wins.
@@ -435,6 +437,8 @@ impl Invoker {
             version: Some(version.version.clone()),
             entry: Some(entry.to_string()),
             trigger: invocation.trigger.clone(),
+            // Already serialised for the guest: the log takes it as it is, at no extra cost.
+            arguments: std::mem::take(&mut wit_invocation.arguments),
             result,
             traceback,
             stdout: state.stdout.text(),
@@ -487,6 +491,7 @@ impl Outcome {
         self.stdout = config.redact(&self.stdout);
         self.stderr = config.redact(&self.stderr);
         self.traceback = self.traceback.as_deref().map(|t| config.redact(t));
+        self.arguments = config.redact(&self.arguments);
         for line in &mut self.logs {
             line.message = config.redact(&line.message);
         }
@@ -508,6 +513,7 @@ impl Outcome {
             version: version.map(|v| v.version.clone()),
             entry: invocation.entry.clone(),
             trigger: invocation.trigger.clone(),
+            arguments: serde_json::Value::Object(invocation.arguments.clone()).to_string(),
             result: Err(error),
             traceback: None,
             stdout: String::new(),
@@ -598,6 +604,17 @@ fn classify_trap(
     }
 }
 
+/// The configuration as the guest receives it: each value as JSON text; last, under
+/// [`crate::registry::DEV_SOURCES_KEY`], the sources `wasmfn dev` reloads, if any.
+fn wit_config(version: &FunctionVersion, config: &FunctionConfig) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> =
+        config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    if let Some(sources) = &version.dev_sources {
+        pairs.push((crate::registry::DEV_SOURCES_KEY.to_string(), sources.to_string()));
+    }
+    pairs
+}
+
 /// What the guest's `handle` receives for `invocation` (public for `wasmfn bench`).
 pub fn to_wit(
     version: &FunctionVersion,
@@ -620,12 +637,12 @@ pub fn to_wit(
         trigger: invocation.trigger.clone(),
         caller: caller_to_wit(&invocation.caller),
         // JSON text: the guest decodes each value (`context.config` holds any JSON, as on IXON).
-        config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        config: wit_config(version, config),
         max_response_bytes: u64::try_from(version.limits.max_response_bytes).unwrap_or(u64::MAX),
     }
 }
 
-fn caller_to_wit(caller: &Caller) -> types::Caller {
+pub(crate) fn caller_to_wit(caller: &Caller) -> types::Caller {
     let resource = |r: &Option<Resource>| {
         r.as_ref().map(|r| types::FunctionResource {
             public_id: r.public_id.clone(),

@@ -52,6 +52,11 @@ pub struct FunctionVersion {
     pub(crate) pool: crate::pool::InstancePool,
     pub loaded_from: LoadedFrom,
     pub load_time: Duration,
+    /// `default_entry` as the bundle's `function.toml` gives it (qualified), if it does.
+    pub(crate) declared_default: Option<String>,
+    /// `wasmfn dev` only: the function folder's current sources (see [`DevSources`]), which
+    /// every call imports over the ones built into the bundle.
+    pub dev_sources: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for FunctionVersion {
@@ -167,6 +172,7 @@ pub async fn load_version(
         return Err(BundleError::NoEntries);
     }
     let default_entry = resolve_default(&meta, &entries)?;
+    let declared_default = meta.default_entry.as_deref().map(qualify_entry);
     let name = options.name.clone().filter(|n| !n.is_empty()).unwrap_or(meta.name.clone());
     if name.is_empty() {
         return Err(BundleError::BadMeta("the bundle has no function name; give one".into()));
@@ -207,7 +213,134 @@ pub async fn load_version(
         pre,
         loaded_from,
         load_time: started.elapsed(),
+        declared_default,
+        dev_sources: None,
     })
+}
+
+/// The reserved configuration key that carries [`FunctionVersion::dev_sources`] to the guest
+/// (the guest takes it off before the function sees its configuration). Its NUL byte keeps it
+/// out of reach of `function.toml`, the admin API and callers.
+pub const DEV_SOURCES_KEY: &str = "\u{0}wasmfn-dev-sources";
+
+/// The entry the guest answers, with dev sources only, by importing them and listing what they
+/// expose.
+const DEV_ENTRIES: &str = "wasmfn-dev-entries";
+
+/// `wasmfn dev`'s fast path for an edit that leaves `function.toml` and the requirements alone:
+/// the last bundle built for the folder, with `sources` (JSON, as `wasmfn dev` makes it: the
+/// folder's files and modules) imported by every call over the sources built into it, so that
+/// an edit costs no componentize-py and no compile. The sources are imported once here, in a
+/// throwaway instance, to learn the entries they expose; an edit that does not import (or
+/// exposes nothing, or drops the declared `default_entry`) is refused with the guest's
+/// traceback, and the version in service stays.
+pub async fn with_dev_sources(
+    engine: &Engine,
+    mut version: FunctionVersion,
+    sources: Arc<str>,
+) -> Result<FunctionVersion, BundleError> {
+    version.dev_sources = Some(sources);
+    let (engine_c, pre, limits, invocation) = (
+        engine.clone(),
+        version.pre.clone(),
+        version.limits.clone(),
+        dev_entries_invocation(&version),
+    );
+    let runtime = tokio::runtime::Handle::current();
+    let entries = wasmfn_host_apis::background::spawn(move || {
+        runtime.block_on(call_dev_entries(&engine_c, &pre, &limits, &invocation))
+    })
+    .await
+    .map_err(|e| BundleError::Entries(format!("the task listing entries failed: {e}")))??;
+    if entries.is_empty() {
+        return Err(BundleError::NoEntries);
+    }
+    version.default_entry = match &version.declared_default {
+        Some(declared) if entries.contains(declared) => Some(declared.clone()),
+        Some(declared) => {
+            return Err(BundleError::BadMeta(format!(
+                "default_entry '{declared}' is not an exposed function (entries: {})",
+                entries.join(", ")
+            )))
+        }
+        None if entries.len() == 1 => Some(entries[0].clone()),
+        None => None,
+    };
+    version.entries = entries;
+    Ok(version)
+}
+
+fn dev_entries_invocation(version: &FunctionVersion) -> crate::bindings::types::Invocation {
+    use crate::bindings::types;
+    types::Invocation {
+        function: version.name.clone(),
+        entry: DEV_ENTRIES.into(),
+        arguments: "{}".into(),
+        request: types::Request {
+            method: "POST".into(),
+            path: String::new(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+        trigger: "dev".into(),
+        caller: crate::invoker::caller_to_wit(&Default::default()),
+        config: vec![(
+            DEV_SOURCES_KEY.to_string(),
+            version.dev_sources.as_deref().unwrap_or_default().to_string(),
+        )],
+        max_response_bytes: 1 << 20,
+    }
+}
+
+async fn call_dev_entries(
+    engine: &Engine,
+    pre: &FunctionPre<InvocationState>,
+    limits: &Limits,
+    invocation: &crate::bindings::types::Invocation,
+) -> Result<Vec<String>, BundleError> {
+    use crate::bindings::types::FunctionError;
+    let mut state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096, None);
+    state.limit_response(1 << 20);
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    crate::pool::set_deadline(&mut store, Instant::now() + limits.timeout(), u64::MAX);
+    let failed = |what: &str, error: wasmtime::Error| match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => BundleError::Entries(format!(
+            "{what} did not finish within the function's timeout ({} ms)",
+            limits.timeout_ms
+        )),
+        _ => BundleError::Entries(format!("{what} failed: {error:#}")),
+    };
+    let instance = pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| failed("instantiating the bundle", e))?;
+    let answer = instance
+        .wasmfn_platform_handler()
+        .call_handle(&mut store, invocation)
+        .await
+        .map_err(|e| failed("importing the edited sources", e))?;
+    match answer {
+        Ok(_) => {
+            let body = store.data_mut().response.take();
+            serde_json::from_slice::<Vec<String>>(&body)
+                .map(|mut entries| {
+                    entries.sort();
+                    entries
+                })
+                .map_err(|e| BundleError::Entries(format!("the guest's list of entries: {e}")))
+        }
+        Err(FunctionError::Exception(info)) => Err(BundleError::Entries(format!(
+            "importing the edited sources raised {}: {}\n{}",
+            info.type_name, info.message, info.traceback
+        ))),
+        Err(FunctionError::NotFound(_)) => Err(BundleError::Entries(
+            "this bundle was built by an older wasmfn that cannot reload sources; it is rebuilt"
+                .into(),
+        )),
+        Err(other) => Err(BundleError::Entries(format!("importing the edited sources: {other:?}"))),
+    }
 }
 
 /// The environment variable that overrides config `key` of function `name`:

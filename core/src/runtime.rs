@@ -135,4 +135,20 @@ impl Runtime {
         version.config = version.config.with_overrides(config);
         self.registry().activate(version)
     }
+
+    /// `wasmfn dev`'s reload of an edited folder: `bytes` (the last bundle built for it,
+    /// normally in the compile cache already) activated with `sources` imported over its own by
+    /// every call (see [`crate::registry::with_dev_sources`]).
+    pub async fn load_dev(
+        &self,
+        bytes: Vec<u8>,
+        space: &str,
+        config: &BTreeMap<String, serde_json::Value>,
+        sources: Arc<str>,
+    ) -> Result<Arc<FunctionVersion>, BundleError> {
+        let mut version = self.prepare(bytes, space, None, None).await?;
+        version.config = version.config.with_overrides(config);
+        let version = crate::registry::with_dev_sources(&self.engine, version, sources).await?;
+        self.registry().activate(version)
+    }
 }

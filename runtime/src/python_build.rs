@@ -318,6 +318,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
             eprintln!("wasmfn build: {message}");
         }
     };
+    let progress: &dyn Fn(&str) = &progress;
     progress(&format!("{} {} (modules: {})", manifest.name, manifest.version, modules.join(", ")));
     if !dir.join(MANIFEST_FILE).exists() {
         progress(&format!(
@@ -325,24 +326,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         ));
     }
     let toolchain = Toolchain::ensure(&wasmfn_home()).map_err(BuildError::Toolchain)?;
-    if let Some(found) = syntax::check(&toolchain.python(), &module_files(dir, &modules)) {
-        let location = format!("{}:{}", found.file.display(), found.line);
-        if found.is_certain() {
-            return Err(BuildError::Python {
-                location,
-                summary: found.message,
-                traceback: String::new(),
-            });
-        }
-        let (major, minor) = found.python;
-        progress(&format!(
-            "warning: {location}: {} (so says this machine's Python {major}.{minor}; the \
-             bundle's Python {}.{} has the last word, building to let it decide)",
-            found.message,
-            syntax::guest_python().0,
-            syntax::guest_python().1
-        ));
-    }
+    check_syntax(&toolchain, dir, &modules, progress)?;
 
     let staging = tempfile::tempdir().map_err(io("creating a staging directory"))?;
     let guest = staging.path().join("guest");
@@ -360,12 +344,8 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     // componentize-py mounts each `-p` folder at /0, /1, ... in that order; the guest maps the
     // mounts back to the names the user knows in tracebacks.
     let mut mounts: Vec<(PathBuf, String)> = vec![(guest.clone(), "<wasmfn>/".into())];
-    match layout {
-        Layout::Ixon => {
-            mounts.push((app.join("functions"), "functions/".into()));
-            mounts.push((app.clone(), String::new()));
-        }
-        Layout::Flat => mounts.push((app.clone(), String::new())),
+    for (folder, shown) in user_mounts(layout) {
+        mounts.push((app.join(folder), shown.to_string()));
     }
     mounts.push((deps.clone(), "<requirements>/".into()));
     let manifest_py = GuestManifest {
@@ -434,6 +414,127 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     std::fs::rename(&tmp, &wasm).map_err(io(format!("writing {}", wasm.display())))?;
     progress(&format!("wrote {}", wasm.display()));
     Ok(Built { wasm, manifest, rebuilt: true })
+}
+
+/// Checks the syntax of the modules with the toolchain's Python (a fraction of a second): a
+/// certain error fails at once; one only this machine's older Python sees is a warning.
+fn check_syntax(
+    toolchain: &Toolchain,
+    dir: &Path,
+    modules: &[String],
+    progress: &dyn Fn(&str),
+) -> Result<(), BuildError> {
+    let Some(found) = syntax::check(&toolchain.python(), &module_files(dir, modules)) else {
+        return Ok(());
+    };
+    let location = format!("{}:{}", found.file.display(), found.line);
+    if found.is_certain() {
+        return Err(BuildError::Python {
+            location,
+            summary: found.message,
+            traceback: String::new(),
+        });
+    }
+    let (major, minor) = found.python;
+    progress(&format!(
+        "warning: {location}: {} (so says this machine's Python {major}.{minor}; the bundle's \
+         Python {}.{} has the last word, building to let it decide)",
+        found.message,
+        syntax::guest_python().0,
+        syntax::guest_python().1
+    ));
+    Ok(())
+}
+
+/// The folders of the staged sources that componentize-py mounts as the user's code, in mount
+/// order (`/1`, `/2`, ...), and how tracebacks show each.
+fn user_mounts(layout: Layout) -> &'static [(&'static str, &'static str)] {
+    match layout {
+        // Bare module names are served from `functions/`, and the folder is a root too.
+        Layout::Ixon => &[("functions", "functions/"), ("", "")],
+        Layout::Flat => &[("", "")],
+    }
+}
+
+/// The last bundle built for `dir`, when it can take the folder's current sources as
+/// `wasmfn dev` reloads them ([`dev_sources`]): built by this wasmfn from the same
+/// `function.toml` (the same metadata, so the same name, version, limits, triggers) and no
+/// requirements file newer than it. `None`: the folder must be built.
+pub fn reload_base(dir: &Path) -> Option<PathBuf> {
+    let manifest = FunctionManifest::load(dir).ok()?;
+    let wasm = output_path(&manifest, dir, &BuildOptions::default());
+    let built_at = wasm.metadata().and_then(|m| m.modified()).ok()?;
+    for file in ["requirements.txt", lock::LOCK_FILE] {
+        let changed = dir.join(file).metadata().and_then(|m| m.modified());
+        if changed.is_ok_and(|at| at > built_at) {
+            return None;
+        }
+    }
+    let bytes = std::fs::read(&wasm).ok()?;
+    let meta = bundle::read_meta(&bytes).ok().flatten()?;
+    let wanted = BundleMeta::from_manifest(&manifest, guest_sources::build_id());
+    (meta == wanted).then_some(wasm)
+}
+
+/// `wasmfn dev`'s reload of an edit (see `Runtime::load_dev`): the checks a build makes first
+/// (function.toml, modules, `default_entry`, syntax), then the folder's sources as the guest
+/// takes them, JSON: `files`, a `[path, base64]` pair for each file a build copies, at each
+/// mount a build gives it; `modules` and `exposing`, as a build lists them.
+pub fn dev_sources(dir: &Path) -> Result<String, BuildError> {
+    use base64::Engine as _;
+    let manifest = FunctionManifest::load(dir)?;
+    let modules = entry_modules(dir)?;
+    if modules.is_empty() {
+        return Err(BuildError::NoModules(function_root(dir).display().to_string()));
+    }
+    check_default_entry(dir, &manifest, &modules)?;
+    let toolchain = Toolchain::ensure(&wasmfn_home()).map_err(BuildError::Toolchain)?;
+    check_syntax(&toolchain, dir, &modules, &|message| eprintln!("wasmfn dev: {message}"))?;
+    let staging = tempfile::tempdir().map_err(io("creating a staging directory"))?;
+    let app = staging.path().join("app");
+    stage_sources(dir, &app).map_err(io(format!("copying the sources of {}", dir.display())))?;
+    let mut staged = Vec::new();
+    collect_files(&app, &app, &mut staged).map_err(io("reading the staged sources"))?;
+    let mut files = Vec::new();
+    for (index, (folder, _)) in user_mounts(Layout::of(dir)).iter().enumerate() {
+        let prefix = if folder.is_empty() { String::new() } else { format!("{folder}/") };
+        for (relative, data) in &staged {
+            if let Some(inside) = relative.strip_prefix(&prefix) {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+                files.push(serde_json::json!([format!("/{}/{inside}", index + 1), encoded]));
+            }
+        }
+    }
+    Ok(serde_json::json!({
+        "files": files,
+        "modules": modules,
+        "exposing": exposing_modules(dir, &modules),
+    })
+    .to_string())
+}
+
+/// Every file under `folder`, as (path relative to `root` with `/`, contents), sorted.
+fn collect_files(
+    root: &Path,
+    folder: &Path,
+    into: &mut Vec<(String, Vec<u8>)>,
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(folder)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(root, &path, into)?;
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            let relative = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            into.push((relative, std::fs::read(&path)?));
+        }
+    }
+    Ok(())
 }
 
 /// What the guest's `_wasmfn_manifest` module tells the entry module about this build.

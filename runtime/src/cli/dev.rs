@@ -1,8 +1,12 @@
 //! `wasmfn dev DIR...`: `serve` for the one writing the functions. Every folder is watched;
-//! when a source changes it is rebuilt and the new version swapped in atomically (calls in
+//! when a source changes it is reloaded and the new version swapped in atomically (calls in
 //! flight finish on the old one, a broken edit leaves the old one answering and prints why).
 //! Every invocation is shown on the terminal with its output, calls need no key, and the
 //! document store, objects and invocation log live in a data directory of their own.
+//!
+//! An edit that leaves `function.toml` and the requirements alone is not built: the folder's
+//! last bundle is activated again with the current sources, which each call imports over the
+//! ones built into it ([`reload_sources`]); about a second instead of a build and a compile.
 //!
 //! Folders are watched by polling the newest modification time of their sources
 //! ([`python_build::newest_source`], the same rule that decides whether a folder is stale):
@@ -31,8 +35,9 @@ const MARKER: &str = "wasmfn-dev-data";
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
-    /// Function folders to serve, rebuilt and reloaded whenever one of their sources (`.py`,
-    /// `requirements.txt`, `function.toml`) changes.
+    /// Function folders to serve, reloaded whenever one of their sources changes: a `.py` edit
+    /// by giving calls the new sources over the last build (no build), a change of
+    /// `function.toml` or the requirements by a full build.
     #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
@@ -141,6 +146,27 @@ pub async fn load_folder(
     Ok(runtime.load_with_config(bytes, space, None, &config).await?)
 }
 
+/// An edit that leaves `function.toml` and the requirements alone: the folder's last bundle
+/// (`wasm`, compiled already) with its current sources, which every call imports (see
+/// `Runtime::load_dev`). No componentize-py, no compile: the checks and one import of the
+/// sources to list what they expose.
+async fn reload_sources(
+    runtime: &Arc<Runtime>,
+    space: &str,
+    dir: &Path,
+    wasm: &Path,
+) -> Result<Arc<FunctionVersion>> {
+    let (folder, wasm) = (dir.to_path_buf(), wasm.to_path_buf());
+    let (sources, bytes) = tokio::task::spawn_blocking(move || -> Result<(String, Vec<u8>)> {
+        let sources = python_build::dev_sources(&folder)?;
+        let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
+        Ok((sources, bytes))
+    })
+    .await??;
+    let config = folder_dev_config(dir)?;
+    Ok(runtime.load_dev(bytes, space, &config, sources.into()).await?)
+}
+
 /// Rebuilds and reloads each folder when its sources change, until the task is aborted.
 pub async fn watch(runtime: Arc<Runtime>, space: String, dirs: Vec<PathBuf>, mode: DevMode) {
     let mut seen = vec![mode.since; dirs.len()];
@@ -159,16 +185,34 @@ pub async fn watch(runtime: Arc<Runtime>, space: String, dirs: Vec<PathBuf>, mod
             }
             *seen = newest;
             let started = Instant::now();
-            eprintln!("wasmfn dev: {} changed, rebuilding…", dir.display());
-            match load_folder(&runtime, &space, dir).await {
+            let folder = dir.clone();
+            let base = tokio::task::spawn_blocking(move || python_build::reload_base(&folder))
+                .await
+                .ok()
+                .flatten();
+            let (loaded, how) = match base {
+                Some(wasm) => {
+                    eprintln!(
+                        "wasmfn dev: {} changed, reloading its sources (function.toml and \
+                         requirements unchanged: no build)…",
+                        dir.display()
+                    );
+                    (reload_sources(&runtime, &space, dir, &wasm).await, "sources reloaded")
+                }
+                None => {
+                    eprintln!("wasmfn dev: {} changed, rebuilding…", dir.display());
+                    (load_folder(&runtime, &space, dir).await, "rebuilt")
+                }
+            };
+            match loaded {
                 Ok(version) => eprintln!(
-                    "wasmfn dev: {} {} is live ({:.1} s after the change was seen)",
+                    "wasmfn dev: {} {} is live, {how} ({:.1} s after the change was seen)",
                     version.name,
                     version.version,
                     started.elapsed().as_secs_f64()
                 ),
                 Err(error) => eprintln!(
-                    "wasmfn dev: {}: this edit does not build; the previous version keeps \
+                    "wasmfn dev: {}: this edit does not load; the previous version keeps \
                      answering:\n{error:#}",
                     dir.display()
                 ),

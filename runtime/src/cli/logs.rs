@@ -196,6 +196,14 @@ fn print_line(record: &Value) {
     println!("{}", row(&cells));
 }
 
+/// JSON text indented for reading, or as it is when it does not parse.
+fn pretty_json(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|value| serde_json::to_string_pretty(&value).ok())
+        .unwrap_or_else(|| text.to_string())
+}
+
 /// One record, whole, for a person to read.
 fn print_record(record: &Value) {
     let text = |key: &str| record[key].as_str().unwrap_or("-").to_string();
@@ -214,6 +222,12 @@ fn print_record(record: &Value) {
             println!("--- {title} ---\n{}", body.trim_end());
         }
     };
+    let arguments = match (record["arguments"].as_str(), record["arguments_bytes"].as_u64()) {
+        (Some(text), Some(total)) => format!("{text}… (cut: {total} bytes in all)"),
+        (Some(text), None) => pretty_json(text),
+        (None, _) => String::new(),
+    };
+    section("arguments", &arguments);
     section("stdout", record["stdout"].as_str().unwrap_or(""));
     section("stderr", record["stderr"].as_str().unwrap_or(""));
     let lines: Vec<String> = record["logs"]

@@ -14,7 +14,9 @@ pub struct LoggedLine {
 }
 
 /// Everything recorded about one invocation. Request headers and bodies are not kept: they
-/// may carry credentials and personal data.
+/// may carry credentials and personal data. The arguments are, bounded to
+/// [`MAX_ARGUMENTS_BYTES`], with the values of credential-like keys replaced (see
+/// [`recorded_arguments`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LogRecord {
     pub id: uuid::Uuid,
@@ -28,6 +30,14 @@ pub struct LogRecord {
     pub version: Option<String>,
     pub entry: Option<String>,
     pub trigger: String,
+    /// The arguments the function got, as JSON text: values of keys that name credentials
+    /// replaced by `"[redacted]"`, cut at [`MAX_ARGUMENTS_BYTES`] (then `arguments_bytes` says
+    /// how long they were). Absent in records written before arguments were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+    /// The full length of the arguments' JSON text, when `arguments` was cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments_bytes: Option<u64>,
     /// The HTTP status the caller got (or would have).
     pub status: u16,
     /// `ok` when the function answered (whatever its status), else the error code
@@ -56,6 +66,7 @@ impl LogRecord {
             }
             Err(error) => (error.code().to_string(), None, Some(error.to_string())),
         };
+        let (arguments, arguments_bytes) = recorded_arguments(&outcome.arguments);
         Self {
             id: outcome.id,
             started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -66,6 +77,8 @@ impl LogRecord {
             version: outcome.version.clone(),
             entry: outcome.entry.clone(),
             trigger: outcome.trigger.clone(),
+            arguments,
+            arguments_bytes,
             status: outcome.status(),
             outcome: outcome_name,
             error_type,
@@ -90,6 +103,60 @@ impl LogRecord {
         let mut key = (self.started_ms.max(0) as u64).to_be_bytes().to_vec();
         key.extend_from_slice(self.id.as_bytes());
         key
+    }
+}
+
+/// How much of an invocation's arguments its record keeps.
+pub const MAX_ARGUMENTS_BYTES: usize = 4096;
+
+/// Parts of a key that mark its value as a credential (compared without case).
+const CREDENTIAL_KEYS: [&str; 7] =
+    ["password", "passwd", "secret", "token", "authorization", "apikey", "api_key"];
+
+/// What a record keeps of `arguments` (the JSON text the function got): `None` when there were
+/// none, else the text with every credential-like key's value replaced, cut at
+/// [`MAX_ARGUMENTS_BYTES`] on a character boundary; and the full length when it was cut.
+pub fn recorded_arguments(arguments: &str) -> (Option<String>, Option<u64>) {
+    if arguments.is_empty() || arguments == "{}" {
+        return (None, None);
+    }
+    let lower = arguments.to_ascii_lowercase();
+    let text = if CREDENTIAL_KEYS.iter().any(|key| lower.contains(key)) {
+        match serde_json::from_str::<serde_json::Value>(arguments) {
+            Ok(mut value) => {
+                redact_credentials(&mut value);
+                value.to_string()
+            }
+            // Not JSON (never from wasmfn's own triggers): keep nothing rather than a secret.
+            Err(_) => "\"[redacted]\"".to_string(),
+        }
+    } else {
+        arguments.to_string()
+    };
+    if text.len() <= MAX_ARGUMENTS_BYTES {
+        return (Some(text), None);
+    }
+    let mut cut = MAX_ARGUMENTS_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    (Some(text[..cut].to_string()), Some(text.len() as u64))
+}
+
+fn redact_credentials(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let key = key.to_ascii_lowercase();
+                if CREDENTIAL_KEYS.iter().any(|credential| key.contains(credential)) {
+                    *item = serde_json::Value::String("[redacted]".into());
+                } else {
+                    redact_credentials(item);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_credentials),
+        _ => {}
     }
 }
 

@@ -16,6 +16,8 @@ fn record(function: &str, status: u16, started: DateTime<Utc>) -> LogRecord {
         version: Some("1.0.0".into()),
         entry: Some("m.f".into()),
         trigger: "http".into(),
+        arguments: None,
+        arguments_bytes: None,
         status,
         outcome: if status == 200 { "ok".into() } else { "function_exception".into() },
         error_type: None,
@@ -111,4 +113,29 @@ async fn observed_outcomes_are_written_and_shutdown_flushes_them() {
     tasks.shutdown().await;
     let stored = log.get(outcome.id).expect("written before shutdown returned");
     assert_eq!((stored.status, stored.outcome.as_str()), (504, "timeout"));
+}
+
+#[test]
+fn arguments_are_kept_bounded_and_without_credentials() {
+    use record::{recorded_arguments, MAX_ARGUMENTS_BYTES};
+    assert_eq!(recorded_arguments("{}"), (None, None));
+    assert_eq!(recorded_arguments(""), (None, None));
+    let plain = r#"{"name":"Ada","n":3}"#;
+    assert_eq!(recorded_arguments(plain), (Some(plain.to_string()), None));
+    let (kept, cut) = recorded_arguments(
+        r#"{"user":{"Password":"hunter2","name":"Ada"},"items":[{"api_key":"k1"}],"accessToken":"t"}"#,
+    );
+    let kept: serde_json::Value = serde_json::from_str(&kept.unwrap()).unwrap();
+    assert_eq!(cut, None);
+    assert_eq!(kept["user"]["Password"], "[redacted]");
+    assert_eq!(kept["user"]["name"], "Ada");
+    assert_eq!(kept["items"][0]["api_key"], "[redacted]");
+    assert_eq!(kept["accessToken"], "[redacted]");
+    assert!(!kept.to_string().contains("hunter2"));
+    // Long text is cut on a character boundary, and its length kept.
+    let long = format!(r#"{{"text":"{}"}}"#, "é".repeat(MAX_ARGUMENTS_BYTES));
+    let (kept, cut) = recorded_arguments(&long);
+    let kept = kept.unwrap();
+    assert!(kept.len() <= MAX_ARGUMENTS_BYTES && kept.len() >= MAX_ARGUMENTS_BYTES - 1);
+    assert_eq!(cut, Some(long.len() as u64));
 }

@@ -229,6 +229,7 @@ mod tests {
                     version: None,
                     entry: None,
                     trigger: invocation.trigger,
+                    arguments: String::new(),
                     result: Ok(FunctionResponse {
                         status: 200,
                         headers: vec![],
