@@ -5,8 +5,11 @@
   build, edit          the same after a change to its .py file (what every save costs)
   build, requirements  the same after adding a pure-Python requirement (pip resolves it)
   dev, edit -> answer  `wasmfn dev DIR` running: a .py file is saved, and the invoke URL is
-                       polled until it answers with the new text (build + Cranelift compile +
-                       swap, as a developer waits for it)
+                       polled until it answers with the new text (as a developer waits for
+                       it: the checks, the sources given to the last bundle, the swap)
+  dev, requirements -> answer
+                       the same, with requirements.txt changed too: a full build, a Cranelift
+                       compile and the swap
 
 Writes <out>/devloop.json and <out>/devloop.md.
 
@@ -131,6 +134,13 @@ def main() -> None:
                 set_greeting(source, text)
                 results["dev, edit -> answer"].append(wait_for(url, text, started))
                 log(f"dev, edit -> answer {run}: {results['dev, edit -> answer'][-1]:.1f} s")
+            started = time.monotonic()
+            (folder / "requirements.txt").write_text("")
+            set_greeting(source, "requirements changed")
+            results["dev, requirements -> answer"] = [
+                wait_for(url, "requirements changed", started)
+            ]
+            log(f"dev, requirements -> answer: {results['dev, requirements -> answer'][0]:.1f} s")
         finally:
             dev.terminate()
             dev.wait(timeout=60)
