@@ -19,6 +19,7 @@ pub mod guest_sources;
 pub mod invocation_log;
 pub mod metrics;
 pub mod node;
+pub mod progress;
 pub mod python_build;
 pub mod rejections;
 pub mod server;

@@ -338,7 +338,10 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     for note in &requirements.notes {
         progress(&format!("warning: {note}"));
     }
-    requirements.install(&toolchain, dir, &deps, &progress)?;
+    {
+        let _elapsed = options.progress.then(|| crate::progress::Elapsed::start("  requirements"));
+        requirements.install(&toolchain, dir, &deps, &progress)?;
+    }
     let requirements = requirements.declared_modules(&deps)?;
 
     // componentize-py mounts each `-p` folder at /0, /1, ... in that order; the guest maps the
@@ -361,7 +364,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     };
     write_guest_sources(staging.path(), &manifest_py)?;
 
-    progress("compiling Python into a component with componentize-py (takes ~20 s)");
+    progress("compiling Python into a component with componentize-py (takes 5-20 s)");
     let out = staging.path().join("out.wasm");
     let mut command = Command::new(toolchain.componentize_py());
     command.arg("-d").arg(staging.path().join("wit")).args([
@@ -378,6 +381,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     let no_site_packages = staging.path().join("no-venv");
     std::fs::create_dir_all(no_site_packages.join("lib").join("site-packages"))
         .map_err(io("creating the staging directory"))?;
+    let elapsed = options.progress.then(|| crate::progress::Elapsed::start("  componentize-py"));
     let result = command
         .arg("-o")
         .arg(&out)
@@ -386,6 +390,7 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         .env("RUST_LIB_BACKTRACE", "0")
         .output()
         .map_err(io("running componentize-py"))?;
+    drop(elapsed);
     if !result.status.success() {
         let stderr = String::from_utf8_lossy(&result.stderr);
         let shown: Vec<(String, String)> = manifest_py

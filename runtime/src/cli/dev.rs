@@ -141,7 +141,7 @@ pub async fn load_folder(
         .await
         .with_context(|| format!("reading {}", built.wasm.display()))?;
     let what = format!("{} {}", built.manifest.name, built.manifest.version);
-    super::announce_compile(runtime, &bytes, &what);
+    let _compiling = super::announce_compile(runtime, &bytes, &what);
     let config = folder_dev_config(dir)?;
     Ok(runtime.load_with_config(bytes, space, None, &config).await?)
 }

@@ -95,7 +95,14 @@ pub async fn deploy(args: DeployArgs) -> Result<std::process::ExitCode> {
         .query(&query)
         .header("content-type", "application/wasm")
         .body(bytes);
-    let body = admin.send(request).await?;
+    let body = {
+        let _elapsed = crate::progress::Elapsed::start(if args.no_wait {
+            "  uploading"
+        } else {
+            "  uploading and compiling on the server"
+        });
+        admin.send(request).await?
+    };
     let version = &body["version"];
     println!(
         "{}/{name} {}: {}",

@@ -391,12 +391,19 @@ fn open_storage(dir: Option<&Path>) -> Result<crate::state::StateDb> {
 }
 
 /// Says on stderr that `bytes` will be compiled to machine code before it can run (seconds,
-/// once per bundle and machine), when the compile cache does not have it yet.
-pub(crate) fn announce_compile(runtime: &Runtime, bytes: &[u8], what: &str) {
+/// once per bundle and machine), when the compile cache does not have it yet; then, on a
+/// terminal, counts the seconds until the answer is dropped (hold it over the load).
+pub(crate) fn announce_compile(
+    runtime: &Runtime,
+    bytes: &[u8],
+    what: &str,
+) -> Option<crate::progress::Elapsed> {
     let sha256 = crate::bundle::sha256_hex(bytes);
-    if !runtime.cache().path_for(&sha256).exists() {
-        eprintln!("wasmfn: compiling {what} to machine code (Cranelift, typically 5-40 s, once)…");
+    if runtime.cache().path_for(&sha256).exists() {
+        return None;
     }
+    eprintln!("wasmfn: compiling {what} to machine code (Cranelift, typically 5-40 s, once)…");
+    Some(crate::progress::Elapsed::start("  Cranelift"))
 }
 
 /// A `--config` VALUE: JSON when it parses as JSON, otherwise the text itself.
@@ -426,12 +433,13 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
     let capabilities = crate::node::open_capabilities(&options, &state).await?;
     runtime.invoker().set_capabilities(std::sync::Arc::new(capabilities));
     let bytes = bundle_bytes(&args.path).await?;
-    announce_compile(&runtime, &bytes, &args.path.display().to_string());
+    let compiling = announce_compile(&runtime, &bytes, &args.path.display().to_string());
     // `--config` is the operator's, applied at load like the folder's dev configuration: it may
     // replace secrets too, which a call's own `config` never may.
     let mut load_config = folder_dev_config(&args.path)?;
     load_config.extend(config);
     let version = runtime.load_with_config(bytes, &args.space, None, &load_config).await?;
+    drop(compiling);
     let invocation = Invocation {
         space: args.space.clone(),
         function: version.name.clone(),

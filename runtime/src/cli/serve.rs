@@ -272,10 +272,15 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
         format!("listening on {} (is another server using it? pass --listen)", args.listen)
     })?;
     let mut served = Vec::new();
+    // One count of seconds over every compile of the start (they run in `node.start`).
+    let mut compiling = None;
     // `wasmfn dev` loads its folders itself, after the start: a broken one must not stop it.
     for path in args.paths.iter().filter(|_| dev.is_none()) {
         let bytes = bundle_bytes(path).await?;
-        super::announce_compile(&node.runtime, &bytes, &path.display().to_string());
+        let elapsed = super::announce_compile(&node.runtime, &bytes, &path.display().to_string());
+        if compiling.is_none() {
+            compiling = elapsed;
+        }
         served.push(ServedBundle {
             space: args.space.clone(),
             bytes,
@@ -284,6 +289,7 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
         });
     }
     let mut started = node.start(&capabilities, served).await?;
+    drop(compiling);
     if dev.is_some() {
         for path in &args.paths {
             match super::dev::load_folder(&node.runtime, &args.space, path).await {
