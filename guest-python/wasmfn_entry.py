@@ -39,15 +39,22 @@ if _blocking is not None:
     # A module with exposed functions cannot be imported: fail the build, not the calls.
     raise _blocking
 
-EXPOSED = {}
-for _name, _module in MODULES.items():
-    if _modules.is_users(_module, _wasmfn_manifest.USER_ROOTS):
-        EXPOSED.update(_dispatch.exposed_in(_name, _module))
-if not EXPOSED:
-    raise SystemExit(
-        "wasmfn: no exposed function found: decorate at least one function with "
-        "@FunctionContext.expose (searched modules: " + ", ".join(_wasmfn_manifest.MODULES) + ")"
-    )
+
+def _exposed(modules: dict, searched: list[str]) -> dict:
+    """The exposed functions of the user's ``modules``; raises when there is none."""
+    exposed = {}
+    for name, module in modules.items():
+        if _modules.is_users(module, _wasmfn_manifest.USER_ROOTS):
+            exposed.update(_dispatch.exposed_in(name, module))
+    if not exposed:
+        raise SystemExit(
+            "wasmfn: no exposed function found: decorate at least one function with "
+            "@FunctionContext.expose (searched modules: " + ", ".join(searched) + ")"
+        )
+    return exposed
+
+
+EXPOSED = _exposed(MODULES, _wasmfn_manifest.MODULES)
 AGENT_TOOLS = _agent_tools.AgentTools(MODULES, IMPORT_ISSUES)
 outbound.warm()
 
@@ -81,15 +88,7 @@ def _reload_dev_sources(payload: str) -> None:
     blocking = _modules.build_failure(IMPORT_ISSUES, sources["exposing"])
     if blocking is not None:
         raise blocking
-    EXPOSED = {}
-    for name, module in MODULES.items():
-        if _modules.is_users(module, _wasmfn_manifest.USER_ROOTS):
-            EXPOSED.update(_dispatch.exposed_in(name, module))
-    if not EXPOSED:
-        raise LookupError(
-            "no exposed function found: decorate at least one function with "
-            "@FunctionContext.expose (searched modules: " + ", ".join(sources["modules"]) + ")"
-        )
+    EXPOSED = _exposed(MODULES, sources["modules"])
     AGENT_TOOLS = _agent_tools.AgentTools(MODULES, IMPORT_ISSUES)
 
 _LEVELS = {

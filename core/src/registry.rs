@@ -300,22 +300,8 @@ async fn call_dev_entries(
     invocation: &crate::bindings::types::Invocation,
 ) -> Result<Vec<String>, BundleError> {
     use crate::bindings::types::FunctionError;
-    let mut state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096, None);
-    state.limit_response(1 << 20);
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limiter);
-    crate::pool::set_deadline(&mut store, Instant::now() + limits.timeout(), u64::MAX);
-    let failed = |what: &str, error: wasmtime::Error| match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => BundleError::Entries(format!(
-            "{what} did not finish within the function's timeout ({} ms)",
-            limits.timeout_ms
-        )),
-        _ => BundleError::Entries(format!("{what} failed: {error:#}")),
-    };
-    let instance = pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(|e| failed("instantiating the bundle", e))?;
+    let (mut store, instance) = load_instance(engine, pre, limits).await?;
+    let failed = |what: &str, error| load_failure(limits, what, error);
     let answer = instance
         .wasmfn_platform_handler()
         .call_handle(&mut store, invocation)
@@ -453,27 +439,44 @@ async fn list_entries(
     .map_err(|e| BundleError::Entries(format!("the task listing entries failed: {e}")))?
 }
 
-async fn call_entries(
+/// An instance for guest code run once at load (listing entries, importing dev sources): the
+/// function's memory limit, a 1 MiB answer, and one slice up to its timeout (on the dedicated
+/// thread it runs on there is nobody to yield to).
+async fn load_instance(
     engine: &Engine,
     pre: &FunctionPre<InvocationState>,
     limits: &Limits,
-) -> Result<Vec<String>, BundleError> {
-    let state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096, None);
+) -> Result<(Store<InvocationState>, crate::bindings::Function), BundleError> {
+    let mut state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096, None);
+    state.limit_response(1 << 20);
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    // One slice up to the deadline: on this dedicated thread there is nobody to yield to.
     crate::pool::set_deadline(&mut store, Instant::now() + limits.timeout(), u64::MAX);
-    let failed = |what: &str, error: wasmtime::Error| match error.downcast_ref::<Trap>() {
+    let instance = pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| load_failure(limits, "instantiating the bundle", e))?;
+    Ok((store, instance))
+}
+
+/// Why guest code run at load failed: past the function's timeout, or the error.
+fn load_failure(limits: &Limits, what: &str, error: wasmtime::Error) -> BundleError {
+    match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => BundleError::Entries(format!(
             "{what} did not finish within the function's timeout ({} ms)",
             limits.timeout_ms
         )),
         _ => BundleError::Entries(format!("{what} failed: {error:#}")),
-    };
-    let instance = pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(|e| failed("instantiating the bundle", e))?;
+    }
+}
+
+async fn call_entries(
+    engine: &Engine,
+    pre: &FunctionPre<InvocationState>,
+    limits: &Limits,
+) -> Result<Vec<String>, BundleError> {
+    let (mut store, instance) = load_instance(engine, pre, limits).await?;
+    let failed = |what: &str, error| load_failure(limits, what, error);
     let mut entries = instance
         .wasmfn_platform_handler()
         .call_entries(&mut store)
