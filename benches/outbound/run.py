@@ -10,6 +10,7 @@ what to read. Writes <out>/outbound.json and <out>/outbound.md.
 
     python3 benches/outbound/run.py [--wasmfn-bin target/release/wasmfn] [--quick]
         [--duration S] [--connections 1,16] [--only wasmfn,ixoncdkingress]
+        [--wasmfn-arg=--keep-resident-mb=8 ...]
 
 Usually started by `bash benches/run.sh --only outbound`, which installs wrk first.
 """
@@ -39,13 +40,15 @@ ENTRY = "functions.call_upstream"
 class OutboundWasmfn(Wasmfn):
     label = "wasmfn (requests through the host)"
 
-    def __init__(self, workspace: Workspace, upstream: str) -> None:
+    def __init__(self, workspace: Workspace, upstream: str, extra: list[str]) -> None:
         super().__init__(workspace)
         self.upstream = upstream
+        self.extra = extra
 
     def launch(self, port: int):
         launch = super().launch(port)
         launch.argv[launch.argv.index(str(self.ws.hello_world))] = str(FUNCTION)
+        launch.argv += self.extra
         self.info["command"] = " ".join(launch.argv)
         return launch
 
@@ -80,6 +83,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", default="1,16")
     parser.add_argument("--only", default="wasmfn,ixoncdkingress")
     parser.add_argument("--out", type=Path, default=BENCHES / "out")
+    parser.add_argument("--wasmfn-arg", action="append", default=[], metavar="ARG",
+                        help="an extra `wasmfn serve` argument (repeat), e.g. "
+                             "--wasmfn-arg=--keep-resident-mb=8")
     args = parser.parse_args()
     args.duration = args.duration or (3 if args.quick else 10)
     args.warmup = 1 if args.quick else 2
@@ -141,7 +147,7 @@ def main() -> int:
     try:
         wanted = {name.strip() for name in args.only.split(",")}
         systems = [
-            s for s in (OutboundWasmfn(workspace, upstream_url),
+            s for s in (OutboundWasmfn(workspace, upstream_url, args.wasmfn_arg),
                         OutboundIxoncdkingress(workspace, upstream_url))
             if s.name in wanted
         ]
