@@ -513,7 +513,7 @@ impl Outcome {
             version: version.map(|v| v.version.clone()),
             entry: invocation.entry.clone(),
             trigger: invocation.trigger.clone(),
-            arguments: serde_json::Value::Object(invocation.arguments.clone()).to_string(),
+            arguments: arguments_json(invocation),
             result: Err(error),
             traceback: None,
             stdout: String::new(),
@@ -604,6 +604,12 @@ fn classify_trap(
     }
 }
 
+/// The arguments as the guest receives them, JSON text (and so the invocation log).
+fn arguments_json(invocation: &Invocation) -> String {
+    // A map of JSON values always serialises; no copy of the map is made for it.
+    serde_json::to_string(&invocation.arguments).unwrap_or_else(|_| "{}".into())
+}
+
 /// The configuration as the guest receives it: each value as JSON text; last, under
 /// [`crate::registry::DEV_SOURCES_KEY`], the sources `wasmfn dev` reloads, if any.
 fn wit_config(version: &FunctionVersion, config: &FunctionConfig) -> Vec<(String, String)> {
@@ -626,7 +632,7 @@ pub fn to_wit(
     types::Invocation {
         function: version.name.clone(),
         entry: entry.to_string(),
-        arguments: serde_json::Value::Object(invocation.arguments.clone()).to_string(),
+        arguments: arguments_json(invocation),
         request: types::Request {
             method: request.method.clone(),
             path: request.path.clone(),
@@ -642,7 +648,7 @@ pub fn to_wit(
     }
 }
 
-pub(crate) fn caller_to_wit(caller: &Caller) -> types::Caller {
+fn caller_to_wit(caller: &Caller) -> types::Caller {
     let resource = |r: &Option<Resource>| {
         r.as_ref().map(|r| types::FunctionResource {
             public_id: r.public_id.clone(),

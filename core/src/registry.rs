@@ -52,10 +52,10 @@ pub struct FunctionVersion {
     pub(crate) pool: crate::pool::InstancePool,
     pub loaded_from: LoadedFrom,
     pub load_time: Duration,
-    /// `default_entry` as the bundle's `function.toml` gives it (qualified), if it does.
+    /// `default_entry` as the bundle's `function.toml` gives it, if it does.
     pub(crate) declared_default: Option<String>,
-    /// `wasmfn dev` only: the function folder's current sources (see [`DevSources`]), which
-    /// every call imports over the ones built into the bundle.
+    /// `wasmfn dev` only: the function folder's current sources (see [`with_dev_sources`]),
+    /// which every call imports over the ones built into the bundle.
     pub dev_sources: Option<Arc<str>>,
 }
 
@@ -171,8 +171,7 @@ pub async fn load_version(
     if entries.is_empty() {
         return Err(BundleError::NoEntries);
     }
-    let default_entry = resolve_default(&meta, &entries)?;
-    let declared_default = meta.default_entry.as_deref().map(qualify_entry);
+    let default_entry = resolve_default(meta.default_entry.as_deref(), &entries)?;
     let name = options.name.clone().filter(|n| !n.is_empty()).unwrap_or(meta.name.clone());
     if name.is_empty() {
         return Err(BundleError::BadMeta("the bundle has no function name; give one".into()));
@@ -213,7 +212,7 @@ pub async fn load_version(
         pre,
         loaded_from,
         load_time: started.elapsed(),
-        declared_default,
+        declared_default: meta.default_entry.clone(),
         dev_sources: None,
     })
 }
@@ -240,57 +239,21 @@ pub async fn with_dev_sources(
     sources: Arc<str>,
 ) -> Result<FunctionVersion, BundleError> {
     version.dev_sources = Some(sources);
-    let (engine_c, pre, limits, invocation) = (
-        engine.clone(),
-        version.pre.clone(),
-        version.limits.clone(),
-        dev_entries_invocation(&version),
-    );
-    let runtime = tokio::runtime::Handle::current();
-    let entries = wasmfn_host_apis::background::spawn(move || {
-        runtime.block_on(call_dev_entries(&engine_c, &pre, &limits, &invocation))
-    })
-    .await
-    .map_err(|e| BundleError::Entries(format!("the task listing entries failed: {e}")))??;
+    // A call of the reserved entry with no configuration: the guest sees only the sources.
+    let trigger = crate::invoker::Invocation { trigger: "dev".into(), ..Default::default() };
+    let mut invocation =
+        crate::invoker::to_wit(&version, DEV_ENTRIES, &trigger, &FunctionConfig::default());
+    invocation.max_response_bytes = LOAD_RESPONSE_BYTES as u64;
+    let (engine, pre, limits) = (engine.clone(), version.pre.clone(), version.limits.clone());
+    let entries =
+        on_load_thread(async move { call_dev_entries(&engine, &pre, &limits, &invocation).await })
+            .await?;
     if entries.is_empty() {
         return Err(BundleError::NoEntries);
     }
-    version.default_entry = match &version.declared_default {
-        Some(declared) if entries.contains(declared) => Some(declared.clone()),
-        Some(declared) => {
-            return Err(BundleError::BadMeta(format!(
-                "default_entry '{declared}' is not an exposed function (entries: {})",
-                entries.join(", ")
-            )))
-        }
-        None if entries.len() == 1 => Some(entries[0].clone()),
-        None => None,
-    };
+    version.default_entry = resolve_default(version.declared_default.as_deref(), &entries)?;
     version.entries = entries;
     Ok(version)
-}
-
-fn dev_entries_invocation(version: &FunctionVersion) -> crate::bindings::types::Invocation {
-    use crate::bindings::types;
-    types::Invocation {
-        function: version.name.clone(),
-        entry: DEV_ENTRIES.into(),
-        arguments: "{}".into(),
-        request: types::Request {
-            method: "POST".into(),
-            path: String::new(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        },
-        trigger: "dev".into(),
-        caller: crate::invoker::caller_to_wit(&Default::default()),
-        config: vec![(
-            DEV_SOURCES_KEY.to_string(),
-            version.dev_sources.as_deref().unwrap_or_default().to_string(),
-        )],
-        max_response_bytes: 1 << 20,
-    }
 }
 
 async fn call_dev_entries(
@@ -397,8 +360,13 @@ fn qualify_entry(name: &str) -> String {
     }
 }
 
-fn resolve_default(meta: &BundleMeta, entries: &[String]) -> Result<Option<String>, BundleError> {
-    match &meta.default_entry {
+/// The entry a call that names none runs: `declared` (function.toml's `default_entry`), which
+/// must be exposed, else the only entry there is.
+fn resolve_default(
+    declared: Option<&str>,
+    entries: &[String],
+) -> Result<Option<String>, BundleError> {
+    match declared {
         Some(entry) => {
             let qualified = qualify_entry(entry);
             if entries.contains(&qualified) {
@@ -422,22 +390,31 @@ fn describe_link_error(error: &wasmtime::Error) -> String {
 
 /// Runs the bundle's `entries()` export once, in a throwaway instance. The export is guest code,
 /// so it gets what an invocation gets: the function's memory limit and an epoch deadline at its
-/// `timeout_ms` (the pool's [`crate::pool::set_deadline`]), after which it is interrupted. It runs
-/// on a blocking thread, driven by its own `block_on`, so that a guest spinning until the deadline
-/// never holds one of the async workers that answer `/healthz` and other requests.
+/// `timeout_ms` (the pool's [`crate::pool::set_deadline`]), after which it is interrupted, on a
+/// thread of its own ([`on_load_thread`]).
 async fn list_entries(
     engine: &Engine,
     pre: &FunctionPre<InvocationState>,
     limits: &Limits,
 ) -> Result<Vec<String>, BundleError> {
     let (engine, pre, limits) = (engine.clone(), pre.clone(), limits.clone());
-    let runtime = tokio::runtime::Handle::current();
-    wasmfn_host_apis::background::spawn(move || {
-        runtime.block_on(call_entries(&engine, &pre, &limits))
-    })
-    .await
-    .map_err(|e| BundleError::Entries(format!("the task listing entries failed: {e}")))?
+    on_load_thread(async move { call_entries(&engine, &pre, &limits).await }).await
 }
+
+/// Runs guest code of a load on a blocking thread, driven by its own `block_on`, so that a
+/// guest spinning until its deadline never holds one of the async workers that answer
+/// `/healthz` and other requests.
+async fn on_load_thread<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, BundleError>> + Send + 'static,
+) -> Result<T, BundleError> {
+    let runtime = tokio::runtime::Handle::current();
+    wasmfn_host_apis::background::spawn(move || runtime.block_on(work))
+        .await
+        .map_err(|e| BundleError::Entries(format!("the task listing entries failed: {e}")))?
+}
+
+/// The largest answer guest code run at load may write (a list of entries).
+const LOAD_RESPONSE_BYTES: usize = 1 << 20;
 
 /// An instance for guest code run once at load (listing entries, importing dev sources): the
 /// function's memory limit, a 1 MiB answer, and one slice up to its timeout (on the dedicated
@@ -448,7 +425,7 @@ async fn load_instance(
     limits: &Limits,
 ) -> Result<(Store<InvocationState>, crate::bindings::Function), BundleError> {
     let mut state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096, None);
-    state.limit_response(1 << 20);
+    state.limit_response(LOAD_RESPONSE_BYTES);
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     crate::pool::set_deadline(&mut store, Instant::now() + limits.timeout(), u64::MAX);
