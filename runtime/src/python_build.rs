@@ -300,19 +300,25 @@ pub fn newest_source(dir: &Path) -> std::io::Result<SystemTime> {
     Ok(newest)
 }
 
-/// Builds `dir` into a bundle.
-pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
+/// The checks that need no Python, made first: they answer in milliseconds, a build in
+/// seconds. The folder's manifest and the modules a build imports.
+fn quick_checks(dir: &Path) -> Result<(FunctionManifest, Vec<String>), BuildError> {
     if !dir.is_dir() {
         return Err(BuildError::NotADirectory(dir.display().to_string()));
     }
     let manifest = FunctionManifest::load(dir)?;
-    let layout = Layout::of(dir);
     let modules = entry_modules(dir)?;
     if modules.is_empty() {
         return Err(BuildError::NoModules(function_root(dir).display().to_string()));
     }
-    // Checks that need no Python come first: they answer in milliseconds, the build in seconds.
     check_default_entry(dir, &manifest, &modules)?;
+    Ok((manifest, modules))
+}
+
+/// Builds `dir` into a bundle.
+pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
+    let (manifest, modules) = quick_checks(dir)?;
+    let layout = Layout::of(dir);
     let progress = |message: &str| {
         if options.progress {
             eprintln!("wasmfn build: {message}");
@@ -487,25 +493,20 @@ pub fn reload_base(dir: &Path) -> Option<PathBuf> {
 /// mount a build gives it; `modules` and `exposing`, as a build lists them.
 pub fn dev_sources(dir: &Path) -> Result<String, BuildError> {
     use base64::Engine as _;
-    let manifest = FunctionManifest::load(dir)?;
-    let modules = entry_modules(dir)?;
-    if modules.is_empty() {
-        return Err(BuildError::NoModules(function_root(dir).display().to_string()));
-    }
-    check_default_entry(dir, &manifest, &modules)?;
+    let (_, modules) = quick_checks(dir)?;
     let toolchain = Toolchain::ensure(&wasmfn_home()).map_err(BuildError::Toolchain)?;
     check_syntax(&toolchain, dir, &modules, &|message| eprintln!("wasmfn dev: {message}"))?;
-    let staging = tempfile::tempdir().map_err(io("creating a staging directory"))?;
-    let app = staging.path().join("app");
-    stage_sources(dir, &app).map_err(io(format!("copying the sources of {}", dir.display())))?;
+    let reading = || io(format!("reading the sources of {}", dir.display()));
     let mut staged = Vec::new();
-    collect_files(&app, &app, &mut staged).map_err(io("reading the staged sources"))?;
+    for (relative, path) in BundleFiles::of(dir).map_err(reading())?.files {
+        let data = std::fs::read(&path).map_err(reading())?;
+        staged.push((relative, base64::engine::general_purpose::STANDARD.encode(data)));
+    }
     let mut files = Vec::new();
     for (index, (folder, _)) in user_mounts(Layout::of(dir)).iter().enumerate() {
         let prefix = if folder.is_empty() { String::new() } else { format!("{folder}/") };
-        for (relative, data) in &staged {
+        for (relative, encoded) in &staged {
             if let Some(inside) = relative.strip_prefix(&prefix) {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(data);
                 files.push(serde_json::json!([format!("/{}/{inside}", index + 1), encoded]));
             }
         }
@@ -516,30 +517,6 @@ pub fn dev_sources(dir: &Path) -> Result<String, BuildError> {
         "exposing": exposing_modules(dir, &modules),
     })
     .to_string())
-}
-
-/// Every file under `folder`, as (path relative to `root` with `/`, contents), sorted.
-fn collect_files(
-    root: &Path,
-    folder: &Path,
-    into: &mut Vec<(String, Vec<u8>)>,
-) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(folder)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|entry| entry.file_name());
-    for entry in entries {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_files(root, &path, into)?;
-        } else if let Ok(relative) = path.strip_prefix(root) {
-            let relative = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            into.push((relative, std::fs::read(&path)?));
-        }
-    }
-    Ok(())
 }
 
 /// What the guest's `_wasmfn_manifest` module tells the entry module about this build.
@@ -556,23 +533,50 @@ struct GuestManifest<'a> {
     source_roots: Vec<(String, String)>,
 }
 
-/// Copies what a bundle needs of `dir` into `to`: every `.py` file and, inside packages (folders
-/// with `__init__.py`), their data files; never the folder's own dev files (`context_values.yaml`
-/// may hold credentials), tests, virtualenvs, `dist/` or front-end folders.
-fn stage_sources(dir: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    let in_package = dir.join("__init__.py").is_file();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        if path.is_dir() {
-            if !skipped_dir(&name) {
-                stage_sources(&path, &to.join(&name))?;
+/// What a bundle takes of `dir`: every `.py` file and, inside packages (folders with
+/// `__init__.py`), their data files; never the folder's own dev files (`context_values.yaml`
+/// may hold credentials), tests, virtualenvs, `dist/` or front-end folders. Paths relative to
+/// `dir`, with `/`, sorted: the folders walked (`""` first), then the files and where they are.
+struct BundleFiles {
+    folders: Vec<String>,
+    files: Vec<(String, PathBuf)>,
+}
+
+impl BundleFiles {
+    fn of(dir: &Path) -> std::io::Result<Self> {
+        let mut found = Self { folders: Vec::new(), files: Vec::new() };
+        found.walk(dir, "")?;
+        Ok(found)
+    }
+
+    fn walk(&mut self, dir: &Path, prefix: &str) -> std::io::Result<()> {
+        self.folders.push(prefix.trim_end_matches('/').to_string());
+        let in_package = dir.join("__init__.py").is_file();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|entry| entry.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if path.is_dir() {
+                if !skipped_dir(&name) {
+                    self.walk(&path, &format!("{prefix}{name}/"))?;
+                }
+            } else if name.ends_with(".py") || (in_package && !name.ends_with(".pyc")) {
+                self.files.push((format!("{prefix}{name}"), path));
             }
-        } else if name.ends_with(".py") || (in_package && !name.ends_with(".pyc")) {
-            std::fs::copy(&path, to.join(&name))?;
         }
+        Ok(())
+    }
+}
+
+/// Copies what a bundle takes of `dir` ([`BundleFiles`]) into `to`.
+fn stage_sources(dir: &Path, to: &Path) -> std::io::Result<()> {
+    let found = BundleFiles::of(dir)?;
+    for folder in &found.folders {
+        std::fs::create_dir_all(to.join(folder))?;
+    }
+    for (relative, path) in &found.files {
+        std::fs::copy(path, to.join(relative))?;
     }
     Ok(())
 }

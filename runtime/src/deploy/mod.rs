@@ -3,13 +3,14 @@
 //! they started with), rollback to any kept version, and a bundle store on disk
 //! (`<data-dir>/bundles/<sha256>.wasm`, records in the state database) that survives restarts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{self, BundleError};
+use crate::registry::FunctionVersion;
 use crate::runtime::Runtime;
 
 /// Versions kept per function by default (the active one always is).
@@ -431,27 +432,19 @@ impl Deployments {
     /// deployed versions already, that is now; else its bundle waits in
     /// `<bundles>/served/<space>/<name>/` (one file per function, replaced when the served
     /// bundle changes) for the first deploy.
-    pub fn note_served(
-        &self,
-        space: &str,
-        name: &str,
-        version: &str,
-        bytes: &[u8],
-    ) -> Result<(), DeployError> {
-        let sha256 = bundle::sha256_hex(bytes);
+    /// `served` is the version loaded from `bytes` (its sha256 is theirs).
+    pub fn note_served(&self, served: &FunctionVersion, bytes: &[u8]) -> Result<(), DeployError> {
+        let (space, name) = (&served.space, &served.name);
         let folder = self.dir.join("served").join(space).join(name);
-        let path = folder.join(format!("{sha256}.wasm"));
+        let path = folder.join(format!("{}.wasm", served.sha256));
         if !path.exists() {
             // One waiting bundle per function: the one served now.
             let _ = std::fs::remove_dir_all(&folder);
-            std::fs::create_dir_all(&folder).map_err(store_error)?;
-            let mut file = tempfile::NamedTempFile::new_in(&folder).map_err(store_error)?;
-            std::io::Write::write_all(&mut file, bytes).map_err(store_error)?;
-            file.persist(&path).map_err(store_error)?;
         }
+        self.write_bundle(&path, bytes)?;
         let kept = VersionRecord {
-            version: version.to_string(),
-            sha256,
+            version: served.version.clone(),
+            sha256: served.sha256.clone(),
             size: bytes.len() as u64,
             deployed_at: now(),
             state: VersionState::Inactive,
@@ -461,7 +454,7 @@ impl Deployments {
         self.served
             .lock()
             .expect("served versions")
-            .insert((space.to_string(), name.to_string()), (kept, path));
+            .insert((space.clone(), name.clone()), (kept, path));
         let _guard = self.lock.lock().expect("deployments lock");
         if let Some(mut record) = self.record(space, name)? {
             if self.adopt_served(&mut record)? {
@@ -574,13 +567,15 @@ impl Deployments {
         self.dir.join(format!("{sha256}.wasm"))
     }
 
-    /// Writes a bundle once (content-addressed), through a temporary file and a rename.
-    fn write_bundle(&self, path: &PathBuf, bytes: &[u8]) -> Result<(), DeployError> {
+    /// Writes a bundle once (its name says its content), through a temporary file beside it
+    /// and a rename.
+    fn write_bundle(&self, path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
         if path.exists() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.dir).map_err(store_error)?;
-        let mut file = tempfile::NamedTempFile::new_in(&self.dir).map_err(store_error)?;
+        let folder = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(folder).map_err(store_error)?;
+        let mut file = tempfile::NamedTempFile::new_in(folder).map_err(store_error)?;
         std::io::Write::write_all(&mut file, bytes).map_err(store_error)?;
         file.as_file().sync_all().map_err(store_error)?;
         file.persist(path).map_err(store_error)?;

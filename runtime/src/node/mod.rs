@@ -257,7 +257,7 @@ impl Node {
                 .await
                 .with_context(|| format!("loading {}", bundle.source))?;
             self.deployments
-                .note_served(&bundle.space, &version.name, &version.version, &bytes)
+                .note_served(&version, &bytes)
                 .with_context(|| format!("keeping {} for rollback", bundle.source))?;
             versions.push(version);
         }
