@@ -158,17 +158,23 @@ PY
 fi
 
 # Deploy -> first response, compiling on deploy vs precompiled at build time.
-if wants deploy; then
-  echo "== deploy -> first response (benches/deploy/run.py)"
+# A benchmark of whole `wasmfn` commands (benches/NAME/run.py): the release binary, 3 runs
+# (1 with --quick). Arguments: NAME and what it measures.
+run_command_bench() {
+  echo "== $2 (benches/$1/run.py)"
   if [ ! -x "$wasmfn_bin" ]; then
     (cd "$REPO" && cargo build --release --bin wasmfn)
   fi
-  deploy_runs=3
-  if [ "$quick" = 1 ]; then deploy_runs=1; fi
-  "$python" "$BENCHES/deploy/run.py" --wasmfn "$wasmfn_bin" --out "$OUT" --runs "$deploy_runs" || {
-    echo "run.sh: the deploy benchmark failed" >&2
+  local runs=3
+  if [ "$quick" = 1 ]; then runs=1; fi
+  "$python" "$BENCHES/$1/run.py" --wasmfn "$wasmfn_bin" --out "$OUT" --runs "$runs" || {
+    echo "run.sh: the $2 benchmark failed" >&2
     status=1
   }
+}
+
+if wants deploy; then
+  run_command_bench deploy "deploy -> first response"
 fi
 
 if wants storage; then
@@ -192,16 +198,7 @@ if wants storage; then
 fi
 
 if wants devloop; then
-  echo "== development loop (benches/devloop/run.py)"
-  if [ ! -x "$wasmfn_bin" ]; then
-    (cd "$REPO" && cargo build --release --bin wasmfn)
-  fi
-  devloop_runs=3
-  if [ "$quick" = 1 ]; then devloop_runs=1; fi
-  "$python" "$BENCHES/devloop/run.py" --wasmfn "$wasmfn_bin" --out "$OUT" --runs "$devloop_runs" || {
-    echo "run.sh: the development-loop benchmark failed" >&2
-    status=1
-  }
+  run_command_bench devloop "development loop"
 fi
 
 if wants outbound; then
