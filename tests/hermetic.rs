@@ -1,7 +1,7 @@
 //! Builds are hermetic: nothing of the host's Python gets into a bundle, the same folder gives
 //! the same bundle wherever it is built (byte for byte, except CPython's pre-initialized heap:
 //! componentize-py 0.25 pre-initializes with real randomness, so the interpreter's hash secret
-//! and the heap laid out with it differ from build to build), requirements are pinned in
+//! and the heap laid out with it, and so how far the heap grew, differ from build to build), requirements are pinned in
 //! requirements.lock, and mistakes that need no Python are reported before componentize-py runs.
 
 mod support;
@@ -11,8 +11,8 @@ use std::process::Command;
 
 use wasmfn_runtime::bundle::sha256_hex;
 
-/// The bundle's sections, digested, without those that hold the state componentize-py's
-/// pre-initialization left: core modules' data (the heap), data counts and globals.
+/// The bundle's sections, digested, without the state componentize-py's pre-initialization
+/// left: core modules' data (the heap), data counts, globals and memories' initial sizes.
 fn without_preinitialized_heap(bytes: &[u8]) -> Vec<(u8, String)> {
     use wasmparser::{Parser, Payload};
     let mut kept = Vec::new();
@@ -27,7 +27,19 @@ fn without_preinitialized_heap(bytes: &[u8]) -> Vec<(u8, String)> {
                 | Payload::ModuleSection { .. }
                 | Payload::ComponentSection { .. }
         );
-        if let (false, Some((id, range))) = (skipped, payload.as_section()) {
+        // A memory's initial size is how far the pre-initialized heap grew; the rest of its
+        // type (maximum, sharing, index width) is the build's.
+        if let Payload::MemorySection(reader) = &payload {
+            let types: Vec<String> = reader
+                .clone()
+                .into_iter()
+                .map(|memory| {
+                    let m = memory.expect("a valid memory type");
+                    format!("{:?} {} {} {:?}", m.maximum, m.shared, m.memory64, m.page_size_log2)
+                })
+                .collect();
+            kept.push((5, sha256_hex(types.join(";").as_bytes())));
+        } else if let (false, Some((id, range))) = (skipped, payload.as_section()) {
             kept.push((id, sha256_hex(&bytes[range])));
         }
     }
