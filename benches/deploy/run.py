@@ -4,9 +4,14 @@
 For a function folder (default: examples/hello-world), each run starts a real `wasmfn serve`
 with an empty data directory and no bundle, deploys the bundle through the admin API
 (`POST /admin/spaces/default/functions/<name>/versions`, wait=true) and polls the function's
-invoke URL until it answers 200. Three cases:
+invoke URL until it answers 200. Four cases:
 
-  compile on deploy   the node has never compiled this bundle (empty compiled cache);
+  compile on deploy   the node has never compiled this bundle (empty compiled cache): Winch
+                      compiles it (the baseline tier, the default) and it serves while Cranelift
+                      compiles in the background; the time until the admin API reports
+                      Cranelift's code in service (`"tier": "optimized"`) is reported too;
+  compile on deploy, no baseline tier
+                      the same with `--baseline-tier false`: the first call waits for Cranelift;
   precompiled         `wasmfn build --precompile` filled the node's cache beforehand (the build
                       time, compile included, is reported separately);
   restart             `wasmfn serve BUNDLE` with that cache: process start -> first 200.
@@ -70,13 +75,14 @@ def request(url: str, data: bytes | None = None, timeout: float = 600) -> tuple[
 class Server:
     """`wasmfn serve` with its own data directory; killed on stop."""
 
-    def __init__(self, wasmfn: Path, data_dir: Path, cache_dir: Path, bundles: list[Path]):
+    def __init__(self, wasmfn: Path, data_dir: Path, cache_dir: Path, bundles: list[Path],
+                 extra: tuple[str, ...] = ()):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.command = [str(wasmfn), "serve", *map(str, bundles),
                         "--listen", f"127.0.0.1:{self.port}", "--admin-token", TOKEN,
                         "--default-access", "public",
-                        "--data-dir", str(data_dir), "--cache-dir", str(cache_dir)]
+                        "--data-dir", str(data_dir), "--cache-dir", str(cache_dir), *extra]
         self.log_path = data_dir / "server.log"
         self.process: subprocess.Popen | None = None
 
@@ -108,6 +114,20 @@ class Server:
                 raise BenchError(f"no {what} after {timeout_s} s:\n{self.log_tail()}")
             time.sleep(0.002)
 
+    def until_optimized(self, name: str, timeout_s: float) -> float:
+        """Polls the admin API every 10 ms until `name` runs Cranelift's code; returns
+        time.monotonic() of that answer."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status, body = request(f"{self.base}/admin/functions", timeout=timeout_s)
+            if status == 200 and any(f.get("name") == name and f.get("tier") == "optimized"
+                                     for f in json.loads(body)["functions"]):
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise BenchError(f"{name} still not optimized after {timeout_s} s:\n"
+                                 f"{self.log_tail()}")
+            time.sleep(0.01)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.kill()
@@ -122,10 +142,11 @@ def build(wasmfn: Path, function_dir: Path, out_dir: Path, *extra: str) -> Path:
     return Path(built.stdout.strip())
 
 
-def deploy_once(wasmfn: Path, bundle: Path, name: str, cache_dir: Path, work: Path) -> dict:
-    """An empty node; deploy; first 200. Times in seconds."""
+def deploy_once(wasmfn: Path, bundle: Path, name: str, cache_dir: Path, work: Path,
+                extra: tuple[str, ...] = ()) -> dict:
+    """An empty node; deploy; first 200; Cranelift's code in service. Times in seconds."""
     data_dir = Path(tempfile.mkdtemp(dir=work))
-    server = Server(wasmfn, data_dir, cache_dir, [])
+    server = Server(wasmfn, data_dir, cache_dir, [], extra)
     try:
         server.start()
         server.until(f"{server.base}/readyz", "readiness", READY_TIMEOUT_S)
@@ -138,7 +159,9 @@ def deploy_once(wasmfn: Path, bundle: Path, name: str, cache_dir: Path, work: Pa
         if status != 201:
             raise BenchError(f"deploy answered {status}: {answer[:500]!r}")
         first = server.until(invoke, "first response", FIRST_RESPONSE_TIMEOUT_S)
-        return {"deploy_answer_s": deployed - started, "first_response_s": first - started}
+        optimized = server.until_optimized(name, FIRST_RESPONSE_TIMEOUT_S)
+        return {"deploy_answer_s": deployed - started, "first_response_s": first - started,
+                "optimized_s": optimized - started}
     finally:
         server.stop()
 
@@ -178,15 +201,19 @@ def main() -> int:
         log(f"bundle {bundle.name} ({bundle.stat().st_size / 2**20:.1f} MiB), {args.runs} runs")
         results: dict[str, dict] = {}
 
-        cold = []
-        for run in range(args.runs):
-            cache = Path(tempfile.mkdtemp(dir=work))  # nothing compiled
-            cold.append(deploy_once(args.wasmfn, bundle, name, cache, work))
-            log(f"compile on deploy, run {run + 1}: first response "
-                f"{cold[-1]['first_response_s']:.3f} s")
-        results["compile on deploy"] = {
-            "first_response_s": summary([r["first_response_s"] for r in cold]),
-            "deploy_answer_s": summary([r["deploy_answer_s"] for r in cold])}
+        for case, extra in (("compile on deploy", ()),
+                            ("compile on deploy, no baseline tier",
+                             ("--baseline-tier", "false"))):
+            cold = []
+            for run in range(args.runs):
+                cache = Path(tempfile.mkdtemp(dir=work))  # nothing compiled
+                cold.append(deploy_once(args.wasmfn, bundle, name, cache, work, extra))
+                log(f"{case}, run {run + 1}: first response "
+                    f"{cold[-1]['first_response_s']:.3f} s, Cranelift's code in service "
+                    f"{cold[-1]['optimized_s']:.3f} s")
+            results[case] = {
+                key: summary([r[key] for r in cold])
+                for key in ("first_response_s", "deploy_answer_s", "optimized_s")}
 
         warm, builds, restarts = [], [], []
         for run in range(args.runs):
@@ -204,6 +231,7 @@ def main() -> int:
         results["precompiled"] = {
             "first_response_s": summary([r["first_response_s"] for r in warm]),
             "deploy_answer_s": summary([r["deploy_answer_s"] for r in warm]),
+            "optimized_s": summary([r["optimized_s"] for r in warm]),
             "build_with_precompile_s": summary(builds)}
         results["restart"] = {"first_response_s": summary([r["first_response_s"]
                                                            for r in restarts])}
@@ -211,6 +239,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     cold_median = results["compile on deploy"]["first_response_s"]["median"]
+    waiting_median = results["compile on deploy, no baseline tier"]["first_response_s"]["median"]
     warm_median = results["precompiled"]["first_response_s"]["median"]
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -219,6 +248,7 @@ def main() -> int:
         else str(args.function),
         "results": results,
         "ratio_compile_to_precompiled": cold_median / warm_median,
+        "ratio_no_baseline_to_baseline": waiting_median / cold_median,
     }
     (args.out / "deploy.json").write_text(json.dumps(report, indent=2) + "\n")
     ms = lambda s: f"{s * 1000:,.0f} ms" if s < 10 else f"{s:.1f} s"  # noqa: E731
@@ -226,21 +256,24 @@ def main() -> int:
         f"Deploy -> first response, {report['function']}, {report['machine']}, "
         f"{report['date']} (median of {args.runs}; min-max)",
         "",
-        "| case | deploy answered | first 200 after the deploy request |",
-        "|---|---:|---:|",
+        "| case | deploy answered | first 200 after the deploy request | Cranelift's code "
+        "in service |",
+        "|---|---:|---:|---:|",
     ]
-    for case in ("compile on deploy", "precompiled"):
+    for case in ("compile on deploy", "compile on deploy, no baseline tier", "precompiled"):
         r = results[case]
         lines.append(f"| {case} | {ms(r['deploy_answer_s']['median'])} | "
                      f"{ms(r['first_response_s']['median'])} "
-                     f"({ms(r['first_response_s']['min'])}-{ms(r['first_response_s']['max'])}) |")
+                     f"({ms(r['first_response_s']['min'])}-{ms(r['first_response_s']['max'])}) "
+                     f"| {ms(r['optimized_s']['median'])} |")
     r = results["restart"]["first_response_s"]
     lines += [f"| restart (`serve BUNDLE`, cache warm): process start -> first 200 | | "
-              f"{ms(r['median'])} ({ms(r['min'])}-{ms(r['max'])}) |",
+              f"{ms(r['median'])} ({ms(r['min'])}-{ms(r['max'])}) | |",
               "",
               f"`wasmfn build --precompile` took {ms(results['precompiled']['build_with_precompile_s']['median'])} "
               f"(componentize-py build + compile). Compile on deploy / precompiled: "
-              f"{report['ratio_compile_to_precompiled']:.0f}x."]
+              f"{report['ratio_compile_to_precompiled']:.1f}x. Without the baseline tier / "
+              f"with it: {report['ratio_no_baseline_to_baseline']:.1f}x."]
     (args.out / "deploy.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

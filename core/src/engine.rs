@@ -36,6 +36,28 @@ pub fn build_engine(limits: &EngineLimits) -> Result<Engine> {
     }
 }
 
+/// The baseline tier's engine: Winch, wasmtime's single-pass compiler, which compiles a CPython
+/// component several times faster than Cranelift into code that runs slower. It serves a
+/// version whose Cranelift code is not compiled yet, while Cranelift compiles it in the
+/// background (see [`crate::registry::load_version`]). Instances are allocated on demand:
+/// they only serve for the seconds until the swap, so the pooling allocator's reservation
+/// would be wasted. Winch's frames are larger than Cranelift's, so the guest gets twice the
+/// stack, for Python code to reach the same recursion depth before its RecursionError.
+pub fn build_baseline_engine(limits: &EngineLimits) -> Result<Engine> {
+    let mut config = config(limits, false);
+    config.strategy(wasmtime::Strategy::Winch);
+    // Winch hands trampolines (thousands in a CPython component) to Cranelift: unoptimised,
+    // they compile faster, and they only serve until Cranelift's own code replaces them.
+    config.cranelift_opt_level(wasmtime::OptLevel::None);
+    // .eh_frame is only for outside unwinders (debuggers); wasmtime's traces do not need it.
+    config.native_unwind_info(false);
+    config.max_wasm_stack(4 * 1024 * 1024);
+    config.async_stack_size(6 * 1024 * 1024);
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("creating the baseline (Winch) engine")
+}
+
 fn config(limits: &EngineLimits, pooling: bool) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wasmtime::{Engine, Trap};
+use wasmtime::Trap;
 
 use crate::bindings::types;
 pub use crate::caller::{AccessToken, Caller, Resource};
@@ -119,7 +119,6 @@ impl std::fmt::Debug for Observers {
 /// Runs invocations against the functions in a registry.
 #[derive(Clone, Debug)]
 pub struct Invoker {
-    engine: Engine,
     registry: Arc<Registry>,
     observers: Observers,
     /// Storage and the IXON API, once the server has opened them (`wasmfn serve`).
@@ -156,7 +155,6 @@ impl Invoker {
     /// `max_running` invocations run at once across the node (0: 4 per CPU core); calls run on
     /// `guests`.
     pub fn new(
-        engine: Engine,
         registry: Arc<Registry>,
         pool: PoolSettings,
         max_instances: u32,
@@ -164,7 +162,6 @@ impl Invoker {
         guests: GuestThreads,
     ) -> Self {
         Self {
-            engine,
             registry,
             observers: Observers::default(),
             capabilities: Arc::default(),
@@ -371,12 +368,12 @@ impl Invoker {
         let deadline = Instant::now() + limits.timeout();
         // A never-used instance made ahead of demand when one waits; else one made now.
         let instantiate_started = Instant::now();
-        let (mut store, ready, instance_slot) = match pool::take(version, &self.engine, &self.pool)
-        {
-            Some(ready) => (ready.store, Some(ready.instance), ready.slot),
+        let (mut store, ready, instance_slot) = match pool::take(version, &self.pool) {
+            Some(ready) => (ready.store, Ok(ready.instance), ready.slot),
             None => match self.instance_slot(&mut slot, deadline).await {
                 Some(instance_slot) => {
-                    (pool::new_store(&self.engine, version), None, instance_slot)
+                    let pre = version.pre();
+                    (pool::new_store(&pre, version), Err(pre), instance_slot)
                 }
                 // Every slot stayed taken until the call's deadline.
                 None => {
@@ -388,9 +385,10 @@ impl Invoker {
         store.data_mut().bind(config.clone(), scope, deadline, slot);
         pool::set_deadline(&mut store, deadline, pool::YIELD_SLICE_TICKS);
         let call = async {
+            // A never-used instance made ahead of demand, or the code to make one from now.
             let instance = match ready {
-                Some(instance) => instance,
-                None => version.pre.instantiate_async(&mut store).await?,
+                Ok(instance) => instance,
+                Err(pre) => pre.instantiate_async(&mut store).await?,
             };
             timing.instantiate = instantiate_started.elapsed();
             let call_started = Instant::now();

@@ -28,6 +28,7 @@ pub mod registry;
 pub mod response_body;
 pub mod running;
 pub mod runtime;
+pub mod tiers;
 pub mod world;
 
 pub use wasmfn_host_apis as host_apis;

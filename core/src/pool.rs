@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 
-use crate::bindings::Function;
+use crate::bindings::{Function, FunctionPre};
 use crate::host::InvocationState;
 use crate::registry::FunctionVersion;
 
@@ -129,7 +129,12 @@ pub(crate) struct Ready {
 /// Creates the store of one instance of `version`: its memory limit, output capacity and a
 /// deadline that lets instantiation run; per-call settings are bound later. It takes no instance
 /// slot: the invoker's calls take theirs first, `wasmfn bench` measures without.
-pub fn new_store(engine: &Engine, version: &FunctionVersion) -> Store<InvocationState> {
+/// A store for an instance of `pre` (made with its engine: Winch's or Cranelift's, see
+/// [`crate::tiers`]).
+pub fn new_store(
+    pre: &FunctionPre<InvocationState>,
+    version: &FunctionVersion,
+) -> Store<InvocationState> {
     let limits = &version.limits;
     let mut state = InvocationState::new(
         Default::default(),
@@ -138,7 +143,7 @@ pub fn new_store(engine: &Engine, version: &FunctionVersion) -> Store<Invocation
         None,
     );
     state.limit_response(limits.max_response_bytes);
-    let mut store = Store::new(engine, state);
+    let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.limiter);
     // Made ahead of demand, usually by the keeper: background work that gives way to requests at
     // every tick (instantiating runs libpython's start code).
@@ -224,11 +229,7 @@ impl InstancePool {
 
 /// Takes a never-used instance of `version` if one waits, and makes sure its keeper runs.
 /// Call [`refill`] once the call is over.
-pub(crate) fn take(
-    version: &Arc<FunctionVersion>,
-    engine: &Engine,
-    budget: &Arc<PoolBudget>,
-) -> Option<Ready> {
+pub(crate) fn take(version: &Arc<FunctionVersion>, budget: &Arc<PoolBudget>) -> Option<Ready> {
     if budget.settings.per_function == 0 || budget.settings.total == 0 {
         return None;
     }
@@ -240,7 +241,7 @@ pub(crate) fn take(
         budget.remove_ready(1);
     }
     if !pool.keeper.swap(true, Ordering::AcqRel) {
-        tokio::spawn(keep(Arc::downgrade(version), engine.clone(), budget.clone()));
+        tokio::spawn(keep(Arc::downgrade(version), budget.clone()));
     }
     taken
 }
@@ -257,7 +258,7 @@ pub(crate) fn refill(version: &FunctionVersion) {
 
 /// One version's keeper: tops its pool up to the size recent traffic asks for, and gives the
 /// instances back once the version has been idle (or was replaced and dropped).
-async fn keep(version: Weak<FunctionVersion>, engine: Engine, budget: Arc<PoolBudget>) {
+async fn keep(version: Weak<FunctionVersion>, budget: Arc<PoolBudget>) {
     let settings = budget.settings.clone();
     let Some(wake) = version.upgrade().map(|v| v.pool.wake.clone()) else { return };
     let mut last_calls = 0;
@@ -295,8 +296,9 @@ async fn keep(version: Weak<FunctionVersion>, engine: Engine, budget: Arc<PoolBu
                 break;
             };
             let slot = InstanceSlot { _permit: permit };
-            let mut store = new_store(&engine, &current);
-            match current.pre.instantiate_async(&mut store).await {
+            let pre = current.pre();
+            let mut store = new_store(&pre, &current);
+            match pre.instantiate_async(&mut store).await {
                 Ok(instance) => {
                     // Counted before it can be taken, so the count never goes below zero.
                     budget.ready.fetch_add(1, Ordering::AcqRel);

@@ -12,14 +12,14 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use wasmfn_host_apis::config::FunctionConfig;
-use wasmtime::component::Linker;
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Store, Trap};
 
 use crate::bindings::FunctionPre;
 use crate::bundle::{self, BundleError, BundleMeta, CompileCache, LoadedFrom};
 use crate::error::InvokeError;
 use crate::host::InvocationState;
 use crate::limits::Limits;
+use crate::tiers::{self, Baseline, Code, Compiler, Tier};
 
 /// A loaded, ready-to-instantiate version of a function.
 pub struct FunctionVersion {
@@ -42,8 +42,9 @@ pub struct FunctionVersion {
     pub network: Arc<wasmfn_host_apis::outbound::NetworkAllowlist>,
     /// The triggers its `function.toml` declares; they run while this version is active.
     pub triggers: crate::manifest::DeclaredTriggers,
-    /// The component, linked and ready to instantiate (`wasmfn bench` instantiates it itself).
-    pub pre: FunctionPre<InvocationState>,
+    /// The component, linked and ready to instantiate (`wasmfn bench` instantiates it itself):
+    /// Winch's code until Cranelift's is ready, when it comes from the baseline tier.
+    pub code: Arc<Code>,
     /// Bounds concurrent invocations of this version.
     pub(crate) gate: Arc<Semaphore>,
     /// Invocations waiting for the gate (a metric).
@@ -79,6 +80,8 @@ pub struct FunctionSummary {
     pub sha256: String,
     pub entries: Vec<String>,
     pub default_entry: Option<String>,
+    /// `baseline` while it runs Winch's code, `optimized` once Cranelift's is in service.
+    pub tier: Tier,
 }
 
 impl FunctionVersion {
@@ -116,6 +119,16 @@ impl FunctionVersion {
         }
     }
 
+    /// The code a call starting now instantiates; stores for it are made with its engine.
+    pub fn pre(&self) -> FunctionPre<InvocationState> {
+        self.code.pre()
+    }
+
+    /// Which compiler made the code calls run now.
+    pub fn tier(&self) -> Tier {
+        self.code.tier()
+    }
+
     pub fn summary(&self) -> FunctionSummary {
         FunctionSummary {
             space: self.space.clone(),
@@ -124,6 +137,7 @@ impl FunctionVersion {
             sha256: self.sha256.clone(),
             entries: self.entries.clone(),
             default_entry: self.default_entry.clone(),
+            tier: self.tier(),
         }
     }
 }
@@ -138,12 +152,20 @@ pub struct LoadOptions {
     pub max_memory_mb: u64,
 }
 
+/// What compiles and links bundles: Cranelift's engine and linker, the compile cache, and the
+/// baseline tier when there is one (see [`crate::tiers`]).
+#[derive(Clone, Copy)]
+pub struct Compilers<'a> {
+    pub optimized: &'a Compiler,
+    pub baseline: Option<&'a Baseline>,
+    pub cache: &'a CompileCache,
+}
+
 /// Compiles (or maps from cache) a bundle and prepares it for instantiation. The first compile
-/// of a Python bundle takes seconds; it runs on a blocking thread.
+/// of a Python bundle takes seconds with Cranelift, under one with the baseline tier (which
+/// then has Cranelift compile it in the background); it runs on a blocking thread.
 pub async fn load_version(
-    engine: &Engine,
-    linker: &Linker<InvocationState>,
-    cache: &CompileCache,
+    compilers: Compilers<'_>,
     bytes: Vec<u8>,
     options: &LoadOptions,
 ) -> Result<FunctionVersion, BundleError> {
@@ -154,20 +176,23 @@ pub async fn load_version(
     crate::world::check_world(&bytes)?;
     let meta = bundle::read_meta(&bytes)?.unwrap_or_default();
     let sha256 = bundle::sha256_hex(&bytes);
-    let (component, loaded_from) = {
-        let (engine, cache, sha256) = (engine.clone(), cache.clone(), sha256.clone());
-        wasmfn_host_apis::background::spawn(move || cache.load(&engine, &bytes, &sha256))
-            .await
-            .map_err(|e| BundleError::Cache(format!("compile task failed: {e}")))??
+    let (bytes, compiled) = {
+        let engine = compilers.optimized.engine.clone();
+        let baseline = compilers.baseline.map(|baseline| baseline.engine().clone());
+        let (cache, sha256) = (compilers.cache.clone(), sha256.clone());
+        wasmfn_host_apis::background::spawn(move || {
+            let compiled = tiers::compile(&engine, baseline.as_ref(), &cache, &bytes, &sha256);
+            (bytes, compiled)
+        })
+        .await
+        .map_err(|e| BundleError::Cache(format!("compile task failed: {e}")))?
     };
-    let instance_pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| BundleError::WrongWorld(describe_link_error(&e)))?;
-    let pre =
-        FunctionPre::new(instance_pre).map_err(|e| BundleError::WrongWorld(format!("{e:#}")))?;
+    let compiled = compiled?;
+    let compiler = tiers::compiler_for(compiled.tier, compilers.optimized, compilers.baseline);
+    let pre = compiler.link(&compiled.component)?;
     let limits = meta.limits.clone().unwrap_or_default().apply(&options.default_limits);
     limits.validate(options.max_memory_mb).map_err(BundleError::BadMeta)?;
-    let entries = list_entries(engine, &pre, &limits).await?;
+    let entries = list_entries(&pre, &limits).await?;
     if entries.is_empty() {
         return Err(BundleError::NoEntries);
     }
@@ -182,6 +207,12 @@ pub async fn load_version(
     let network = wasmfn_host_apis::outbound::NetworkAllowlist::parse(&meta.network.allow)
         .map_err(BundleError::BadMeta)?;
     let collection = meta.documents.collection.clone().unwrap_or_else(|| name.clone());
+    let code = Arc::new(Code::new(pre, compiled.tier));
+    if compiled.tier == Tier::Baseline {
+        let label = format!("{}/{}", options.space, name);
+        let (compiler, cache) = (compilers.optimized.clone(), compilers.cache.clone());
+        code.optimize(compiler, cache, bytes, sha256.clone(), label);
+    }
     Ok(FunctionVersion {
         space: options.space.clone(),
         name,
@@ -209,8 +240,8 @@ pub async fn load_version(
         waiting: AtomicUsize::new(0),
         pool: Default::default(),
         limits,
-        pre,
-        loaded_from,
+        code,
+        loaded_from: compiled.loaded_from,
         load_time: started.elapsed(),
         declared_default: meta.default_entry.clone(),
         dev_sources: None,
@@ -234,7 +265,6 @@ const DEV_ENTRIES: &str = "wasmfn-dev-entries";
 /// exposes nothing, or drops the declared `default_entry`) is refused with the guest's
 /// traceback, and the version in service stays.
 pub async fn with_dev_sources(
-    engine: &Engine,
     mut version: FunctionVersion,
     sources: Arc<str>,
 ) -> Result<FunctionVersion, BundleError> {
@@ -244,10 +274,9 @@ pub async fn with_dev_sources(
     let mut invocation =
         crate::invoker::to_wit(&version, DEV_ENTRIES, &trigger, &FunctionConfig::default());
     invocation.max_response_bytes = LOAD_RESPONSE_BYTES as u64;
-    let (engine, pre, limits) = (engine.clone(), version.pre.clone(), version.limits.clone());
+    let (pre, limits) = (version.pre(), version.limits.clone());
     let entries =
-        on_load_thread(async move { call_dev_entries(&engine, &pre, &limits, &invocation).await })
-            .await?;
+        on_load_thread(async move { call_dev_entries(&pre, &limits, &invocation).await }).await?;
     if entries.is_empty() {
         return Err(BundleError::NoEntries);
     }
@@ -257,13 +286,12 @@ pub async fn with_dev_sources(
 }
 
 async fn call_dev_entries(
-    engine: &Engine,
     pre: &FunctionPre<InvocationState>,
     limits: &Limits,
     invocation: &crate::bindings::types::Invocation,
 ) -> Result<Vec<String>, BundleError> {
     use crate::bindings::types::FunctionError;
-    let (mut store, instance) = load_instance(engine, pre, limits).await?;
+    let (mut store, instance) = load_instance(pre, limits).await?;
     let failed = |what: &str, error| load_failure(limits, what, error);
     let answer = instance
         .wasmfn_platform_handler()
@@ -383,22 +411,16 @@ fn resolve_default(
     }
 }
 
-fn describe_link_error(error: &wasmtime::Error) -> String {
-    // wasmtime says which import has no implementation; that is the useful part.
-    error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
-}
-
 /// Runs the bundle's `entries()` export once, in a throwaway instance. The export is guest code,
 /// so it gets what an invocation gets: the function's memory limit and an epoch deadline at its
 /// `timeout_ms` (the pool's [`crate::pool::set_deadline`]), after which it is interrupted, on a
 /// thread of its own ([`on_load_thread`]).
 async fn list_entries(
-    engine: &Engine,
     pre: &FunctionPre<InvocationState>,
     limits: &Limits,
 ) -> Result<Vec<String>, BundleError> {
-    let (engine, pre, limits) = (engine.clone(), pre.clone(), limits.clone());
-    on_load_thread(async move { call_entries(&engine, &pre, &limits).await }).await
+    let (pre, limits) = (pre.clone(), limits.clone());
+    on_load_thread(async move { call_entries(&pre, &limits).await }).await
 }
 
 /// Runs guest code of a load on a blocking thread, driven by its own `block_on`, so that a
@@ -420,13 +442,12 @@ const LOAD_RESPONSE_BYTES: usize = 1 << 20;
 /// function's memory limit, a 1 MiB answer, and one slice up to its timeout (on the dedicated
 /// thread it runs on there is nobody to yield to).
 async fn load_instance(
-    engine: &Engine,
     pre: &FunctionPre<InvocationState>,
     limits: &Limits,
 ) -> Result<(Store<InvocationState>, crate::bindings::Function), BundleError> {
     let mut state = InvocationState::new(Default::default(), limits.memory_bytes(), 4096, None);
     state.limit_response(LOAD_RESPONSE_BYTES);
-    let mut store = Store::new(engine, state);
+    let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
     crate::pool::set_deadline(&mut store, Instant::now() + limits.timeout(), u64::MAX);
     let instance = pre
@@ -448,11 +469,10 @@ fn load_failure(limits: &Limits, what: &str, error: wasmtime::Error) -> BundleEr
 }
 
 async fn call_entries(
-    engine: &Engine,
     pre: &FunctionPre<InvocationState>,
     limits: &Limits,
 ) -> Result<Vec<String>, BundleError> {
-    let (mut store, instance) = load_instance(engine, pre, limits).await?;
+    let (mut store, instance) = load_instance(pre, limits).await?;
     let failed = |what: &str, error| load_failure(limits, what, error);
     let mut entries = instance
         .wasmfn_platform_handler()

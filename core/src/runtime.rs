@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use wasmtime::component::{HasSelf, Linker};
 use wasmtime::Engine;
 
-use crate::bindings::{types, Function};
+use crate::bindings::types;
 use crate::bundle::{BundleError, CompileCache};
 use crate::engine::{build_engine, EpochTicker};
 use crate::guest_threads::GuestThreads;
@@ -17,7 +16,8 @@ use crate::host::InvocationState;
 use crate::invoker::Invoker;
 use crate::limits::{EngineLimits, Limits};
 use crate::pool::PoolSettings;
-use crate::registry::{load_version, FunctionVersion, LoadOptions, Registry};
+use crate::registry::{load_version, Compilers, FunctionVersion, LoadOptions, Registry};
+use crate::tiers::{Baseline, Compiler};
 
 /// Process-wide settings.
 #[derive(Debug, Clone)]
@@ -34,12 +34,16 @@ pub struct RuntimeConfig {
     /// Threads that run functions, below the serving threads' priority (0: functions run on
     /// the runtime of whoever invokes them). See [`crate::guest_threads`].
     pub guest_threads: usize,
+    /// A bundle whose Cranelift code is not cached is compiled by Winch and serves at once,
+    /// while Cranelift compiles it in the background (see [`crate::tiers`]).
+    pub baseline_tier: bool,
 }
 
 /// Everything needed to load and run functions.
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<InvocationState>,
+    compiler: Compiler,
+    baseline: Option<Baseline>,
     cache: CompileCache,
     config: RuntimeConfig,
     invoker: Invoker,
@@ -57,16 +61,23 @@ impl types::Host for InvocationState {}
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self> {
         let engine = build_engine(&config.engine)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        Function::add_to_linker::<_, HasSelf<InvocationState>>(&mut linker, |state| state)?;
-        crate::response_body::add_to_linker(&mut linker, |state| &mut state.response)?;
+        let compiler = Compiler::new(engine.clone())?;
+        let baseline = if config.baseline_tier {
+            match Baseline::new(&config.engine) {
+                Ok(baseline) => Some(baseline),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"),
+                        "no baseline tier: new bundles wait for Cranelift");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let cache = CompileCache::new(&engine, &config.cache_dir);
         let pool = config.pool.clone().bounded_by(config.engine.max_instances);
         let guests = GuestThreads::new(config.guest_threads);
         let invoker = Invoker::new(
-            engine.clone(),
             Arc::new(Registry::default()),
             pool,
             config.engine.max_instances,
@@ -74,7 +85,7 @@ impl Runtime {
             guests,
         );
         let ticker = EpochTicker::start(&engine);
-        Ok(Self { engine, linker, cache, config, invoker, _ticker: ticker })
+        Ok(Self { engine, compiler, baseline, cache, config, invoker, _ticker: ticker })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -109,7 +120,12 @@ impl Runtime {
             default_limits: self.config.default_limits.clone(),
             max_memory_mb: self.config.engine.max_memory_mb,
         };
-        load_version(&self.engine, &self.linker, &self.cache, bytes, &options).await
+        let compilers = Compilers {
+            optimized: &self.compiler,
+            baseline: self.baseline.as_ref(),
+            cache: &self.cache,
+        };
+        load_version(compilers, bytes, &options).await
     }
 
     /// Loads a bundle and makes it the active version of its function.
@@ -148,7 +164,7 @@ impl Runtime {
     ) -> Result<Arc<FunctionVersion>, BundleError> {
         let mut version = self.prepare(bytes, space, None, None).await?;
         version.config = version.config.with_overrides(config);
-        let version = crate::registry::with_dev_sources(&self.engine, version, sources).await?;
+        let version = crate::registry::with_dev_sources(version, sources).await?;
         self.registry().activate(version)
     }
 }

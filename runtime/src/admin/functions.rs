@@ -82,6 +82,7 @@ fn functions(state: &AdminContext, space: Option<&str>) -> Result<Value, AdminEr
             "sha256": summary.sha256,
             "entries": summary.entries,
             "default_entry": summary.default_entry,
+            "tier": summary.tier,
             "source": if record.is_some() { "deployed" } else { "served" },
             "versions": record.map(|r| r.versions.clone()).unwrap_or_default(),
         }));

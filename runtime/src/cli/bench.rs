@@ -159,6 +159,8 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
     // 2. Compile into a scratch cache (so it really compiles), then 3. load from it.
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
     let mut config = args.run.runtime_config();
+    // Cranelift's code is what it measures (the baseline tier serves only until it is ready).
+    config.baseline_tier = false;
     if args.compiles > 0 {
         config.cache_dir = scratch.path().join("compiled");
     }
@@ -209,9 +211,10 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut faults = [0u64; 3];
     for _ in 0..args.runs.max(1) {
-        let mut store = pool::new_store(runtime.engine(), &version);
+        let pre = version.pre();
+        let mut store = pool::new_store(&pre, &version);
         let (started, faults_before) = (Instant::now(), minor_faults());
-        let instance = version.pre.instantiate_async(&mut store).await?;
+        let instance = pre.instantiate_async(&mut store).await?;
         instantiate.push(started.elapsed());
         let (started, faults_instantiated) = (Instant::now(), minor_faults());
         call(&instance, &mut store, &wit).await?;
@@ -243,6 +246,32 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
         on_demand.push(invoke_ok(&runtime, &invocation).await?.total);
     }
     report.steps.push(Step::of("invocation, instantiated on demand", &mut on_demand));
+
+    // 8. The baseline tier: Winch's compile, and a fresh instance + call on its code (what a
+    // call costs in the seconds before Cranelift's code is swapped in).
+    if args.compiles > 0 {
+        let baseline = crate::tiers::Baseline::new(&config.engine)?;
+        let mut compiles = Vec::new();
+        let mut component = None;
+        for _ in 0..args.compiles {
+            let started = Instant::now();
+            let compiled = wasmtime::component::Component::new(baseline.engine(), &bytes)
+                .map_err(|e| anyhow::anyhow!("Winch cannot compile the bundle: {e:#}"))?;
+            compiles.push(started.elapsed());
+            component = Some(compiled);
+        }
+        report.steps.push(Step::of("baseline tier: compile (Winch)", &mut compiles));
+        let pre = baseline.compiler().link(&component.expect("compiled at least once"))?;
+        let mut calls = Vec::new();
+        for _ in 0..args.runs.max(1) {
+            let mut store = pool::new_store(&pre, &version);
+            let started = Instant::now();
+            let instance = pre.instantiate_async(&mut store).await?;
+            call(&instance, &mut store, &wit).await?;
+            calls.push(started.elapsed());
+        }
+        report.steps.push(Step::of("baseline tier: instantiate + first call", &mut calls));
+    }
     {
         // Measured whether or not the server flags turn the pool on (default 4 per function).
         let mut pooled_config = config.clone();
@@ -276,9 +305,9 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
     // Memory: many live instances at once; the private memory each one adds.
     if args.live > 0 {
         report.private_kib_per_pooled_instance =
-            private_kib_per_instance(&runtime, &version, &wit, args.live, false).await?;
+            private_kib_per_instance(&version, &wit, args.live, false).await?;
         report.private_kib_per_called_instance =
-            private_kib_per_instance(&runtime, &version, &wit, args.live, true).await?;
+            private_kib_per_instance(&version, &wit, args.live, true).await?;
     }
 
     // Throughput of fresh instances, 1 and 2 concurrent callers.
@@ -368,7 +397,6 @@ fn private_dirty_kib() -> Option<f64> {
 }
 
 async fn private_kib_per_instance(
-    runtime: &Runtime,
     version: &Arc<FunctionVersion>,
     wit: &crate::bindings::types::Invocation,
     count: usize,
@@ -377,8 +405,9 @@ async fn private_kib_per_instance(
     let Some(before) = private_dirty_kib() else { return Ok(None) };
     let mut held = Vec::with_capacity(count);
     for _ in 0..count {
-        let mut store = pool::new_store(runtime.engine(), version);
-        let instance = version.pre.instantiate_async(&mut store).await?;
+        let pre = version.pre();
+        let mut store = pool::new_store(&pre, version);
+        let instance = pre.instantiate_async(&mut store).await?;
         if called {
             call(&instance, &mut store, wit).await?;
         }

@@ -183,6 +183,11 @@ pub struct PoolArgs {
     /// [default: one per CPU core].
     #[arg(long, value_name = "N")]
     pub guest_threads: Option<u32>,
+    /// Serve a bundle whose compiled code is not cached yet within a second: compile it first
+    /// with Winch (fast to compile, slower to run) and swap in Cranelift's code, compiled in the
+    /// background, when it is ready (false: calls wait for Cranelift) [default: true].
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, hide_default_value = true)]
+    pub baseline_tier: bool,
 }
 
 impl RunArgs {
@@ -233,6 +238,7 @@ impl FunctionArgs {
             },
             max_running: pool.max_running.map_or(0, |n| n as usize),
             guest_threads: pool.guest_threads.map_or_else(crate::running::cores, |n| n as usize),
+            baseline_tier: pool.baseline_tier,
         }
     }
 }
@@ -312,7 +318,9 @@ async fn build(args: BuildArgs) -> Result<std::process::ExitCode> {
         let mut run = RunArgs::defaults();
         run.function.data_dir = args.data_dir;
         run.function.cache_dir = args.cache_dir;
-        let config = run.runtime_config();
+        let mut config = run.runtime_config();
+        // The cache is what it fills: Cranelift's code, compiled now.
+        config.baseline_tier = false;
         let cache_dir = config.cache_dir.clone();
         let runtime = Runtime::new(config)?;
         let bytes = tokio::fs::read(&built.wasm)
@@ -424,8 +432,10 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
         config.insert(key.to_string(), config_arg_value(value));
     }
     let mut runtime_config = args.run.runtime_config(&RunArgs::defaults().pool);
-    // One call: nothing to make ahead of.
+    // One call: nothing to make ahead of, and no time for a background compile to finish;
+    // Cranelift's code, compiled now, is cached for the next `invoke`.
     runtime_config.pool.per_function = 0;
+    runtime_config.baseline_tier = false;
     let runtime = Runtime::new(runtime_config)?;
     crate::names::validate_name(&args.space).map_err(|e| anyhow::anyhow!("--space: {e}"))?;
     let state = open_storage(args.storage_dir.as_deref())?;
