@@ -27,8 +27,8 @@ usage() {
 
   --quick            3 s runs with 1 s warm-up (default: 10 s runs, 2 s warm-up)
   --duration S       seconds per measured run
-  --only LIST        systems to run: wasmfn, ixoncdkingress, process-per-call,
-                     wasmtime-serve, inprocess (wasmfn bench), deploy (deploy -> first
+  --only LIST        systems to run: wasmfn, ixoncdkingress, gunicorn, uvicorn,
+                     process-per-call, wasmtime-serve, inprocess (wasmfn bench), deploy (deploy -> first
                      response), storage (the storage benchmark), outbound (a
                      function calling a local REST service) and devloop (build
                      and `wasmfn dev` edit times); default all

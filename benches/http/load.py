@@ -100,15 +100,22 @@ class CpuUse:
 
     @staticmethod
     def process_s(pid: int | None) -> float:
-        """CPU seconds of a process and of its waited-for children (utime+stime+cutime+cstime)."""
+        """CPU seconds of the server's session: the server (started as a session leader) and
+        the processes it started (gunicorn's and uvicorn's workers), each with its waited-for
+        children (utime+stime+cutime+cstime)."""
         if pid is None:
             return 0.0
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return 0.0
-        fields = stat[stat.rindex(")") + 2:].split()
-        return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        ticks = 0
+        for stat_file in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                stat = stat_file.read_text()
+            except OSError:
+                continue  # exited meanwhile
+            fields = stat[stat.rindex(")") + 2:].split()
+            # fields[3] is the session id; fields[11:15] the CPU times.
+            if int(fields[3]) == pid:
+                ticks += sum(int(value) for value in fields[11:15])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     @staticmethod
     def children_s() -> float:

@@ -1,10 +1,11 @@
 """Driver of the HTTP benchmark: wasmfn against its peers, one machine, one load generator.
 
-For each system (wasmfn, ixoncdkingress, CPython process per call, wasmtime serve) it installs
-or builds what is needed (benches/.cache), starts the server on a free 127.0.0.1 port, polls
-until one call answers with "Hello World", then runs wrk at each concurrency (a short warm-up,
-then the measured run) and stops the server. Systems run one after another, never together.
-Results go to benches/out/http.json and http.md, plots to benches/plots/.
+For each system (wasmfn, ixoncdkingress, gunicorn, uvicorn, CPython process per call, wasmtime
+serve) it installs or builds what is needed (benches/.cache), starts the server on a free
+127.0.0.1 port, polls until one call answers with "Hello World", then runs wrk at each
+concurrency (a short warm-up, then the measured run) and stops the server. Systems run one
+after another, never together. Results go to benches/out/http.json and http.md, plots to
+benches/plots/.
 
 Usually started by benches/run.sh, which installs wrk and the plotting virtualenv first.
 Standard library only; plots need matplotlib (benches/requirements.txt).

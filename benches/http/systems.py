@@ -219,7 +219,8 @@ class Wasmfn(System):
             "binary_sha256": tree_sha256(binary),
             "binary_built": built.isoformat(timespec="seconds"),
             "componentize_py": componentize_py_version(self.ws.repo),
-            "mode": "fresh wasmtime instance per invocation, `wasmfn serve` defaults"
+            "mode": "fresh wasmtime instance per invocation, `wasmfn serve` defaults, "
+                    "Cranelift's code (`--baseline-tier false`)"
                     + (f" (up to {pool.group(1)} never-used instances made ahead of demand "
                        "per function)" if pool else ""),
             "extra_serve_args": self.extra_args,
@@ -232,6 +233,10 @@ class Wasmfn(System):
             "--default-access", "public",
             "--data-dir", str(self.data_dir),
             "--cache-dir", str(self.compiled_dir),
+            # Cranelift's code, the steady state, from the first measured call: with the
+            # baseline tier a cold cache would have the first runs measure Winch's code while
+            # Cranelift compiles beside them (benches/deploy/run.py measures the tiers).
+            "--baseline-tier", "false",
             *self.extra_args,
         ]
         self.info["command"] = shlex.join(argv)
@@ -475,4 +480,93 @@ class WasmtimeServe(System):
         return Request("GET", "/")
 
 
-ALL_SYSTEMS = (Wasmfn, Ixoncdkingress, ProcessPerCall, WasmtimeServe)
+class ProductionCPython(System):
+    """The same function in CPython behind a production server with 2 worker processes (one per
+    core), no isolation: benches/peers/cpython_server/app.py."""
+
+    server = ""
+    workers = 2
+
+    def prepare(self) -> None:
+        peer = self.ws.benches / "peers" / "cpython_server"
+        requirements = peer / "requirements.txt"
+        pinned = re.search(rf"^{self.server}==(\S+)", requirements.read_text(), re.MULTILINE)
+        if pinned is None:
+            raise SetupError(f"{self.name}: no `{self.server}==` pin in {requirements}")
+        venv = self.ws.cache / f"cpython-server-{tree_sha256(requirements)}"
+        self.python = ensure_venv(venv, requirements, self, self.name)
+        self.peer = peer
+        self.info = {
+            "version": pinned.group(1),
+            "python": output_of([str(self.python), "--version"]),
+            "sdk": "wasmfn's ixoncdkingress compatibility package (guest-python/), the same "
+                   "Python code the wasmfn bundle runs",
+            "isolation": "none: calls share each worker's interpreter",
+        }
+
+    def env(self) -> dict[str, str]:
+        return {
+            "BENCH_MODULE_DIR": str(self.ws.hello_world),
+            "BENCH_SDK_DIR": str(self.ws.repo / "guest-python"),
+            "BENCH_ENTRY": HELLO_ENTRY,
+        }
+
+    def request(self, valid_for_s: float = 0) -> Request:
+        return Request("GET", "/")
+
+
+class Gunicorn(ProductionCPython):
+    name = "gunicorn"
+    label = "gunicorn (2 workers)"
+    server = "gunicorn"
+    threads = 8
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.info["mode"] = (f"WSGI, {self.workers} gthread workers x {self.threads} threads, "
+                             "HTTP/1.1 keep-alive")
+
+    def launch(self, port: int) -> Launch:
+        argv = [
+            str(self.python), "-m", "gunicorn",
+            "--bind", f"127.0.0.1:{port}",
+            "--workers", str(self.workers),
+            "--worker-class", "gthread",
+            "--threads", str(self.threads),
+            "--keep-alive", "30",
+            "--backlog", "1024",
+            "--log-level", "warning",
+            "app:wsgi",
+        ]
+        self.info["command"] = shlex.join(argv)
+        return Launch(argv, self.env(), self.peer)
+
+
+class Uvicorn(ProductionCPython):
+    name = "uvicorn"
+    label = "uvicorn (2 workers)"
+    server = "uvicorn"
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.info["mode"] = (f"ASGI, {self.workers} worker processes, uvloop event loop, "
+                             "httptools parser, HTTP/1.1 keep-alive")
+
+    def launch(self, port: int) -> Launch:
+        argv = [
+            str(self.python), "-m", "uvicorn",
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--workers", str(self.workers),
+            "--loop", "uvloop",
+            "--http", "httptools",
+            "--backlog", "1024",
+            "--no-access-log",
+            "--log-level", "warning",
+            "app:asgi",
+        ]
+        self.info["command"] = shlex.join(argv)
+        return Launch(argv, self.env(), self.peer)
+
+
+ALL_SYSTEMS = (Wasmfn, Ixoncdkingress, Gunicorn, Uvicorn, ProcessPerCall, WasmtimeServe)
