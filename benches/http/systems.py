@@ -511,6 +511,14 @@ class ProductionCPython(System):
             "BENCH_ENTRY": HELLO_ENTRY,
         }
 
+    def argv(self, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def launch(self, port: int) -> Launch:
+        argv = self.argv(port)
+        self.info["command"] = shlex.join(argv)
+        return Launch(argv, self.env(), self.peer)
+
     def request(self, valid_for_s: float = 0) -> Request:
         return Request("GET", "/")
 
@@ -526,8 +534,8 @@ class Gunicorn(ProductionCPython):
         self.info["mode"] = (f"WSGI, {self.workers} gthread workers x {self.threads} threads, "
                              "HTTP/1.1 keep-alive")
 
-    def launch(self, port: int) -> Launch:
-        argv = [
+    def argv(self, port: int) -> list[str]:
+        return [
             str(self.python), "-m", "gunicorn",
             "--bind", f"127.0.0.1:{port}",
             "--workers", str(self.workers),
@@ -538,8 +546,6 @@ class Gunicorn(ProductionCPython):
             "--log-level", "warning",
             "app:wsgi",
         ]
-        self.info["command"] = shlex.join(argv)
-        return Launch(argv, self.env(), self.peer)
 
 
 class Uvicorn(ProductionCPython):
@@ -552,8 +558,8 @@ class Uvicorn(ProductionCPython):
         self.info["mode"] = (f"ASGI, {self.workers} worker processes, uvloop event loop, "
                              "httptools parser, HTTP/1.1 keep-alive")
 
-    def launch(self, port: int) -> Launch:
-        argv = [
+    def argv(self, port: int) -> list[str]:
+        return [
             str(self.python), "-m", "uvicorn",
             "--host", "127.0.0.1",
             "--port", str(port),
@@ -565,8 +571,6 @@ class Uvicorn(ProductionCPython):
             "--log-level", "warning",
             "app:asgi",
         ]
-        self.info["command"] = shlex.join(argv)
-        return Launch(argv, self.env(), self.peer)
 
 
 ALL_SYSTEMS = (Wasmfn, Ixoncdkingress, Gunicorn, Uvicorn, ProcessPerCall, WasmtimeServe)
