@@ -2,7 +2,8 @@
 # The benchmark suite in one command: wasmfn and its peers over HTTP (benches/http), the
 # in-process cold-start breakdown (wasmfn bench), deploy -> first response
 # (benches/deploy/run.py), then the storage benchmark (benches/storage/run.py) and outbound
-# calls (benches/outbound/run.py: a function that calls a REST service, wasmfn vs CPython) and
+# calls (benches/outbound/run.py: a function that calls a REST service, wasmfn vs CPython), 100 KB
+# of JSON in and out (benches/json/run.py: wasmfn vs ixoncdkingress, gunicorn and uvicorn) and
 # the development loop (benches/devloop/run.py: build and `wasmfn dev` edit times).
 #
 #   bash benches/run.sh [--quick] [--duration SECONDS] [--only wasmfn,ixoncdkingress,...]
@@ -28,10 +29,11 @@ usage() {
   --quick            3 s runs with 1 s warm-up (default: 10 s runs, 2 s warm-up)
   --duration S       seconds per measured run
   --only LIST        systems to run: wasmfn, ixoncdkingress, gunicorn, uvicorn,
-                     process-per-call, wasmtime-serve, inprocess (wasmfn bench), deploy (deploy -> first
-                     response), storage (the storage benchmark), outbound (a
-                     function calling a local REST service) and devloop (build
-                     and `wasmfn dev` edit times); default all
+                     process-per-call, wasmtime-serve, inprocess (wasmfn bench),
+                     deploy (deploy -> first response), storage (the storage benchmark), outbound (a
+                     function calling a local REST service), json (100 KB of
+                     JSON in and out) and devloop (build and `wasmfn dev`
+                     edit times); default all
   --no-build         serve with the existing target/release/wasmfn (no cargo build)
   --wasmfn-bin PATH  serve with this wasmfn binary (implies --no-build)
 EOF
@@ -108,7 +110,7 @@ status=0
 # The HTTP systems asked for (all when --only is absent).
 http_only=""
 if [ -n "$only" ]; then
-  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound|devloop' | paste -sd, - || true)
+  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound|json|devloop' | paste -sd, - || true)
 fi
 if [ -n "$http_only" ]; then
   driver_args+=(--only "$http_only")
@@ -201,18 +203,28 @@ if wants devloop; then
   run_command_bench devloop "development loop"
 fi
 
-if wants outbound; then
-  echo "== outbound calls (benches/outbound/run.py)"
+# A benchmark of one function served by several systems (benches/NAME/run.py, built on the HTTP
+# benchmark's systems). Arguments: NAME and what it measures.
+run_function_bench() {
+  echo "== $2 (benches/$1/run.py)"
   if [ ! -x "$wasmfn_bin" ]; then
     (cd "$REPO" && cargo build --release --bin wasmfn)
   fi
-  outbound_args=(--wasmfn-bin "$wasmfn_bin" --out "$OUT")
-  if [ "$quick" = 1 ]; then outbound_args+=(--quick); fi
-  if [ -n "$duration" ]; then outbound_args+=(--duration "$duration"); fi
-  "$python" "$BENCHES/outbound/run.py" "${outbound_args[@]}" || {
-    echo "run.sh: the outbound benchmark failed" >&2
+  local args=(--wasmfn-bin "$wasmfn_bin" --out "$OUT")
+  if [ "$quick" = 1 ]; then args+=(--quick); fi
+  if [ -n "$duration" ]; then args+=(--duration "$duration"); fi
+  "$python" "$BENCHES/$1/run.py" "${args[@]}" || {
+    echo "run.sh: the $2 benchmark failed" >&2
     status=1
   }
+}
+
+if wants outbound; then
+  run_function_bench outbound "outbound calls"
+fi
+
+if wants json; then
+  run_function_bench json "100 KB of JSON in and out"
 fi
 
 echo "== wall time: $(( $(date +%s) - started )) s"

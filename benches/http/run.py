@@ -127,7 +127,8 @@ def log_tail(log: Path, lines: int = 15) -> str:
 
 
 def wait_ready(process: subprocess.Popen, port: int, system: System, log: Path) -> str:
-    """Polls one call until it answers 200 with "Hello World"; returns that body."""
+    """Polls one call until it answers 200 with the system's `ready_text` ("Hello World" for
+    hello world); returns that body."""
     deadline = time.monotonic() + system.ready_timeout_s
     last = "no answer yet"
     while time.monotonic() < deadline:
@@ -140,10 +141,11 @@ def wait_ready(process: subprocess.Popen, port: int, system: System, log: Path) 
         except (OSError, http.client.HTTPException) as error:
             last = f"{type(error).__name__}: {error}"
         else:
-            if status == 200 and "Hello World" in body:
+            if status == 200 and system.ready_text in body:
                 return body
             if status == 200:
-                raise SetupError(f"{system.name}: answered 200 without \"Hello World\": {body[:300]}")
+                raise SetupError(f"{system.name}: answered 200 without {system.ready_text!r}: "
+                                 f"{body[:300]}")
             last = f"HTTP {status}: {body[:300]}"
         time.sleep(0.2)
     raise SetupError(f"{system.name}: not ready after {system.ready_timeout_s:.0f} s "
@@ -199,7 +201,7 @@ def measure(system: System, args: argparse.Namespace, workspace: Workspace) -> d
         started = time.monotonic()
         result["probe_body"] = wait_ready(process, port, system, log)
         result["ready_after_s"] = round(time.monotonic() - started, 2)
-        print(f"  ready after {result['ready_after_s']} s, answers {result['probe_body'].strip()}",
+        print(f"  ready after {result['ready_after_s']} s, answers {result['probe_body'].strip()[:200]}",
               flush=True)
         for connections in args.connections:
             if process.poll() is not None:

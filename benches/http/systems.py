@@ -75,6 +75,8 @@ class System:
     label = ""
     # The first start of some systems compiles (Cranelift, componentize-py): allow for it.
     ready_timeout_s = 120.0
+    # What a good answer contains (the driver waits for it before measuring).
+    ready_text = "Hello World"
 
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace

@@ -32,6 +32,7 @@ sys.path.insert(0, str(BENCHES / "http"))
 import run as http_run  # noqa: E402
 from load import Request  # noqa: E402
 from systems import Ixoncdkingress, SetupError, Wasmfn, Workspace  # noqa: E402
+from workload import parse_args  # noqa: E402
 
 FUNCTION = BENCHES / "functions" / "outbound"
 ENTRY = "functions.call_upstream"
@@ -74,23 +75,10 @@ class OutboundIxoncdkingress(Ixoncdkingress):
         return self.signed(ENTRY, {"upstream": self.upstream}, valid_for_s)
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--wasmfn-bin", type=Path,
-                        default=BENCHES.parent / "target" / "release" / "wasmfn")
-    parser.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up")
-    parser.add_argument("--duration", type=int)
-    parser.add_argument("--connections", default="1,16")
-    parser.add_argument("--only", default="wasmfn,ixoncdkingress")
-    parser.add_argument("--out", type=Path, default=BENCHES / "out")
+def extra_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wasmfn-arg", action="append", default=[], metavar="ARG",
                         help="an extra `wasmfn serve` argument (repeat), e.g. "
                              "--wasmfn-arg=--keep-resident-mb=8")
-    args = parser.parse_args()
-    args.duration = args.duration or (3 if args.quick else 10)
-    args.warmup = 1 if args.quick else 2
-    args.connections = [int(c) for c in args.connections.split(",") if c.strip()]
-    return args
 
 
 def markdown(results: dict) -> str:
@@ -124,7 +112,8 @@ def markdown(results: dict) -> str:
 
 
 def main() -> int:
-    args = parse_args()
+    args = parse_args(__doc__.split("\n\n")[0], connections="1,16",
+                      only="wasmfn,ixoncdkingress", extra=extra_args)
     cache = BENCHES / ".cache"
     workspace = Workspace(
         repo=BENCHES.parent, cache=cache, out=args.out, wasmfn_bin=args.wasmfn_bin,

@@ -183,9 +183,9 @@ pub struct PoolArgs {
     /// [default: one per CPU core].
     #[arg(long, value_name = "N")]
     pub guest_threads: Option<u32>,
-    /// Serve a bundle whose compiled code is not cached yet within a second: compile it first
-    /// with Winch (fast to compile, slower to run) and swap in Cranelift's code, compiled in the
-    /// background, when it is ready (false: calls wait for Cranelift) [default: true].
+    /// Serve a bundle whose compiled code is not cached yet within a second or two: compile it
+    /// first with Winch (fast to compile, slower to run) and swap in Cranelift's code, compiled
+    /// in the background, when it is ready (false: calls wait for Cranelift) [default: true].
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, hide_default_value = true)]
     pub baseline_tier: bool,
 }

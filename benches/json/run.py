@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""A ~100 KB JSON argument and a ~100 KB JSON answer per call: wasmfn against ixoncdkingress,
+gunicorn and uvicorn (CPython, no isolation).
+
+All serve benches/functions/json/functions.py, whose entry walks a list of readings, marks each
+one and totals them per device, and answers the marked list with the totals. Each call POSTs
+the same document (generated here, deterministic, ~100 KB). One machine, one load generator
+(wrk), one system at a time, in one run: the ratios are what to read. Writes <out>/json.json
+and <out>/json.md.
+
+    python3 benches/json/run.py [--wasmfn-bin target/release/wasmfn] [--quick]
+        [--duration S] [--connections 1,16] [--only wasmfn,ixoncdkingress,gunicorn,uvicorn]
+
+Usually started by `bash benches/run.sh --only json`, which installs wrk first.
+"""
+
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCHES = Path(__file__).resolve().parent.parent
+# The HTTP benchmark's systems and measuring loop, reused as they are.
+sys.path.insert(0, str(BENCHES / "http"))
+
+import run as http_run  # noqa: E402
+from systems import SetupError, Workspace  # noqa: E402
+from workload import Workload, parse_args, systems_for  # noqa: E402
+
+# ixoncdkingress's signer takes the arguments on its command line, where one argument may be at
+# most 128 KiB (Linux's MAX_ARG_STRLEN): the document stays just under 100 KB.
+TARGET_BYTES = 100_000
+
+
+def readings() -> list[dict]:
+    """Deterministic readings of 20 devices, as many as fit in TARGET_BYTES of JSON."""
+    items: list[dict] = []
+    size = 2
+    index = 0
+    while True:
+        item = {"device": f"plc-{index % 20:02d}", "sensor": f"temperature-{index % 7}",
+                "at": f"2026-12-04T{index // 3600 % 24:02d}:{index // 60 % 60:02d}:"
+                      f"{index % 60:02d}Z", "value": round((index * 37 % 1000) / 10, 1)}
+        item_size = len(json.dumps(item, separators=(",", ":"))) + 1
+        if size + item_size > TARGET_BYTES - 20:
+            return items
+        items.append(item)
+        size += item_size
+        index += 1
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"JSON in and out ({results['date']}, {results['machine']['cpus']} CPUs, "
+        f"{results['machine']['platform']}): each call POSTs {results['body_bytes']:,} bytes of "
+        f"JSON ({results['readings']} readings) and gets {results['answer_bytes']:,} back.",
+        "",
+        "| system | connections | req/s | p50 ms | p99 ms | errors | wasmfn req/s ÷ this |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    wasmfn = {run["connections"]: run["requests_per_s"]
+              for run in results["systems"].get("wasmfn", {}).get("runs", [])}
+    for name, result in results["systems"].items():
+        for run in result.get("runs", []):
+            base = wasmfn.get(run["connections"])
+            ratio = f"{base / run['requests_per_s']:.2f}" if base and run["requests_per_s"] else ""
+            lines.append(
+                f"| {name} | {run['connections']} | {run['requests_per_s']:,.0f} | "
+                f"{run['latency_ms']['p50']:.2f} | {run['latency_ms']['p99']:.2f} | "
+                f"{http_run.error_count(run)} | {ratio} |"
+            )
+        for failed in result.get("failed_runs", []):
+            lines.append(f"| {name} | {failed['connections']} | failed: {failed['error']} "
+                         "| | | | |")
+        if "error" in result:
+            lines.append(f"| {name} | | failed: {result['error']} | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    args = parse_args(__doc__.split("\n\n")[0], connections="1,4,16",
+                      only="wasmfn,ixoncdkingress,gunicorn,uvicorn")
+    workspace = Workspace(
+        repo=BENCHES.parent, cache=BENCHES / ".cache", out=args.out,
+        wasmfn_bin=args.wasmfn_bin, build_wasmfn=False,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    workload = Workload(
+        function=BENCHES / "functions" / "json", name="json-bench",
+        entry="functions.summarise", arguments={"readings": readings()},
+        ready_text='"devices"',
+    )
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "body_bytes": len(workload.body),
+        "readings": len(workload.arguments["readings"]),
+        "answer_bytes": 0,
+        "systems": {},
+    }
+    wanted = {name.strip() for name in args.only.split(",")}
+    for system in systems_for(workload, workspace):
+        if system.name not in wanted:
+            continue
+        print(f"== {system.label}", flush=True)
+        try:
+            system.prepare()
+            result = http_run.measure(system, args, workspace)
+            result["info"] = system.info
+            results["answer_bytes"] = max(results["answer_bytes"], len(result["probe_body"]))
+        except SetupError as error:
+            print(f"  FAILED: {error}", flush=True)
+            result = {"error": str(error)}
+        results["systems"][system.name] = result
+    (args.out / "json.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (args.out / "json.md").write_text(table)
+    print(table)
+    return 0 if all("error" not in r for r in results["systems"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
