@@ -11,8 +11,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import run as http_run
 from load import Request
-from systems import Gunicorn, Ixoncdkingress, System, Uvicorn, Wasmfn, Workspace
+from systems import Gunicorn, Ixoncdkingress, SetupError, System, Uvicorn, Wasmfn, Workspace
 
 
 @dataclass
@@ -93,3 +94,29 @@ def parse_args(description: str, connections: str, only: str,
     args.warmup = 1 if args.quick else 2
     args.connections = [int(c) for c in args.connections.split(",") if c.strip()]
     return args
+
+
+def measure_each(systems: list[System], args: argparse.Namespace,
+                 workspace: Workspace) -> dict[str, dict]:
+    """Each system measured in turn (run.measure); a system that cannot be set up gets
+    {"error": ...} and the others still run."""
+    results = {}
+    for system in systems:
+        print(f"== {system.label}", flush=True)
+        try:
+            system.prepare()
+            result = http_run.measure(system, args, workspace)
+            result["info"] = system.info
+        except SetupError as error:
+            print(f"  FAILED: {error}", flush=True)
+            result = {"error": str(error)}
+        results[system.name] = result
+    return results
+
+
+def write_results(results: dict, out: Path, name: str, markdown: str) -> int:
+    """<out>/<name>.json and .md, the table printed; the exit code (1 if a system failed)."""
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2))
+    (out / f"{name}.md").write_text(markdown)
+    print(markdown)
+    return 0 if all("error" not in r for r in results["systems"].values()) else 1

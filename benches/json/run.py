@@ -26,8 +26,9 @@ BENCHES = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BENCHES / "http"))
 
 import run as http_run  # noqa: E402
-from systems import SetupError, Workspace  # noqa: E402
-from workload import Workload, parse_args, systems_for  # noqa: E402
+from systems import Workspace  # noqa: E402
+from workload import (  # noqa: E402
+    Workload, measure_each, parse_args, systems_for, write_results)
 
 # ixoncdkingress's signer takes the arguments on its command line, where one argument may be at
 # most 128 KiB (Linux's MAX_ARG_STRLEN): the document stays just under 100 KB.
@@ -101,24 +102,12 @@ def main() -> int:
         "systems": {},
     }
     wanted = {name.strip() for name in args.only.split(",")}
-    for system in systems_for(workload, workspace):
-        if system.name not in wanted:
-            continue
-        print(f"== {system.label}", flush=True)
-        try:
-            system.prepare()
-            result = http_run.measure(system, args, workspace)
-            result["info"] = system.info
-            results["answer_bytes"] = max(results["answer_bytes"], len(result["probe_body"]))
-        except SetupError as error:
-            print(f"  FAILED: {error}", flush=True)
-            result = {"error": str(error)}
-        results["systems"][system.name] = result
-    (args.out / "json.json").write_text(json.dumps(results, indent=2))
-    table = markdown(results)
-    (args.out / "json.md").write_text(table)
-    print(table)
-    return 0 if all("error" not in r for r in results["systems"].values()) else 1
+    systems = [s for s in systems_for(workload, workspace) if s.name in wanted]
+    results["systems"] = measure_each(systems, args, workspace)
+    results["answer_bytes"] = max(
+        [len(r["probe_body"]) for r in results["systems"].values() if "probe_body" in r],
+        default=0)
+    return write_results(results, args.out, "json", markdown(results))
 
 
 if __name__ == "__main__":

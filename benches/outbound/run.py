@@ -16,7 +16,6 @@ Usually started by `bash benches/run.sh --only outbound`, which installs wrk fir
 """
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -31,8 +30,8 @@ sys.path.insert(0, str(BENCHES / "http"))
 
 import run as http_run  # noqa: E402
 from load import Request  # noqa: E402
-from systems import Ixoncdkingress, SetupError, Wasmfn, Workspace  # noqa: E402
-from workload import parse_args  # noqa: E402
+from systems import Ixoncdkingress, Wasmfn, Workspace  # noqa: E402
+from workload import measure_each, parse_args, write_results  # noqa: E402
 
 FUNCTION = BENCHES / "functions" / "outbound"
 ENTRY = "functions.call_upstream"
@@ -140,23 +139,10 @@ def main() -> int:
                         OutboundIxoncdkingress(workspace, upstream_url))
             if s.name in wanted
         ]
-        for system in systems:
-            print(f"== {system.label}", flush=True)
-            try:
-                system.prepare()
-                result = http_run.measure(system, args, workspace)
-                result["info"] = system.info
-            except SetupError as error:
-                print(f"  FAILED: {error}", flush=True)
-                result = {"error": str(error)}
-            results["systems"][system.name] = result
+        results["systems"] = measure_each(systems, args, workspace)
     finally:
         http_run.stop(upstream)
-    (args.out / "outbound.json").write_text(json.dumps(results, indent=2))
-    table = markdown(results)
-    (args.out / "outbound.md").write_text(table)
-    print(table)
-    return 0 if all("error" not in r for r in results["systems"].values()) else 1
+    return write_results(results, args.out, "outbound", markdown(results))
 
 
 if __name__ == "__main__":
