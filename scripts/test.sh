@@ -14,6 +14,9 @@ bash scripts/build-wasi-wheels.sh 2.41.5
 bash scripts/build-wasi-c-wheels.sh
 # The real ixoncdkingress, for the differential test (tests/differential.rs). Cached too.
 bash scripts/setup-reference-sdk.sh
+# componentize-py built with wasmfn's reproducibility patch, for byte-identical builds
+# (tests/hermetic.rs; vendor/README.md). About 10 minutes once; cached too.
+bash scripts/setup-componentize-py.sh
 
 echo "== guest-python unit tests"
 python3 -m unittest discover -s guest-python/tests -t guest-python -v

@@ -1,7 +1,6 @@
 //! Builds are hermetic: nothing of the host's Python gets into a bundle, the same folder gives
-//! the same bundle wherever it is built (byte for byte, except CPython's pre-initialized heap:
-//! componentize-py 0.25 pre-initializes with real randomness, so the interpreter's hash secret
-//! and the heap laid out with it, and so how far the heap grew, differ from build to build), requirements are pinned in
+//! the same bundle wherever it is built (byte for byte, with the componentize-py that
+//! scripts/setup-componentize-py.sh builds; vendor/README.md), requirements are pinned in
 //! requirements.lock, and mistakes that need no Python are reported before componentize-py runs.
 
 mod support;
@@ -11,35 +10,17 @@ use std::process::Command;
 
 use wasmfn_runtime::bundle::sha256_hex;
 
-/// The bundle's sections, digested, without the state componentize-py's pre-initialization
-/// left: core modules' data (the heap), data counts, globals and memories' initial sizes.
-fn without_preinitialized_heap(bytes: &[u8]) -> Vec<(u8, String)> {
+/// Each section of a bundle (core modules' sections come one by one), digested: what a failure
+/// shows of two bundles that should be the same.
+fn section_digests(bytes: &[u8]) -> Vec<(u8, String)> {
     use wasmparser::{Parser, Payload};
     let mut kept = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.expect("a valid component");
-        let skipped = matches!(
-            payload,
-            Payload::DataSection(_)
-                | Payload::DataCountSection { .. }
-                | Payload::GlobalSection(_)
-                // Their contents come as payloads of their own.
-                | Payload::ModuleSection { .. }
-                | Payload::ComponentSection { .. }
-        );
-        // A memory's initial size is how far the pre-initialized heap grew; the rest of its
-        // type (maximum, sharing, index width) is the build's.
-        if let Payload::MemorySection(reader) = &payload {
-            let types: Vec<String> = reader
-                .clone()
-                .into_iter()
-                .map(|memory| {
-                    let m = memory.expect("a valid memory type");
-                    format!("{:?} {} {} {:?}", m.maximum, m.shared, m.memory64, m.page_size_log2)
-                })
-                .collect();
-            kept.push((5, sha256_hex(types.join(";").as_bytes())));
-        } else if let (false, Some((id, range))) = (skipped, payload.as_section()) {
+        // Their contents come as payloads of their own.
+        let nested =
+            matches!(payload, Payload::ModuleSection { .. } | Payload::ComponentSection { .. });
+        if let (false, Some((id, range))) = (nested, payload.as_section()) {
             kept.push((id, sha256_hex(&bytes[range])));
         }
     }
@@ -87,8 +68,8 @@ fn the_hosts_packages_never_get_into_a_bundle_and_builds_are_reproducible() {
     assert!(!ok, "the host's package was found:\n{stderr}");
     assert!(stderr.contains("No module named 'host_only_pkg'"), "{stderr}");
 
-    // The same folder, built in two places with different temporary directories, gives the
-    // same bytes.
+    // The same folder, built in two places with different temporary directories, time zones
+    // and locales, gives the same bytes: CPython's pre-initialized memory included.
     let source = format!("{HEADER}@FunctionContext.expose\ndef value(context):\n    return 42\n");
     write_function(&first, &source, "");
     let second = scratch.path().join("elsewhere/second");
@@ -97,16 +78,41 @@ fn the_hosts_packages_never_get_into_a_bundle_and_builds_are_reproducible() {
     let tmp_b = scratch.path().join("tmp-b");
     std::fs::create_dir_all(&tmp_a).unwrap();
     std::fs::create_dir_all(&tmp_b).unwrap();
-    let (ok, stderr) = build(&first, &scratch.path().join("out-a"), &[("TMPDIR", &tmp_a)]);
+    let env_a = [("TMPDIR", tmp_a.as_path()), ("TZ", Path::new("UTC")), ("LC_ALL", Path::new("C"))];
+    let env_b = [
+        ("TMPDIR", tmp_b.as_path()),
+        ("TZ", Path::new("Asia/Tokyo")),
+        ("LC_ALL", Path::new("C.UTF-8")),
+    ];
+    let (ok, stderr) = build(&first, &scratch.path().join("out-a"), &env_a);
     assert!(ok, "{stderr}");
-    let (ok, stderr) = build(&second, &scratch.path().join("out-b"), &[("TMPDIR", &tmp_b)]);
+    assert!(
+        !stderr.contains("not be byte-reproducible"),
+        "builds use PyPI's componentize-py: run bash scripts/setup-componentize-py.sh\n{stderr}"
+    );
+    // (Seconds later: a build takes that long, so the clocks differ too.)
+    let (ok, stderr) = build(&second, &scratch.path().join("out-b"), &env_b);
     assert!(ok, "{stderr}");
     let a = std::fs::read(scratch.path().join("out-a/sealed-1.0.0.wasm")).unwrap();
     let b = std::fs::read(scratch.path().join("out-b/sealed-1.0.0.wasm")).unwrap();
-    let (a, b) = (without_preinitialized_heap(&a), without_preinitialized_heap(&b));
-    assert!(a.len() > 100, "the bundle was parsed: {} sections", a.len());
-    let differing: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
-    assert!(a.len() == b.len() && differing.is_empty(), "two builds differ in {differing:?}");
+    let (sections_a, sections_b) = (section_digests(&a), section_digests(&b));
+    assert!(sections_a.len() > 100, "the bundle was parsed: {} sections", sections_a.len());
+    let differing: Vec<_> = sections_a.iter().zip(&sections_b).filter(|(x, y)| x != y).collect();
+    assert_eq!(
+        sha256_hex(&a),
+        sha256_hex(&b),
+        "two builds of one folder differ ({} and {} bytes) in sections {differing:?}",
+        a.len(),
+        b.len()
+    );
+
+    // Another source gives another bundle (and another hash secret: the seed follows it).
+    let other = format!("{HEADER}@FunctionContext.expose\ndef value(context):\n    return 43\n");
+    write_function(&second, &other, "");
+    let (ok, stderr) = build(&second, &scratch.path().join("out-c"), &env_b);
+    assert!(ok, "{stderr}");
+    let c = std::fs::read(scratch.path().join("out-c/sealed-1.0.0.wasm")).unwrap();
+    assert_ne!(sha256_hex(&a), sha256_hex(&c));
 }
 
 #[test]

@@ -15,6 +15,7 @@ use crate::manifest::{FunctionManifest, ManifestError, MANIFEST_FILE};
 use crate::toolchain::{wasmfn_home, Toolchain};
 
 mod lock;
+pub mod reproducible;
 mod requirements;
 pub mod syntax;
 pub use requirements::wasi_wheels_dir;
@@ -332,6 +333,12 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         ));
     }
     let toolchain = Toolchain::ensure(&wasmfn_home()).map_err(BuildError::Toolchain)?;
+    if !toolchain.is_reproducible() {
+        progress(
+            "note: componentize-py from PyPI: this bundle will not be byte-reproducible \
+             (bash scripts/setup-componentize-py.sh builds the patched one; docs/writing-functions.md)",
+        );
+    }
     check_syntax(&toolchain, dir, &modules, progress)?;
 
     let staging = tempfile::tempdir().map_err(io("creating a staging directory"))?;
@@ -370,6 +377,13 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     };
     write_guest_sources(staging.path(), &manifest_py)?;
 
+    // componentize-py adds the site-packages of $VIRTUAL_ENV (else of whatever `python3` is on
+    // PATH) to the bundle's path: an empty one keeps the host's packages out of every bundle.
+    let no_site_packages = staging.path().join("no-venv");
+    std::fs::create_dir_all(no_site_packages.join("lib").join("site-packages"))
+        .map_err(io("creating the staging directory"))?;
+    let seed = reproducible::settle(staging.path()).map_err(io("reading the staged sources"))?;
+
     progress("compiling Python into a component with componentize-py (takes 5-20 s)");
     let out = staging.path().join("out.wasm");
     let mut command = Command::new(toolchain.componentize_py());
@@ -382,16 +396,12 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
     for (path, _) in &mounts {
         command.arg("-p").arg(path);
     }
-    // componentize-py adds the site-packages of $VIRTUAL_ENV (else of whatever `python3` is on
-    // PATH) to the bundle's path: an empty one keeps the host's packages out of every bundle.
-    let no_site_packages = staging.path().join("no-venv");
-    std::fs::create_dir_all(no_site_packages.join("lib").join("site-packages"))
-        .map_err(io("creating the staging directory"))?;
     let elapsed = options.progress.then(|| crate::progress::Elapsed::start("  componentize-py"));
     let result = command
         .arg("-o")
         .arg(&out)
         .env("VIRTUAL_ENV", &no_site_packages)
+        .env(reproducible::SEED_VARIABLE, seed.to_string())
         .env("RUST_BACKTRACE", "0")
         .env("RUST_LIB_BACKTRACE", "0")
         .output()

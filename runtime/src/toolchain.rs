@@ -24,18 +24,25 @@ pub fn wasmfn_home() -> PathBuf {
     home.join(".cache").join("wasmfn")
 }
 
+/// Where `scripts/setup-componentize-py.sh` puts the componentize-py it builds from the
+/// crates.io source with wasmfn's reproducibility patch (`vendor/componentize-py/`), under
+/// `$WASMFN_HOME/toolchain`.
+pub const REPRODUCIBLE_DIR: &str = "componentize-py-0.25.1-reproducible";
+
 /// An installed componentize-py.
 #[derive(Debug, Clone)]
 pub struct Toolchain {
     venv: PathBuf,
+    /// The patched componentize-py binary, when it is built: bundles are then the same bytes
+    /// wherever they are built (`python_build::reproducible`).
+    reproducible: Option<PathBuf>,
 }
 
 impl Toolchain {
     /// The toolchain under `home`, installed now (with progress on stderr) if missing.
     pub fn ensure(home: &Path) -> Result<Self> {
         let root = home.join("toolchain");
-        let venv = root.join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"));
-        let toolchain = Self { venv };
+        let toolchain = Self::at(home);
         if toolchain.is_installed() {
             return Ok(toolchain);
         }
@@ -51,10 +58,22 @@ impl Toolchain {
 
     /// The toolchain under `home` if it is installed; never installs.
     pub fn installed(home: &Path) -> Option<Self> {
-        let venv =
-            home.join("toolchain").join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"));
-        let toolchain = Self { venv };
+        let toolchain = Self::at(home);
         toolchain.is_installed().then_some(toolchain)
+    }
+
+    fn at(home: &Path) -> Self {
+        let root = home.join("toolchain");
+        let patched = root.join(REPRODUCIBLE_DIR);
+        let reproducible = (patched.join(".complete").exists()
+            && patched.join("bin").join("componentize-py").exists())
+        .then(|| patched.join("bin").join("componentize-py"));
+        Self { venv: root.join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}")), reproducible }
+    }
+
+    /// Whether builds use the patched componentize-py, and so are byte-reproducible.
+    pub fn is_reproducible(&self) -> bool {
+        self.reproducible.is_some()
     }
 
     /// Where it is installed.
@@ -63,7 +82,8 @@ impl Toolchain {
     }
 
     fn is_installed(&self) -> bool {
-        self.venv.join(".complete").exists() && self.componentize_py().exists()
+        self.venv.join(".complete").exists()
+            && self.venv.join("bin").join("componentize-py").exists()
     }
 
     fn install(&self) -> Result<()> {
@@ -86,8 +106,9 @@ impl Toolchain {
         Ok(())
     }
 
+    /// The componentize-py builds run: the reproducible one when it is built, else PyPI's.
     pub fn componentize_py(&self) -> PathBuf {
-        self.venv.join("bin").join("componentize-py")
+        self.reproducible.clone().unwrap_or_else(|| self.venv.join("bin").join("componentize-py"))
     }
 
     /// The Python that runs componentize-py (the host's, not the bundle's CPython 3.14).

@@ -108,9 +108,17 @@ fn python() -> Verdict {
 
 fn toolchain() -> Verdict {
     match Toolchain::installed(&wasmfn_home()) {
-        Some(toolchain) => {
-            Verdict::Ok(format!("{COMPONENTIZE_PY_VERSION} in {}", toolchain.dir().display()))
-        }
+        Some(toolchain) if toolchain.is_reproducible() => Verdict::Ok(format!(
+            "{COMPONENTIZE_PY_VERSION} in {}; builds are reproducible ({})",
+            toolchain.dir().display(),
+            toolchain.componentize_py().display()
+        )),
+        Some(toolchain) => Verdict::Note(format!(
+            "{COMPONENTIZE_PY_VERSION} from PyPI in {}: bundles work, but two builds of one \
+             folder differ in CPython's pre-initialized memory; `bash \
+             scripts/setup-componentize-py.sh` builds the patched one (cargo, ~10 min once)",
+            toolchain.dir().display()
+        )),
         None => Verdict::Note(format!(
             "componentize-py {COMPONENTIZE_PY_VERSION} is not installed yet: the first \
              `wasmfn build` installs it from PyPI (needs network), or run `bash scripts/setup.sh`"
