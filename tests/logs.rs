@@ -161,7 +161,7 @@ async fn a_graceful_shutdown_keeps_every_record() {
                 space: "default".into(),
                 function: "behave".into(),
                 entry: Some("behave.greet".into()),
-                arguments: serde_json::json!({"name": "Ada"}).as_object().unwrap().clone(),
+                arguments: serde_json::json!({"name": "Ada"}).into(),
                 trigger: "test".into(),
                 ..Default::default()
             };

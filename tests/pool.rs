@@ -164,7 +164,7 @@ async fn a_call_waits_for_a_free_instance_slot() {
     assert_eq!(runtime.invoker().free_instance_slots(), 1);
 
     let mut nap = invocation("behave.nap", &[]);
-    nap.arguments.insert("ms".into(), json!(300));
+    nap.arguments = json!({"ms": 300}).into();
     let holder = {
         let runtime = runtime.clone();
         tokio::spawn(async move { runtime.invoker().invoke(nap).await })

@@ -20,7 +20,7 @@ fn call(entry: &str, arguments: serde_json::Value) -> Invocation {
         function: "behave".into(),
         entry: Some(entry.into()),
         trigger: "test".into(),
-        arguments: arguments.as_object().cloned().unwrap_or_default(),
+        arguments: arguments.into(),
         ..Invocation::default()
     }
 }

@@ -39,7 +39,7 @@ pub struct Invocation {
     pub function: String,
     /// The entry asked for; `None` means the function's default entry.
     pub entry: Option<String>,
-    pub arguments: serde_json::Map<String, serde_json::Value>,
+    pub arguments: crate::arguments::Arguments,
     pub request: RequestData,
     pub trigger: String,
     pub caller: Caller,
@@ -604,8 +604,7 @@ fn classify_trap(
 
 /// The arguments as the guest receives them, JSON text (and so the invocation log).
 fn arguments_json(invocation: &Invocation) -> String {
-    // A map of JSON values always serialises; no copy of the map is made for it.
-    serde_json::to_string(&invocation.arguments).unwrap_or_else(|_| "{}".into())
+    invocation.arguments.as_str().to_string()
 }
 
 /// The configuration as the guest receives it: each value as JSON text; last, under

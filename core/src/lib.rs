@@ -10,6 +10,7 @@
 //! This crate knows nothing of HTTP servers, the CLI, MQTT or the state database: triggers and
 //! the server are built on it, never the other way round (`scripts/test.sh` checks).
 
+pub mod arguments;
 pub mod bindings;
 pub mod bundle;
 pub mod caller;

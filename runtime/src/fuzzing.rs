@@ -123,6 +123,7 @@ pub fn http_arguments(data: &[u8]) -> Outcome {
     }
     match arguments(&query, &headers, body) {
         Ok(arguments) => {
+            let arguments = arguments.to_map();
             for (name, _) in &query {
                 assert!(arguments.contains_key(name), "query argument {name:?} lost");
             }

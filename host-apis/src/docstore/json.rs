@@ -41,7 +41,7 @@ pub fn parse_json(text: &[u8]) -> Result<Value, JsonError> {
 
 /// The deepest nesting of `[` and `{` outside strings (of a valid text; any text is measured
 /// without failing).
-fn nesting(text: &[u8]) -> usize {
+pub fn nesting(text: &[u8]) -> usize {
     let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     for &byte in text {
         if in_string {

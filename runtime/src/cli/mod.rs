@@ -454,7 +454,7 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
         space: args.space.clone(),
         function: version.name.clone(),
         entry: args.entry,
-        arguments,
+        arguments: arguments.into(),
         request: crate::invoker::RequestData {
             method: "POST".into(),
             path: "/".into(),

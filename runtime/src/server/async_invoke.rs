@@ -115,7 +115,7 @@ async fn accept(
             query,
             headers,
             body: body.to_vec(),
-            arguments,
+            arguments: arguments.to_map(),
         },
         result: None,
         caller: caller.unwrap_or_default(),

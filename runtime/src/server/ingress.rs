@@ -157,7 +157,7 @@ pub fn parse_call(body: &[u8]) -> Result<(Invocation, Option<String>), InvokeErr
     let config: BTreeMap<String, Value> = call.config.into_iter().collect();
     let invocation = Invocation {
         entry: Some(name),
-        arguments,
+        arguments: arguments.into(),
         trigger: "ixon".into(),
         caller: parse_caller(&call.context)?,
         config,
@@ -259,7 +259,7 @@ mod tests {
         });
         let (invocation, _) = parse_call(body.to_string().as_bytes()).unwrap();
         assert_eq!(invocation.entry.as_deref(), Some("example.greet"));
-        assert_eq!(invocation.arguments["name"], "Ada");
+        assert_eq!(invocation.arguments.to_map()["name"], "Ada");
         assert_eq!(invocation.config["n"], 3, "config values stay JSON");
         let company = invocation.caller.company.clone().unwrap();
         assert_eq!(company.public_id, "c1");

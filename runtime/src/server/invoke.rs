@@ -12,6 +12,7 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use crate::access::KEY_HEADER;
+use crate::arguments::Arguments;
 use crate::error::InvokeError;
 use crate::error_response::ErrorResponse;
 use crate::invoker::{Caller, Invocation, Outcome, RequestData};
@@ -236,12 +237,13 @@ pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
 ///
 /// A JSON body must be an object to contribute arguments; its keys override the query's. A
 /// form body contributes its fields. Other bodies reach the function only as
-/// `context.request.body`.
+/// `context.request.body`. A JSON object body is passed on as it came, checked but not parsed
+/// into a map and written again (a 100 KB body costs no tree on the host).
 pub fn arguments(
     query: &[(String, String)],
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Map<String, Value>, InvokeError> {
+) -> Result<Arguments, InvokeError> {
     let mut arguments = Map::new();
     for (name, value) in query {
         arguments.entry(name.clone()).or_insert_with(|| Value::String(value.clone()));
@@ -257,20 +259,20 @@ pub fn arguments(
     // `curl -d '{...}'` sends JSON labelled as a form: treat an object-shaped body as JSON.
     if is_json || ((is_form || content_type.is_none()) && looks_like_object) {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(arguments);
+            return Ok(arguments.into());
         }
-        let value: Value = serde_json::from_slice(body).map_err(|error| {
+        let object = Arguments::from_json_text(body).map_err(|error| {
             InvokeError::BadRequest(format!("request body is not valid JSON: {error}"))
         })?;
-        if let Value::Object(fields) = value {
-            arguments.extend(fields);
+        if let Some(object) = object {
+            return Ok(object.over(&arguments));
         }
     } else if is_form {
         for (name, value) in form_urlencoded::parse(body) {
             arguments.insert(name.into_owned(), Value::String(value.into_owned()));
         }
     }
-    Ok(arguments)
+    Ok(arguments.into())
 }
 
 #[cfg(test)]
@@ -311,14 +313,14 @@ mod tests {
         let query = vec![("name".to_string(), "q".to_string()), ("n".to_string(), "1".to_string())];
         let args =
             arguments(&query, &headers(Some("application/json")), br#"{"name": "b"}"#).unwrap();
-        assert_eq!(Value::Object(args), json!({"name": "b", "n": "1"}));
+        assert_eq!(Value::Object(args.to_map()), json!({"name": "b", "n": "1"}));
     }
 
     #[test]
     fn first_query_value_wins() {
         let query = vec![("a".to_string(), "1".to_string()), ("a".to_string(), "2".to_string())];
         let args = arguments(&query, &headers(None), b"").unwrap();
-        assert_eq!(Value::Object(args), json!({"a": "1"}));
+        assert_eq!(Value::Object(args.to_map()), json!({"a": "1"}));
     }
 
     #[test]
@@ -332,9 +334,18 @@ mod tests {
     fn form_bodies_become_arguments_and_curl_json_is_recognised() {
         let form = headers(Some("application/x-www-form-urlencoded"));
         let args = arguments(&[], &form, b"a=1&b=two").unwrap();
-        assert_eq!(Value::Object(args), json!({"a": "1", "b": "two"}));
+        assert_eq!(Value::Object(args.to_map()), json!({"a": "1", "b": "two"}));
         let args = arguments(&[], &form, br#"{"a": 1}"#).unwrap();
-        assert_eq!(Value::Object(args), json!({"a": 1}));
+        assert_eq!(Value::Object(args.to_map()), json!({"a": 1}));
+    }
+
+    #[test]
+    fn a_json_object_body_is_passed_on_as_written() {
+        let body = br#"{"id": 123456789012345678901234567890, "x": 1.50}"#;
+        let args = arguments(&[], &headers(Some("application/json")), body).unwrap();
+        assert_eq!(args.as_str().as_bytes(), body, "not parsed and written again");
+        let array = arguments(&[], &headers(Some("application/json")), b"[1, 2]").unwrap();
+        assert!(array.is_empty(), "only an object gives arguments");
     }
 
     #[test]

@@ -661,7 +661,7 @@ fn invocation(job: &Job) -> Invocation {
         space: job.space.clone(),
         function: job.function.clone(),
         entry: job.entry.clone(),
-        arguments: request.arguments.clone(),
+        arguments: request.arguments.clone().into(),
         request: RequestData {
             method: request.method.clone(),
             path: request.path.clone(),

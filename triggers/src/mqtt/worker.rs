@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rumqttc::{AsyncClient, Publish, QoS};
-use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -15,6 +14,7 @@ use super::status::StatusCell;
 use super::{MqttTarget, MqttTriggerConfig, TopicFilter};
 use crate::delivery::{Deliverer, Delivery};
 use crate::invoker::{Invocation, Invoker, RequestData};
+use wasmfn_core::arguments::Arguments;
 
 /// The `trigger` of every MQTT invocation.
 pub const TRIGGER: &str = "mqtt";
@@ -145,13 +145,10 @@ fn invokes(target: &MqttTarget, topic: &str, trigger_topics: &[TopicFilter]) -> 
     target.filters(trigger_topics).iter().any(|filter| rumqttc::matches(topic, filter.as_str()))
 }
 
-/// A JSON-object payload as keyword arguments; any other payload gives none (it still reaches
-/// the function as `context.request.body`).
-pub fn payload_arguments(payload: &[u8]) -> Map<String, Value> {
-    match serde_json::from_slice(payload) {
-        Ok(Value::Object(fields)) => fields,
-        _ => Map::new(),
-    }
+/// A JSON-object payload as keyword arguments, as it came; any other payload gives none (it
+/// still reaches the function as `context.request.body`).
+pub fn payload_arguments(payload: &[u8]) -> Arguments {
+    Arguments::from_json_text(payload).ok().flatten().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -182,7 +179,7 @@ mod tests {
     #[test]
     fn only_json_object_payloads_become_arguments() {
         let args = payload_arguments(br#"{"temperature": 21.5}"#);
-        assert_eq!(Value::Object(args), serde_json::json!({"temperature": 21.5}));
+        assert_eq!(args.as_str(), r#"{"temperature": 21.5}"#);
         assert!(payload_arguments(b"21.5").is_empty());
         assert!(payload_arguments(b"{not json").is_empty());
         assert!(payload_arguments(b"").is_empty());
