@@ -126,6 +126,25 @@ async fn every_invocation_gets_a_fresh_instance() {
     }
 }
 
+#[tokio::test]
+async fn each_instance_draws_its_own_random_numbers() {
+    // `random` is seeded when the bundle is built; without a seed of its own per instance,
+    // every call would draw the same numbers.
+    let server = start_server(&["behave"], None).await;
+    let mut draws = Vec::new();
+    for _ in 0..3 {
+        let url = server.invoke_url("behave:behave.dice", "");
+        let (status, body) = json(server.client.post(url).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{body}");
+        draws.push((body["random"].to_string(), body["choice"].to_string()));
+    }
+    for (i, a) in draws.iter().enumerate() {
+        for b in &draws[i + 1..] {
+            assert!(a.0 != b.0 && a.1 != b.1, "two calls drew the same numbers: {draws:?}");
+        }
+    }
+}
+
 fn ixon_call(name: &str) -> serde_json::Value {
     json!({
         "name": name,

@@ -21,6 +21,7 @@ pub const FILES: &[(&str, &str)] = embed![
     "guest-python/wasmfn/_extjson.py",
     "guest-python/wasmfn/_http.py",
     "guest-python/wasmfn/_modules.py",
+    "guest-python/wasmfn/_reseed.py",
     "guest-python/wasmfn/_sources.py",
     "guest-python/wasmfn/_agent_tools.py",
     "guest-python/wasmfn/objects.py",
