@@ -73,13 +73,16 @@ impl Arguments {
         }
         let defaults = serde_json::to_string(defaults).unwrap_or_else(|_| "{}".into());
         let members = &defaults[1..defaults.len() - 1];
-        // The text is one object: `{`, its members, `}`.
-        let inner = self.0[1..].trim_start();
-        if inner.starts_with('}') {
+        if self.is_empty() {
             Self(format!("{{{members}}}"))
         } else {
-            Self(format!("{{{members},{inner}"))
+            Self(format!("{{{members},{}", self.after_brace()))
         }
+    }
+
+    /// The text after the object's `{` (and blanks): its members, then `}`.
+    fn after_brace(&self) -> &str {
+        self.0[1..].trim_start()
     }
 
     /// The JSON text, as the guest receives it.
@@ -87,18 +90,14 @@ impl Arguments {
         &self.0
     }
 
-    pub fn into_string(self) -> String {
-        self.0
-    }
-
     /// The arguments as a map (parsed: for the few places that look inside).
     pub fn to_map(&self) -> Map<String, Value> {
         serde_json::from_str(&self.0).unwrap_or_default()
     }
 
-    /// Whether there are none (`{}`).
+    /// Whether there are none (`{}`): read off the text, which is always one object.
     pub fn is_empty(&self) -> bool {
-        self.to_map().is_empty()
+        self.after_brace().starts_with('}')
     }
 }
 

@@ -3,10 +3,12 @@
 //! componentize-py runs CPython at build time and keeps its memory (pre-initialization).
 //! Three things from the build machine would get into that memory: the time (clocks), random
 //! bytes (CPython's hash secret, the `random` module's state, and the heap laid out with them),
-//! and the modification times of the folders it imports from (the import system keeps them).
-//! The componentize-py wasmfn builds (`scripts/setup-componentize-py.sh`, patch in
-//! `vendor/componentize-py/`) takes a seed for the first two from [`SEED_VARIABLE`]; this
-//! module makes the third the same everywhere and derives the seed from what is built.
+//! and what `stat` says of the files it imports (times and inode numbers, kept by the import
+//! system or left in freed memory). The componentize-py wasmfn builds
+//! (`scripts/setup-componentize-py.sh`, patch in `vendor/componentize-py/`), given a seed in
+//! [`SEED_VARIABLE`], seeds its randomness, stops its clocks, and reports fixed times and
+//! renumbered inodes; this module derives the seed from what is built and gives the staged
+//! files one modification time too (so the tree it hashes and the one it stages agree).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
