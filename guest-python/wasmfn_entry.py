@@ -20,7 +20,7 @@ import _wasmfn_manifest
 from ixoncdkingress.function.context import FunctionContext, FunctionResource
 from ixoncdkingress.function.api_client import ApiClient
 from ixoncdkingress.function.document_db_client import DocumentDBClient
-from wasmfn import _agent_tools, _backends, _dispatch, _modules, _reseed, _sources, outbound
+from wasmfn import _agent_tools, _backends, _buildtime, _dispatch, _modules, _reseed, _sources, _warmup, outbound
 from wasmfn.objects import ObjectStorageClient
 from wasmfn._http import Request
 
@@ -103,6 +103,8 @@ class _HostLogHandler(logging.Handler):
     """Sends Python `logging` records to the host's log interface."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if _buildtime.ACTIVE:
+            return  # a build-time warm-up call: no host to log to
         level = _LEVELS.get(record.levelno, host_log.Level.ERROR)
         host_log.log(level, self.format(record))
 
@@ -219,6 +221,10 @@ _ARCHIVE = _sources.capture(
     [_STDLIB],
 )
 _sources.install(_ARCHIVE)
+
+# function.toml's [[warmup]] calls, so that what they load and cache is in the snapshot; before
+# `_reseed`, so that random numbers they draw do not stand for the instance's first ones.
+_warmup.run(EXPOSED, _wasmfn_manifest.WARMUP_JSON)
 
 # `random` was seeded at build time: each instance seeds it again on first use.
 _reseed.install()

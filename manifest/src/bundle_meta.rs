@@ -69,6 +69,8 @@ impl BundleMeta {
             secrets,
             events,
             network,
+            // Made at build time; the bundle holds their effects, not the calls.
+            warmup: _,
         } = manifest.clone();
         Self {
             name,

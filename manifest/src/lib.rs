@@ -81,6 +81,74 @@ pub struct FunctionManifest {
     /// `[network] allow`: the outside hosts it may connect to (none by default).
     #[serde(default)]
     pub network: network::NetworkSettings,
+    /// `[[warmup]]`: calls `wasmfn build` makes while it pre-initializes the bundle, so that what
+    /// they load, compile and cache (lazy imports, regular expressions, tables) is in the
+    /// snapshot every instance starts from instead of being redone by every call.
+    #[serde(default)]
+    pub warmup: Vec<WarmupCall>,
+}
+
+/// One `[[warmup]]` call: made at build time, `repeat` times, with `arguments` and the
+/// `[config]` values as `context.config`; no caller, and the document store, object storage,
+/// the IXON API, outbound connections and logging to the host raise (nothing runs yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupCall {
+    /// `module.function` (default: `default_entry`).
+    #[serde(default)]
+    pub entry: Option<String>,
+    /// The call's keyword arguments (a TOML table, given as JSON).
+    #[serde(default, deserialize_with = "config_as_json")]
+    pub arguments: BTreeMap<String, serde_json::Value>,
+    /// How many times to make the call (1-100, default 2: CPython specializes the code a
+    /// function runs again).
+    #[serde(default = "WarmupCall::default_repeat")]
+    pub repeat: u32,
+    /// An exception the call raises is ignored (what it loaded before stays warm) instead of
+    /// failing the build.
+    #[serde(default)]
+    pub ignore_errors: bool,
+}
+
+impl WarmupCall {
+    /// At most this many `[[warmup]]` calls, each repeated at most `MAX_REPEAT` times.
+    pub const MAX_CALLS: usize = 16;
+    pub const MAX_REPEAT: u32 = 100;
+
+    fn default_repeat() -> u32 {
+        2
+    }
+}
+
+fn validate_warmup(manifest: &FunctionManifest) -> Result<(), String> {
+    if manifest.warmup.len() > WarmupCall::MAX_CALLS {
+        return Err(format!(
+            "{} [[warmup]] calls; at most {} are allowed",
+            manifest.warmup.len(),
+            WarmupCall::MAX_CALLS
+        ));
+    }
+    for (index, call) in manifest.warmup.iter().enumerate() {
+        if !(1..=WarmupCall::MAX_REPEAT).contains(&call.repeat) {
+            return Err(format!(
+                "warmup[{index}].repeat must be 1-{}, not {}",
+                WarmupCall::MAX_REPEAT,
+                call.repeat
+            ));
+        }
+        match call.entry.as_deref().or(manifest.default_entry.as_deref()) {
+            None => {
+                return Err(format!(
+                    "warmup[{index}] names no `entry` and there is no `default_entry`"
+                ))
+            }
+            Some(entry) if entry.trim().is_empty() => {
+                return Err(format!("warmup[{index}].entry is empty"))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The triggers a version declares (`[[cron]]`, `[[mqtt]]`, `[[events]]`): they run while that
@@ -384,7 +452,20 @@ impl FunctionManifest {
         validate_manifest_triggers(&manifest.mqtt)?;
         validate_capabilities(&manifest)?;
         validate_events(&manifest.events)?;
+        validate_warmup(&manifest)?;
         Ok(manifest)
+    }
+
+    /// The `[[warmup]]` calls with their entries filled in (`default_entry` where they name
+    /// none); `parse` made sure each has one.
+    pub fn warmup_calls(&self) -> Vec<WarmupCall> {
+        self.warmup
+            .iter()
+            .map(|call| WarmupCall {
+                entry: call.entry.clone().or_else(|| self.default_entry.clone()),
+                ..call.clone()
+            })
+            .collect()
     }
 }
 
@@ -412,6 +493,44 @@ mod tests {
         assert_eq!(manifest.name, "greet");
         assert_eq!(manifest.config["greeting"], "Hello");
         assert_eq!(manifest.limits.unwrap().timeout_ms, Some(2000));
+    }
+
+    #[test]
+    fn warmup_calls_parse_with_defaults_and_bounds() {
+        let manifest = FunctionManifest::parse(
+            r#"
+            default_entry = "functions.lookup"
+            [[warmup]]
+            arguments = { word = "pump", n = 2 }
+            [[warmup]]
+            entry = "functions.other"
+            repeat = 5
+            ignore_errors = true
+            "#,
+        )
+        .unwrap();
+        let calls = manifest.warmup_calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].entry.as_deref(), Some("functions.lookup"));
+        assert_eq!(calls[0].arguments["word"], "pump");
+        assert_eq!(calls[0].arguments["n"], 2);
+        assert_eq!((calls[0].repeat, calls[0].ignore_errors), (2, false));
+        assert_eq!(calls[1].entry.as_deref(), Some("functions.other"));
+        assert_eq!((calls[1].repeat, calls[1].ignore_errors), (5, true));
+
+        for (text, expected) in [
+            ("[[warmup]]\n", "names no `entry` and there is no `default_entry`"),
+            ("[[warmup]]\nentry = \"f.g\"\nrepeat = 0\n", "warmup[0].repeat must be 1-100"),
+            ("[[warmup]]\nentry = \"f.g\"\nrepeat = 101\n", "warmup[0].repeat must be 1-100"),
+            ("[[warmup]]\nentry = \" \"\n", "warmup[0].entry is empty"),
+            ("[[warmup]]\nentry = \"f.g\"\nwhen = 1\n", "unknown field `when`"),
+        ] {
+            let error = FunctionManifest::parse(text).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+        let too_many = "[[warmup]]\nentry = \"f.g\"\n".repeat(17);
+        let error = FunctionManifest::parse(&too_many).unwrap_err();
+        assert!(error.contains("17 [[warmup]] calls; at most 16"), "{error}");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const FILES: &[(&str, &str)] = embed![
     "guest-python/wasmfn/_http.py",
     "guest-python/wasmfn/_modules.py",
     "guest-python/wasmfn/_reseed.py",
+    "guest-python/wasmfn/_buildtime.py",
+    "guest-python/wasmfn/_warmup.py",
     "guest-python/wasmfn/_sources.py",
     "guest-python/wasmfn/_agent_tools.py",
     "guest-python/wasmfn/objects.py",

@@ -374,6 +374,10 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
             .enumerate()
             .map(|(i, (_, shown))| (format!("/{i}"), shown.clone()))
             .collect(),
+        warmup: serde_json::json!({
+            "calls": manifest.warmup_calls(),
+            "config": manifest.config,
+        }),
     };
     write_guest_sources(staging.path(), &manifest_py)?;
 
@@ -541,6 +545,8 @@ struct GuestManifest<'a> {
     user_roots: Vec<String>,
     /// Mount → how tracebacks show it.
     source_roots: Vec<(String, String)>,
+    /// `[[warmup]]` calls (entries filled in) and the `[config]` they see, as JSON.
+    warmup: serde_json::Value,
 }
 
 /// What a bundle takes of `dir`: every `.py` file and, inside packages (folders with
@@ -608,8 +614,10 @@ fn write_guest_sources(staging: &Path, manifest: &GuestManifest) -> Result<(), B
         .map(|(mount, shown)| format!("({mount:?}, {shown:?})"))
         .collect::<Vec<_>>()
         .join(", ");
+    // A JSON string is a Python string literal (serde_json escapes as Python reads them).
+    let warmup = serde_json::to_string(&manifest.warmup.to_string()).expect("a string");
     let text = format!(
-        "MODULES = [{}]\nEXPOSING = [{}]\nREQUIREMENTS = [{}]\nUSER_ROOTS = [{}]\nSOURCE_ROOTS = [{pairs}]\n",
+        "MODULES = [{}]\nEXPOSING = [{}]\nREQUIREMENTS = [{}]\nUSER_ROOTS = [{}]\nSOURCE_ROOTS = [{pairs}]\nWARMUP_JSON = {warmup}\n",
         list(manifest.modules),
         list(manifest.exposing),
         list(manifest.requirements),

@@ -4,6 +4,7 @@
 
 import io
 
+from .. import _buildtime
 from .errors import SETTING, ConnectionFailed, NotAllowed, tcp_error
 
 
@@ -125,6 +126,7 @@ class _SocketIO(io.RawIOBase):
 def connect(host: str, port: int, tls: bool = False, timeout=None) -> HostSocket:
     """A :class:`HostSocket` to ``host:port`` (TLS at once when ``tls``), which
     ``[network] allow`` must list without a scheme (``smtp.example.com:465``)."""
+    _buildtime.refuse("an outbound connection")
     from componentize_py_types import Err
     from wit_world.imports import tcp
 

@@ -5,6 +5,7 @@ import http.client
 import io
 import urllib.parse
 
+from .. import _buildtime
 from .errors import ConnectionFailed, OutboundTimeout, ResponseTooLarge, http_error, origin
 
 _CHUNK = 64 * 1024
@@ -36,6 +37,7 @@ class _WasiTransport:
         self._types = types
 
     def fetch(self, method, scheme, authority, path, headers, body, timeouts):
+        _buildtime.refuse("an outbound request")
         from componentize_py_types import Err
 
         t = self._types
