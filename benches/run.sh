@@ -3,8 +3,11 @@
 # in-process cold-start breakdown (wasmfn bench), deploy -> first response
 # (benches/deploy/run.py), then the storage benchmark (benches/storage/run.py) and outbound
 # calls (benches/outbound/run.py: a function that calls a REST service, wasmfn vs CPython), 100 KB
-# of JSON in and out (benches/json/run.py: wasmfn vs ixoncdkingress, gunicorn and uvicorn) and
-# the development loop (benches/devloop/run.py: build and `wasmfn dev` edit times).
+# of JSON in and out (benches/json/run.py: wasmfn vs ixoncdkingress, gunicorn and uvicorn), the
+# document store (benches/documents/run.py: a logbook's find/$push/positional update, wasmfn on
+# sled and PostgreSQL vs the CPython servers on mongomock), pure-Python packages
+# (benches/imports/run.py), the cold start of each example (benches/coldstart/run.py) and the
+# development loop (benches/devloop/run.py: build and `wasmfn dev` edit times).
 #
 #   bash benches/run.sh [--quick] [--duration SECONDS] [--only wasmfn,ixoncdkingress,...]
 #                       [--no-build] [--wasmfn-bin PATH]
@@ -23,7 +26,7 @@ VENV="$CACHE/venv"
 COMMAND="bash benches/run.sh${*:+ $*}"
 
 usage() {
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   cat <<'EOF'
 
   --quick            3 s runs with 1 s warm-up (default: 10 s runs, 2 s warm-up)
@@ -32,8 +35,10 @@ usage() {
                      process-per-call, wasmtime-serve, inprocess (wasmfn bench),
                      deploy (deploy -> first response), storage (the storage benchmark), outbound (a
                      function calling a local REST service), json (100 KB of
-                     JSON in and out) and devloop (build and `wasmfn dev`
-                     edit times); default all
+                     JSON in and out), documents (the document store: a
+                     logbook), imports (pure-Python packages), coldstart (a
+                     new function's cold start, per example, plotted) and
+                     devloop (build and `wasmfn dev` edit times); default all
   --no-build         serve with the existing target/release/wasmfn (no cargo build)
   --wasmfn-bin PATH  serve with this wasmfn binary (implies --no-build)
 EOF
@@ -110,7 +115,7 @@ status=0
 # The HTTP systems asked for (all when --only is absent).
 http_only=""
 if [ -n "$only" ]; then
-  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound|json|devloop' | paste -sd, - || true)
+  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound|json|documents|imports|coldstart|devloop' | paste -sd, - || true)
 fi
 if [ -n "$http_only" ]; then
   driver_args+=(--only "$http_only")
@@ -225,6 +230,19 @@ fi
 
 if wants json; then
   run_function_bench json "100 KB of JSON in and out"
+fi
+
+if wants documents; then
+  bash "$REPO/scripts/setup-postgres.sh"
+  run_function_bench documents "the document store: a logbook"
+fi
+
+if wants imports; then
+  run_function_bench imports "pure-Python packages"
+fi
+
+if wants coldstart; then
+  run_command_bench coldstart "cold start of a new function, per example"
 fi
 
 echo "== wall time: $(( $(date +%s) - started )) s"

@@ -153,6 +153,40 @@ fn build_precompile_fills_the_cache_that_invoke_then_loads_from() {
 }
 
 #[test]
+fn bench_counts_a_function_error_as_a_call_only_when_asked() {
+    fixture_bundle("behave");
+    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
+    let bench = |extra: &[&str]| {
+        wasmfn()
+            .arg("bench")
+            .arg(&bundle)
+            .args(["--entry", "behave.boom", "--builds", "0", "--compiles", "0", "--runs", "3"])
+            .args(["--live", "0", "--seconds", "0", "--json"])
+            .args(extra)
+            .arg("--cache-dir")
+            .arg(work_dir().join("compiled"))
+            .output()
+            .unwrap()
+    };
+    let refused = bench(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("bad value from the function"), "{stderr}");
+    assert!(stderr.contains("--allow-function-errors"), "{stderr}");
+
+    let counted = bench(&["--allow-function-errors"]);
+    assert!(counted.status.success(), "{counted:?}");
+    let report: serde_json::Value = serde_json::from_slice(&counted.stdout).unwrap();
+    let first_call = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "first call on the fresh instance")
+        .expect("the first call is timed");
+    assert_eq!(first_call["n"], 3);
+}
+
+#[test]
 fn bench_reports_each_step_and_a_reused_slot_takes_no_page_faults() {
     fixture_bundle("behave");
     let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");

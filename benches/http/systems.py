@@ -302,14 +302,18 @@ class Ixoncdkingress(System):
     def request(self, valid_for_s: float = 0) -> Request:
         return self.signed(HELLO_ENTRY, {}, valid_for_s)
 
-    def signed(self, entry: str, arguments: dict, valid_for_s: float = 0) -> Request:
-        """The signed `POST /` calling `entry` with `arguments`."""
+    def signed(self, entry: str, arguments: dict, valid_for_s: float = 0,
+               context: dict | None = None, internal_config: dict | None = None) -> Request:
+        """The signed `POST /` calling `entry` with `arguments` (and the call's `context` and
+        `internalConfig`, when given)."""
         # ixoncdkingress refuses a call whose created_on is over 60 s old; a run longer than
         # ~50 s signs a timestamp ahead of time so the same body stays valid to the end.
         created_on = datetime.now(timezone.utc) + timedelta(seconds=max(0.0, valid_for_s - 50))
         signer = subprocess.run(
             [str(self.python), str(self.signer), "sign", str(self.keys), entry,
-             "--created-on", created_on.isoformat(), "--arguments", json.dumps(arguments)],
+             "--created-on", created_on.isoformat(), "--arguments", json.dumps(arguments),
+             "--context", json.dumps(context or {}),
+             "--internal-config", json.dumps(internal_config or {})],
             capture_output=True, text=True, check=False,
         )
         if signer.returncode != 0:

@@ -8,7 +8,7 @@ call). The measuring loop is the HTTP benchmark's own (run.measure).
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import run as http_run
@@ -23,23 +23,33 @@ class Workload:
     entry: str            # module.function
     arguments: dict       # each call's keyword arguments
     ready_text: str       # what a good answer contains
+    # ixoncdkingress's call: its `context` (e.g. the company a document store belongs to) and
+    # `internalConfig` (e.g. `dbConfig`).
+    ingress_context: dict = field(default_factory=dict)
+    ingress_internal_config: dict = field(default_factory=dict)
+    # Extra environment of the CPython systems (ixoncdkingress, gunicorn, uvicorn).
+    peer_env: dict = field(default_factory=dict)
 
     @property
     def body(self) -> str:
         return json.dumps(self.arguments, separators=(",", ":"))
 
 
-def systems_for(workload: Workload, workspace: Workspace,
-                wasmfn_args: list[str] = ()) -> list[System]:
-    """The systems of the HTTP benchmark, serving `workload` instead of hello world."""
+def systems_for(workload: Workload, workspace: Workspace, wasmfn_args: list[str] = (),
+                wasmfn_variants: list[tuple[str, str, list[str]]] = ()) -> list[System]:
+    """The systems of the HTTP benchmark, serving `workload` instead of hello world.
+
+    `wasmfn_variants` ((name, label, extra `wasmfn serve` arguments), ...) replaces the one
+    wasmfn system by several, e.g. one per document store."""
 
     class WorkloadWasmfn(Wasmfn):
         ready_text = workload.ready_text
+        variant_args: list[str] = []
 
         def launch(self, port: int):
             launch = super().launch(port)
             launch.argv[launch.argv.index(str(self.ws.hello_world))] = str(workload.function)
-            launch.argv += list(wasmfn_args)
+            launch.argv += [*wasmfn_args, *self.variant_args]
             self.info["command"] = " ".join(launch.argv)
             return launch
 
@@ -53,10 +63,19 @@ def systems_for(workload: Workload, workspace: Workspace,
         def launch(self, port: int):
             launch = super().launch(port)
             launch.env["CBC_PATH"] = str(workload.function)
+            launch.env.update(peer_env("ixoncdkingress"))
             return launch
 
         def request(self, valid_for_s: float = 0) -> Request:
-            return self.signed(workload.entry, workload.arguments, valid_for_s)
+            return self.signed(workload.entry, workload.arguments, valid_for_s,
+                               context=workload.ingress_context,
+                               internal_config=workload.ingress_internal_config)
+
+    def peer_env(system: str) -> dict[str, str]:
+        """`workload.peer_env`, with `{peers}` standing for benches/peers."""
+        peers = str(workspace.benches / "peers")
+        return {key: value.replace("{peers}", peers).replace("{system}", system)
+                for key, value in workload.peer_env.items()}
 
     def cpython_server(base: type) -> type:
         class WorkloadServer(base):
@@ -64,14 +83,19 @@ def systems_for(workload: Workload, workspace: Workspace,
 
             def env(self) -> dict[str, str]:
                 return {**super().env(), "BENCH_MODULE_DIR": str(workload.function),
-                        "BENCH_ENTRY": workload.entry}
+                        "BENCH_ENTRY": workload.entry, **peer_env(self.name)}
 
             def request(self, valid_for_s: float = 0) -> Request:
                 return Request("POST", "/", workload.body, {"Content-Type": "application/json"})
 
         return WorkloadServer
 
-    return [WorkloadWasmfn(workspace), WorkloadIxoncdkingress(workspace),
+    wasmfns: list[System] = []
+    for name, label, args in wasmfn_variants or [(Wasmfn.name, Wasmfn.label, [])]:
+        variant = type(f"Wasmfn_{name}", (WorkloadWasmfn,),
+                       {"name": name, "label": label, "variant_args": list(args)})
+        wasmfns.append(variant(workspace))
+    return [*wasmfns, WorkloadIxoncdkingress(workspace),
             cpython_server(Gunicorn)(workspace), cpython_server(Uvicorn)(workspace)]
 
 
@@ -120,3 +144,64 @@ def write_results(results: dict, out: Path, name: str, markdown: str) -> int:
     (out / f"{name}.md").write_text(markdown)
     print(markdown)
     return 0 if all("error" not in r for r in results["systems"].values()) else 1
+
+
+def ratio_table(results: dict, title: str, base: str = "wasmfn") -> str:
+    """`title`, then a table of every system's runs with `base`'s req/s over each one's at the
+    same connection count."""
+    lines = [
+        title,
+        "",
+        f"| system | connections | req/s | p50 ms | p99 ms | errors | {base} req/s ÷ this |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    baseline = {run["connections"]: run["requests_per_s"]
+                for run in results["systems"].get(base, {}).get("runs", [])}
+    for name, result in results["systems"].items():
+        for run in result.get("runs", []):
+            rate = baseline.get(run["connections"])
+            ratio = f"{rate / run['requests_per_s']:.2f}" if rate and run["requests_per_s"] else ""
+            lines.append(
+                f"| {name} | {run['connections']} | {run['requests_per_s']:,.0f} | "
+                f"{run['latency_ms']['p50']:.2f} | {run['latency_ms']['p99']:.2f} | "
+                f"{http_run.error_count(run)} | {ratio} |"
+            )
+        for failed in result.get("failed_runs", []):
+            lines.append(f"| {name} | {failed['connections']} | failed: {failed['error']} "
+                         "| | | | |")
+        if "error" in result:
+            lines.append(f"| {name} | | failed: {result['error']} | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def run_benchmark(name: str, description: str, workload: Workload, title: str, only: str,
+                  connections: str = "1,4,16",
+                  wasmfn_variants: list[tuple[str, str, list[str]]] = (),
+                  extra=lambda parser: None) -> int:
+    """A one-function benchmark from start to end: options, systems, measurements, then
+    <out>/<name>.json and .md (the ratio table under `title`, which may use {date} and
+    {machine}). Returns the exit code."""
+    import os
+    import platform
+    from datetime import datetime, timezone
+
+    args = parse_args(description, connections=connections, only=only, extra=extra)
+    benches = Path(__file__).resolve().parent.parent
+    workspace = Workspace(
+        repo=benches.parent, cache=benches / ".cache", out=args.out,
+        wasmfn_bin=args.wasmfn_bin, build_wasmfn=False,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = f"{os.cpu_count()} CPUs, {platform.platform()}"
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "body_bytes": len(workload.body),
+        "systems": {},
+    }
+    wanted = {system.strip() for system in args.only.split(",")}
+    systems = [s for s in systems_for(workload, workspace, wasmfn_variants=wasmfn_variants)
+               if s.name in wanted]
+    results["systems"] = measure_each(systems, args, workspace)
+    table = ratio_table(results, title.format(date=results["date"], machine=machine))
+    return write_results(results, args.out, name, table)

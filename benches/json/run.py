@@ -25,10 +25,9 @@ BENCHES = Path(__file__).resolve().parent.parent
 # The HTTP benchmark's systems and measuring loop, reused as they are.
 sys.path.insert(0, str(BENCHES / "http"))
 
-import run as http_run  # noqa: E402
 from systems import Workspace  # noqa: E402
 from workload import (  # noqa: E402
-    Workload, measure_each, parse_args, systems_for, write_results)
+    Workload, measure_each, parse_args, ratio_table, systems_for, write_results)
 
 # ixoncdkingress's signer takes the arguments on its command line, where one argument may be at
 # most 128 KiB (Linux's MAX_ARG_STRLEN): the document stays just under 100 KB.
@@ -53,31 +52,11 @@ def readings() -> list[dict]:
 
 
 def markdown(results: dict) -> str:
-    lines = [
+    return ratio_table(
+        results,
         f"JSON in and out ({results['date']}, {results['machine']['cpus']} CPUs, "
         f"{results['machine']['platform']}): each call POSTs {results['body_bytes']:,} bytes of "
-        f"JSON ({results['readings']} readings) and gets {results['answer_bytes']:,} back.",
-        "",
-        "| system | connections | req/s | p50 ms | p99 ms | errors | wasmfn req/s ÷ this |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    wasmfn = {run["connections"]: run["requests_per_s"]
-              for run in results["systems"].get("wasmfn", {}).get("runs", [])}
-    for name, result in results["systems"].items():
-        for run in result.get("runs", []):
-            base = wasmfn.get(run["connections"])
-            ratio = f"{base / run['requests_per_s']:.2f}" if base and run["requests_per_s"] else ""
-            lines.append(
-                f"| {name} | {run['connections']} | {run['requests_per_s']:,.0f} | "
-                f"{run['latency_ms']['p50']:.2f} | {run['latency_ms']['p99']:.2f} | "
-                f"{http_run.error_count(run)} | {ratio} |"
-            )
-        for failed in result.get("failed_runs", []):
-            lines.append(f"| {name} | {failed['connections']} | failed: {failed['error']} "
-                         "| | | | |")
-        if "error" in result:
-            lines.append(f"| {name} | | failed: {result['error']} | | | | |")
-    return "\n".join(lines) + "\n"
+        f"JSON ({results['readings']} readings) and gets {results['answer_bytes']:,} back.")
 
 
 def main() -> int:

@@ -11,6 +11,8 @@ benchmark function:
     BENCH_MODULE_DIR   folder holding the functions module (e.g. examples/hello-world)
     BENCH_SDK_DIR      folder holding the `ixoncdkingress` package (wasmfn's guest-python/)
     BENCH_ENTRY        module.function (e.g. functions.hello_world)
+    BENCH_DOCUMENTS    `mongomock`: `context.document_db_client` is an in-memory mongomock
+                       collection, one per worker process (benches/documents)
 """
 
 import importlib
@@ -21,6 +23,14 @@ import sys
 sys.path[:0] = [os.environ["BENCH_MODULE_DIR"], os.environ["BENCH_SDK_DIR"]]
 
 from ixoncdkingress.function.context import FunctionContext  # noqa: E402
+
+if os.environ.get("BENCH_DOCUMENTS") == "mongomock":
+    # benches/documents: no wasmfn host here, so the document store is mongomock's in-memory
+    # collection, one per worker process, shared by its calls (BENCH_DOCUMENTS=mongomock).
+    import mongomock
+
+    _COLLECTION = mongomock.MongoClient()["bench"]["documents"]
+    FunctionContext.document_db_client = property(lambda self: _COLLECTION)
 
 _module_name, _, _function_name = os.environ["BENCH_ENTRY"].rpartition(".")
 FUNCTION = getattr(importlib.import_module(_module_name or "functions"), _function_name)

@@ -10,6 +10,7 @@ usage:
     signed_request.py keygen KEY_DIR
         writes KEY_DIR/signing-key.pem (private) and KEY_DIR/signing-key.pub.pem, once
     signed_request.py sign KEY_DIR ENTRY [--created-on ISO] [--arguments JSON]
+        [--context JSON] [--internal-config JSON]
         prints {"body": "...", "authorization": "signature ..."} as JSON
 """
 
@@ -45,15 +46,16 @@ def keygen(key_dir: Path) -> None:
     )
 
 
-def sign(key_dir: Path, entry: str, created_on: str | None, arguments: dict | None = None) -> dict:
+def sign(key_dir: Path, entry: str, created_on: str | None, arguments: dict | None = None,
+         context: dict | None = None, internal_config: dict | None = None) -> dict:
     key = serialization.load_pem_private_key((key_dir / PRIVATE).read_bytes(), None)
     body = json.dumps(
         {
             "name": entry,
             "arguments": arguments or {},
             "config": {},
-            "context": {},
-            "internalConfig": {},
+            "context": context or {},
+            "internalConfig": internal_config or {},
             "created_on": created_on or datetime.now(timezone.utc).isoformat(),
         }
     ).encode("utf-8")
@@ -73,12 +75,17 @@ def main() -> int:
     sign_parser.add_argument("entry")
     sign_parser.add_argument("--created-on")
     sign_parser.add_argument("--arguments", type=json.loads, help="the call's arguments, a JSON object")
+    sign_parser.add_argument("--context", type=json.loads,
+                             help="the call's context (user, company, ...), a JSON object")
+    sign_parser.add_argument("--internal-config", type=json.loads,
+                             help="the call's internalConfig (e.g. dbConfig), a JSON object")
     args = parser.parse_args()
 
     if args.command == "keygen":
         keygen(args.key_dir)
     else:
-        json.dump(sign(args.key_dir, args.entry, args.created_on, args.arguments), sys.stdout)
+        json.dump(sign(args.key_dir, args.entry, args.created_on, args.arguments, args.context,
+                       args.internal_config), sys.stdout)
     return 0
 
 
