@@ -63,6 +63,19 @@ class WarmupTest(unittest.TestCase):
         self.assertEqual(made, 2)
         self.assertEqual(self.seen, ["store", "store", ("x", None, True)])
 
+    def test_a_client_kept_from_a_warmup_call_stays_unusable(self):
+        kept = []
+
+        @FunctionContext.expose
+        def keep(context, **kwargs):
+            kept.append(context.document_db_client)
+
+        _warmup.run({"functions.keep": keep}, plan(call("functions.keep", repeat=1)))
+        self.assertFalse(_buildtime.ACTIVE)
+        with self.assertRaises(_buildtime.NotAtBuildTime) as refused:
+            kept[0].find_one({})
+        self.assertIn("made for a build-time warm-up call and kept", str(refused.exception))
+
     def test_outbound_requests_raise_instead_of_reaching_the_host(self):
         with self.assertRaises(_warmup.WarmupFailed) as failed:
             _warmup.run(self.exposed, plan(call("functions.fetch")))

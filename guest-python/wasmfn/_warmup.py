@@ -26,11 +26,13 @@ from wasmfn.objects import ObjectStorageClient
 
 
 class WarmupFailed(Exception):
-    """A ``[[warmup]]`` call raised (the build fails with this, chained to the cause)."""
+    """A ``[[warmup]]`` call raised; its message holds the call's traceback, then a summary
+    (the build fails with it)."""
 
 
 class _Unavailable:
-    """A host backend for warm-up calls: every method raises NotAtBuildTime."""
+    """A host backend for warm-up calls: every method raises NotAtBuildTime, during the
+    warm-up and after it (a client a warm-up call kept at module level stays unusable)."""
 
     def __init__(self, service: str) -> None:
         self._service = service
@@ -38,7 +40,10 @@ class _Unavailable:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         def unavailable(*args: Any, **kwargs: Any) -> Any:
             _buildtime.refuse(self._service)
-            raise AssertionError("unreachable: refuse raises during a warm-up")
+            raise _buildtime.NotAtBuildTime(
+                f"this {self._service} client was made for a build-time warm-up call and kept; "
+                "take the client from each call's context"
+            )
 
         return unavailable
 
