@@ -30,16 +30,6 @@ from workload import Workload, run_benchmark  # noqa: E402
 POSTGRES = "postgres://postgres@127.0.0.1:5432/test"
 
 
-def postgres_url() -> str:
-    """--postgres URL, read ahead of the common options (the systems depend on it)."""
-    for index, arg in enumerate(sys.argv):
-        if arg == "--postgres" and index + 1 < len(sys.argv):
-            return sys.argv[index + 1]
-        if arg.startswith("--postgres="):
-            return arg.split("=", 1)[1]
-    return POSTGRES
-
-
 def main() -> int:
     workload = Workload(
         function=BENCHES / "functions" / "logbook", name="logbook-bench",
@@ -58,9 +48,9 @@ def main() -> int:
         "Document store, the logbook pattern ({date}, {machine}): per call a `find` by `$in` "
         "of 3 of 200 logbooks, a `$push` of a note, a positional update.",
         only="wasmfn,wasmfn-postgres,ixoncdkingress,gunicorn,uvicorn",
-        wasmfn_variants=[
+        wasmfn_variants=lambda args: [
             ("wasmfn", "wasmfn (sled, embedded)", []),
-            ("wasmfn-postgres", "wasmfn (PostgreSQL)", ["--document-store", postgres_url()]),
+            ("wasmfn-postgres", "wasmfn (PostgreSQL)", ["--document-store", args.postgres]),
         ],
         extra=lambda parser: parser.add_argument(
             "--postgres", default=POSTGRES, help="the PostgreSQL URL of wasmfn-postgres"),

@@ -8,7 +8,10 @@ call). The measuring loop is the HTTP benchmark's own (run.measure).
 
 import argparse
 import json
+import os
+import platform
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import run as http_run
@@ -35,7 +38,7 @@ class Workload:
         return json.dumps(self.arguments, separators=(",", ":"))
 
 
-def systems_for(workload: Workload, workspace: Workspace, wasmfn_args: list[str] = (),
+def systems_for(workload: Workload, workspace: Workspace,
                 wasmfn_variants: list[tuple[str, str, list[str]]] = ()) -> list[System]:
     """The systems of the HTTP benchmark, serving `workload` instead of hello world.
 
@@ -49,7 +52,7 @@ def systems_for(workload: Workload, workspace: Workspace, wasmfn_args: list[str]
         def launch(self, port: int):
             launch = super().launch(port)
             launch.argv[launch.argv.index(str(self.ws.hello_world))] = str(workload.function)
-            launch.argv += [*wasmfn_args, *self.variant_args]
+            launch.argv += self.variant_args
             self.info["command"] = " ".join(launch.argv)
             return launch
 
@@ -63,7 +66,7 @@ def systems_for(workload: Workload, workspace: Workspace, wasmfn_args: list[str]
         def launch(self, port: int):
             launch = super().launch(port)
             launch.env["CBC_PATH"] = str(workload.function)
-            launch.env.update(peer_env("ixoncdkingress"))
+            launch.env.update(peer_env())
             return launch
 
         def request(self, valid_for_s: float = 0) -> Request:
@@ -71,11 +74,10 @@ def systems_for(workload: Workload, workspace: Workspace, wasmfn_args: list[str]
                                context=workload.ingress_context,
                                internal_config=workload.ingress_internal_config)
 
-    def peer_env(system: str) -> dict[str, str]:
+    def peer_env() -> dict[str, str]:
         """`workload.peer_env`, with `{peers}` standing for benches/peers."""
         peers = str(workspace.benches / "peers")
-        return {key: value.replace("{peers}", peers).replace("{system}", system)
-                for key, value in workload.peer_env.items()}
+        return {key: value.replace("{peers}", peers) for key, value in workload.peer_env.items()}
 
     def cpython_server(base: type) -> type:
         class WorkloadServer(base):
@@ -83,7 +85,7 @@ def systems_for(workload: Workload, workspace: Workspace, wasmfn_args: list[str]
 
             def env(self) -> dict[str, str]:
                 return {**super().env(), "BENCH_MODULE_DIR": str(workload.function),
-                        "BENCH_ENTRY": workload.entry, **peer_env(self.name)}
+                        "BENCH_ENTRY": workload.entry, **peer_env()}
 
             def request(self, valid_for_s: float = 0) -> Request:
                 return Request("POST", "/", workload.body, {"Content-Type": "application/json"})
@@ -176,15 +178,14 @@ def ratio_table(results: dict, title: str, base: str = "wasmfn") -> str:
 
 def run_benchmark(name: str, description: str, workload: Workload, title: str, only: str,
                   connections: str = "1,4,16",
-                  wasmfn_variants: list[tuple[str, str, list[str]]] = (),
-                  extra=lambda parser: None) -> int:
-    """A one-function benchmark from start to end: options, systems, measurements, then
-    <out>/<name>.json and .md (the ratio table under `title`, which may use {date} and
-    {machine}). Returns the exit code."""
-    import os
-    import platform
-    from datetime import datetime, timezone
-
+                  wasmfn_variants=lambda args: (),
+                  extra=lambda parser: None,
+                  results_extra: dict | None = None) -> int:
+    """A one-function benchmark from start to end: options (`extra` adds its own), systems
+    (`wasmfn_variants(args)` as in `systems_for`), measurements, then <out>/<name>.json and .md:
+    the ratio table under `title`, formatted with the results' date, machine, body_bytes,
+    answer_bytes (the largest answer a system gave) and `results_extra`'s fields, which the
+    JSON results carry too. Returns the exit code."""
     args = parse_args(description, connections=connections, only=only, extra=extra)
     benches = Path(__file__).resolve().parent.parent
     workspace = Workspace(
@@ -192,16 +193,21 @@ def run_benchmark(name: str, description: str, workload: Workload, title: str, o
         wasmfn_bin=args.wasmfn_bin, build_wasmfn=False,
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    machine = f"{os.cpu_count()} CPUs, {platform.platform()}"
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "body_bytes": len(workload.body),
+        **(results_extra or {}),
         "systems": {},
     }
     wanted = {system.strip() for system in args.only.split(",")}
-    systems = [s for s in systems_for(workload, workspace, wasmfn_variants=wasmfn_variants)
+    systems = [s for s in systems_for(workload, workspace, wasmfn_variants(args))
                if s.name in wanted]
     results["systems"] = measure_each(systems, args, workspace)
-    table = ratio_table(results, title.format(date=results["date"], machine=machine))
+    results["answer_bytes"] = max(
+        [len(r["probe_body"]) for r in results["systems"].values() if "probe_body" in r],
+        default=0)
+    fields = {key: value for key, value in results.items() if key not in ("machine", "systems")}
+    machine = f"{results['machine']['cpus']} CPUs, {results['machine']['platform']}"
+    table = ratio_table(results, title.format(machine=machine, **fields))
     return write_results(results, args.out, name, table)

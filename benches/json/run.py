@@ -15,19 +15,14 @@ Usually started by `bash benches/run.sh --only json`, which installs wrk first.
 """
 
 import json
-import os
-import platform
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 BENCHES = Path(__file__).resolve().parent.parent
 # The HTTP benchmark's systems and measuring loop, reused as they are.
 sys.path.insert(0, str(BENCHES / "http"))
 
-from systems import Workspace  # noqa: E402
-from workload import (  # noqa: E402
-    Workload, measure_each, parse_args, ratio_table, systems_for, write_results)
+from workload import Workload, run_benchmark  # noqa: E402
 
 # ixoncdkingress's signer takes the arguments on its command line, where one argument may be at
 # most 128 KiB (Linux's MAX_ARG_STRLEN): the document stays just under 100 KB.
@@ -51,42 +46,19 @@ def readings() -> list[dict]:
         index += 1
 
 
-def markdown(results: dict) -> str:
-    return ratio_table(
-        results,
-        f"JSON in and out ({results['date']}, {results['machine']['cpus']} CPUs, "
-        f"{results['machine']['platform']}): each call POSTs {results['body_bytes']:,} bytes of "
-        f"JSON ({results['readings']} readings) and gets {results['answer_bytes']:,} back.")
-
-
 def main() -> int:
-    args = parse_args(__doc__.split("\n\n")[0], connections="1,4,16",
-                      only="wasmfn,ixoncdkingress,gunicorn,uvicorn")
-    workspace = Workspace(
-        repo=BENCHES.parent, cache=BENCHES / ".cache", out=args.out,
-        wasmfn_bin=args.wasmfn_bin, build_wasmfn=False,
-    )
-    args.out.mkdir(parents=True, exist_ok=True)
     workload = Workload(
         function=BENCHES / "functions" / "json", name="json-bench",
         entry="functions.summarise", arguments={"readings": readings()},
         ready_text='"devices"',
     )
-    results = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "body_bytes": len(workload.body),
-        "readings": len(workload.arguments["readings"]),
-        "answer_bytes": 0,
-        "systems": {},
-    }
-    wanted = {name.strip() for name in args.only.split(",")}
-    systems = [s for s in systems_for(workload, workspace) if s.name in wanted]
-    results["systems"] = measure_each(systems, args, workspace)
-    results["answer_bytes"] = max(
-        [len(r["probe_body"]) for r in results["systems"].values() if "probe_body" in r],
-        default=0)
-    return write_results(results, args.out, "json", markdown(results))
+    return run_benchmark(
+        "json", __doc__.split("\n\n")[0], workload,
+        "JSON in and out ({date}, {machine}): each call POSTs {body_bytes:,} bytes of JSON "
+        "({readings} readings) and gets {answer_bytes:,} back.",
+        only="wasmfn,ixoncdkingress,gunicorn,uvicorn",
+        results_extra={"readings": len(workload.arguments["readings"])},
+    )
 
 
 if __name__ == "__main__":
