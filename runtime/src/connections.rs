@@ -107,11 +107,13 @@ impl Activity {
     }
 }
 
-/// A service that records its connection's [`Activity`] around every request.
+/// A service that records its connection's [`Activity`] around every request, and gives
+/// each request its client's address (`axum::extract::ConnectInfo`).
 #[derive(Clone, Debug)]
 pub struct Tracked<S> {
     pub inner: S,
     pub activity: Arc<Activity>,
+    pub peer: std::net::SocketAddr,
 }
 
 /// Ends a request's activity when dropped (also when the client goes away mid-request).
@@ -124,9 +126,9 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, R> tower::Service<R> for Tracked<S>
+impl<S, B> tower::Service<axum::http::Request<B>> for Tracked<S>
 where
-    S: tower::Service<R>,
+    S: tower::Service<axum::http::Request<B>>,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -137,7 +139,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: R) -> Self::Future {
+    fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(self.peer));
         self.activity.in_flight.fetch_add(1, Ordering::SeqCst);
         self.activity.touch();
         let guard = InFlight(self.activity.clone());

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod body_deadline;
 pub mod cli;
 pub mod connections;
+pub mod console;
 pub mod deploy;
 pub mod dev_config;
 pub mod error_response;

@@ -231,6 +231,7 @@ pub fn node_options() -> NodeOptions {
         log_options: Default::default(),
         events: Default::default(),
         clock: Arc::new(SystemClock),
+        secure_cookies: false,
     }
 }
 

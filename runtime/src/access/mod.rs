@@ -6,6 +6,7 @@
 //! [`signature`] checks the request signature the IXON platform puts on ingress calls, and
 //! [`replay`] that each signature is used once.
 
+pub mod console;
 pub mod replay;
 pub mod signature;
 
@@ -49,7 +50,8 @@ pub struct KeyResource {
 }
 
 impl KeyCaller {
-    fn to_caller(&self) -> Caller {
+    /// The caller an invocation with this key carries.
+    pub fn to_caller(&self) -> Caller {
         let resource = |r: &Option<KeyResource>| {
             r.as_ref().map(|r| Resource {
                 public_id: r.public_id.clone(),
@@ -156,6 +158,28 @@ impl Access {
             )));
         }
         Ok(Some(record.caller.to_caller()))
+    }
+
+    /// The record of a key presented to sign in to the console, if the key is one of ours.
+    pub fn sign_in(&self, key: &str) -> Result<Option<KeyRecord>, KeyError> {
+        self.verify(key)
+    }
+
+    /// Whether a key (by id) still exists: revoked keys do not.
+    pub fn key_exists(&self, id: &str) -> bool {
+        matches!(self.load(id), Ok(Some(_)))
+    }
+
+    /// An access with no keys on a temporary database, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Access {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        Access::new(
+            db.open_tree("keys").unwrap(),
+            AccessPolicy::Key,
+            signature::IngressVerifier::default(),
+            replay::SeenSignatures::open(db.open_tree("seen").unwrap(), 10),
+        )
     }
 
     /// The record of a presented key, if the key is one of ours.
@@ -294,13 +318,7 @@ mod tests {
     use super::*;
 
     fn access() -> Access {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        Access::new(
-            db.open_tree("keys").unwrap(),
-            AccessPolicy::Key,
-            signature::IngressVerifier::default(),
-            replay::SeenSignatures::open(db.open_tree("seen").unwrap(), 10),
-        )
+        Access::for_tests()
     }
 
     fn bearer(key: &str) -> HeaderMap {

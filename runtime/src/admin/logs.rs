@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{AdminContext, AdminError};
+use crate::access::console::Scope;
 use crate::invocation_log::StatusFilter;
 use crate::invocation_log::{LogFilter, LogRecord};
 
@@ -34,8 +35,10 @@ fn time(name: &str, text: &str) -> Result<DateTime<Utc>, AdminError> {
 
 /// The filter a query string asks for.
 pub fn filter(params: &HashMap<String, String>) -> Result<LogFilter, AdminError> {
-    const KNOWN: [&str; 9] =
-        ["space", "function", "trigger", "since", "until", "status", "outcome", "limit", "format"];
+    const KNOWN: [&str; 11] = [
+        "space", "function", "version", "trigger", "since", "until", "status", "outcome", "text",
+        "limit", "format",
+    ];
     if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(bad(format!("unknown parameter '{unknown}' (known: {})", KNOWN.join(", "))));
     }
@@ -56,16 +59,27 @@ pub fn filter(params: &HashMap<String, String>) -> Result<LogFilter, AdminError>
         until: text("until").map(|t| time("until", &t)).transpose()?,
         status: text("status").map(|s| s.parse::<StatusFilter>().map_err(bad)).transpose()?,
         outcome: text("outcome"),
+        version: text("version"),
+        text: text("text"),
         limit,
     })
 }
 
 async fn list(
     State(state): State<AdminContext>,
+    scope: Option<Extension<Scope>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, AdminError> {
-    let filter = filter(&params)?;
-    let records = state.logs.query(&filter);
+    let mut filter = filter(&params)?;
+    // A console session of a space key reads its own space only.
+    if let Some(Extension(Scope::Space { space, .. })) = scope {
+        filter.space = Some(space);
+    }
+    // A text search may read the whole log: off the request threads.
+    let logs = state.logs.clone();
+    let records = tokio::task::spawn_blocking(move || logs.query(&filter)).await.map_err(|_| {
+        AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the log query failed")
+    })?;
     match params.get("format").map(String::as_str).unwrap_or("json") {
         "json" => Ok(Json(json!({ "records": records })).into_response()),
         "ndjson" => {
@@ -147,10 +161,15 @@ fn to_csv(records: &[LogRecord]) -> String {
 
 async fn show(
     State(state): State<AdminContext>,
+    scope: Option<Extension<Scope>>,
     Path(id): Path<String>,
 ) -> Result<Json<LogRecord>, AdminError> {
     let not_found =
         || AdminError::new(StatusCode::NOT_FOUND, "not_found", format!("no log record '{id}'"));
     let uuid = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
-    state.logs.get(uuid).map(Json).ok_or_else(not_found)
+    let record = state.logs.get(uuid).ok_or_else(not_found)?;
+    match scope {
+        Some(Extension(Scope::Space { space, .. })) if space != record.space => Err(not_found()),
+        _ => Ok(Json(record)),
+    }
 }

@@ -22,6 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::access::console::{Denied, Scope};
 use crate::access::constant_time_eq;
 use crate::delivery::Deliverer;
 use crate::triggers::cron::CronTriggers;
@@ -50,10 +51,15 @@ pub struct AdminContext {
     pub async_jobs: Arc<crate::triggers::async_invoke::AsyncJobs>,
     /// The document store and object storage (once opened), for their per-space usage gauges.
     pub capabilities: Option<Arc<crate::capabilities::Capabilities>>,
+    /// Runs the console's Try it calls.
+    pub invoker: crate::invoker::Invoker,
+    /// The console's sign-in sessions, which the admin API accepts besides the token.
+    pub console: Arc<crate::access::console::ConsoleSessions>,
 }
 
-/// The `/admin` routes, behind the token check.
-pub fn router(state: AdminContext) -> Router {
+/// The `/admin` routes, and `extra` admin routes defined elsewhere (the server's Try it),
+/// behind the token check.
+pub fn router(state: AdminContext, extra: Router<AdminContext>) -> Router {
     Router::new()
         .route("/admin/triggers", get(list_all))
         .route("/admin/spaces/{space}/triggers", get(list_space).post(create))
@@ -66,20 +72,30 @@ pub fn router(state: AdminContext) -> Router {
         .merge(config::routes())
         .merge(network::routes())
         .merge(subscriptions::routes())
+        .merge(extra)
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
         // The index names endpoints only, so it needs no token: the start-up banner links it.
         .route("/admin", get(index))
         .with_state(state)
 }
 
-/// `GET /admin`: what the admin API offers and how to authenticate; no data.
-async fn index() -> Json<Value> {
+/// `GET /admin`: what the admin API offers and how to authenticate; no data. A browser
+/// (asking for HTML) is sent to the console.
+async fn index(headers: axum::http::HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        return axum::response::Redirect::to("/console").into_response();
+    }
     Json(json!({
         "admin_api": "wasmfn",
         "version": env!("CARGO_PKG_VERSION"),
         "authentication": "Authorization: Bearer <admin token> on every endpoint below \
                            (the token is printed at start, or read from <data-dir>/admin-token)",
         "documentation": "docs/admin-api.md",
+        "console": "/console",
         "endpoints": {
             "functions": "/admin/spaces/{space}/functions[/{name}[/versions|/rollback]]",
             "all_functions": "/admin/functions",
@@ -91,8 +107,10 @@ async fn index() -> Json<Value> {
             "events": "/admin/spaces/{space}/events",
             "deliveries": "/admin/deliveries",
             "metrics": "/metrics",
+            "try": "/admin/spaces/{space}/functions/{name}/try",
         },
     }))
+    .into_response()
 }
 
 /// An admin API error: status and `{"error": {"code", "message"}}`.
@@ -147,27 +165,82 @@ impl From<MqttError> for AdminError {
     }
 }
 
-async fn authorize(State(state): State<AdminContext>, request: Request, next: Next) -> Response {
+/// The admin API error for a refused console request.
+pub fn console_denied(denied: Denied) -> AdminError {
+    match denied {
+        Denied::NoSession => {
+            AdminError::new(StatusCode::UNAUTHORIZED, "unauthorized", denied.to_string())
+        }
+        Denied::Csrf => AdminError::new(StatusCode::FORBIDDEN, "csrf", denied.to_string()),
+    }
+}
+
+/// Lets a request in with the admin token (`Authorization: Bearer`) or a console session
+/// (cookie, and the CSRF token on changes), and records its [`Scope`] for the handlers. A
+/// session signed in with an API key may only read its own space and try its functions.
+async fn authorize(
+    State(state): State<AdminContext>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::access::bearer_token);
-    match given {
+    let scope = match given {
         Some(token) if constant_time_eq(token.trim().as_bytes(), state.token.as_bytes()) => {
-            next.run(request).await
+            Scope::Admin
         }
         Some(_) => {
-            AdminError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token").into_response()
+            return AdminError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token")
+                .into_response()
         }
-        None => AdminError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the admin API needs `Authorization: Bearer <token>` (the server's --admin-token, \
-             or the token file in its data directory)",
-        )
-        .into_response(),
+        None if !request.headers().contains_key(header::COOKIE) => {
+            return AdminError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the admin API needs `Authorization: Bearer <token>` (the server's \
+                 --admin-token, or the token file in its data directory), or a console session",
+            )
+            .into_response()
+        }
+        None => match state.console.authorize(request.headers(), request.method(), &state.access) {
+            Ok(scope) => scope,
+            Err(denied) => return console_denied(denied).into_response(),
+        },
+    };
+    if let Scope::Space { space, .. } = &scope {
+        if !space_session_may(space, request.method(), request.uri().path()) {
+            return AdminError::new(
+                StatusCode::FORBIDDEN,
+                "read_only",
+                format!(
+                    "signed in with an API key of space '{space}': you may read that space and \
+                     try its functions; sign in with the admin token to change anything"
+                ),
+            )
+            .into_response();
+        }
     }
+    request.extensions_mut().insert(scope);
+    next.run(request).await
+}
+
+/// What a console session signed in with an API key of `space` may reach: reads under its
+/// space and of the invocation log (which the log handlers cut to its space), and Try it.
+fn space_session_may(space: &str, method: &axum::http::Method, path: &str) -> bool {
+    let own = path
+        .strip_prefix("/admin/spaces/")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(first, _)| *first == space)
+        .map(|(_, rest)| rest);
+    if *method == axum::http::Method::POST {
+        let parts: Vec<&str> = own.unwrap_or("").split('/').collect();
+        return matches!(parts.as_slice(), ["functions", _, "try"]);
+    }
+    let reads = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
+    reads && (own.is_some() || path == "/admin/logs" || path.starts_with("/admin/logs/"))
 }
 
 /// The MQTT and cron triggers, admin-created and declared (event triggers are listed under

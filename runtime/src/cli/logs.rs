@@ -33,6 +33,13 @@ pub struct LogsArgs {
     /// Only this outcome (ok, function_exception, timeout, memory_limit_exceeded, …).
     #[arg(long)]
     pub outcome: Option<String>,
+    /// Only records of this version of the function.
+    #[arg(long = "function-version", value_name = "VERSION")]
+    pub function_version: Option<String>,
+    /// Only records with this text (any case) in their id, entry, error, traceback, arguments,
+    /// output or log lines.
+    #[arg(long)]
+    pub text: Option<String>,
     /// Most records to show (newest first; printed oldest first).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
@@ -76,6 +83,8 @@ fn query(args: &LogsArgs, since: Option<&str>) -> Result<Vec<(&'static str, Stri
         ("trigger", &args.trigger),
         ("status", &args.status),
         ("outcome", &args.outcome),
+        ("version", &args.function_version),
+        ("text", &args.text),
     ];
     for (name, value) in optional {
         if let Some(value) = value {

@@ -166,7 +166,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = crate::events::session::DEFAULT_MINUTES,
           value_parser = clap::value_parser!(u64).range(10..=20))]
     pub session_minutes: u64,
-    /// How clients reach this server, for presigned object URLs (default: http://<listen address>).
+    /// How clients reach this server, for presigned object URLs (default: http://<listen
+    /// address>). An https URL also marks the console's session cookie `Secure`.
     #[arg(long, env = "WASMFN_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// File holding the key that seals the secrets kept in the state database (webhook
@@ -245,6 +246,7 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
         },
         events: EventOptions { session_minutes: args.session_minutes },
         clock: Arc::new(SystemClock),
+        secure_cookies: args.public_url.as_deref().is_some_and(|url| url.starts_with("https://")),
     };
     let mut node = Node::new(runtime, options)?;
     let capabilities = CapabilityOptions {
@@ -362,6 +364,7 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
         }
     }
     let token_path = state::admin_token_path(&data_dir);
+    println!("  console: http://{address}/console (sign in with the admin token or an API key)");
     match token_source {
         TokenSource::Given => {
             println!("  admin API: http://{address}/admin (token: --admin-token)")

@@ -171,6 +171,11 @@ pub struct LogFilter {
     /// An exact status (`500`) or a class (`5xx`).
     pub status: Option<StatusFilter>,
     pub outcome: Option<String>,
+    /// Only records of this version.
+    pub version: Option<String>,
+    /// Only records containing this text (any case) in their id, entry, error, traceback,
+    /// arguments, output or log lines.
+    pub text: Option<String>,
     pub limit: usize,
 }
 
@@ -184,6 +189,8 @@ impl Default for LogFilter {
             until: None,
             status: None,
             outcome: None,
+            version: None,
+            text: None,
             limit: 100,
         }
     }
@@ -220,10 +227,28 @@ impl LogFilter {
             && same(&self.outcome, &record.outcome)
             && self.since.is_none_or(|since| record.started_ms >= since.timestamp_millis())
             && self.until.is_none_or(|until| record.started_ms < until.timestamp_millis())
+            && self.version.as_deref().is_none_or(|v| record.version.as_deref() == Some(v))
             && match self.status {
                 None => true,
                 Some(StatusFilter::Exact(code)) => record.status == code,
                 Some(StatusFilter::Class(class)) => record.status / 100 == class,
             }
+            && self.text.as_deref().is_none_or(|text| contains_text(record, text))
     }
+}
+
+/// Whether `text` (any case) is in one of the record's searchable fields.
+fn contains_text(record: &LogRecord, text: &str) -> bool {
+    let needle = text.to_lowercase();
+    let has = |field: &str| field.to_lowercase().contains(&needle);
+    let optional = |field: &Option<String>| field.as_deref().is_some_and(has);
+    has(&record.id.to_string())
+        || optional(&record.entry)
+        || optional(&record.error_type)
+        || optional(&record.error_message)
+        || optional(&record.traceback)
+        || optional(&record.arguments)
+        || has(&record.stdout)
+        || has(&record.stderr)
+        || record.logs.iter().any(|line| has(&line.message))
 }

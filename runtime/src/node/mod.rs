@@ -56,6 +56,8 @@ pub struct NodeOptions {
     /// The time cron triggers fire by and function sessions expire by (tests give a manual
     /// one).
     pub clock: Arc<dyn Clock>,
+    /// Whether console session cookies are `Secure` (the server is reached over https).
+    pub secure_cookies: bool,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -131,6 +133,8 @@ pub struct Node {
     pub subscriptions: Arc<SubscriptionStore>,
     pub sessions: Arc<Sessions>,
     pub events: Arc<EventBus>,
+    /// Operators signed in to the console.
+    pub console: Arc<crate::access::console::ConsoleSessions>,
 }
 
 impl Node {
@@ -228,6 +232,7 @@ impl Node {
             subscriptions,
             sessions,
             events,
+            console: Arc::new(crate::access::console::ConsoleSessions::new(options.secure_cookies)),
         })
     }
 
@@ -316,6 +321,8 @@ impl Node {
                 run_slots: self.runtime.invoker().run_slots().clone(),
                 async_jobs: self.async_jobs.clone(),
                 capabilities: self.runtime.invoker().capabilities().cloned(),
+                invoker: self.runtime.invoker().clone(),
+                console: self.console.clone(),
             },
             sessions: self.sessions.clone(),
         }

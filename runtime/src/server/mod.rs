@@ -2,13 +2,15 @@
 //! alike), graceful shutdown, and the endpoints themselves, one module each: synchronous
 //! invocation (`invoke`), IXON's ingress format (`ingress`), asynchronous invocation and its
 //! status (`async_invoke`), presigned objects (`objects`) and the session API webhooks call
-//! back with (`sessions`). The admin API is `crate::admin`.
+//! back with (`sessions`), and the console's Try it (`try_it`, an admin route). The admin API
+//! is `crate::admin`, the console's pages `crate::console`.
 
 pub mod async_invoke;
 pub mod ingress;
 pub mod invoke;
 pub mod objects;
 pub mod sessions;
+pub mod try_it;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -69,7 +71,8 @@ pub fn app(state: ServerContext) -> Router {
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .with_state(state.clone())
-        .merge(admin::router(state.admin))
+        .merge(crate::console::router(state.admin.clone()))
+        .merge(admin::router(state.admin, try_it::routes()))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(crate::rejections::json_rejections))
 }
@@ -171,7 +174,7 @@ pub async fn serve_with(
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -205,7 +208,7 @@ pub async fn serve_with(
             }
             let activity = Activity::new();
             let service =
-                TowerToHyperService::new(Tracked { inner: app, activity: activity.clone() });
+                TowerToHyperService::new(Tracked { inner: app, activity: activity.clone(), peer });
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(connection);
             // `told`: asked to close (GOAWAY, or close after the response in progress);

@@ -1,0 +1,644 @@
+// The wasmfn console: one ES module, no dependencies. It signs in at /console/session and
+// then works on the admin API (docs/admin-api.md) with the session cookie, sending the
+// session's CSRF token on every change. Everything a function or a caller wrote is put in
+// the page as text (textContent), never as HTML.
+
+const main = document.getElementById('main');
+const statusBox = document.getElementById('status');
+let session = null;
+let tail = null;
+let pendingMessage = null;
+
+// ---- small DOM and API helpers -------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else if (name === 'text') node.textContent = value;
+    else node.setAttribute(name, value === true ? '' : value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function show(...nodes) {
+  main.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+}
+
+function say(message, kind = 'info') {
+  statusBox.replaceChildren(message ? h('p', { class: kind }, message) : '');
+}
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (method !== 'GET') headers['X-CSRF-Token'] = session ? session.csrf_token : '';
+  let payload;
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  const response = await fetch(path, { method, headers, body: payload, credentials: 'same-origin' });
+  const type = response.headers.get('content-type') || '';
+  const data = type.includes('json') ? await response.json() : await response.text();
+  if (response.status === 401 && path !== '/console/session') {
+    session = null;
+    signInPage('Your session ended. Sign in again.');
+    throw new ApiError(401, 'unauthorized', 'signed out');
+  }
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    throw new ApiError(response.status, error.code || 'error', error.message || response.statusText);
+  }
+  return data;
+}
+
+// Goes to `target` and shows `message` there once the page is drawn.
+async function navigate(target, message) {
+  if (location.hash === target) {
+    await route();
+    say(message);
+  } else {
+    pendingMessage = message;
+    location.hash = target;
+  }
+}
+
+function failed(error) {
+  if (error && error.status === 401) return;
+  say(error.message || String(error), 'error');
+}
+
+function isAdmin() {
+  return session && session.scope.kind === 'admin';
+}
+
+function ownSpace() {
+  return session && session.scope.kind === 'space' ? session.scope.space : null;
+}
+
+function params(hashQuery) {
+  return new URLSearchParams(hashQuery || '');
+}
+
+function when(text) {
+  if (!text) return '';
+  const date = new Date(text);
+  return Number.isNaN(date.getTime()) ? text : date.toLocaleString();
+}
+
+function statusBadge(status) {
+  const kind = status >= 500 ? 'bad' : status >= 400 ? 'warn' : 'good';
+  return h('span', { class: `badge ${kind}` }, String(status));
+}
+
+function percentile(sorted, p) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function table(headings, rows) {
+  return h('div', { class: 'table-wrap' },
+    h('table', {},
+      h('thead', {}, h('tr', {}, headings.map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows)));
+}
+
+function confirmThen(question, action) {
+  return async () => {
+    if (!window.confirm(question)) return;
+    try {
+      await action();
+    } catch (error) {
+      failed(error);
+    }
+  };
+}
+
+// ---- sign-in ----------------------------------------------------------------------
+
+function signInPage(message) {
+  stopTail();
+  document.getElementById('nav').hidden = true;
+  document.getElementById('sign-out').hidden = true;
+  document.getElementById('who').textContent = '';
+  say(message || '', message ? 'error' : 'info');
+  const input = h('input', { id: 'token', type: 'password', autocomplete: 'current-password', required: true });
+  const form = h('form', { class: 'panel sign-in', 'aria-labelledby': 'sign-in-title' },
+    h('h1', { id: 'sign-in-title' }, 'Sign in'),
+    h('p', { class: 'muted' },
+      'With the admin token (printed when the server first started, kept in <data-dir>/admin-token), ' +
+      'or with an API key of a space for a read-only view of that space.'),
+    h('label', { for: 'token' }, 'Admin token or API key', input),
+    h('p', {}, h('button', { class: 'primary', type: 'submit' }, 'Sign in')));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      session = await api('POST', '/console/session', { token: input.value });
+      input.value = '';
+      say('');
+      started();
+    } catch (error) {
+      say(error.message, 'error');
+    }
+  });
+  show(form);
+  input.focus();
+}
+
+function started() {
+  document.getElementById('nav').hidden = false;
+  document.getElementById('sign-out').hidden = false;
+  const scope = session.scope;
+  document.getElementById('who').textContent = scope.kind === 'admin'
+    ? 'signed in as admin'
+    : `space ${scope.space}, key ${scope.key_name} (read-only)`;
+  if (!location.hash || location.hash === '#') location.hash = '#/functions';
+  else route();
+}
+
+document.getElementById('sign-out').addEventListener('click', async () => {
+  try {
+    await api('DELETE', '/console/session');
+  } catch (error) {
+    // Signed out either way.
+  }
+  session = null;
+  signInPage();
+  say('Signed out.');
+});
+
+// ---- functions --------------------------------------------------------------------
+
+async function functionsPage() {
+  const space = ownSpace();
+  const listed = await api('GET', space ? `/admin/spaces/${space}/functions` : '/admin/functions');
+  const hourAgo = new Date(Date.now() - 3600 * 1000).toISOString();
+  const logQuery = new URLSearchParams({ since: hourAgo, limit: '5000' });
+  const recent = (await api('GET', `/admin/logs?${logQuery}`)).records;
+  const stats = new Map();
+  for (const record of recent) {
+    const key = `${record.space}/${record.function}`;
+    const entry = stats.get(key) || { calls: 0, errors: 0, durations: [] };
+    entry.calls += 1;
+    if (record.status >= 500 || record.outcome !== 'ok') entry.errors += 1;
+    entry.durations.push(record.duration_ms);
+    stats.set(key, entry);
+  }
+  const rows = listed.functions.map((f) => {
+    const s = stats.get(`${f.space}/${f.name}`);
+    const sorted = s ? s.durations.sort((a, b) => a - b) : [];
+    const link = `#/functions/${encodeURIComponent(f.space)}/${encodeURIComponent(f.name)}`;
+    return h('tr', {},
+      h('td', {}, f.space),
+      h('td', {}, h('a', { href: link }, f.name)),
+      h('td', {}, f.active_version || h('span', { class: 'muted' }, 'none')),
+      h('td', {}, String((f.entries || []).length)),
+      h('td', {}, f.source),
+      h('td', {}, s ? String(s.calls) : '0'),
+      h('td', { class: s && s.errors ? 'bad' : '' }, s ? `${((100 * s.errors) / s.calls).toFixed(1)} %` : '–'),
+      h('td', {}, s ? `${percentile(sorted, 50)} / ${percentile(sorted, 99)} ms` : '–'));
+  });
+  show(
+    h('h1', {}, 'Functions'),
+    h('p', { class: 'muted' }, 'Calls, error rate and p50 / p99 duration over the last hour (up to 5,000 calls).'),
+    rows.length
+      ? table(['Space', 'Function', 'Active version', 'Entries', 'Source', 'Calls', 'Errors', 'p50 / p99'], rows)
+      : h('p', { class: 'panel' }, 'No functions yet. Deploy one below, or with `wasmfn deploy`.'),
+    isAdmin() ? deployForm(null, null) : null);
+}
+
+function deployForm(space, name) {
+  const spaceInput = h('input', { id: 'deploy-space', value: space || 'default', required: true, disabled: space ? true : null });
+  const nameInput = h('input', { id: 'deploy-name', value: name || '', required: true, disabled: name ? true : null });
+  const versionInput = h('input', { id: 'deploy-version', placeholder: 'from the bundle' });
+  const fileInput = h('input', { id: 'deploy-file', type: 'file', accept: '.wasm', required: true });
+  const progress = h('progress', { max: '100', value: '0', hidden: true });
+  const progressText = h('span', { class: 'muted', 'aria-live': 'polite' });
+  const button = h('button', { class: 'primary', type: 'submit' }, 'Deploy');
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'deploy-title' },
+    h('h2', { id: 'deploy-title' }, name ? 'Deploy a new version' : 'Deploy a function'),
+    h('div', { class: 'row' },
+      h('label', { for: 'deploy-space' }, 'Space', spaceInput),
+      h('label', { for: 'deploy-name' }, 'Function', nameInput),
+      h('label', { for: 'deploy-version' }, 'Version (optional)', versionInput),
+      h('label', { for: 'deploy-file' }, 'Bundle (.wasm)', fileInput),
+      button),
+    h('p', {}, progress, ' ', progressText));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const file = fileInput.files[0];
+    if (!file) return;
+    const target = `/admin/spaces/${encodeURIComponent(spaceInput.value)}/functions/${encodeURIComponent(nameInput.value)}/versions`;
+    const query = versionInput.value ? `?version=${encodeURIComponent(versionInput.value)}` : '';
+    // XMLHttpRequest, not fetch: it reports upload progress.
+    const request = new XMLHttpRequest();
+    request.open('POST', target + query);
+    request.setRequestHeader('X-CSRF-Token', session.csrf_token);
+    request.setRequestHeader('Content-Type', 'application/wasm');
+    progress.hidden = false;
+    button.disabled = true;
+    request.upload.onprogress = (e) => {
+      if (e.lengthComputable) progress.value = String(Math.round((100 * e.loaded) / e.total));
+      progressText.textContent = 'uploading…';
+    };
+    request.upload.onload = () => {
+      progress.removeAttribute('value');
+      progressText.textContent = 'compiling…';
+    };
+    request.onloadend = () => {
+      button.disabled = false;
+      progress.hidden = true;
+      let data = {};
+      try {
+        data = JSON.parse(request.responseText);
+      } catch (e) {
+        // Not JSON: the status says enough.
+      }
+      if (request.status === 201 || request.status === 202) {
+        progressText.textContent = '';
+        navigate(`#/functions/${encodeURIComponent(data.space)}/${encodeURIComponent(data.name)}`,
+          `Deployed ${data.space}/${data.name} ${data.version.version} (${data.version.state}).`);
+      } else if (request.status === 401) {
+        signInPage('Your session ended. Sign in again.');
+      } else {
+        progressText.textContent = '';
+        say((data.error && data.error.message) || `deploy failed (${request.status})`, 'error');
+      }
+    };
+    request.send(file);
+  });
+  return form;
+}
+
+async function functionPage(space, name) {
+  const f = await api('GET', `/admin/spaces/${encodeURIComponent(space)}/functions/${encodeURIComponent(name)}`);
+  const base = `/admin/spaces/${encodeURIComponent(space)}/functions/${encodeURIComponent(name)}`;
+  const versions = (f.versions || []).slice().reverse().map((v) => h('tr', {},
+    h('td', {}, v.version),
+    h('td', {}, h('span', { class: `badge ${v.state === 'failed' ? 'bad' : v.state === 'active' ? 'good' : ''}` }, v.state)),
+    h('td', {}, when(v.deployed_at)),
+    h('td', {}, `${(v.size / (1024 * 1024)).toFixed(1)} MiB`),
+    h('td', { class: 'mono', title: v.sha256 }, (v.sha256 || '').slice(0, 12)),
+    h('td', {}, v.error || ''),
+    h('td', {}, isAdmin() && v.state === 'inactive'
+      ? h('button', {
+        type: 'button',
+        onclick: confirmThen(`Roll ${name} back to ${v.version}?`, async () => {
+          await api('POST', `${base}/rollback`, { version: v.version });
+          await navigate(location.hash, `${name} now serves ${v.version}.`);
+        }),
+      }, `Roll back to ${v.version}`)
+      : '')));
+  show(
+    h('p', {}, h('a', { href: '#/functions' }, '← Functions')),
+    h('h1', {}, `${space} / ${name}`),
+    h('div', { class: 'panel' }, h('dl', { class: 'facts' },
+      h('dt', {}, 'Active version'), h('dd', {}, f.active_version || 'none'),
+      h('dt', {}, 'Entries'), h('dd', { class: 'mono' }, (f.entries || []).join(', ')),
+      h('dt', {}, 'Default entry'), h('dd', { class: 'mono' }, f.default_entry || ''),
+      h('dt', {}, 'Source'), h('dd', {}, f.source),
+      h('dt', {}, 'Tier'), h('dd', {}, f.tier || ''),
+      h('dt', {}, 'Log'), h('dd', {}, h('a', { href: `#/logs?space=${encodeURIComponent(space)}&function=${encodeURIComponent(name)}` }, 'invocations of this function')))),
+    tryPanel(space, name, f),
+    h('h2', {}, 'Versions'),
+    versions.length ? table(['Version', 'State', 'Deployed', 'Size', 'SHA-256', 'Error', ''], versions)
+      : h('p', { class: 'muted' }, 'Served from a path given to `wasmfn serve`: no deployed versions.'),
+    isAdmin() && f.source === 'deployed' ? deployForm(space, name) : null,
+    isAdmin() && f.source === 'deployed'
+      ? h('p', {}, h('button', {
+        class: 'danger',
+        type: 'button',
+        onclick: confirmThen(`Delete ${space}/${name} and all its versions? This cannot be undone.`, async () => {
+          await api('DELETE', base);
+          await navigate('#/functions', `Deleted ${space}/${name}.`);
+        }),
+      }, 'Delete function'))
+      : null);
+}
+
+function tryPanel(space, name, f) {
+  const entry = h('select', { id: 'try-entry' },
+    (f.entries || []).map((e) => h('option', { value: e, selected: e === f.default_entry ? true : null }, e)));
+  const method = h('select', { id: 'try-method' }, ['POST', 'GET', 'PUT', 'PATCH', 'DELETE'].map((m) => h('option', { value: m }, m)));
+  const path = h('input', { id: 'try-path', placeholder: '/' });
+  const args = h('textarea', { id: 'try-arguments', spellcheck: 'false', class: 'mono' }, '{}');
+  const result = h('div', { id: 'try-result' });
+  const button = h('button', { class: 'primary', type: 'submit' }, 'Invoke');
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'try-title' },
+    h('h2', { id: 'try-title' }, 'Try it'),
+    h('div', { class: 'row' },
+      h('label', { for: 'try-entry' }, 'Entry', entry),
+      h('label', { for: 'try-method' }, 'Method', method),
+      h('label', { for: 'try-path' }, 'Path after /invoke', path)),
+    h('label', { for: 'try-arguments' }, 'Arguments (a JSON object)', args),
+    h('p', {}, button),
+    result);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    let parsed;
+    try {
+      parsed = JSON.parse(args.value || '{}');
+      if (typeof parsed !== 'object' || Array.isArray(parsed) || parsed === null) throw new Error('not an object');
+    } catch (error) {
+      say(`The arguments are not a JSON object: ${error.message}`, 'error');
+      return;
+    }
+    button.disabled = true;
+    result.replaceChildren(h('p', { class: 'muted' }, 'running…'));
+    try {
+      const answer = await api('POST', `/admin/spaces/${encodeURIComponent(space)}/functions/${encodeURIComponent(name)}/try`,
+        { entry: entry.value, method: method.value, path: path.value, arguments: parsed });
+      say('');
+      result.replaceChildren(tryResult(answer));
+    } catch (error) {
+      result.replaceChildren();
+      failed(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+function tryResult(answer) {
+  const record = answer.record;
+  let body = answer.body;
+  if (answer.body_encoding === 'utf-8') {
+    try {
+      body = JSON.stringify(JSON.parse(body), null, 2);
+    } catch (e) {
+      // Not JSON: shown as it came.
+    }
+  } else {
+    body = `(binary, ${answer.body_bytes} bytes, base64)\n${body}`;
+  }
+  if (answer.body_cut) body += `\n… (${answer.body_bytes} bytes in all)`;
+  return h('div', { class: 'try-result' },
+    h('p', {}, 'Status ', statusBadge(answer.status), ` in ${record.duration_ms} ms · `,
+      h('a', { href: `#/logs/${answer.invocation_id}` }, 'log record')),
+    h('h3', {}, 'Body'), h('pre', { id: 'try-body' }, body),
+    h('h3', {}, 'Headers'),
+    h('pre', {}, answer.headers.map(([n, v]) => `${n}: ${v}`).join('\n')),
+    recordOutput(record));
+}
+
+function recordOutput(record) {
+  return h('div', {},
+    record.traceback ? [h('h3', {}, 'Traceback'), h('pre', { class: 'traceback' }, record.traceback)] : null,
+    record.error_message && !record.traceback ? [h('h3', {}, 'Error'), h('pre', {}, record.error_message)] : null,
+    record.logs && record.logs.length
+      ? [h('h3', {}, 'Log lines'), h('pre', {}, record.logs.map((l) => `[${l.level}] ${l.message}`).join('\n'))]
+      : null,
+    record.stdout ? [h('h3', {}, 'stdout'), h('pre', {}, record.stdout)] : null,
+    record.stderr ? [h('h3', {}, 'stderr'), h('pre', {}, record.stderr)] : null);
+}
+
+// ---- invocation log -----------------------------------------------------------------
+
+const LOG_FIELDS = [
+  ['space', 'Space'], ['function', 'Function'], ['version', 'Version'], ['trigger', 'Trigger'],
+  ['status', 'Status (500, 5xx)'], ['outcome', 'Outcome'], ['text', 'Text'],
+];
+
+function toInputTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const local = new Date(d.getTime() - d.getTimezoneOffset() * 60000);
+  return local.toISOString().slice(0, 16);
+}
+
+async function logsPage(query) {
+  const filter = params(query);
+  if (ownSpace()) filter.set('space', ownSpace());
+  const inputs = {};
+  const fields = LOG_FIELDS.map(([key, label]) => {
+    inputs[key] = h('input', { id: `log-${key}`, name: key, value: filter.get(key) || '', disabled: key === 'space' && ownSpace() ? true : null });
+    return h('label', { for: `log-${key}` }, label, inputs[key]);
+  });
+  const since = h('input', { id: 'log-since', type: 'datetime-local', value: toInputTime(filter.get('since')) });
+  const until = h('input', { id: 'log-until', type: 'datetime-local', value: toInputTime(filter.get('until')) });
+  const live = h('input', { id: 'log-live', type: 'checkbox', checked: filter.get('live') === '1' ? true : null });
+  const form = h('form', { class: 'panel inline', 'aria-label': 'Filter' }, fields,
+    h('label', { for: 'log-since' }, 'From', since),
+    h('label', { for: 'log-until' }, 'Until', until),
+    h('label', { class: 'check', for: 'log-live' }, live, 'Live tail'),
+    h('button', { class: 'primary', type: 'submit' }, 'Filter'));
+  const current = () => {
+    const next = new URLSearchParams();
+    for (const [key] of LOG_FIELDS) if (inputs[key].value) next.set(key, inputs[key].value.trim());
+    if (since.value) next.set('since', new Date(since.value).toISOString());
+    if (until.value) next.set('until', new Date(until.value).toISOString());
+    if (live.checked) next.set('live', '1');
+    return next;
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    location.hash = `#/logs?${current()}`;
+  });
+  live.addEventListener('change', () => {
+    location.hash = `#/logs?${current()}`;
+  });
+  const apiQuery = new URLSearchParams(filter);
+  apiQuery.delete('live');
+  apiQuery.set('limit', '200');
+  const downloads = (format) => {
+    const q = new URLSearchParams(apiQuery);
+    q.set('format', format);
+    q.set('limit', '100000');
+    return `/admin/logs?${q}`;
+  };
+  const results = h('div', { id: 'log-results' });
+  show(h('h1', {}, 'Invocation log'), form,
+    h('p', {}, 'Download this filter: ',
+      h('a', { href: downloads('ndjson'), download: 'invocations.ndjson' }, 'NDJSON'), ' · ',
+      h('a', { href: downloads('csv'), download: 'invocations.csv' }, 'CSV')),
+    results);
+  const load = async () => {
+    const { records } = await api('GET', `/admin/logs?${apiQuery}`);
+    const rows = records.map((r) => h('tr', { class: 'clickable' },
+      h('td', {}, h('a', { href: `#/logs/${r.id}` }, when(r.started_at))),
+      h('td', {}, `${r.space}/${r.function}`),
+      h('td', {}, r.version || ''),
+      h('td', {}, r.trigger),
+      h('td', {}, statusBadge(r.status)),
+      h('td', { class: r.outcome === 'ok' ? '' : 'bad' }, r.outcome),
+      h('td', {}, `${r.duration_ms} ms`),
+      h('td', {}, r.error_message ? r.error_message.slice(0, 120) : '')));
+    results.replaceChildren(rows.length
+      ? table(['Started', 'Function', 'Version', 'Trigger', 'Status', 'Outcome', 'Duration', 'Error'], rows)
+      : h('p', { class: 'panel muted' }, 'No invocations match.'));
+  };
+  await load();
+  if (live.checked) {
+    tail = window.setInterval(() => load().catch(failed), 2000);
+  }
+}
+
+function stopTail() {
+  if (tail) window.clearInterval(tail);
+  tail = null;
+}
+
+async function recordPage(id) {
+  const r = await api('GET', `/admin/logs/${encodeURIComponent(id)}`);
+  show(
+    h('p', {}, h('a', { href: `#/logs?space=${encodeURIComponent(r.space)}&function=${encodeURIComponent(r.function)}` }, '← Log of this function')),
+    h('h1', {}, `Invocation ${r.id}`),
+    h('div', { class: 'panel' }, h('dl', { class: 'facts' },
+      h('dt', {}, 'Function'), h('dd', {}, `${r.space}/${r.function} ${r.version || ''}`),
+      h('dt', {}, 'Entry'), h('dd', { class: 'mono' }, r.entry || 'default'),
+      h('dt', {}, 'Trigger'), h('dd', {}, r.trigger),
+      h('dt', {}, 'Started'), h('dd', {}, `${when(r.started_at)} (${r.started_at})`),
+      h('dt', {}, 'Duration'), h('dd', {}, `${r.duration_ms} ms`),
+      h('dt', {}, 'Status'), h('dd', {}, statusBadge(r.status), ' ', r.outcome),
+      r.error_type ? [h('dt', {}, 'Error'), h('dd', {}, `${r.error_type}: ${r.error_message || ''}`)] : null)),
+    r.arguments ? [h('h3', {}, 'Arguments'), h('pre', {}, r.arguments)] : null,
+    recordOutput(r),
+    r.outbound && r.outbound.length
+      ? [h('h3', {}, 'Outbound requests'), h('pre', {}, JSON.stringify(r.outbound, null, 2))]
+      : null);
+}
+
+// ---- triggers and keys --------------------------------------------------------------
+
+async function triggersPage() {
+  const space = ownSpace();
+  const { triggers } = await api('GET', space ? `/admin/spaces/${space}/triggers` : '/admin/triggers');
+  const rows = triggers.map((t) => {
+    const state = (t.status && t.status.state) || '';
+    const reason = (t.status && (t.status.reason || t.status.last_error)) || '';
+    const counts = t.status ? Object.entries(t.status).filter(([k, v]) => typeof v === 'number').map(([k, v]) => `${k} ${v}`).join(', ') : '';
+    const deletable = isAdmin() && t.origin !== 'function_toml' && t.type === 'mqtt';
+    return h('tr', {},
+      h('td', {}, t.space),
+      h('td', {}, t.name),
+      h('td', {}, t.type),
+      h('td', { class: 'mono' }, JSON.stringify(t.config)),
+      h('td', { class: state === 'Failed' ? 'bad' : state === 'Running' ? 'good' : '' }, state, reason ? h('div', { class: 'muted' }, reason) : ''),
+      h('td', {}, counts),
+      h('td', {}, deletable
+        ? h('button', {
+          class: 'danger',
+          type: 'button',
+          onclick: confirmThen(`Delete trigger ${t.name}?`, async () => {
+            await api('DELETE', `/admin/spaces/${encodeURIComponent(t.space)}/triggers/${encodeURIComponent(t.name)}`);
+            await navigate(location.hash, `Deleted trigger ${t.name}.`);
+          }),
+        }, 'Delete')
+        : ''));
+  });
+  show(h('h1', {}, 'Triggers'),
+    h('p', { class: 'muted' }, 'Cron and MQTT triggers; the page shows their state as of loading it.'),
+    rows.length ? table(['Space', 'Name', 'Type', 'Configuration', 'State', 'Counts', ''], rows)
+      : h('p', { class: 'panel muted' }, 'No triggers.'));
+}
+
+async function keysPage(query) {
+  const space = ownSpace() || params(query).get('space') || 'default';
+  const { keys } = await api('GET', `/admin/spaces/${encodeURIComponent(space)}/keys`);
+  const spaceInput = h('input', { id: 'keys-space', value: space, disabled: ownSpace() ? true : null });
+  const pick = h('form', { class: 'inline', 'aria-label': 'Space' },
+    h('label', { for: 'keys-space' }, 'Space', spaceInput),
+    ownSpace() ? null : h('button', { type: 'submit' }, 'Show'));
+  pick.addEventListener('submit', (event) => {
+    event.preventDefault();
+    location.hash = `#/keys?space=${encodeURIComponent(spaceInput.value)}`;
+  });
+  const rows = keys.map((k) => h('tr', {},
+    h('td', {}, k.name),
+    h('td', { class: 'mono' }, k.id),
+    h('td', {}, when(k.created_at)),
+    h('td', {}, (k.shared_with || []).join(', ')),
+    h('td', {}, isAdmin()
+      ? h('button', {
+        class: 'danger',
+        type: 'button',
+        onclick: confirmThen(`Revoke key ${k.name} (${k.id})? Calls with it will be refused.`, async () => {
+          await api('DELETE', `/admin/spaces/${encodeURIComponent(space)}/keys/${encodeURIComponent(k.id)}`);
+          await navigate(location.hash, `Revoked key ${k.name}.`);
+        }),
+      }, 'Revoke')
+      : '')));
+  const created = h('div', { 'aria-live': 'polite' });
+  let createForm = null;
+  if (isAdmin()) {
+    const name = h('input', { id: 'key-name', required: true });
+    createForm = h('form', { class: 'panel inline', 'aria-labelledby': 'key-title' },
+      h('h2', { id: 'key-title' }, 'Create a key'),
+      h('label', { for: 'key-name' }, 'Name', name),
+      h('button', { class: 'primary', type: 'submit' }, 'Create'));
+    createForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      try {
+        const answer = await api('POST', `/admin/spaces/${encodeURIComponent(space)}/keys`, { name: name.value });
+        name.value = '';
+        created.replaceChildren(h('div', { class: 'panel' },
+          h('p', {}, 'The new key, shown this once: copy it now.'),
+          h('pre', { id: 'new-key' }, answer.key)));
+      } catch (error) {
+        failed(error);
+      }
+    });
+  }
+  show(h('h1', {}, 'API keys'), pick,
+    rows.length ? table(['Name', 'Id', 'Created', 'Shared with', ''], rows)
+      : h('p', { class: 'panel muted' }, 'No keys in this space.'),
+    createForm, created);
+}
+
+// ---- routing ----------------------------------------------------------------------
+
+async function route() {
+  if (!session) return;
+  stopTail();
+  const hash = location.hash.replace(/^#/, '') || '/functions';
+  const [path, query] = hash.split('?');
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  for (const link of document.querySelectorAll('#nav a')) {
+    const section = link.getAttribute('href').slice(2);
+    if (section === parts[0]) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  try {
+    if (parts[0] === 'functions' && parts.length === 3) await functionPage(parts[1], parts[2]);
+    else if (parts[0] === 'logs' && parts.length === 2) await recordPage(parts[1]);
+    else if (parts[0] === 'logs') await logsPage(query);
+    else if (parts[0] === 'triggers') await triggersPage();
+    else if (parts[0] === 'keys') await keysPage(query);
+    else await functionsPage();
+    main.focus({ preventScroll: true });
+  } catch (error) {
+    failed(error);
+  }
+}
+
+window.addEventListener('hashchange', async () => {
+  const message = pendingMessage;
+  pendingMessage = null;
+  say('');
+  await route();
+  if (message) say(message);
+});
+
+(async () => {
+  try {
+    session = await api('GET', '/console/session');
+    started();
+  } catch (error) {
+    signInPage();
+  }
+})();

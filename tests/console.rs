@@ -1,0 +1,317 @@
+//! The operator console (`/console`): sign-in sessions and what they may do, over real HTTP
+//! (cookies, CSRF, a space key's read-only view, failed sign-ins limited), and the pages
+//! themselves in headless Chromium driven over WebDriver (`tests/console_browser.rs`).
+
+mod support;
+
+use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use support::{json, node_options, start_bundles, TestServer, ADMIN_TOKEN};
+
+/// `behave` in spaces `default` and `other`.
+async fn two_spaces() -> TestServer {
+    let bytes = tokio::task::spawn_blocking(|| support::fixture_bundle("behave")).await.unwrap();
+    let bundles = vec![("default".to_string(), bytes.clone()), ("other".to_string(), bytes)];
+    start_bundles(bundles, None, node_options(), support::capability_options()).await
+}
+
+/// A signed-in browser, as far as HTTP goes: its session cookie and CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
+    view: Value,
+}
+
+async fn sign_in(server: &TestServer, token: &str) -> Result<Session, (u16, Value, HeaderMap)> {
+    let response = server
+        .client
+        .post(server.url("/console/session"))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers().clone();
+    let (status, view) = json(response).await;
+    if status != 200 {
+        return Err((status, view, headers));
+    }
+    let set_cookie = headers[SET_COOKIE].to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let csrf = view["csrf_token"].as_str().unwrap().to_string();
+    Ok(Session { cookie, csrf, view })
+}
+
+impl Session {
+    fn request(&self, server: &TestServer, method: Method, path: &str) -> reqwest::RequestBuilder {
+        server.client.request(method, server.url(path)).header(COOKIE, &self.cookie)
+    }
+
+    /// A change, with the CSRF token.
+    fn change(&self, server: &TestServer, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.request(server, method, path).header("x-csrf-token", &self.csrf)
+    }
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_headers_that_keep_scripts_and_frames_out() {
+    let server = two_spaces().await;
+    let response = server.client.get(server.url("/console")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let html = response.text().await.unwrap();
+    assert!(html.contains("/console/assets/app.js"), "{html}");
+    assert!(!html.contains("<script>"), "no inline script (the policy would refuse it)");
+    for asset in ["app.js", "style.css"] {
+        let response = server
+            .client
+            .get(server.url(&format!("/console/assets/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+    }
+    let missing = server.client.get(server.url("/console/assets/nope.js")).send().await.unwrap();
+    assert_eq!(json(missing).await.0, 404);
+
+    // A browser opening /admin is sent to the console; API clients still get the index.
+    let no_redirects =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let browser = no_redirects.get(server.url("/admin")).header(ACCEPT, "text/html").send();
+    let browser = browser.await.unwrap();
+    assert_eq!(browser.status(), 303);
+    assert_eq!(browser.headers()[LOCATION], "/console");
+    let (status, index) = json(server.client.get(server.url("/admin")).send().await.unwrap()).await;
+    assert_eq!((status, index["console"].as_str()), (200, Some("/console")));
+}
+
+#[tokio::test]
+async fn nothing_answers_without_a_session_and_changes_need_the_csrf_token() {
+    let server = two_spaces().await;
+    // No credentials, a forged cookie, a wrong token: nothing.
+    let (status, _) =
+        json(server.client.get(server.url("/admin/functions")).send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    let forged =
+        server.client.get(server.url("/admin/functions")).header(COOKIE, "wasmfn_console=forged");
+    let (status, body) = json(forged.send().await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let (status, ..) = sign_in(&server, "not-the-token").await.err().unwrap();
+    assert_eq!(status, 401);
+    let (status, _) =
+        json(server.client.get(server.url("/console/session")).send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    // A form post (what another site could make a browser send) cannot sign in.
+    let form = server
+        .client
+        .post(server.url("/console/session"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN_TOKEN}"));
+    assert_eq!(json(form.send().await.unwrap()).await.0, 415);
+
+    let admin = sign_in(&server, ADMIN_TOKEN).await.unwrap();
+    assert_eq!(admin.view["scope"]["kind"], "admin");
+    assert!(!admin.view.to_string().contains(ADMIN_TOKEN), "the token is never sent back");
+    assert!(!admin.cookie.contains(ADMIN_TOKEN));
+    let (status, listed) =
+        json(admin.request(&server, Method::GET, "/admin/functions").send().await.unwrap()).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["functions"].as_array().unwrap().len(), 2, "{listed}");
+    // The page reloads its CSRF token from the session.
+    let (status, current) =
+        json(admin.request(&server, Method::GET, "/console/session").send().await.unwrap()).await;
+    assert_eq!((status, current["csrf_token"].as_str()), (200, Some(admin.csrf.as_str())));
+
+    // A change without the token, or with another one, is refused and changes nothing.
+    let create = json!({"name": "from-the-console"});
+    let without = admin.request(&server, Method::POST, "/admin/spaces/default/keys").json(&create);
+    let (status, body) = json(without.send().await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("csrf")));
+    let wrong = admin
+        .request(&server, Method::POST, "/admin/spaces/default/keys")
+        .header("x-csrf-token", "guess")
+        .json(&create);
+    assert_eq!(json(wrong.send().await.unwrap()).await.0, 403);
+    let (_, keys) =
+        json(server.admin(Method::GET, "/admin/spaces/default/keys").send().await.unwrap()).await;
+    assert_eq!(keys["keys"], json!([]), "refused changes changed nothing");
+    let with = admin.change(&server, Method::POST, "/admin/spaces/default/keys").json(&create);
+    let (status, created) = json(with.send().await.unwrap()).await;
+    assert_eq!(status, 201, "{created}");
+
+    // Signing out ends the session on the server, not only in the browser.
+    let out = admin.change(&server, Method::DELETE, "/console/session").send().await.unwrap();
+    assert_eq!(out.status(), 200);
+    assert!(out.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    let after = admin.request(&server, Method::GET, "/admin/functions").send().await.unwrap();
+    assert_eq!(after.status(), 401);
+}
+
+#[tokio::test]
+async fn try_it_answers_the_call_and_its_log_record() {
+    let server = two_spaces().await;
+    let admin = sign_in(&server, ADMIN_TOKEN).await.unwrap();
+    let call =
+        json!({"entry": "behave.echo", "arguments": {"n": 7}, "method": "PUT", "path": "/a/b"});
+    let try_path = "/admin/spaces/default/functions/behave/try";
+    let (status, answer) =
+        json(admin.change(&server, Method::POST, try_path).json(&call).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], 200);
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["args"], json!({"n": 7}));
+    assert_eq!((body["method"].as_str(), body["path"].as_str()), (Some("PUT"), Some("/a/b")));
+    assert_eq!(body["trigger"], "console");
+    assert_eq!(answer["record"]["trigger"], "console");
+    assert_eq!(answer["record"]["id"], answer["invocation_id"]);
+
+    let chatty = json!({"entry": "behave.chatty"});
+    let (_, answer) =
+        json(admin.change(&server, Method::POST, try_path).json(&chatty).send().await.unwrap())
+            .await;
+    assert_eq!(answer["record"]["stdout"], "printed to stdout\n");
+    assert_eq!(answer["record"]["stderr"], "printed to stderr\n");
+    assert_eq!(answer["record"]["logs"][0]["message"], "logged a warning");
+
+    let boom = json!({"entry": "behave.boom"});
+    let (_, answer) =
+        json(admin.change(&server, Method::POST, try_path).json(&boom).send().await.unwrap()).await;
+    assert_eq!(answer["status"], 500);
+    let traceback = answer["record"]["traceback"].as_str().unwrap();
+    assert!(traceback.contains("ValueError: bad value from the function"), "{traceback}");
+
+    let bad = admin.change(&server, Method::POST, try_path).json(&json!({"arguments": [1]}));
+    let (status, body) = json(bad.send().await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")));
+    let missing = admin.change(&server, Method::POST, "/admin/spaces/default/functions/nope/try");
+    assert_eq!(json(missing.send().await.unwrap()).await.0, 404);
+    // The call is in the invocation log (written a moment later), which the text filter finds.
+    let query = "/admin/logs?text=BAD%20value&trigger=console";
+    let records = logs_until(&server, &admin, query, 1).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["outcome"], "function_exception");
+    let query = "/admin/logs?text=printed%20to%20stderr&version=1.0.0";
+    assert_eq!(logs_until(&server, &admin, query, 1).await[0]["entry"], "behave.chatty");
+    let none = "/admin/logs?text=printed%20to%20stderr&version=9.9.9";
+    let (_, found) = json(admin.request(&server, Method::GET, none).send().await.unwrap()).await;
+    assert_eq!(found["records"], json!([]));
+}
+
+/// The records a log query finds once it finds `n` (the log writer batches its writes);
+/// what it found after 10 s otherwise.
+async fn logs_until(server: &TestServer, session: &Session, query: &str, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = session.request(server, Method::GET, query).send().await.unwrap();
+        let (status, found) = json(response).await;
+        assert_eq!(status, 200, "{found}");
+        let records = found["records"].as_array().unwrap().clone();
+        if records.len() >= n || std::time::Instant::now() > deadline {
+            return records;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_api_key_signs_in_to_a_read_only_view_of_its_own_space() {
+    let server = two_spaces().await;
+    let (status, created) = json(
+        server
+            .admin(Method::POST, "/admin/spaces/other/keys")
+            .json(&json!({"name": "viewer", "caller": {"company": {"public_id": "co9"}}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap();
+    // One call in each space, so the log has records the key may and may not see.
+    for space in ["default", "other"] {
+        let url = server.url(&format!("/spaces/{space}/functions/behave/invoke"));
+        let response = server.client.post(url).json(&json!({"space": space})).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let viewer = sign_in(&server, key).await.unwrap();
+    assert_eq!(
+        viewer.view["scope"],
+        json!({"kind": "space", "space": "other", "key_id": created["id"], "key_name": "viewer"})
+    );
+
+    let get = |path: &str| viewer.request(&server, Method::GET, path).send();
+    assert_eq!(json(get("/admin/spaces/other/functions").await.unwrap()).await.0, 200);
+    for path in
+        ["/admin/spaces/default/functions", "/admin/functions", "/admin/triggers", "/metrics"]
+    {
+        let (status, body) = json(get(path).await.unwrap()).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("read_only")), "{path}");
+    }
+    // The log is cut to its space, even when the query names another one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let all = loop {
+        let (_, all) = json(server.admin(Method::GET, "/admin/logs").send().await.unwrap()).await;
+        if all["records"].as_array().unwrap().len() >= 2 || std::time::Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let (_, seen) = json(get("/admin/logs?space=default").await.unwrap()).await;
+    let seen = seen["records"].as_array().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["space"], "other");
+    let foreign =
+        all["records"].as_array().unwrap().iter().find(|r| r["space"] == "default").unwrap();
+    let foreign_path = format!("/admin/logs/{}", foreign["id"].as_str().unwrap());
+    assert_eq!(json(get(&foreign_path).await.unwrap()).await.0, 404);
+
+    // No changes, with or without the CSRF token; Try it runs with the key's identity.
+    let change = viewer
+        .change(&server, Method::POST, "/admin/spaces/other/keys")
+        .json(&json!({"name": "x"}));
+    assert_eq!(json(change.send().await.unwrap()).await.0, 403);
+    let delete = viewer.change(&server, Method::DELETE, "/admin/spaces/other/functions/behave");
+    assert_eq!(json(delete.send().await.unwrap()).await.0, 403);
+    let tried = viewer
+        .change(&server, Method::POST, "/admin/spaces/other/functions/behave/try")
+        .json(&json!({}));
+    let (status, answer) = json(tried.send().await.unwrap()).await;
+    assert_eq!(status, 200, "{answer}");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["company"]["public_id"], "co9");
+    let elsewhere = viewer
+        .change(&server, Method::POST, "/admin/spaces/default/functions/behave/try")
+        .json(&json!({}));
+    assert_eq!(json(elsewhere.send().await.unwrap()).await.0, 403);
+
+    // Revoking the key ends the session.
+    let id = created["id"].as_str().unwrap();
+    let revoked = server.admin(Method::DELETE, &format!("/admin/spaces/other/keys/{id}")).send();
+    assert_eq!(revoked.await.unwrap().status(), 204);
+    assert_eq!(json(get("/admin/spaces/other/functions").await.unwrap()).await.0, 401);
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_limited_per_client_address() {
+    let server = two_spaces().await;
+    let limit = wasmfn_runtime::access::console::MAX_FAILURES;
+    for _ in 0..limit {
+        let (status, ..) = sign_in(&server, "guess").await.err().unwrap();
+        assert_eq!(status, 401);
+    }
+    let (status, body, headers) = sign_in(&server, ADMIN_TOKEN).await.err().unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("too_many_sign_ins")));
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= wasmfn_runtime::access::console::FAILURE_WINDOW.as_secs());
+    // The bearer token still works: operators are not locked out of the API.
+    let api = server.admin(Method::GET, "/admin/functions").send().await.unwrap();
+    assert_eq!(api.status(), 200);
+}

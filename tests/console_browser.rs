@@ -1,0 +1,295 @@
+//! The console in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
+//! installed by scripts/setup.sh) driven over WebDriver. An operator signs in, sees the
+//! functions, tries one, finds a failing call in the log and reads its traceback, deploys a
+//! version by upload and rolls back, creates and revokes a key, and signs out; the pages are
+//! checked for unlabelled inputs and for overflowing a narrow screen. Each page is saved as a
+//! screenshot in `<work dir>/console-screenshots/` (docs/console.md shows some of them).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use support::{json, start_server, TestServer, ADMIN_TOKEN};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long a page may take to show what a step waits for.
+const STEP: Duration = Duration::from_secs(60);
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver() -> Driver {
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: `bash scripts/setup.sh` installs Debian's chromium and chromium-driver"
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting chromedriver");
+    let status = format!("http://127.0.0.1:{port}/status");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = match reqwest::get(&status).await {
+            Ok(response) => response.json::<Value>().await.ok(),
+            Err(_) => None,
+        };
+        if ready.is_some_and(|v| v["value"]["ready"] == true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not become ready in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Driver { child, port, _profile: tempfile::tempdir().unwrap() }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let profile = driver._profile.path().display().to_string();
+    // The flags keep Chromium off the network (this machine has none) and out of a sandbox
+    // it cannot make as root in a container.
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,800",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([format!("--user-data-dir={profile}")])
+    .collect::<Vec<_>>();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".into(), json!({"binary": CHROMIUM, "args": args}));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session")
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = support::work_dir().join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "screenshots are PNG");
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Waits for an element the XPath names.
+async fn wait_for(client: &Client, xpath: &str) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .every(Duration::from_millis(50))
+        .at_most(STEP)
+        .for_element(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("waiting for {xpath}: {e}"))
+}
+
+/// Waits until the status line says `text`.
+async fn status_says(client: &Client, text: &str) {
+    wait_for(client, &format!("//*[@id='status']/p[contains(., '{text}')]")).await;
+}
+
+async fn set_field(client: &Client, css: &str, text: &str) {
+    let field = client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// Clicks what the XPath names; again if the page was redrawn between finding and clicking.
+async fn click(client: &Client, xpath: &str) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        match wait_for(client, xpath).await.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("clicking {xpath}: {e}"),
+        }
+    }
+}
+
+/// Inputs, selects and text areas with no label, on the page shown.
+async fn unlabelled(client: &Client) -> Vec<String> {
+    let script = "return [...document.querySelectorAll('input, select, textarea')]\
+                  .filter((e) => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))\
+                  .map((e) => e.outerHTML);";
+    let found = client.execute(script, vec![]).await.unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+async fn assert_accessible(client: &Client, page: &str) {
+    assert_eq!(unlabelled(client).await, Vec::<String>::new(), "unlabelled fields on {page}");
+}
+
+async fn active_version(server: &TestServer, name: &str) -> Value {
+    let path = format!("/admin/spaces/default/functions/{name}");
+    json(server.admin(Method::GET, &path).send().await.unwrap()).await.1["active_version"].clone()
+}
+
+#[tokio::test]
+async fn an_operator_works_through_the_console_in_chromium() {
+    let server = start_server(&["behave"], None).await;
+    let bundle = tokio::task::spawn_blocking(|| support::fixture_bundle("behave")).await.unwrap();
+    let upload = tempfile::Builder::new().suffix(".wasm").tempfile().unwrap();
+    std::fs::write(upload.path(), &bundle).unwrap();
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+
+    // Sign in.
+    client.goto(&server.url("/console")).await.unwrap();
+    wait_for(&client, "//input[@id='token']").await;
+    assert_accessible(&client, "sign-in").await;
+    screenshot(&client, "sign-in").await;
+    set_field(&client, "#token", "wrong-token").await;
+    click(&client, "//button[@type='submit']").await;
+    status_says(&client, "wrong").await;
+    // From the keyboard: the token, then Enter.
+    set_field(&client, "#token", &format!("{ADMIN_TOKEN}{}", char::from(Key::Enter))).await;
+
+    // Functions.
+    wait_for(&client, "//table//a[text()='behave']").await;
+    assert_accessible(&client, "functions").await;
+    let source = client.source().await.unwrap();
+    assert!(!source.contains(ADMIN_TOKEN), "the admin token is not in the page");
+    assert!(!client.current_url().await.unwrap().as_str().contains(ADMIN_TOKEN));
+    screenshot(&client, "functions").await;
+
+    // Try it: an answer, then a failure with its traceback.
+    click(&client, "//table//a[text()='behave']").await;
+    wait_for(&client, "//h1[text()='default / behave']").await;
+    assert_accessible(&client, "function").await;
+    let entry = client.find(Locator::Css("#try-entry")).await.unwrap();
+    entry.select_by_value("behave.greet").await.unwrap();
+    set_field(&client, "#try-arguments", r#"{"name": "Console"}"#).await;
+    click(&client, "//button[text()='Invoke']").await;
+    let answer = wait_for(&client, "//pre[@id='try-body'][contains(., 'Hello, Console!')]").await;
+    client
+        .execute("arguments[0].scrollIntoView({block: 'center'});", vec![json!(answer)])
+        .await
+        .unwrap();
+    screenshot(&client, "try-it").await;
+    let entry = client.find(Locator::Css("#try-entry")).await.unwrap();
+    entry.select_by_value("behave.boom").await.unwrap();
+    set_field(&client, "#try-arguments", "{}").await;
+    click(&client, "//button[text()='Invoke']").await;
+    wait_for(&client, "//pre[contains(@class, 'traceback')][contains(., 'ValueError')]").await;
+
+    // The log, filtered to the failing call, and its record with the traceback.
+    click(&client, "//nav//a[text()='Invocation log']").await;
+    wait_for(&client, "//input[@id='log-outcome']").await;
+    assert_accessible(&client, "log").await;
+    set_field(&client, "#log-outcome", "function_exception").await;
+    click(&client, "//button[text()='Filter']").await;
+    let failing = "//*[@id='log-results']//tr[td[contains(., 'function_exception')]]//a";
+    click(&client, failing).await;
+    wait_for(
+        &client,
+        "//pre[contains(@class, 'traceback')][contains(., 'bad value from the function')]",
+    )
+    .await;
+    screenshot(&client, "log-record").await;
+
+    // Deploy a new function by upload, a second version, then roll back.
+    client.goto(&server.url("/console#/functions")).await.unwrap();
+    wait_for(&client, "//input[@id='deploy-file']").await;
+    set_field(&client, "#deploy-name", "uploaded").await;
+    set_field(&client, "#deploy-version", "1.0.0").await;
+    let file = client.find(Locator::Css("#deploy-file")).await.unwrap();
+    file.send_keys(&upload.path().display().to_string()).await.unwrap();
+    click(&client, "//button[text()='Deploy']").await;
+    wait_for(&client, "//h1[text()='default / uploaded']").await;
+    status_says(&client, "Deployed default/uploaded 1.0.0").await;
+    set_field(&client, "#deploy-version", "1.1.0").await;
+    let file = client.find(Locator::Css("#deploy-file")).await.unwrap();
+    file.send_keys(&upload.path().display().to_string()).await.unwrap();
+    click(&client, "//button[text()='Deploy']").await;
+    status_says(&client, "Deployed default/uploaded 1.1.0").await;
+    assert_eq!(active_version(&server, "uploaded").await, "1.1.0");
+    click(&client, "//button[text()='Roll back to 1.0.0']").await;
+    client.accept_alert().await.expect("the rollback asks first");
+    status_says(&client, "uploaded now serves 1.0.0").await;
+    assert_eq!(active_version(&server, "uploaded").await, "1.0.0");
+    screenshot(&client, "versions").await;
+
+    // A key, created (shown once) and revoked.
+    click(&client, "//nav//a[text()='API keys']").await;
+    wait_for(&client, "//input[@id='key-name']").await;
+    assert_accessible(&client, "keys").await;
+    set_field(&client, "#key-name", "browser-key").await;
+    click(&client, "//button[text()='Create']").await;
+    let shown = wait_for(&client, "//pre[@id='new-key']").await.text().await.unwrap();
+    assert!(shown.starts_with("wfk_"), "{shown}");
+    client.refresh().await.unwrap();
+    click(&client, "//tr[td[text()='browser-key']]//button[text()='Revoke']").await;
+    client.accept_alert().await.expect("revoking asks first");
+    status_says(&client, "Revoked key browser-key").await;
+    let (_, keys) =
+        json(server.admin(Method::GET, "/admin/spaces/default/keys").send().await.unwrap()).await;
+    assert_eq!(keys["keys"], json!([]), "the key is gone");
+
+    // Triggers: the fixture's cron trigger.
+    click(&client, "//nav//a[text()='Triggers']").await;
+    wait_for(&client, "//td[text()='new-year']").await;
+    screenshot(&client, "triggers").await;
+
+    // A narrow screen: the page does not overflow sideways (wide tables scroll in place).
+    client.set_window_size(390, 844).await.unwrap();
+    client.goto(&server.url("/console#/functions")).await.unwrap();
+    wait_for(&client, "//table//a[text()='behave']").await;
+    let overflow = client
+        .execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![])
+        .await
+        .unwrap();
+    assert!(overflow.as_i64().unwrap() <= 0, "the page is {overflow} px wider than the screen");
+    screenshot(&client, "narrow").await;
+    client.set_window_size(1280, 800).await.unwrap();
+
+    // Sign out: the session ends on the server too.
+    click(&client, "//button[@id='sign-out']").await;
+    wait_for(&client, "//input[@id='token']").await;
+    let status = client
+        .execute_async(
+            "const done = arguments[0]; fetch('/admin/functions').then((r) => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+    client.close().await.unwrap();
+}
