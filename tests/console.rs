@@ -315,3 +315,62 @@ async fn failed_sign_ins_are_limited_per_client_address() {
     let api = server.admin(Method::GET, "/admin/functions").send().await.unwrap();
     assert_eq!(api.status(), 200);
 }
+
+#[tokio::test]
+async fn statistics_for_the_charts_come_from_the_invocation_log() {
+    let server = two_spaces().await;
+    // Three good calls and one failure in `default`, one call in `other`.
+    for entry in ["behave.echo", "behave.echo", "behave.greet?name=x", "behave.boom"] {
+        let (function, query) = entry.split_once('?').unwrap_or((entry, ""));
+        let url = format!("/spaces/default/functions/behave:{function}/invoke?{query}");
+        server.client.post(server.url(&url)).send().await.unwrap();
+    }
+    server.client.post(server.url("/spaces/other/functions/behave/invoke")).send().await.unwrap();
+    let admin = sign_in(&server, ADMIN_TOKEN).await.unwrap();
+    logs_until(&server, &admin, "/admin/logs", 5).await;
+
+    let (status, stats) =
+        json(admin.request(&server, Method::GET, "/admin/stats?window=1h").send().await.unwrap())
+            .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!((stats["step_seconds"].as_u64(), stats["records"].as_u64()), (Some(60), Some(5)));
+    let series = &stats["series"];
+    assert_eq!(series["time"].as_array().unwrap().len(), 60, "one point a minute");
+    let sum =
+        |name: &str| series[name].as_array().unwrap().iter().filter_map(Value::as_u64).sum::<u64>();
+    assert_eq!((sum("calls"), sum("errors")), (5, 1));
+    let points = series["calls"].as_array().unwrap();
+    let last = points.iter().rposition(|c| c.as_u64() > Some(0)).unwrap();
+    assert!(series["p99_ms"][last].is_u64(), "durations where there were calls: {series}");
+    assert!(series["instantiate_ms"][last].is_f64(), "{series}");
+    let default = stats["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["space"] == "default")
+        .unwrap()
+        .clone();
+    assert_eq!((default["calls"].as_u64(), default["errors"].as_u64()), (Some(4), Some(1)));
+    assert_eq!(default["version"], "1.0.0");
+
+    // One function's series, a longer window, and what is refused.
+    let (_, week) = json(
+        admin
+            .request(&server, Method::GET, "/admin/spaces/other/stats?window=7d&function=behave")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((week["step_seconds"].as_u64(), week["records"].as_u64()), (Some(3600), Some(1)));
+    let bad = admin.request(&server, Method::GET, "/admin/stats?window=2y").send().await.unwrap();
+    let (status, body) = json(bad).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
+
+    let (status, node) =
+        json(admin.request(&server, Method::GET, "/admin/node").send().await.unwrap()).await;
+    assert_eq!(status, 200, "{node}");
+    assert_eq!(node["functions"], 2);
+    assert!(node["max_running"].as_u64().unwrap() >= 1);
+    assert!(node["resident_memory_bytes"].as_u64().unwrap() > 1 << 20, "{node}");
+}

@@ -182,8 +182,10 @@ async fn an_operator_works_through_the_console_in_chromium() {
     // From the keyboard: the token, then Enter.
     set_field(&client, "#token", &format!("{ADMIN_TOKEN}{}", char::from(Key::Enter))).await;
 
-    // Functions.
+    // Functions, the node and the charts (drawn by the chart library into canvases).
     wait_for(&client, "//table//a[text()='behave']").await;
+    wait_for(&client, "//*[@id='node']//dd[contains(., 'run slots')]").await;
+    wait_for(&client, "//figure[@aria-label='Duration']//canvas").await;
     assert_accessible(&client, "functions").await;
     let source = client.source().await.unwrap();
     assert!(!source.contains(ADMIN_TOKEN), "the admin token is not in the page");
@@ -209,6 +211,17 @@ async fn an_operator_works_through_the_console_in_chromium() {
     set_field(&client, "#try-arguments", "{}").await;
     click(&client, "//button[text()='Invoke']").await;
     wait_for(&client, "//pre[contains(@class, 'traceback')][contains(., 'ValueError')]").await;
+    // The function's charts, over another window, now with its calls in them.
+    let window = client.find(Locator::Css("#metrics-window")).await.unwrap();
+    window.select_by_value("24h").await.unwrap();
+    let charts = "//section[.//h2[text()='Metrics']]//p[contains(., 'invocations in the window; one point per 15 min')]";
+    let summary = wait_for(&client, charts).await;
+    assert!(!summary.text().await.unwrap().starts_with("0 "), "the calls made are counted");
+    client
+        .execute("arguments[0].scrollIntoView({block: 'end'});", vec![json!(summary)])
+        .await
+        .unwrap();
+    screenshot(&client, "metrics").await;
 
     // The log, filtered to the failing call, and its record with the traceback.
     click(&client, "//nav//a[text()='Invocation log']").await;

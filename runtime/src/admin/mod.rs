@@ -10,6 +10,7 @@ mod functions;
 mod keys;
 mod logs;
 mod network;
+mod stats;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub fn router(state: AdminContext, extra: Router<AdminContext>) -> Router {
         .merge(config::routes())
         .merge(network::routes())
         .merge(subscriptions::routes())
+        .merge(stats::routes())
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
         // The index names endpoints only, so it needs no token: the start-up banner links it.
@@ -108,6 +110,8 @@ async fn index(headers: axum::http::HeaderMap) -> Response {
             "deliveries": "/admin/deliveries",
             "metrics": "/metrics",
             "try": "/admin/spaces/{space}/functions/{name}/try",
+            "stats": "/admin/stats, /admin/spaces/{space}/stats",
+            "node": "/admin/node",
         },
     }))
     .into_response()

@@ -22,6 +22,15 @@ use crate::admin::{console_denied, AdminContext, AdminError};
 const ASSETS: &[(&str, &str, &str)] = &[
     ("app.js", "text/javascript; charset=utf-8", include_str!("assets/app.js")),
     ("style.css", "text/css; charset=utf-8", include_str!("assets/style.css")),
+    // uPlot, the chart library (pinned in vendor/package-lock.json; see
+    // scripts/update-console-vendor.sh), and its licence.
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/vendor/uPlot.iife.min.js"),
+    ),
+    ("uPlot.min.css", "text/css; charset=utf-8", include_str!("assets/vendor/uPlot.min.css")),
+    ("uPlot.LICENSE", "text/plain; charset=utf-8", include_str!("assets/vendor/uPlot.LICENSE")),
 ];
 const INDEX: &str = include_str!("assets/index.html");
 

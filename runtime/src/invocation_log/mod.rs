@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::invoker::{Outcome, OutcomeObserver};
 
-pub use record::{LogFilter, LogRecord, StatusFilter};
+pub use record::{LogFilter, LogRecord, RecordSummary, StatusFilter};
 
 /// Records waiting for the writer before new ones are dropped.
 const CHANNEL: usize = 10_000;
@@ -199,6 +199,29 @@ impl InvocationLog {
             }
         }
         found
+    }
+
+    /// Calls `visit` with the summary of every record that started in `[since_ms, until_ms)`,
+    /// newest first; at most `max` of them. Returns how many it visited.
+    pub fn summaries(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        max: usize,
+        mut visit: impl FnMut(RecordSummary),
+    ) -> usize {
+        let end = (until_ms.max(0) as u64).to_be_bytes();
+        let mut seen = 0;
+        for entry in self.records.range(..end.to_vec()).rev() {
+            let Ok((_, value)) = entry else { break };
+            let Ok(summary) = serde_json::from_slice::<RecordSummary>(&value) else { continue };
+            if summary.started_ms < since_ms || seen >= max {
+                break;
+            }
+            seen += 1;
+            visit(summary);
+        }
+        seen
     }
 
     pub fn get(&self, id: uuid::Uuid) -> Option<LogRecord> {

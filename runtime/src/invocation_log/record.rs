@@ -25,6 +25,12 @@ pub struct LogRecord {
     /// The same instant in milliseconds since the epoch (the sort key).
     pub started_ms: i64,
     pub duration_ms: u64,
+    /// Of the duration: waiting for a run slot, and making the instance (absent in records
+    /// written before they were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instantiate_ms: Option<f64>,
     pub space: String,
     pub function: String,
     pub version: Option<String>,
@@ -72,6 +78,8 @@ impl LogRecord {
             started_at: started.to_rfc3339_opts(SecondsFormat::Millis, true),
             started_ms: started.timestamp_millis(),
             duration_ms: outcome.timing.total.as_millis() as u64,
+            queued_ms: Some(milliseconds(outcome.timing.queued)),
+            instantiate_ms: Some(milliseconds(outcome.timing.instantiate)),
             space: outcome.space.clone(),
             function: outcome.function.clone(),
             version: outcome.version.clone(),
@@ -103,6 +111,34 @@ impl LogRecord {
         let mut key = (self.started_ms.max(0) as u64).to_be_bytes().to_vec();
         key.extend_from_slice(self.id.as_bytes());
         key
+    }
+}
+
+/// A duration in milliseconds, to the microsecond.
+fn milliseconds(duration: std::time::Duration) -> f64 {
+    duration.as_micros() as f64 / 1000.0
+}
+
+/// The part of a record that statistics need, read without the output and log lines.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RecordSummary {
+    pub started_ms: i64,
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub queued_ms: Option<f64>,
+    #[serde(default)]
+    pub instantiate_ms: Option<f64>,
+    pub space: String,
+    pub function: String,
+    pub version: Option<String>,
+    pub status: u16,
+    pub outcome: String,
+}
+
+impl RecordSummary {
+    /// Whether the call failed: the platform's error, or a 5xx the function answered.
+    pub fn failed(&self) -> bool {
+        self.outcome != "ok" || self.status >= 500
     }
 }
 

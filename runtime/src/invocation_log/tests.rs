@@ -11,6 +11,8 @@ fn record(function: &str, status: u16, started: DateTime<Utc>) -> LogRecord {
         started_at: started.to_rfc3339(),
         started_ms: started.timestamp_millis(),
         duration_ms: 3,
+        queued_ms: None,
+        instantiate_ms: None,
         space: "default".into(),
         function: function.into(),
         version: Some("1.0.0".into()),

@@ -104,11 +104,6 @@ function statusBadge(status) {
   return h('span', { class: `badge ${kind}` }, String(status));
 }
 
-function percentile(sorted, p) {
-  if (!sorted.length) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
 function table(headings, rows) {
   return h('div', { class: 'table-wrap' },
     h('table', {},
@@ -185,21 +180,21 @@ document.getElementById('sign-out').addEventListener('click', async () => {
 async function functionsPage() {
   const space = ownSpace();
   const listed = await api('GET', space ? `/admin/spaces/${space}/functions` : '/admin/functions');
-  const hourAgo = new Date(Date.now() - 3600 * 1000).toISOString();
-  const logQuery = new URLSearchParams({ since: hourAgo, limit: '5000' });
-  const recent = (await api('GET', `/admin/logs?${logQuery}`)).records;
+  const hour = await api('GET', `${statsPath(space)}?window=1h`);
+  // The last hour per function (all its versions together).
   const stats = new Map();
-  for (const record of recent) {
-    const key = `${record.space}/${record.function}`;
-    const entry = stats.get(key) || { calls: 0, errors: 0, durations: [] };
-    entry.calls += 1;
-    if (record.status >= 500 || record.outcome !== 'ok') entry.errors += 1;
-    entry.durations.push(record.duration_ms);
+  for (const f of hour.functions) {
+    const key = `${f.space}/${f.function}`;
+    const entry = stats.get(key) || { calls: 0, errors: 0, p50: 0, p99: 0 };
+    entry.calls += f.calls;
+    entry.errors += f.errors;
+    // Across versions: the slowest version's percentile (a bound, not a merge).
+    entry.p50 = Math.max(entry.p50, f.p50_ms || 0);
+    entry.p99 = Math.max(entry.p99, f.p99_ms || 0);
     stats.set(key, entry);
   }
   const rows = listed.functions.map((f) => {
     const s = stats.get(`${f.space}/${f.name}`);
-    const sorted = s ? s.durations.sort((a, b) => a - b) : [];
     const link = `#/functions/${encodeURIComponent(f.space)}/${encodeURIComponent(f.name)}`;
     return h('tr', {},
       h('td', {}, f.space),
@@ -209,15 +204,81 @@ async function functionsPage() {
       h('td', {}, f.source),
       h('td', {}, s ? String(s.calls) : '0'),
       h('td', { class: s && s.errors ? 'bad' : '' }, s ? `${((100 * s.errors) / s.calls).toFixed(1)} %` : '–'),
-      h('td', {}, s ? `${percentile(sorted, 50)} / ${percentile(sorted, 99)} ms` : '–'));
+      h('td', {}, s ? `${s.p50} / ${s.p99} ms` : '–'));
   });
+  const charts = metricsPanel(space, null);
   show(
     h('h1', {}, 'Functions'),
-    h('p', { class: 'muted' }, 'Calls, error rate and p50 / p99 duration over the last hour (up to 5,000 calls).'),
+    h('p', { class: 'muted' }, 'Calls, error rate and p50 / p99 duration over the last hour, from the invocation log.'),
     rows.length
       ? table(['Space', 'Function', 'Active version', 'Entries', 'Source', 'Calls', 'Errors', 'p50 / p99'], rows)
       : h('p', { class: 'panel' }, 'No functions yet. Deploy one below, or with `wasmfn deploy`.'),
+    isAdmin() ? await nodePanel() : null,
+    charts.panel,
     isAdmin() ? deployForm(null, null) : null);
+  await charts.draw('1h');
+}
+
+function statsPath(space) {
+  return space ? `/admin/spaces/${encodeURIComponent(space)}/stats` : '/admin/stats';
+}
+
+async function nodePanel() {
+  const node = await api('GET', '/admin/node');
+  const mib = node.resident_memory_bytes ? `${(node.resident_memory_bytes / (1024 * 1024)).toFixed(0)} MiB` : 'unknown';
+  return h('div', { class: 'panel', id: 'node' },
+    h('h2', {}, 'This node'),
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'Running invocations'), h('dd', {}, `${node.running_invocations} of ${node.max_running} run slots`),
+      h('dt', {}, 'Active functions'), h('dd', {}, String(node.functions)),
+      h('dt', {}, 'Resident memory'), h('dd', {}, mib),
+      h('dt', {}, 'Log records dropped'), h('dd', {}, String(node.log_records_dropped)),
+      h('dt', {}, 'wasmfn'), h('dd', {}, node.version)));
+}
+
+// Charts of calls and errors, p50/p99 duration, and queue wait and instantiation, over a
+// window the operator picks; for a space (or all) and optionally one function.
+function metricsPanel(space, name) {
+  const holder = h('div', { class: 'charts' });
+  const pick = h('select', { id: 'metrics-window' },
+    [['1h', 'last hour'], ['24h', 'last 24 hours'], ['7d', 'last 7 days']].map(([v, t]) => h('option', { value: v }, t)));
+  const panel = h('section', { class: 'panel', 'aria-labelledby': 'metrics-title' },
+    h('div', { class: 'row' },
+      h('h2', { id: 'metrics-title' }, name ? 'Metrics' : 'Metrics of all functions'),
+      h('label', { for: 'metrics-window' }, 'Window', pick)),
+    holder);
+  const draw = async (windowName) => {
+    const query = new URLSearchParams({ window: windowName });
+    if (name) query.set('function', name);
+    const stats = await api('GET', `${statsPath(space)}?${query}`);
+    const s = stats.series;
+    const width = Math.max(280, Math.min(holder.clientWidth || 600, 1340));
+    const chartWidth = width >= 900 ? Math.floor((width - 28) / 3) : width;
+    const chart = (title, labels, colors, values, unit) => {
+      const box = h('figure', { class: 'chart', 'aria-label': title });
+      holder.append(box);
+      if (typeof window.uPlot !== 'function') {
+        box.append(h('p', { class: 'muted' }, 'The chart library did not load.'));
+        return;
+      }
+      const series = [{}].concat(labels.map((label, i) => ({
+        label, stroke: colors[i], width: 1.5, spanGaps: false, points: { show: true, size: 4 },
+        value: (u, v) => (v === null || v === undefined ? '–' : `${Number(v).toFixed(unit === 'ms' ? 1 : 0)}${unit ? ` ${unit}` : ''}`),
+      })));
+      // eslint-disable-next-line no-new
+      new window.uPlot({ title, width: chartWidth, height: 180, series, scales: { x: { time: true } } },
+        [s.time].concat(values), box);
+    };
+    holder.replaceChildren();
+    chart('Invocations per step', ['calls', 'errors'], ['#1f5fbf', '#b3261e'], [s.calls, s.errors], '');
+    chart('Duration', ['p50', 'p99'], ['#1e7b34', '#8a5a00'], [s.p50_ms, s.p99_ms], 'ms');
+    chart('Queue wait and instantiation (mean)', ['queued', 'instantiate'], ['#6b4fbb', '#1f8a8a'],
+      [s.queued_ms, s.instantiate_ms], 'ms');
+    holder.append(h('p', { class: 'muted' },
+      `${stats.records} invocations in the window; one point per ${stats.step_seconds / 60} min.`));
+  };
+  pick.addEventListener('change', () => draw(pick.value).catch(failed));
+  return { panel, draw };
 }
 
 function deployForm(space, name) {
@@ -285,6 +346,7 @@ function deployForm(space, name) {
 
 async function functionPage(space, name) {
   const f = await api('GET', `/admin/spaces/${encodeURIComponent(space)}/functions/${encodeURIComponent(name)}`);
+  const charts = metricsPanel(space, name);
   const base = `/admin/spaces/${encodeURIComponent(space)}/functions/${encodeURIComponent(name)}`;
   const versions = (f.versions || []).slice().reverse().map((v) => h('tr', {},
     h('td', {}, v.version),
@@ -313,6 +375,7 @@ async function functionPage(space, name) {
       h('dt', {}, 'Tier'), h('dd', {}, f.tier || ''),
       h('dt', {}, 'Log'), h('dd', {}, h('a', { href: `#/logs?space=${encodeURIComponent(space)}&function=${encodeURIComponent(name)}` }, 'invocations of this function')))),
     tryPanel(space, name, f),
+    charts.panel,
     h('h2', {}, 'Versions'),
     versions.length ? table(['Version', 'State', 'Deployed', 'Size', 'SHA-256', 'Error', ''], versions)
       : h('p', { class: 'muted' }, 'Served from a path given to `wasmfn serve`: no deployed versions.'),
@@ -327,6 +390,7 @@ async function functionPage(space, name) {
         }),
       }, 'Delete function'))
       : null);
+  await charts.draw('1h');
 }
 
 function tryPanel(space, name, f) {
