@@ -16,6 +16,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use support::broker::Broker;
 use support::{json, start_server, TestServer, ADMIN_TOKEN};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -276,10 +277,37 @@ async fn an_operator_works_through_the_console_in_chromium() {
         json(server.admin(Method::GET, "/admin/spaces/default/keys").send().await.unwrap()).await;
     assert_eq!(keys["keys"], json!([]), "the key is gone");
 
-    // Triggers: the fixture's cron trigger.
+    // Triggers: the fixture's cron trigger with its next fire time, and an MQTT trigger made
+    // here, which goes Failed when its broker stops and Running when it is back.
     click(&client, "//nav//a[text()='Triggers']").await;
-    wait_for(&client, "//td[text()='new-year']").await;
+    wait_for(&client, "//tr[@data-trigger='new-year']//div[starts-with(., 'next: ')]").await;
+    assert_accessible(&client, "triggers").await;
+    let mut broker = Broker::start(None);
+    set_field(&client, "#mqtt-name", "plant").await;
+    set_field(&client, "#mqtt-broker", &broker.url()).await;
+    set_field(&client, "#mqtt-topics", "plant/+/temp, plant/alarm").await;
+    set_field(&client, "#mqtt-function", "behave").await;
+    click(&client, "//button[text()='Create trigger']").await;
+    status_says(&client, "Created trigger plant").await;
+    let state = |s: &str| {
+        format!("//tr[@data-trigger='plant']//span[@class='trigger-state'][text()='{s}']")
+    };
+    wait_for(&client, &state("Running")).await;
+    broker.stop();
+    wait_for(&client, &state("Failed")).await;
+    let reason =
+        wait_for(&client, "//tr[@data-trigger='plant']//div[contains(@class, 'reason')]").await;
+    assert!(!reason.text().await.unwrap().is_empty(), "a failed trigger says why");
     screenshot(&client, "triggers").await;
+    broker.resume();
+    wait_for(&client, &state("Running")).await;
+    click(&client, "//tr[@data-trigger='plant']//button[text()='Delete']").await;
+    client.accept_alert().await.expect("deleting asks first");
+    status_says(&client, "Deleted trigger plant").await;
+    let (_, listed) =
+        json(server.admin(Method::GET, "/admin/spaces/default/triggers").send().await.unwrap())
+            .await;
+    assert!(!listed.to_string().contains("\"plant\""), "{listed}");
 
     // A narrow screen: the page does not overflow sideways (wide tables scroll in place).
     client.set_window_size(390, 844).await.unwrap();

@@ -147,6 +147,19 @@ async fn deployed_versions_start_swap_and_stop_their_triggers() {
         [("cron", "tock", "2.0.0"), ("events", "audit-two", "2.0.0")]
     );
     fires(&server, &clock, "tock", 1).await;
+    // Its next fire times, on the server's clock, every 5 minutes.
+    let tock = triggers(&server).await.into_iter().find(|t| t["name"] == "tock").unwrap();
+    let next: Vec<chrono::DateTime<chrono::Utc>> = tock["status"]["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(next.len(), 3, "{tock}");
+    let now = wasmfn_runtime::clock::Clock::now(clock.as_ref());
+    assert!(next[0] > now && next[0] - now <= chrono::Duration::minutes(5), "{tock}");
+    assert_eq!(next[1] - next[0], chrono::Duration::minutes(5));
+    assert_eq!(next[2] - next[1], chrono::Duration::minutes(5));
 
     // Rolling back brings the old version's triggers back, counters from zero.
     let (status, body) = rollback(&server, "1.0.0").await;

@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::net::TcpListener as StdListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -17,6 +16,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use support::broker::{free_port, wait_until, Broker};
 use support::{example_bundle, fixture_bundle, json, start_server, work_dir, TestServer};
 
 const SHARED_BROKER: u16 = 1883;
@@ -24,83 +24,6 @@ const SHARED_BROKER: u16 = 1883;
 /// A unique suffix, so parallel tests (and parallel runs) never share topics or client ids.
 fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A Mosquitto of this test's own, on a free port; anonymous, or with one user.
-struct Broker {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn start(user: Option<(&str, &str)>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut config = format!("user root\nlistener {port} 127.0.0.1\npersistence false\n");
-        match user {
-            Some((name, password)) => {
-                let file = dir.path().join("passwd");
-                let status = Command::new("mosquitto_passwd")
-                    .args(["-b", "-c"])
-                    .arg(&file)
-                    .args([name, password])
-                    .status()
-                    .expect("mosquitto_passwd (Debian package mosquitto) is installed");
-                assert!(status.success());
-                config += &format!("allow_anonymous false\npassword_file {}\n", file.display());
-            }
-            None => config += "allow_anonymous true\n",
-        }
-        std::fs::write(dir.path().join("mosquitto.conf"), config).unwrap();
-        let mut broker = Self { port, dir, child: None };
-        broker.resume();
-        broker
-    }
-
-    /// Starts (again) on the same port, and waits until it accepts connections.
-    fn resume(&mut self) {
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(self.dir.path().join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto is installed (scripts/setup.sh installs it)");
-        self.child = Some(child);
-        wait_until("the broker accepts connections", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        });
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// One POST a callback receiver got.

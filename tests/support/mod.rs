@@ -2,6 +2,8 @@
 //! and compiled once into a shared cache, and the real server on a port-0 socket.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

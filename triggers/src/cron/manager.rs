@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{jobs_for, CallbackTarget, Clock, CronScheduler};
+use super::{jobs_for, CallbackTarget, Clock, CronJob, CronScheduler};
 use crate::delivery::Deliverer;
 use crate::invoker::Invoker;
 use crate::lifecycle::{TriggerKind, TriggerOrigin};
@@ -19,9 +19,12 @@ use crate::registry::FunctionVersion;
 struct Running {
     origin: TriggerOrigin,
     scheduler: CronScheduler,
-    /// `(name, schedule, timezone)` of each trigger, in the scheduler's order.
-    triggers: Vec<(String, String, String)>,
+    /// Each trigger, in the scheduler's order.
+    triggers: Vec<CronJob>,
 }
+
+/// How many next fire times a listed cron trigger shows.
+const NEXT_FIRES: usize = 3;
 
 /// A cron trigger as listed, shaped like the MQTT trigger view.
 #[derive(Serialize)]
@@ -63,7 +66,7 @@ impl CronTriggers {
     pub fn names(&self) -> Vec<(String, String)> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let triggers = running.iter().flat_map(|((space, _), run)| {
-            run.triggers.iter().map(move |(name, ..)| (space.clone(), name.clone()))
+            run.triggers.iter().map(move |job| (space.clone(), job.trigger.name.clone()))
         });
         triggers.collect()
     }
@@ -121,20 +124,15 @@ impl TriggerKind for CronTriggers {
             deliverer: self.deliverer.clone(),
             callbacks,
         });
-        let triggers = jobs
-            .iter()
-            .map(|job| {
-                tracing::info!(
-                    space = %job.space, function = %job.function, version = %version.version,
-                    cron_trigger = %job.trigger.name,
-                    schedule = %job.trigger.schedule.source(), timezone = %job.trigger.tz(),
-                    "cron trigger started"
-                );
-                let trigger = &job.trigger;
-                let schedule = trigger.schedule.source().to_string();
-                (trigger.name.clone(), schedule, trigger.tz().name().to_string())
-            })
-            .collect();
+        for job in &jobs {
+            tracing::info!(
+                space = %job.space, function = %job.function, version = %version.version,
+                cron_trigger = %job.trigger.name,
+                schedule = %job.trigger.schedule.source(), timezone = %job.trigger.tz(),
+                "cron trigger started"
+            );
+        }
+        let triggers = jobs.clone();
         let scheduler = CronScheduler::start(jobs, target, self.clock.clone(), None);
         let run = Running { origin: TriggerOrigin::declared_by(version), scheduler, triggers };
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -146,6 +144,7 @@ impl TriggerKind for CronTriggers {
     }
 
     fn list(&self, space: Option<&str>) -> Vec<Value> {
+        let now = self.clock.now();
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let load = |counter: &std::sync::atomic::AtomicU64| {
             counter.load(std::sync::atomic::Ordering::Relaxed)
@@ -156,17 +155,29 @@ impl TriggerKind for CronTriggers {
                 continue;
             }
             let stats = run.scheduler.stats().iter().map(|(_, stats)| stats);
-            for ((name, schedule, timezone), stats) in run.triggers.iter().zip(stats) {
+            for (job, stats) in run.triggers.iter().zip(stats) {
+                // The next fire times, so an operator can check a schedule means what they meant.
+                let mut next = Vec::new();
+                let mut after = now;
+                while next.len() < NEXT_FIRES {
+                    let Some(fire) = job.next_fire(after) else { break };
+                    next.push(super::job::rfc3339(fire));
+                    after = fire;
+                }
                 let view = CronView {
                     space: trigger_space,
-                    name,
+                    name: &job.trigger.name,
                     kind: "cron",
                     origin: &run.origin,
-                    config: json!({"schedule": schedule, "timezone": timezone}),
+                    config: json!({
+                        "schedule": job.trigger.schedule.source(),
+                        "timezone": job.trigger.tz().name(),
+                    }),
                     status: json!({
                         "state": "Running",
                         "fired": load(&stats.fired),
                         "skipped": load(&stats.skipped),
+                        "next": next,
                     }),
                 };
                 listed.push(serde_json::to_value(view).expect("cron view serialises"));

@@ -581,34 +581,91 @@ async function recordPage(id) {
 
 async function triggersPage() {
   const space = ownSpace();
-  const { triggers } = await api('GET', space ? `/admin/spaces/${space}/triggers` : '/admin/triggers');
-  const rows = triggers.map((t) => {
-    const state = (t.status && t.status.state) || '';
-    const reason = (t.status && (t.status.reason || t.status.last_error)) || '';
-    const counts = t.status ? Object.entries(t.status).filter(([k, v]) => typeof v === 'number').map(([k, v]) => `${k} ${v}`).join(', ') : '';
-    const deletable = isAdmin() && t.origin !== 'function_toml' && t.type === 'mqtt';
-    return h('tr', {},
-      h('td', {}, t.space),
-      h('td', {}, t.name),
-      h('td', {}, t.type),
-      h('td', { class: 'mono' }, JSON.stringify(t.config)),
-      h('td', { class: state === 'Failed' ? 'bad' : state === 'Running' ? 'good' : '' }, state, reason ? h('div', { class: 'muted' }, reason) : ''),
-      h('td', {}, counts),
-      h('td', {}, deletable
-        ? h('button', {
-          class: 'danger',
-          type: 'button',
-          onclick: confirmThen(`Delete trigger ${t.name}?`, async () => {
-            await api('DELETE', `/admin/spaces/${encodeURIComponent(t.space)}/triggers/${encodeURIComponent(t.name)}`);
-            await navigate(location.hash, `Deleted trigger ${t.name}.`);
-          }),
-        }, 'Delete')
-        : ''));
-  });
-  show(h('h1', {}, 'Triggers'),
-    h('p', { class: 'muted' }, 'Cron and MQTT triggers; the page shows their state as of loading it.'),
-    rows.length ? table(['Space', 'Name', 'Type', 'Configuration', 'State', 'Counts', ''], rows)
+  const holder = h('div', { id: 'trigger-list' });
+  const load = async () => {
+    const { triggers } = await api('GET', space ? `/admin/spaces/${space}/triggers` : '/admin/triggers');
+    holder.replaceChildren(triggers.length
+      ? table(['Space', 'Name', 'Type', 'Configuration', 'State', 'Counts', ''], triggers.map(triggerRow))
       : h('p', { class: 'panel muted' }, 'No triggers.'));
+  };
+  show(h('h1', {}, 'Triggers'),
+    h('p', { class: 'muted' }, 'Cron and MQTT triggers, refreshed every 5 seconds. Event subscriptions and webhooks: `wasmfn events`.'),
+    holder,
+    isAdmin() ? mqttForm() : null);
+  await load();
+  tail = window.setInterval(() => load().catch(failed), 5000);
+}
+
+function triggerRow(t) {
+  const status = t.status || {};
+  const state = status.state || '';
+  const counts = Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${v}`).join(', ');
+  const config = Object.assign({}, t.config);
+  const deletable = isAdmin() && t.origin === 'admin' && t.type === 'mqtt';
+  return h('tr', { 'data-trigger': t.name },
+    h('td', {}, t.space),
+    h('td', {}, t.name),
+    h('td', {}, t.type, t.function ? h('div', { class: 'muted' }, `${t.function} ${t.version || ''}`) : ''),
+    h('td', { class: 'mono' }, JSON.stringify(config)),
+    h('td', { class: state === 'Failed' ? 'bad' : state === 'Running' ? 'good' : '' },
+      h('span', { class: 'trigger-state' }, state),
+      status.reason ? h('div', { class: 'muted reason' }, status.reason) : '',
+      status.next ? h('div', { class: 'muted' }, 'next: ', status.next.map(when).join(', ')) : ''),
+    h('td', {}, counts),
+    h('td', {}, deletable
+      ? h('button', {
+        class: 'danger',
+        type: 'button',
+        onclick: confirmThen(`Delete trigger ${t.name}?`, async () => {
+          await api('DELETE', `/admin/spaces/${encodeURIComponent(t.space)}/triggers/${encodeURIComponent(t.name)}`);
+          await navigate(location.hash, `Deleted trigger ${t.name}.`);
+        }),
+      }, 'Delete')
+      : ''));
+}
+
+function mqttForm() {
+  const field = (id, label, attrs) => {
+    const input = h('input', Object.assign({ id }, attrs || {}));
+    return [input, h('label', { for: id }, label, input)];
+  };
+  const [space, spaceLabel] = field('mqtt-space', 'Space', { value: 'default', required: true });
+  const [name, nameLabel] = field('mqtt-name', 'Name', { required: true, pattern: '[a-z0-9_-]{1,64}' });
+  const [broker, brokerLabel] = field('mqtt-broker', 'Broker', { required: true, placeholder: 'mqtt://host:1883' });
+  const [topics, topicsLabel] = field('mqtt-topics', 'Topics (comma-separated)', { required: true, placeholder: 'plant/+/temp' });
+  const [fn, fnLabel] = field('mqtt-function', 'Function', { required: true });
+  const [entry, entryLabel] = field('mqtt-entry', 'Entry (optional)', {});
+  const [user, userLabel] = field('mqtt-username', 'Username (optional)', { autocomplete: 'off' });
+  const [password, passwordLabel] = field('mqtt-password', 'Password (optional)', { type: 'password', autocomplete: 'new-password' });
+  const qos = h('select', { id: 'mqtt-qos' }, h('option', { value: '1' }, '1'), h('option', { value: '0' }, '0'));
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'mqtt-title' },
+    h('h2', { id: 'mqtt-title' }, 'Create an MQTT trigger'),
+    h('div', { class: 'row' }, spaceLabel, nameLabel, brokerLabel, topicsLabel, fnLabel, entryLabel,
+      userLabel, passwordLabel, h('label', { for: 'mqtt-qos' }, 'QoS', qos),
+      h('button', { class: 'primary', type: 'submit' }, 'Create trigger')));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const target = { function: fn.value.trim() };
+    if (entry.value.trim()) target.entry = entry.value.trim();
+    const body = {
+      type: 'mqtt',
+      name: name.value.trim(),
+      broker: broker.value.trim(),
+      topics: topics.value.split(',').map((t) => t.trim()).filter(Boolean),
+      functions: [target],
+      qos: Number(qos.value),
+    };
+    if (user.value) body.username = user.value;
+    if (password.value) body.password = password.value;
+    try {
+      await api('POST', `/admin/spaces/${encodeURIComponent(space.value.trim())}/triggers`, body);
+      password.value = '';
+      await navigate(location.hash, `Created trigger ${body.name}; it connects in the background.`);
+    } catch (error) {
+      failed(error);
+    }
+  });
+  return form;
 }
 
 async function keysPage(query) {
