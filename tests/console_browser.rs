@@ -224,6 +224,25 @@ async fn an_operator_works_through_the_console_in_chromium() {
         .unwrap();
     screenshot(&client, "metrics").await;
 
+    // Configuration set here reaches the function; a secret is set but never shown back.
+    set_field(&client, "#config-values", r#"{"region": "console-set"}"#).await;
+    click(&client, "//button[text()='Save values']").await;
+    status_says(&client, "Configuration values saved").await;
+    set_field(&client, "#secret-name", "api_token").await;
+    set_field(&client, "#secret-value", "s3cret-from-browser").await;
+    click(&client, "//button[text()='Set secret']").await;
+    status_says(&client, "Secret api_token set").await;
+    wait_for(&client, "//ul[@id='secret-names']/li[span[text()='api_token']]").await;
+    assert!(
+        !client.source().await.unwrap().contains("s3cret-from-browser"),
+        "secrets are write-only"
+    );
+    let entry = client.find(Locator::Css("#try-entry")).await.unwrap();
+    entry.select_by_value("behave.echo").await.unwrap();
+    set_field(&client, "#try-arguments", "{}").await;
+    click(&client, "//button[text()='Invoke']").await;
+    wait_for(&client, "//pre[@id='try-body'][contains(., 'console-set')]").await;
+
     // The log, filtered to the failing call, and its record with the traceback.
     click(&client, "//nav//a[text()='Invocation log']").await;
     wait_for(&client, "//input[@id='log-outcome']").await;
@@ -270,6 +289,13 @@ async fn an_operator_works_through_the_console_in_chromium() {
     let shown = wait_for(&client, "//pre[@id='new-key']").await.text().await.unwrap();
     assert!(shown.starts_with("wfk_"), "{shown}");
     client.refresh().await.unwrap();
+    let share = "//tr[td[text()='browser-key']]//input[starts-with(@id, 'share-')]";
+    wait_for(&client, share).await.send_keys("plant-b").await.unwrap();
+    click(&client, "//tr[td[text()='browser-key']]//button[text()='Share']").await;
+    status_says(&client, "now opens plant-b too").await;
+    let (_, keys) =
+        json(server.admin(Method::GET, "/admin/spaces/default/keys").send().await.unwrap()).await;
+    assert_eq!(keys["keys"][0]["shared_with"], json!(["plant-b"]), "{keys}");
     click(&client, "//tr[td[text()='browser-key']]//button[text()='Revoke']").await;
     client.accept_alert().await.expect("revoking asks first");
     status_says(&client, "Revoked key browser-key").await;

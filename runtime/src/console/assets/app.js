@@ -375,6 +375,7 @@ async function functionPage(space, name) {
       h('dt', {}, 'Tier'), h('dd', {}, f.tier || ''),
       h('dt', {}, 'Log'), h('dd', {}, h('a', { href: `#/logs?space=${encodeURIComponent(space)}&function=${encodeURIComponent(name)}` }, 'invocations of this function')))),
     tryPanel(space, name, f),
+    await configPanel(space, name),
     charts.panel,
     h('h2', {}, 'Versions'),
     versions.length ? table(['Version', 'State', 'Deployed', 'Size', 'SHA-256', 'Error', ''], versions)
@@ -391,6 +392,78 @@ async function functionPage(space, name) {
       }, 'Delete function'))
       : null);
   await charts.draw('1h');
+}
+
+// Configuration values (JSON, edited as a whole) and secrets (set or removed one by one,
+// never shown), set through the admin API on top of function.toml.
+async function configPanel(space, name) {
+  const path = `/admin/spaces/${encodeURIComponent(space)}/functions/${encodeURIComponent(name)}/config`;
+  const current = await api('GET', path);
+  const panel = h('section', { class: 'panel', 'aria-labelledby': 'config-title' },
+    h('h2', { id: 'config-title' }, 'Configuration and secrets'),
+    h('p', { class: 'muted' }, 'Set here on top of function.toml and the environment; the function sees them from its next call.'));
+  const secretNames = Object.keys(current.secrets || {});
+  if (!isAdmin()) {
+    panel.append(h('pre', {}, JSON.stringify(current.values || {}, null, 2)),
+      h('p', {}, 'Secrets: ', secretNames.length ? secretNames.join(', ') : 'none'));
+    return panel;
+  }
+  const values = h('textarea', { id: 'config-values', class: 'mono', spellcheck: 'false' },
+    JSON.stringify(current.values || {}, null, 2));
+  const saveValues = h('form', { 'aria-label': 'Configuration values' },
+    h('label', { for: 'config-values' }, 'Values (a JSON object)', values),
+    h('p', {}, h('button', { class: 'primary', type: 'submit' }, 'Save values')));
+  saveValues.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    let wanted;
+    try {
+      wanted = JSON.parse(values.value || '{}');
+      if (typeof wanted !== 'object' || Array.isArray(wanted) || wanted === null) throw new Error('not an object');
+    } catch (error) {
+      say(`The values are not a JSON object: ${error.message}`, 'error');
+      return;
+    }
+    // PATCH, so the secrets stay: keys no longer there are removed with null.
+    const patch = Object.assign({}, wanted);
+    for (const key of Object.keys(current.values || {})) if (!(key in wanted)) patch[key] = null;
+    try {
+      await api('PATCH', path, { values: patch });
+      await navigate(location.hash, 'Configuration values saved.');
+    } catch (error) {
+      failed(error);
+    }
+  });
+  const secretName = h('input', { id: 'secret-name', required: true, autocomplete: 'off' });
+  const secretValue = h('input', { id: 'secret-value', type: 'password', required: true, autocomplete: 'new-password' });
+  const setSecret = h('form', { class: 'row', 'aria-label': 'Set a secret' },
+    h('label', { for: 'secret-name' }, 'Secret name', secretName),
+    h('label', { for: 'secret-value' }, 'Value (write-only)', secretValue),
+    h('button', { type: 'submit' }, 'Set secret'));
+  setSecret.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      await api('PATCH', path, { secrets: { [secretName.value.trim()]: secretValue.value } });
+      secretValue.value = '';
+      await navigate(location.hash, `Secret ${secretName.value.trim()} set.`);
+    } catch (error) {
+      failed(error);
+    }
+  });
+  panel.append(saveValues,
+    h('h3', {}, 'Secrets'),
+    secretNames.length
+      ? h('ul', { id: 'secret-names' }, secretNames.map((secret) => h('li', {}, h('span', { class: 'mono' }, secret), ' ',
+        h('button', {
+          type: 'button',
+          class: 'danger',
+          onclick: confirmThen(`Remove secret ${secret}?`, async () => {
+            await api('PATCH', path, { secrets: { [secret]: null } });
+            await navigate(location.hash, `Secret ${secret} removed.`);
+          }),
+        }, `Remove ${secret}`))))
+      : h('p', { class: 'muted' }, 'No secrets set here.'),
+    setSecret);
+  return panel;
 }
 
 function tryPanel(space, name, f) {
@@ -582,16 +655,41 @@ async function recordPage(id) {
 async function triggersPage() {
   const space = ownSpace();
   const holder = h('div', { id: 'trigger-list' });
+  const events = h('div', { id: 'subscription-list' });
+  const deliveries = h('div', { id: 'delivery-list' });
   const load = async () => {
     const { triggers } = await api('GET', space ? `/admin/spaces/${space}/triggers` : '/admin/triggers');
     holder.replaceChildren(triggers.length
       ? table(['Space', 'Name', 'Type', 'Configuration', 'State', 'Counts', ''], triggers.map(triggerRow))
       : h('p', { class: 'panel muted' }, 'No triggers.'));
+    const { subscriptions } = await api('GET', space ? `/admin/spaces/${space}/events` : '/admin/events');
+    events.replaceChildren(subscriptions.length
+      ? table(['Space', 'Name', 'Events', 'Target', 'Origin'], subscriptions.map((sub) => h('tr', {},
+        h('td', {}, sub.space),
+        h('td', {}, sub.name),
+        h('td', {}, (sub.events || []).join(', ')),
+        h('td', { class: 'mono' }, JSON.stringify(sub.target || sub.function || '')),
+        h('td', {}, sub.origin || ''))))
+      : h('p', { class: 'panel muted' }, 'No event subscriptions.'));
+    if (isAdmin()) {
+      const listed = (await api('GET', '/admin/deliveries')).deliveries.slice(-50).reverse();
+      deliveries.replaceChildren(listed.length
+        ? table(['Finished', 'Source', 'Target', 'Attempts', 'Result'], listed.map((d) => h('tr', {},
+          h('td', {}, when(d.finished_at)),
+          h('td', {}, d.source),
+          h('td', { class: 'mono' }, d.target),
+          h('td', {}, String(d.attempts)),
+          h('td', { class: d.delivered ? 'good' : 'bad' }, d.delivered ? `delivered (${d.status})` : `gave up: ${d.error || d.status}`))))
+        : h('p', { class: 'panel muted' }, 'No callback deliveries yet.'));
+    }
   };
   show(h('h1', {}, 'Triggers'),
-    h('p', { class: 'muted' }, 'Cron and MQTT triggers, refreshed every 5 seconds. Event subscriptions and webhooks: `wasmfn events`.'),
+    h('p', { class: 'muted' }, 'Cron and MQTT triggers, event subscriptions and callback deliveries, refreshed every 5 seconds.'),
     holder,
-    isAdmin() ? mqttForm() : null);
+    isAdmin() ? mqttForm() : null,
+    h('h2', {}, 'Event subscriptions and webhooks'),
+    events,
+    isAdmin() ? [h('h2', {}, 'Callback deliveries (the last 50)'), deliveries] : null);
   await load();
   tail = window.setInterval(() => load().catch(failed), 5000);
 }
@@ -668,6 +766,24 @@ function mqttForm() {
   return form;
 }
 
+function shareForm(space, key) {
+  const id = `share-${key.id}`;
+  const other = h('input', { id, size: '10', placeholder: 'space' });
+  const form = h('form', { class: 'inline' },
+    h('label', { for: id }, `Share ${key.name} with`, other),
+    h('button', { type: 'submit' }, 'Share'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      await api('PUT', `/admin/spaces/${encodeURIComponent(space)}/keys/${encodeURIComponent(key.id)}/shares/${encodeURIComponent(other.value.trim())}`);
+      await navigate(location.hash, `Key ${key.name} now opens ${other.value.trim()} too.`);
+    } catch (error) {
+      failed(error);
+    }
+  });
+  return form;
+}
+
 async function keysPage(query) {
   const space = ownSpace() || params(query).get('space') || 'default';
   const { keys } = await api('GET', `/admin/spaces/${encodeURIComponent(space)}/keys`);
@@ -683,7 +799,16 @@ async function keysPage(query) {
     h('td', {}, k.name),
     h('td', { class: 'mono' }, k.id),
     h('td', {}, when(k.created_at)),
-    h('td', {}, (k.shared_with || []).join(', ')),
+    h('td', {}, (k.shared_with || []).map((other) => h('span', { class: 'share' }, other, ' ',
+      isAdmin() ? h('button', {
+        type: 'button',
+        'aria-label': `Stop sharing ${k.name} with ${other}`,
+        onclick: confirmThen(`Stop sharing key ${k.name} with space ${other}?`, async () => {
+          await api('DELETE', `/admin/spaces/${encodeURIComponent(space)}/keys/${encodeURIComponent(k.id)}/shares/${encodeURIComponent(other)}`);
+          await navigate(location.hash, `Key ${k.name} no longer opens ${other}.`);
+        }),
+      }, '×') : null, ' ')),
+    isAdmin() ? shareForm(space, k) : null),
     h('td', {}, isAdmin()
       ? h('button', {
         class: 'danger',
