@@ -374,3 +374,150 @@ async fn statistics_for_the_charts_come_from_the_invocation_log() {
     assert!(node["max_running"].as_u64().unwrap() >= 1);
     assert!(node["resident_memory_bytes"].as_u64().unwrap() > 1 << 20, "{node}");
 }
+
+/// Creates an account through the admin API.
+async fn create_account(server: &TestServer, body: Value) -> Value {
+    let response = server.admin(Method::POST, "/admin/accounts").json(&body).send().await.unwrap();
+    let (status, account) = json(response).await;
+    assert_eq!(status, 201, "{account}");
+    account
+}
+
+async fn sign_in_account(server: &TestServer, email: &str, password: &str) -> Result<Session, u16> {
+    let body = json!({"email": email, "password": password});
+    let response =
+        server.client.post(server.url("/console/session")).json(&body).send().await.unwrap();
+    let headers = response.headers().clone();
+    let (status, view) = json(response).await;
+    if status != 200 {
+        return Err(status);
+    }
+    let cookie = headers[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+    Ok(Session { cookie, csrf: view["csrf_token"].as_str().unwrap().into(), view })
+}
+
+#[tokio::test]
+async fn operator_accounts_act_by_their_role_in_each_space() {
+    let server = two_spaces().await;
+    let ada = create_account(
+        &server,
+        json!({"email": "Ada@Example.com", "password": "a long passphrase",
+               "roles": {"default": "developer", "other": "viewer"}}),
+    )
+    .await;
+    assert_eq!(ada["email"], "ada@example.com");
+    assert!(!ada.to_string().contains("passphrase") && ada.get("password_hash").is_none());
+    let listed = json(server.admin(Method::GET, "/admin/accounts").send().await.unwrap()).await.1;
+    assert_eq!(listed["accounts"][0]["id"], ada["id"]);
+
+    assert_eq!(
+        sign_in_account(&server, "ada@example.com", "not the passphrase").await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        sign_in_account(&server, "nobody@example.com", "a long passphrase").await.err(),
+        Some(401)
+    );
+    let session = sign_in_account(&server, "ada@example.com", "a long passphrase").await.unwrap();
+    assert_eq!(session.view["scope"]["kind"], "account");
+    assert_eq!(session.view["scope"]["roles"], json!({"default": "developer", "other": "viewer"}));
+
+    // Developer in `default`: configuration yes, keys no; viewer in `other`: reads and Try it.
+    let config = json!({"values": {"region": "set-by-ada"}});
+    let change = |space: &str, path: &str| format!("/admin/spaces/{space}/{path}");
+    let patch =
+        session.change(&server, Method::PATCH, &change("default", "functions/behave/config"));
+    assert_eq!(patch.json(&config).send().await.unwrap().status(), 200);
+    let keys = session
+        .change(&server, Method::POST, &change("default", "keys"))
+        .json(&json!({"name": "k"}));
+    let (status, body) = json(keys.send().await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("no_access")));
+    let patch = session.change(&server, Method::PATCH, &change("other", "functions/behave/config"));
+    assert_eq!(patch.json(&config).send().await.unwrap().status(), 403);
+    let read =
+        session.request(&server, Method::GET, &change("other", "functions")).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    let tried = session
+        .change(&server, Method::POST, &change("other", "functions/behave/try"))
+        .json(&json!({}));
+    assert_eq!(tried.send().await.unwrap().status(), 200);
+    for path in ["/admin/functions", "/admin/accounts", "/admin/node", "/metrics"] {
+        let response = session.request(&server, Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+    }
+
+    // The admin changes the roles only by recreating; deleting the account ends its session.
+    let id = ada["id"].as_str().unwrap();
+    let deleted =
+        server.admin(Method::DELETE, &format!("/admin/accounts/{id}")).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    let after = session
+        .request(&server, Method::GET, &change("default", "functions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+}
+
+#[tokio::test]
+async fn an_invitation_registers_an_account_and_sign_ins_are_published_as_events() {
+    let server = two_spaces().await;
+    let (hook, received) = support::webhook_receiver().await;
+    let subscription =
+        json!({"name": "logins", "events": ["AUTH_LOGIN", "AUTH_REGISTER"], "webhook_url": hook});
+    let response = server.admin(Method::POST, "/admin/spaces/default/events").json(&subscription);
+    let (status, body) = json(response.send().await.unwrap()).await;
+    assert_eq!(status, 201, "{body}");
+
+    let invite = json!({"email": "bob@example.com", "roles": {"default": "viewer"}});
+    let response =
+        server.admin(Method::POST, "/admin/invitations").json(&invite).send().await.unwrap();
+    let (status, invitation) = json(response).await;
+    assert_eq!(status, 201, "{invitation}");
+    let code = invitation["invitation"].as_str().unwrap();
+
+    let register =
+        |body: Value| server.client.post(server.url("/console/register")).json(&body).send();
+    let weak =
+        register(json!({"invitation": code, "password": "short", "lang": "nl"})).await.unwrap();
+    assert_eq!(json(weak).await.0, 400, "a weak password is refused and the code stays usable");
+    let response =
+        register(json!({"invitation": code, "password": "bob's long password", "lang": "nl"}));
+    let response = response.await.unwrap();
+    assert!(response.headers()[SET_COOKIE].to_str().unwrap().contains("HttpOnly"));
+    let (status, view) = json(response).await;
+    assert_eq!((status, view["scope"]["email"].as_str()), (201, Some("bob@example.com")));
+    let again =
+        register(json!({"invitation": code, "password": "bob's long password"})).await.unwrap();
+    let (status, body) = json(again).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_invitation")));
+    sign_in_account(&server, "bob@example.com", "bob's long password").await.unwrap();
+
+    // AUTH_REGISTER once, AUTH_LOGIN at registration and at the sign-in, with the platform's data.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let events = loop {
+        let events: Vec<Value> =
+            received.lock().unwrap().iter().map(|(_, body)| body.clone()).collect();
+        if events.len() >= 3 || std::time::Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let named =
+        |name: &str| events.iter().filter(|e| e["event"] == name).cloned().collect::<Vec<_>>();
+    let registered = named("AUTH_REGISTER");
+    assert_eq!(registered.len(), 1, "{events:?}");
+    assert_eq!(registered[0]["event_id"], 2001);
+    let data = &registered[0]["data"];
+    assert_eq!(
+        (data["email"].as_str(), data["lang"].as_str()),
+        (Some("bob@example.com"), Some("nl"))
+    );
+    assert_eq!(data["user_id"], view["scope"]["id"]);
+    let logins = named("AUTH_LOGIN");
+    assert_eq!(logins.len(), 2, "{events:?}");
+    assert_eq!(logins[0]["event_id"], 2000);
+    assert_eq!(logins[0]["data"]["email"], "bob@example.com");
+    assert!(logins[0]["_secret"].as_str().is_some_and(|s| s.starts_with("whs_")), "{events:?}");
+}

@@ -176,9 +176,11 @@ async fn an_operator_works_through_the_console_in_chromium() {
     client.goto(&server.url("/console")).await.unwrap();
     wait_for(&client, "//input[@id='token']").await;
     assert_accessible(&client, "sign-in").await;
+    let nav = client.find(Locator::Id("nav")).await.unwrap();
+    assert!(!nav.is_displayed().await.unwrap(), "no sections before signing in");
     screenshot(&client, "sign-in").await;
     set_field(&client, "#token", "wrong-token").await;
-    click(&client, "//button[@type='submit']").await;
+    click(&client, "//button[text()='Sign in with the token']").await;
     status_says(&client, "wrong").await;
     // From the keyboard: the token, then Enter.
     set_field(&client, "#token", &format!("{ADMIN_TOKEN}{}", char::from(Key::Enter))).await;
@@ -347,6 +349,16 @@ async fn an_operator_works_through_the_console_in_chromium() {
     screenshot(&client, "narrow").await;
     client.set_window_size(1280, 800).await.unwrap();
 
+    // An invitation for a developer of `default`, made on the accounts page.
+    click(&client, "//nav//a[text()='Accounts']").await;
+    wait_for(&client, "//input[@id='invite-email']").await;
+    assert_accessible(&client, "accounts").await;
+    set_field(&client, "#invite-email", "dev@example.com").await;
+    set_field(&client, "#invite-roles", "default:developer").await;
+    click(&client, "//button[text()='Invite']").await;
+    let code = wait_for(&client, "//pre[@id='invitation-code']").await.text().await.unwrap();
+    assert!(code.starts_with("wfi_"), "{code}");
+
     // Sign out: the session ends on the server too.
     click(&client, "//button[@id='sign-out']").await;
     wait_for(&client, "//input[@id='token']").await;
@@ -358,5 +370,21 @@ async fn an_operator_works_through_the_console_in_chromium() {
         .await
         .unwrap();
     assert_eq!(status, 401);
+
+    // The invited developer registers, and sees what a developer of `default` may do: deploy,
+    // but neither the node nor key management.
+    set_field(&client, "#invitation", &code).await;
+    set_field(&client, "#new-password", "a developer's passphrase").await;
+    click(&client, "//button[text()='Register']").await;
+    wait_for(&client, "//*[@id='who'][contains(., 'dev@example.com')]").await;
+    wait_for(&client, "//select[@id='space-select']/option[@value='default']").await;
+    wait_for(&client, "//input[@id='deploy-file']").await;
+    assert!(client.find(Locator::Css("#node")).await.is_err(), "the node is the admin's");
+    let accounts_link = client.find(Locator::Id("accounts-link")).await.unwrap();
+    assert!(!accounts_link.is_displayed().await.unwrap(), "accounts are the admin's");
+    click(&client, "//nav//a[text()='API keys']").await;
+    wait_for(&client, "//h1[text()='API keys']").await;
+    assert!(client.find(Locator::Css("#key-name")).await.is_err(), "keys are the owner's");
+    screenshot(&client, "developer").await;
     client.close().await.unwrap();
 }

@@ -15,6 +15,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::accounts::{Accounts, Role};
 use super::{constant_time_eq, Access, KeyCaller};
 
 /// The session cookie's name.
@@ -50,6 +51,9 @@ pub enum Scope {
         #[serde(skip)]
         caller: Box<KeyCaller>,
     },
+    /// Signed in with an operator account: in each space it has a role for, what the role
+    /// allows (the roles are read again on every request).
+    Account { id: String, email: String, roles: std::collections::BTreeMap<String, Role> },
 }
 
 /// What `GET /console/session` tells the page.
@@ -136,10 +140,7 @@ impl ConsoleSessions {
         admin_token: &str,
         access: &Access,
     ) -> Result<(String, SessionView), SignInError> {
-        let now = Instant::now();
-        if let Some(retry_after) = client.and_then(|ip| self.blocked(ip, now)) {
-            return Err(SignInError::TooMany { retry_after });
-        }
+        self.may_try(client)?;
         let credential = credential.trim();
         let scope = if constant_time_eq(credential.as_bytes(), admin_token.as_bytes()) {
             Some(Scope::Admin)
@@ -152,11 +153,30 @@ impl ConsoleSessions {
             })
         };
         let Some(scope) = scope else {
-            if let Some(ip) = client {
-                self.count_failure(ip, now);
-            }
+            self.failed(client);
             return Err(SignInError::Wrong);
         };
+        Ok(self.start(scope))
+    }
+
+    /// Refuses a client that used up its failed sign-ins.
+    pub fn may_try(&self, client: Option<IpAddr>) -> Result<(), SignInError> {
+        match client.and_then(|ip| self.blocked(ip, Instant::now())) {
+            Some(retry_after) => Err(SignInError::TooMany { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed sign-in (or registration) of `client`.
+    pub fn failed(&self, client: Option<IpAddr>) {
+        if let Some(ip) = client {
+            self.count_failure(ip, Instant::now());
+        }
+    }
+
+    /// Starts a session acting as `scope`: its id (for the cookie) and what the page needs.
+    pub fn start(&self, scope: Scope) -> (String, SessionView) {
+        let now = Instant::now();
         let id = random_token();
         let session = Session { scope, csrf: random_token(), created: now, last_seen: now };
         let view = view(&session, now);
@@ -169,7 +189,7 @@ impl ConsoleSessions {
             }
         }
         sessions.insert(session_key(&id), session);
-        Ok((id, view))
+        (id, view)
     }
 
     /// Seconds until `ip` may try again, when it used up its failures.
@@ -207,17 +227,26 @@ impl ConsoleSessions {
         headers: &HeaderMap,
         method: &Method,
         access: &Access,
+        accounts: &Accounts,
     ) -> Result<Scope, Denied> {
         let id = session_cookie(headers).ok_or(Denied::NoSession)?;
         let key = session_key(&id);
         let now = Instant::now();
         let mut sessions = lock(&self.sessions);
         let session = sessions.get_mut(&key).filter(|s| alive(s, now)).ok_or(Denied::NoSession)?;
-        if let Scope::Space { key_id, .. } = &session.scope {
-            if !access.key_exists(key_id) {
+        match &mut session.scope {
+            Scope::Space { key_id, .. } if !access.key_exists(key_id) => {
                 sessions.remove(&key);
                 return Err(Denied::NoSession);
             }
+            Scope::Account { id, roles, .. } => match accounts.get(id) {
+                Some(account) => *roles = account.roles,
+                None => {
+                    sessions.remove(&key);
+                    return Err(Denied::NoSession);
+                }
+            },
+            _ => {}
         }
         if !matches!(*method, Method::GET | Method::HEAD) {
             let sent = headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
@@ -303,6 +332,11 @@ mod tests {
         Access::for_tests()
     }
 
+    fn accounts() -> Accounts {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        Accounts::open(db.open_tree("a").unwrap(), db.open_tree("i").unwrap())
+    }
+
     fn with_cookie(id: &str, csrf: Option<&str>) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let value = format!("other=1; {SESSION_COOKIE}={id}");
@@ -318,16 +352,28 @@ mod tests {
         let (sessions, access) = (ConsoleSessions::new(false), access());
         let (id, view) = sessions.sign_in(None, " secret ", "secret", &access).unwrap();
         assert_eq!(view.scope, Scope::Admin);
-        let read = sessions.authorize(&with_cookie(&id, None), &Method::GET, &access);
+        let read = sessions.authorize(&with_cookie(&id, None), &Method::GET, &access, &accounts());
         assert_eq!(read, Ok(Scope::Admin));
-        let change = sessions.authorize(&with_cookie(&id, None), &Method::POST, &access);
+        let change =
+            sessions.authorize(&with_cookie(&id, None), &Method::POST, &access, &accounts());
         assert_eq!(change, Err(Denied::Csrf));
-        let wrong = sessions.authorize(&with_cookie(&id, Some("nope")), &Method::POST, &access);
+        let wrong = sessions.authorize(
+            &with_cookie(&id, Some("nope")),
+            &Method::POST,
+            &access,
+            &accounts(),
+        );
         assert_eq!(wrong, Err(Denied::Csrf));
         let right = with_cookie(&id, Some(&view.csrf_token));
-        assert_eq!(sessions.authorize(&right, &Method::DELETE, &access), Ok(Scope::Admin));
+        assert_eq!(
+            sessions.authorize(&right, &Method::DELETE, &access, &accounts()),
+            Ok(Scope::Admin)
+        );
         sessions.sign_out(&right);
-        assert_eq!(sessions.authorize(&right, &Method::GET, &access), Err(Denied::NoSession));
+        assert_eq!(
+            sessions.authorize(&right, &Method::GET, &access, &accounts()),
+            Err(Denied::NoSession)
+        );
     }
 
     #[test]
@@ -336,9 +382,11 @@ mod tests {
         let (record, key) = access.create("shop", "viewer", KeyCaller::default()).unwrap();
         let (id, view) = sessions.sign_in(None, &key, "admin-token", &access).unwrap();
         assert!(matches!(&view.scope, Scope::Space { space, .. } if space == "shop"));
-        assert!(sessions.authorize(&with_cookie(&id, None), &Method::GET, &access).is_ok());
+        assert!(sessions
+            .authorize(&with_cookie(&id, None), &Method::GET, &access, &accounts())
+            .is_ok());
         access.revoke("shop", &record.id).unwrap();
-        let after = sessions.authorize(&with_cookie(&id, None), &Method::GET, &access);
+        let after = sessions.authorize(&with_cookie(&id, None), &Method::GET, &access, &accounts());
         assert_eq!(after, Err(Denied::NoSession));
     }
 
@@ -373,9 +421,10 @@ mod tests {
     #[test]
     fn an_unknown_or_missing_cookie_is_no_session() {
         let (sessions, access) = (ConsoleSessions::new(false), access());
-        let denied = sessions.authorize(&HeaderMap::new(), &Method::GET, &access);
+        let denied = sessions.authorize(&HeaderMap::new(), &Method::GET, &access, &accounts());
         assert_eq!(denied, Err(Denied::NoSession));
-        let forged = sessions.authorize(&with_cookie("forged", None), &Method::GET, &access);
+        let forged =
+            sessions.authorize(&with_cookie("forged", None), &Method::GET, &access, &accounts());
         assert_eq!(forged, Err(Denied::NoSession));
     }
 }

@@ -6,6 +6,7 @@
 //! [`signature`] checks the request signature the IXON platform puts on ingress calls, and
 //! [`replay`] that each signature is used once.
 
+pub mod accounts;
 pub mod console;
 pub mod replay;
 pub mod signature;

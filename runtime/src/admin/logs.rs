@@ -60,6 +60,7 @@ pub fn filter(params: &HashMap<String, String>) -> Result<LogFilter, AdminError>
         status: text("status").map(|s| s.parse::<StatusFilter>().map_err(bad)).transpose()?,
         outcome: text("outcome"),
         version: text("version"),
+        spaces: None,
         text: text("text"),
         limit,
     })
@@ -72,8 +73,13 @@ async fn list(
 ) -> Result<Response, AdminError> {
     let mut filter = filter(&params)?;
     // A console session of a space key reads its own space only.
-    if let Some(Extension(Scope::Space { space, .. })) = scope {
-        filter.space = Some(space);
+    match scope {
+        Some(Extension(Scope::Space { space, .. })) => filter.space = Some(space),
+        // An account reads the spaces it has a role in (asking for another finds nothing).
+        Some(Extension(Scope::Account { roles, .. })) => {
+            filter.spaces = Some(roles.into_keys().collect());
+        }
+        _ => {}
     }
     // A text search may read the whole log: off the request threads.
     let logs = state.logs.clone();
@@ -170,6 +176,9 @@ async fn show(
     let record = state.logs.get(uuid).ok_or_else(not_found)?;
     match scope {
         Some(Extension(Scope::Space { space, .. })) if space != record.space => Err(not_found()),
+        Some(Extension(Scope::Account { roles, .. })) if !roles.contains_key(&record.space) => {
+            Err(not_found())
+        }
         _ => Ok(Json(record)),
     }
 }

@@ -5,6 +5,7 @@
 //! request needs `Authorization: Bearer <token>`: 401 without one, 403 with a wrong one. The
 //! areas' own modules (`deploy`, `access`, ...) know nothing of the admin API.
 
+mod accounts;
 mod config;
 mod functions;
 mod keys;
@@ -56,6 +57,10 @@ pub struct AdminContext {
     pub invoker: crate::invoker::Invoker,
     /// The console's sign-in sessions, which the admin API accepts besides the token.
     pub console: Arc<crate::access::console::ConsoleSessions>,
+    /// Operator accounts and invitations.
+    pub accounts: Arc<crate::access::accounts::Accounts>,
+    /// Where console sign-ins and registrations are published (AUTH_LOGIN, AUTH_REGISTER).
+    pub event_bus: Arc<crate::events::EventBus>,
 }
 
 /// The `/admin` routes, and `extra` admin routes defined elsewhere (the server's Try it),
@@ -74,6 +79,7 @@ pub fn router(state: AdminContext, extra: Router<AdminContext>) -> Router {
         .merge(network::routes())
         .merge(subscriptions::routes())
         .merge(stats::routes())
+        .merge(accounts::routes())
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
         // The index names endpoints only, so it needs no token: the start-up banner links it.
@@ -123,11 +129,18 @@ pub struct AdminError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl AdminError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// With a `Retry-After` header of `seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 }
 
@@ -139,6 +152,9 @@ impl IntoResponse for AdminError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -209,7 +225,12 @@ async fn authorize(
             )
             .into_response()
         }
-        None => match state.console.authorize(request.headers(), request.method(), &state.access) {
+        None => match state.console.authorize(
+            request.headers(),
+            request.method(),
+            &state.access,
+            &state.accounts,
+        ) {
             Ok(scope) => scope,
             Err(denied) => return console_denied(denied).into_response(),
         },
@@ -227,8 +248,48 @@ async fn authorize(
             .into_response();
         }
     }
+    if let Scope::Account { roles, email, .. } = &scope {
+        if !account_may(roles, request.method(), request.uri().path()) {
+            return AdminError::new(
+                StatusCode::FORBIDDEN,
+                "no_access",
+                format!("the account {email} has no role in this space that allows this"),
+            )
+            .into_response();
+        }
+    }
     request.extensions_mut().insert(scope);
     next.run(request).await
+}
+
+/// What an operator account may reach: in a space it has a role in, reads and Try it (viewer),
+/// changes but to API keys (developer), everything (owner); and the invocation log, which the
+/// log handlers cut to its spaces.
+fn account_may(
+    roles: &std::collections::BTreeMap<String, crate::access::accounts::Role>,
+    method: &axum::http::Method,
+    path: &str,
+) -> bool {
+    use crate::access::accounts::Role;
+    let reads = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
+    if path == "/admin/logs" || path.starts_with("/admin/logs/") {
+        return reads;
+    }
+    let Some((space, rest)) = path.strip_prefix("/admin/spaces/").and_then(|r| r.split_once('/'))
+    else {
+        return false;
+    };
+    let Some(role) = roles.get(space) else { return false };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let tries =
+        *method == axum::http::Method::POST && matches!(parts.as_slice(), ["functions", _, "try"]);
+    if reads || tries {
+        return true;
+    }
+    match parts.first() {
+        Some(&"keys") => *role >= Role::Owner,
+        _ => *role >= Role::Developer,
+    }
 }
 
 /// What a console session signed in with an API key of `space` may reach: reads under its

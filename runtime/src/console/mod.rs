@@ -15,8 +15,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::access::accounts::{Account, AccountError};
 use crate::access::console as sessions;
 use crate::admin::{console_denied, AdminContext, AdminError};
+use crate::events::Event;
 
 /// The page and its assets: (name, content type, text).
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -47,6 +49,7 @@ pub fn router(state: AdminContext) -> Router {
         .route("/console/", get(page))
         .route("/console/assets/{name}", get(asset))
         .route("/console/session", get(current).post(sign_in).delete(sign_out))
+        .route("/console/register", axum::routing::post(register))
         .layer(axum::middleware::map_response(protect))
         .with_state(state)
 }
@@ -88,16 +91,32 @@ async fn asset(Path(name): Path<String>) -> Response {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SignIn {
-    /// The admin token or an API key.
-    token: String,
+    /// The admin token or an API key ...
+    token: Option<String>,
+    /// ... or an operator account's email and password.
+    email: Option<String>,
+    password: Option<String>,
 }
 
-/// `POST /console/session` with `{"token": "..."}` (JSON only, so a form on another site
-/// cannot sign a browser in): sets the session cookie, answers the CSRF token.
-async fn sign_in(
-    State(state): State<AdminContext>,
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Register {
+    invitation: String,
+    password: String,
+    #[serde(default = "english")]
+    lang: String,
+}
+
+fn english() -> String {
+    "en".into()
+}
+
+/// The client's address and the JSON body of a sign-in or registration (JSON only, so a form
+/// on another site cannot make a browser send one).
+async fn json_body<T: serde::de::DeserializeOwned>(
     request: Request,
-) -> Result<Response, AdminError> {
+    shape: &str,
+) -> Result<(Option<std::net::IpAddr>, T), AdminError> {
     let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let is_json = request
         .headers()
@@ -108,39 +127,121 @@ async fn sign_in(
         return Err(AdminError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "invalid_request",
-            "sign in with Content-Type: application/json and {\"token\": \"...\"}",
+            format!("send Content-Type: application/json and {shape}"),
         ));
     }
     let body = axum::body::to_bytes(request.into_body(), 16 * 1024).await.map_err(|_| {
-        AdminError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            "the sign-in body is too large",
-        )
+        AdminError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the body is too large")
     })?;
-    let SignIn { token } = serde_json::from_slice(&body).map_err(|_| {
-        AdminError::new(StatusCode::BAD_REQUEST, "invalid_request", "expected {\"token\": \"...\"}")
+    let parsed = serde_json::from_slice(&body).map_err(|_| {
+        AdminError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("expected {shape}"))
     })?;
-    match state.console.sign_in(client, &token, &state.token, &state.access) {
-        Ok((id, view)) => {
+    Ok((client, parsed))
+}
+
+fn sign_in_refused(error: sessions::SignInError) -> AdminError {
+    match error {
+        sessions::SignInError::Wrong => {
+            AdminError::new(StatusCode::UNAUTHORIZED, "sign_in_failed", error.to_string())
+        }
+        sessions::SignInError::TooMany { retry_after } => {
+            AdminError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_sign_ins", error.to_string())
+                .retry_after(retry_after)
+        }
+    }
+}
+
+/// The answer that starts a session: the view, and the cookie.
+fn started(state: &AdminContext, scope: sessions::Scope, status: StatusCode) -> Response {
+    let (id, view) = state.console.start(scope);
+    let mut response = (status, Json(view)).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, state.console.cookie(&id));
+    response
+}
+
+/// Tells the spaces an account has a role in that it signed in (and registered).
+fn publish_account_events(state: &AdminContext, account: &Account, registered: bool) {
+    for space in account.roles.keys() {
+        if registered {
+            state.event_bus.publish(Event::auth_register(
+                space,
+                &account.id,
+                &account.email,
+                &account.lang,
+            ));
+        }
+        state.event_bus.publish(Event::auth_login(space, &account.id, &account.email));
+    }
+}
+
+fn account_scope(account: &Account) -> sessions::Scope {
+    sessions::Scope::Account {
+        id: account.id.clone(),
+        email: account.email.clone(),
+        roles: account.roles.clone(),
+    }
+}
+
+/// `POST /console/session` with `{"token": "..."}` (the admin token or an API key) or
+/// `{"email": "...", "password": "..."}` (an operator account): sets the session cookie,
+/// answers the CSRF token. An account's sign-in is published as `AUTH_LOGIN`.
+async fn sign_in(
+    State(state): State<AdminContext>,
+    request: Request,
+) -> Result<Response, AdminError> {
+    let shape = r#"{"token": "..."} or {"email": "...", "password": "..."}"#;
+    let (client, body): (_, SignIn) = json_body(request, shape).await?;
+    match body {
+        SignIn { token: Some(token), email: None, password: None } => {
+            let (id, view) = state
+                .console
+                .sign_in(client, &token, &state.token, &state.access)
+                .map_err(sign_in_refused)?;
             let mut response = Json(view).into_response();
             response.headers_mut().insert(header::SET_COOKIE, state.console.cookie(&id));
             Ok(response)
         }
-        Err(error @ sessions::SignInError::Wrong) => {
-            Err(AdminError::new(StatusCode::UNAUTHORIZED, "sign_in_failed", error.to_string()))
+        SignIn { token: None, email: Some(email), password: Some(password) } => {
+            state.console.may_try(client).map_err(sign_in_refused)?;
+            let Some(account) = state.accounts.verify(&email, &password).await else {
+                state.console.failed(client);
+                return Err(sign_in_refused(sessions::SignInError::Wrong));
+            };
+            tracing::info!(account = %account.id, "console sign-in");
+            publish_account_events(&state, &account, false);
+            Ok(started(&state, account_scope(&account), StatusCode::OK))
         }
-        Err(error @ sessions::SignInError::TooMany { retry_after }) => {
-            let mut response = AdminError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_sign_ins",
-                error.to_string(),
-            )
-            .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            Ok(response)
-        }
+        _ => Err(AdminError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("expected {shape}"),
+        )),
     }
+}
+
+/// `POST /console/register` with `{"invitation": "wfi_...", "password": "...", "lang": "en"}`:
+/// creates the invited account, signs it in, and publishes `AUTH_REGISTER` and `AUTH_LOGIN`.
+async fn register(
+    State(state): State<AdminContext>,
+    request: Request,
+) -> Result<Response, AdminError> {
+    let shape = r#"{"invitation": "wfi_...", "password": "...", "lang": "en"}"#;
+    let (client, body): (_, Register) = json_body(request, shape).await?;
+    state.console.may_try(client).map_err(sign_in_refused)?;
+    let account = match state.accounts.register(&body.invitation, &body.password, &body.lang).await
+    {
+        Ok(account) => account,
+        Err(error) => {
+            // Guessing codes counts like guessing passwords.
+            if error == AccountError::BadInvitation {
+                state.console.failed(client);
+            }
+            return Err(error.into());
+        }
+    };
+    tracing::info!(account = %account.id, "console account registered");
+    publish_account_events(&state, &account, true);
+    Ok(started(&state, account_scope(&account), StatusCode::CREATED))
 }
 
 /// `GET /console/session`: the signed-in session (scope, CSRF token), or 401.
@@ -164,7 +265,7 @@ async fn sign_out(
 ) -> Result<Response, AdminError> {
     state
         .console
-        .authorize(&headers, &axum::http::Method::DELETE, &state.access)
+        .authorize(&headers, &axum::http::Method::DELETE, &state.access, &state.accounts)
         .map_err(console_denied)?;
     state.console.sign_out(&headers);
     let mut response = Json(json!({"signed_out": true})).into_response();

@@ -209,6 +209,8 @@ pub struct LogFilter {
     pub outcome: Option<String>,
     /// Only records of this version.
     pub version: Option<String>,
+    /// Only records of one of these spaces (what a console account may read).
+    pub spaces: Option<Vec<String>>,
     /// Only records containing this text (any case) in their id, entry, error, traceback,
     /// arguments, output or log lines.
     pub text: Option<String>,
@@ -226,6 +228,7 @@ impl Default for LogFilter {
             status: None,
             outcome: None,
             version: None,
+            spaces: None,
             text: None,
             limit: 100,
         }
@@ -264,6 +267,7 @@ impl LogFilter {
             && self.since.is_none_or(|since| record.started_ms >= since.timestamp_millis())
             && self.until.is_none_or(|until| record.started_ms < until.timestamp_millis())
             && self.version.as_deref().is_none_or(|v| record.version.as_deref() == Some(v))
+            && self.spaces.as_ref().is_none_or(|spaces| spaces.contains(&record.space))
             && match self.status {
                 None => true,
                 Some(StatusFilter::Exact(code)) => record.status == code,

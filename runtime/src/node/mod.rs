@@ -135,6 +135,8 @@ pub struct Node {
     pub events: Arc<EventBus>,
     /// Operators signed in to the console.
     pub console: Arc<crate::access::console::ConsoleSessions>,
+    /// Operator accounts of the console.
+    pub accounts: Arc<crate::access::accounts::Accounts>,
 }
 
 impl Node {
@@ -194,6 +196,10 @@ impl Node {
             Sessions::new(session_key, options.events.session_minutes, options.clock.clone())
                 .map_err(anyhow::Error::msg)?,
         );
+        let accounts = Arc::new(crate::access::accounts::Accounts::open(
+            state.tree("console_accounts")?,
+            state.tree("console_invitations")?,
+        ));
         let cron = Arc::new(CronTriggers::new(
             runtime.invoker().clone(),
             deliverer.clone(),
@@ -233,6 +239,7 @@ impl Node {
             sessions,
             events,
             console: Arc::new(crate::access::console::ConsoleSessions::new(options.secure_cookies)),
+            accounts,
         })
     }
 
@@ -323,6 +330,8 @@ impl Node {
                 capabilities: self.runtime.invoker().capabilities().cloned(),
                 invoker: self.runtime.invoker().clone(),
                 console: self.console.clone(),
+                accounts: self.accounts.clone(),
+                event_bus: self.events.clone(),
             },
             sessions: self.sessions.clone(),
         }

@@ -100,6 +100,25 @@ impl Event {
         event
     }
 
+    /// An operator account signed in to the console (`user_id`, `email`), for a space the
+    /// account has a role in.
+    pub fn auth_login(space: &str, user_id: &str, email: &str) -> Self {
+        let mut data = Map::new();
+        data.insert("user_id".into(), json!(user_id));
+        data.insert("email".into(), json!(email));
+        Self::new(EventKind::AuthLogin, space, data)
+    }
+
+    /// An operator account registered with an invitation (`user_id`, `email`, `lang`), for a
+    /// space the account has a role in.
+    pub fn auth_register(space: &str, user_id: &str, email: &str, lang: &str) -> Self {
+        let mut data = Map::new();
+        data.insert("user_id".into(), json!(user_id));
+        data.insert("email".into(), json!(email));
+        data.insert("lang".into(), json!(lang));
+        Self::new(EventKind::AuthRegister, space, data)
+    }
+
     /// The JSON body: `id`, `event_id`, `event`, `space`, `occurred_at` and `data`.
     pub fn body(&self) -> Map<String, Value> {
         let mut body = Map::new();

@@ -85,8 +85,26 @@ function isAdmin() {
   return session && session.scope.kind === 'admin';
 }
 
+// The one space a non-admin session works in: a key's space, or the space an account picked.
+let accountSpace = null;
+
 function ownSpace() {
-  return session && session.scope.kind === 'space' ? session.scope.space : null;
+  if (!session) return null;
+  if (session.scope.kind === 'space') return session.scope.space;
+  if (session.scope.kind === 'account') return accountSpace;
+  return null;
+}
+
+const ROLE_RANK = { viewer: 1, developer: 2, owner: 3 };
+
+// Whether this session may make a kind of change in the space it works in: `change`
+// (functions, configuration, triggers) needs a developer, `keys` an owner.
+function can(kind) {
+  if (!session) return false;
+  if (session.scope.kind === 'admin') return true;
+  if (session.scope.kind !== 'account') return false;
+  const rank = ROLE_RANK[session.scope.roles[accountSpace]] || 0;
+  return rank >= (kind === 'keys' ? 3 : 2);
 }
 
 function params(hashQuery) {
@@ -130,36 +148,89 @@ function signInPage(message) {
   document.getElementById('sign-out').hidden = true;
   document.getElementById('who').textContent = '';
   say(message || '', message ? 'error' : 'info');
-  const input = h('input', { id: 'token', type: 'password', autocomplete: 'current-password', required: true });
-  const form = h('form', { class: 'panel sign-in', 'aria-labelledby': 'sign-in-title' },
+  const signedIn = (answer) => {
+    session = answer;
+    say('');
+    started();
+  };
+  const email = h('input', { id: 'email', type: 'email', autocomplete: 'username', required: true });
+  const password = h('input', { id: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const accountForm = h('form', { class: 'panel sign-in', 'aria-labelledby': 'sign-in-title' },
     h('h1', { id: 'sign-in-title' }, 'Sign in'),
-    h('p', { class: 'muted' },
-      'With the admin token (printed when the server first started, kept in <data-dir>/admin-token), ' +
-      'or with an API key of a space for a read-only view of that space.'),
-    h('label', { for: 'token' }, 'Admin token or API key', input),
+    h('label', { for: 'email' }, 'Email', email),
+    h('label', { for: 'password' }, 'Password', password),
     h('p', {}, h('button', { class: 'primary', type: 'submit' }, 'Sign in')));
-  form.addEventListener('submit', async (event) => {
+  accountForm.addEventListener('submit', async (event) => {
     event.preventDefault();
     try {
-      session = await api('POST', '/console/session', { token: input.value });
-      input.value = '';
-      say('');
-      started();
+      const answer = await api('POST', '/console/session', { email: email.value, password: password.value });
+      password.value = '';
+      signedIn(answer);
     } catch (error) {
       say(error.message, 'error');
     }
   });
-  show(form);
-  input.focus();
+  const input = h('input', { id: 'token', type: 'password', autocomplete: 'off', required: true });
+  const form = h('form', { class: 'panel sign-in', 'aria-labelledby': 'token-title' },
+    h('h2', { id: 'token-title' }, 'Or with a token'),
+    h('p', { class: 'muted' },
+      'The admin token (printed when the server first started, kept in <data-dir>/admin-token), ' +
+      'or an API key of a space for a read-only view of that space.'),
+    h('label', { for: 'token' }, 'Admin token or API key', input),
+    h('p', {}, h('button', { type: 'submit' }, 'Sign in with the token')));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const answer = await api('POST', '/console/session', { token: input.value });
+      input.value = '';
+      signedIn(answer);
+    } catch (error) {
+      say(error.message, 'error');
+    }
+  });
+  const code = h('input', { id: 'invitation', autocomplete: 'off', required: true });
+  const newPassword = h('input', { id: 'new-password', type: 'password', autocomplete: 'new-password', required: true, minlength: '10' });
+  const lang = h('select', { id: 'lang' }, [['en', 'English'], ['nl', 'Nederlands'], ['de', 'Deutsch'], ['fr', 'Français']]
+    .map(([v, t]) => h('option', { value: v }, t)));
+  const registerForm = h('form', { class: 'panel sign-in', 'aria-labelledby': 'register-title' },
+    h('h2', { id: 'register-title' }, 'Register with an invitation'),
+    h('label', { for: 'invitation' }, 'Invitation code', code),
+    h('label', { for: 'new-password' }, 'Choose a password (10 characters or more)', newPassword),
+    h('label', { for: 'lang' }, 'Language', lang),
+    h('p', {}, h('button', { type: 'submit' }, 'Register')));
+  registerForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const answer = await api('POST', '/console/register', { invitation: code.value, password: newPassword.value, lang: lang.value });
+      newPassword.value = '';
+      signedIn(answer);
+    } catch (error) {
+      say(error.message, 'error');
+    }
+  });
+  show(accountForm, form, registerForm);
+  email.focus();
 }
 
 function started() {
   document.getElementById('nav').hidden = false;
   document.getElementById('sign-out').hidden = false;
   const scope = session.scope;
-  document.getElementById('who').textContent = scope.kind === 'admin'
-    ? 'signed in as admin'
-    : `space ${scope.space}, key ${scope.key_name} (read-only)`;
+  const who = document.getElementById('who');
+  document.getElementById('accounts-link').hidden = scope.kind !== 'admin';
+  if (scope.kind === 'admin') who.replaceChildren('signed in as admin');
+  else if (scope.kind === 'space') who.replaceChildren(`space ${scope.space}, key ${scope.key_name} (read-only)`);
+  else {
+    const spaces = Object.keys(scope.roles);
+    if (!spaces.includes(accountSpace)) accountSpace = spaces[0] || null;
+    const picker = h('select', { id: 'space-select' },
+      spaces.map((s) => h('option', { value: s, selected: s === accountSpace ? true : null }, `${s} (${scope.roles[s]})`)));
+    picker.addEventListener('change', () => {
+      accountSpace = picker.value;
+      route();
+    });
+    who.replaceChildren(`${scope.email} · `, h('label', { for: 'space-select', class: 'check' }, 'space', picker));
+  }
   if (!location.hash || location.hash === '#') location.hash = '#/functions';
   else route();
 }
@@ -215,7 +286,7 @@ async function functionsPage() {
       : h('p', { class: 'panel' }, 'No functions yet. Deploy one below, or with `wasmfn deploy`.'),
     isAdmin() ? await nodePanel() : null,
     charts.panel,
-    isAdmin() ? deployForm(null, null) : null);
+    can('change') ? deployForm(ownSpace(), null) : null);
   await charts.draw('1h');
 }
 
@@ -355,7 +426,7 @@ async function functionPage(space, name) {
     h('td', {}, `${(v.size / (1024 * 1024)).toFixed(1)} MiB`),
     h('td', { class: 'mono', title: v.sha256 }, (v.sha256 || '').slice(0, 12)),
     h('td', {}, v.error || ''),
-    h('td', {}, isAdmin() && v.state === 'inactive'
+    h('td', {}, can('change') && v.state === 'inactive'
       ? h('button', {
         type: 'button',
         onclick: confirmThen(`Roll ${name} back to ${v.version}?`, async () => {
@@ -380,8 +451,8 @@ async function functionPage(space, name) {
     h('h2', {}, 'Versions'),
     versions.length ? table(['Version', 'State', 'Deployed', 'Size', 'SHA-256', 'Error', ''], versions)
       : h('p', { class: 'muted' }, 'Served from a path given to `wasmfn serve`: no deployed versions.'),
-    isAdmin() && f.source === 'deployed' ? deployForm(space, name) : null,
-    isAdmin() && f.source === 'deployed'
+    can('change') && f.source === 'deployed' ? deployForm(space, name) : null,
+    can('change') && f.source === 'deployed'
       ? h('p', {}, h('button', {
         class: 'danger',
         type: 'button',
@@ -403,7 +474,7 @@ async function configPanel(space, name) {
     h('h2', { id: 'config-title' }, 'Configuration and secrets'),
     h('p', { class: 'muted' }, 'Set here on top of function.toml and the environment; the function sees them from its next call.'));
   const secretNames = Object.keys(current.secrets || {});
-  if (!isAdmin()) {
+  if (!can('change')) {
     panel.append(h('pre', {}, JSON.stringify(current.values || {}, null, 2)),
       h('p', {}, 'Secrets: ', secretNames.length ? secretNames.join(', ') : 'none'));
     return panel;
@@ -686,7 +757,7 @@ async function triggersPage() {
   show(h('h1', {}, 'Triggers'),
     h('p', { class: 'muted' }, 'Cron and MQTT triggers, event subscriptions and callback deliveries, refreshed every 5 seconds.'),
     holder,
-    isAdmin() ? mqttForm() : null,
+    can('change') ? mqttForm() : null,
     h('h2', {}, 'Event subscriptions and webhooks'),
     events,
     isAdmin() ? [h('h2', {}, 'Callback deliveries (the last 50)'), deliveries] : null);
@@ -699,7 +770,7 @@ function triggerRow(t) {
   const state = status.state || '';
   const counts = Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${v}`).join(', ');
   const config = Object.assign({}, t.config);
-  const deletable = isAdmin() && t.origin === 'admin' && t.type === 'mqtt';
+  const deletable = can('change') && t.origin === 'admin' && t.type === 'mqtt';
   return h('tr', { 'data-trigger': t.name },
     h('td', {}, t.space),
     h('td', {}, t.name),
@@ -727,7 +798,7 @@ function mqttForm() {
     const input = h('input', Object.assign({ id }, attrs || {}));
     return [input, h('label', { for: id }, label, input)];
   };
-  const [space, spaceLabel] = field('mqtt-space', 'Space', { value: 'default', required: true });
+  const [space, spaceLabel] = field('mqtt-space', 'Space', { value: ownSpace() || 'default', required: true, disabled: ownSpace() ? true : null });
   const [name, nameLabel] = field('mqtt-name', 'Name', { required: true, pattern: '[a-z0-9_-]{1,64}' });
   const [broker, brokerLabel] = field('mqtt-broker', 'Broker', { required: true, placeholder: 'mqtt://host:1883' });
   const [topics, topicsLabel] = field('mqtt-topics', 'Topics (comma-separated)', { required: true, placeholder: 'plant/+/temp' });
@@ -800,7 +871,7 @@ async function keysPage(query) {
     h('td', { class: 'mono' }, k.id),
     h('td', {}, when(k.created_at)),
     h('td', {}, (k.shared_with || []).map((other) => h('span', { class: 'share' }, other, ' ',
-      isAdmin() ? h('button', {
+      can('keys') ? h('button', {
         type: 'button',
         'aria-label': `Stop sharing ${k.name} with ${other}`,
         onclick: confirmThen(`Stop sharing key ${k.name} with space ${other}?`, async () => {
@@ -808,8 +879,8 @@ async function keysPage(query) {
           await navigate(location.hash, `Key ${k.name} no longer opens ${other}.`);
         }),
       }, '×') : null, ' ')),
-    isAdmin() ? shareForm(space, k) : null),
-    h('td', {}, isAdmin()
+    can('keys') ? shareForm(space, k) : null),
+    h('td', {}, can('keys')
       ? h('button', {
         class: 'danger',
         type: 'button',
@@ -821,7 +892,7 @@ async function keysPage(query) {
       : '')));
   const created = h('div', { 'aria-live': 'polite' });
   let createForm = null;
-  if (isAdmin()) {
+  if (can('keys')) {
     const name = h('input', { id: 'key-name', required: true });
     createForm = h('form', { class: 'panel inline', 'aria-labelledby': 'key-title' },
       h('h2', { id: 'key-title' }, 'Create a key'),
@@ -846,6 +917,59 @@ async function keysPage(query) {
     createForm, created);
 }
 
+// ---- operator accounts (admin) ------------------------------------------------------
+
+// `default:developer, other:viewer` as {default: 'developer', other: 'viewer'}.
+function parseRoles(text) {
+  const roles = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [space, role] = pair.split(':').map((p) => (p || '').trim());
+    if (!space || !ROLE_RANK[role]) throw new Error(`'${pair}' is not space:viewer, space:developer or space:owner`);
+    roles[space] = role;
+  }
+  return roles;
+}
+
+async function accountsPage() {
+  const { accounts } = await api('GET', '/admin/accounts');
+  const rows = accounts.map((a) => h('tr', {},
+    h('td', {}, a.email),
+    h('td', {}, Object.entries(a.roles).map(([s, r]) => `${s}: ${r}`).join(', ')),
+    h('td', {}, a.lang),
+    h('td', {}, when(a.created_at)),
+    h('td', {}, h('button', {
+      class: 'danger',
+      type: 'button',
+      onclick: confirmThen(`Delete the account ${a.email}? Its sessions end at once.`, async () => {
+        await api('DELETE', `/admin/accounts/${encodeURIComponent(a.id)}`);
+        await navigate(location.hash, `Deleted the account ${a.email}.`);
+      }),
+    }, 'Delete'))));
+  const email = h('input', { id: 'invite-email', type: 'email', required: true });
+  const roles = h('input', { id: 'invite-roles', placeholder: 'default:developer, other:viewer', required: true });
+  const shown = h('div', { 'aria-live': 'polite' });
+  const invite = h('form', { class: 'panel inline', 'aria-labelledby': 'invite-title' },
+    h('h2', { id: 'invite-title' }, 'Invite someone'),
+    h('label', { for: 'invite-email' }, 'Email', email),
+    h('label', { for: 'invite-roles' }, 'Roles (space:role, …)', roles),
+    h('button', { class: 'primary', type: 'submit' }, 'Invite'));
+  invite.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const answer = await api('POST', '/admin/invitations', { email: email.value, roles: parseRoles(roles.value) });
+      shown.replaceChildren(h('div', { class: 'panel' },
+        h('p', {}, `Send ${answer.email} this code (shown this once, valid until ${when(answer.expires_at)}); they register on the sign-in page.`),
+        h('pre', { id: 'invitation-code' }, answer.invitation)));
+    } catch (error) {
+      failed(error);
+    }
+  });
+  show(h('h1', {}, 'Operator accounts'),
+    h('p', { class: 'muted' }, 'Roles per space: a viewer reads and tries functions, a developer also deploys and configures, an owner also manages API keys.'),
+    rows.length ? table(['Email', 'Roles', 'Language', 'Created', ''], rows) : h('p', { class: 'panel muted' }, 'No accounts yet.'),
+    invite, shown);
+}
+
 // ---- routing ----------------------------------------------------------------------
 
 async function route() {
@@ -865,6 +989,7 @@ async function route() {
     else if (parts[0] === 'logs') await logsPage(query);
     else if (parts[0] === 'triggers') await triggersPage();
     else if (parts[0] === 'keys') await keysPage(query);
+    else if (parts[0] === 'accounts' && isAdmin()) await accountsPage();
     else await functionsPage();
     main.focus({ preventScroll: true });
   } catch (error) {
