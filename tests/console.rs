@@ -125,6 +125,9 @@ async fn nothing_answers_without_a_session_and_changes_need_the_csrf_token() {
         json(admin.request(&server, Method::GET, "/admin/functions").send().await.unwrap()).await;
     assert_eq!(status, 200, "{listed}");
     assert_eq!(listed["functions"].as_array().unwrap().len(), 2, "{listed}");
+    // With what the functions page shows of each: access and limits (behave's function.toml).
+    assert_eq!(listed["functions"][0]["access"], "public");
+    assert_eq!(listed["functions"][0]["limits"]["timeout_ms"], 1000);
     // The page reloads its CSRF token from the session.
     let (status, current) =
         json(admin.request(&server, Method::GET, "/console/session").send().await.unwrap()).await;
@@ -520,4 +523,56 @@ async fn an_invitation_registers_an_account_and_sign_ins_are_published_as_events
     assert_eq!(logins[0]["event_id"], 2000);
     assert_eq!(logins[0]["data"]["email"], "bob@example.com");
     assert!(logins[0]["_secret"].as_str().is_some_and(|s| s.starts_with("whs_")), "{events:?}");
+}
+
+#[tokio::test]
+async fn the_admin_token_never_reaches_the_server_log() {
+    // The real binary, logging everything it logs at debug level to a file.
+    let data = tempfile::tempdir().unwrap();
+    let log_path = data.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmfn"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
+        .arg("--data-dir")
+        .arg(data.path().join("data"))
+        .env("WASMFN_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let base = first.trim().strip_prefix("wasmfn: listening on ").unwrap().to_string();
+    let rest = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+
+    let client = reqwest::Client::new();
+    let sign_in = |token: String| {
+        client.post(format!("{base}/console/session")).json(&json!({"token": token})).send()
+    };
+    // A near miss, then the token itself; then a session at work.
+    assert_eq!(sign_in(format!("{ADMIN_TOKEN}x")).await.unwrap().status(), 401);
+    let response = sign_in(ADMIN_TOKEN.to_string()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie =
+        response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+    let listed =
+        client.get(format!("{base}/admin/functions")).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+    let bearer =
+        client.get(format!("{base}/admin/logs")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(bearer.status(), 200);
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let banner = rest.join().unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("console sign-in failed"), "the log is written: {log}");
+    assert!(!log.contains(ADMIN_TOKEN), "the token is in the log:\n{log}");
+    assert!(!banner.contains(ADMIN_TOKEN) && !first.contains(ADMIN_TOKEN), "{banner}");
+    assert!(banner.contains("/console"), "the banner links the console: {banner}");
 }

@@ -270,6 +270,7 @@ async fn an_operator_works_through_the_console_in_chromium() {
     click(&client, "//button[text()='Deploy']").await;
     wait_for(&client, "//h1[text()='default / uploaded']").await;
     status_says(&client, "Deployed default/uploaded 1.0.0").await;
+    wait_for(&client, "//tr[td[text()='1.0.0']]//div[text()='by admin token']").await;
     set_field(&client, "#deploy-version", "1.1.0").await;
     let file = client.find(Locator::Css("#deploy-file")).await.unwrap();
     file.send_keys(&upload.path().display().to_string()).await.unwrap();

@@ -75,7 +75,10 @@ fn functions(state: &AdminContext, space: Option<&str>) -> Result<Value, AdminEr
             continue;
         }
         let record = records.iter().find(|r| r.space == summary.space && r.name == summary.name);
+        let version = state.registry.get(&summary.space, &summary.name).ok();
         listed.push(json!({
+            "access": version.as_ref().map(|v| state.access.policy(v.access)),
+            "limits": version.as_ref().map(|v| v.limits.clone()),
             "space": summary.space,
             "name": summary.name,
             "active_version": summary.version,
@@ -144,9 +147,15 @@ async fn deploy(
     State(state): State<AdminContext>,
     Path((space, name)): Path<(String, String)>,
     Query(query): Query<DeployQuery>,
+    scope: Option<axum::extract::Extension<crate::access::console::Scope>>,
     body: axum::body::Bytes,
 ) -> Result<Response, AdminError> {
+    let deployed_by = scope.map(|scope| match scope.0 {
+        crate::access::console::Scope::Account { email, .. } => email,
+        _ => "admin token".to_string(),
+    });
     let request = DeployRequest {
+        deployed_by,
         space: space.clone(),
         name: Some(name.clone()),
         version: query.version,

@@ -37,6 +37,10 @@ pub struct VersionRecord {
     pub sha256: String,
     pub size: u64,
     pub deployed_at: String,
+    /// Who deployed it: `admin token`, or a console account's email (absent in records written
+    /// before this was kept, and for served versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_by: Option<String>,
     pub state: VersionState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -138,6 +142,8 @@ pub struct DeployRequest {
     pub bytes: Vec<u8>,
     /// Wait for the compile and answer with the final state.
     pub wait: bool,
+    /// Who deploys it, for the version's record.
+    pub deployed_by: Option<String>,
 }
 
 impl Deployments {
@@ -159,7 +165,7 @@ impl Deployments {
         self: &Arc<Self>,
         request: DeployRequest,
     ) -> Result<VersionRecord, DeployError> {
-        let DeployRequest { space, name, version, bytes, wait } = request;
+        let DeployRequest { space, name, version, bytes, wait, deployed_by } = request;
         crate::names::validate_name(&space).map_err(DeployError::Invalid)?;
         bundle::check_header(&bytes)?;
         crate::world::check_world(&bytes)?;
@@ -216,6 +222,7 @@ impl Deployments {
                 sha256,
                 size,
                 deployed_at: now(),
+                deployed_by,
                 state: VersionState::Compiling,
                 error: None,
                 served: false,
@@ -447,6 +454,7 @@ impl Deployments {
             sha256: served.sha256.clone(),
             size: bytes.len() as u64,
             deployed_at: now(),
+            deployed_by: None,
             state: VersionState::Inactive,
             error: None,
             served: true,

@@ -271,6 +271,7 @@ async function functionsPage() {
       h('td', {}, f.space),
       h('td', {}, h('a', { href: link }, f.name)),
       h('td', {}, f.active_version || h('span', { class: 'muted' }, 'none')),
+      h('td', {}, f.access || ''),
       h('td', {}, String((f.entries || []).length)),
       h('td', {}, f.source),
       h('td', {}, s ? String(s.calls) : '0'),
@@ -282,7 +283,7 @@ async function functionsPage() {
     h('h1', {}, 'Functions'),
     h('p', { class: 'muted' }, 'Calls, error rate and p50 / p99 duration over the last hour, from the invocation log.'),
     rows.length
-      ? table(['Space', 'Function', 'Active version', 'Entries', 'Source', 'Calls', 'Errors', 'p50 / p99'], rows)
+      ? table(['Space', 'Function', 'Active version', 'Access', 'Entries', 'Source', 'Calls', 'Errors', 'p50 / p99'], rows)
       : h('p', { class: 'panel' }, 'No functions yet. Deploy one below, or with `wasmfn deploy`.'),
     isAdmin() ? await nodePanel() : null,
     charts.panel,
@@ -422,7 +423,7 @@ async function functionPage(space, name) {
   const versions = (f.versions || []).slice().reverse().map((v) => h('tr', {},
     h('td', {}, v.version),
     h('td', {}, h('span', { class: `badge ${v.state === 'failed' ? 'bad' : v.state === 'active' ? 'good' : ''}` }, v.state)),
-    h('td', {}, when(v.deployed_at)),
+    h('td', {}, when(v.deployed_at), v.deployed_by ? h('div', { class: 'muted' }, `by ${v.deployed_by}`) : ''),
     h('td', {}, `${(v.size / (1024 * 1024)).toFixed(1)} MiB`),
     h('td', { class: 'mono', title: v.sha256 }, (v.sha256 || '').slice(0, 12)),
     h('td', {}, v.error || ''),
@@ -444,6 +445,10 @@ async function functionPage(space, name) {
       h('dt', {}, 'Default entry'), h('dd', { class: 'mono' }, f.default_entry || ''),
       h('dt', {}, 'Source'), h('dd', {}, f.source),
       h('dt', {}, 'Tier'), h('dd', {}, f.tier || ''),
+      h('dt', {}, 'Access'), h('dd', {}, f.access === 'public' ? 'public: anyone may call it' : f.access === 'key' ? 'an API key of the space' : (f.access || '')),
+      h('dt', {}, 'Limits'), h('dd', {}, f.limits
+        ? `${f.limits.timeout_ms} ms, ${f.limits.memory_mb} MiB, bodies up to ${(f.limits.max_body_bytes / 1048576).toFixed(1)} MiB in and ${(f.limits.max_response_bytes / 1048576).toFixed(1)} MiB out, ${f.limits.max_concurrency} at once (${f.limits.max_queue} queued)`
+        : ''),
       h('dt', {}, 'Log'), h('dd', {}, h('a', { href: `#/logs?space=${encodeURIComponent(space)}&function=${encodeURIComponent(name)}` }, 'invocations of this function')))),
     tryPanel(space, name, f),
     await configPanel(space, name),
