@@ -366,6 +366,13 @@ async fn statistics_for_the_charts_come_from_the_invocation_log() {
     )
     .await;
     assert_eq!((week["step_seconds"].as_u64(), week["records"].as_u64()), (Some(3600), Some(1)));
+    let version = |v: &str| format!("/admin/spaces/default/stats?version={v}");
+    let (_, of_version) =
+        json(admin.request(&server, Method::GET, &version("1.0.0")).send().await.unwrap()).await;
+    assert_eq!(of_version["records"], 4);
+    let (_, none) =
+        json(admin.request(&server, Method::GET, &version("9.9.9")).send().await.unwrap()).await;
+    assert_eq!(none["records"], 0);
     let bad = admin.request(&server, Method::GET, "/admin/stats?window=2y").send().await.unwrap();
     let (status, body) = json(bad).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
@@ -450,8 +457,21 @@ async fn operator_accounts_act_by_their_role_in_each_space() {
         assert_eq!(response.status(), 403, "{path}");
     }
 
-    // The admin changes the roles only by recreating; deleting the account ends its session.
+    // New roles apply to the session at once: owner of `default` (keys), nothing in `other`.
     let id = ada["id"].as_str().unwrap();
+    let roles = json!({"roles": {"default": "owner"}});
+    let changed = server.admin(Method::PATCH, &format!("/admin/accounts/{id}")).json(&roles);
+    let (status, changed) = json(changed.send().await.unwrap()).await;
+    assert_eq!((status, &changed["roles"]), (200, &json!({"default": "owner"})));
+    let keys = session
+        .change(&server, Method::POST, &change("default", "keys"))
+        .json(&json!({"name": "k"}));
+    assert_eq!(keys.send().await.unwrap().status(), 201);
+    let read =
+        session.request(&server, Method::GET, &change("other", "functions")).send().await.unwrap();
+    assert_eq!(read.status(), 403);
+
+    // Deleting the account ends its session.
     let deleted =
         server.admin(Method::DELETE, &format!("/admin/accounts/{id}")).send().await.unwrap();
     assert_eq!(deleted.status(), 204);

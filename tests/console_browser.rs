@@ -338,6 +338,18 @@ async fn an_operator_works_through_the_console_in_chromium() {
             .await;
     assert!(!listed.to_string().contains("\"plant\""), "{listed}");
 
+    // An event subscription to a webhook: its secret shown once, then deleted.
+    set_field(&client, "#sub-name", "inserts").await;
+    click(&client, "//label[@for='sub-STORAGE_INSERT']").await;
+    set_field(&client, "#sub-webhook", "http://127.0.0.1:9/hook").await;
+    click(&client, "//button[text()='Create subscription']").await;
+    let secret = wait_for(&client, "//pre[@id='webhook-secret']").await.text().await.unwrap();
+    assert!(secret.starts_with("whs_"), "{secret}");
+    wait_for(&client, "//tr[@data-subscription='inserts']").await;
+    click(&client, "//tr[@data-subscription='inserts']//button[text()='Delete']").await;
+    client.accept_alert().await.expect("deleting asks first");
+    status_says(&client, "Deleted event subscription inserts").await;
+
     // A narrow screen: the page does not overflow sideways (wide tables scroll in place).
     client.set_window_size(390, 844).await.unwrap();
     client.goto(&server.url("/console#/functions")).await.unwrap();

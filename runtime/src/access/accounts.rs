@@ -206,6 +206,27 @@ impl Accounts {
         Ok(account)
     }
 
+    /// Replaces an account's roles; its sessions act by them from their next request.
+    pub fn set_roles(
+        &self,
+        id: &str,
+        roles: BTreeMap<String, Role>,
+    ) -> Result<Account, AccountError> {
+        check_roles(&roles)?;
+        let account = self.get(id).ok_or_else(|| AccountError::NotFound(id.to_string()))?;
+        let value = self
+            .accounts
+            .get(account.email.as_bytes())
+            .map_err(store_error)?
+            .ok_or_else(|| AccountError::NotFound(id.to_string()))?;
+        let mut stored: StoredAccount = serde_json::from_slice(&value).map_err(store_error)?;
+        stored.account.roles = roles;
+        let value = serde_json::to_vec(&stored).expect("accounts serialise");
+        self.accounts.insert(account.email.as_bytes(), value).map_err(store_error)?;
+        self.accounts.flush().map_err(store_error)?;
+        Ok(stored.account)
+    }
+
     /// Deletes an account: its sessions end at their next request.
     pub fn delete(&self, id: &str) -> Result<(), AccountError> {
         let account = self.get(id).ok_or_else(|| AccountError::NotFound(id.to_string()))?;

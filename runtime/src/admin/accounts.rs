@@ -16,7 +16,7 @@ use crate::access::accounts::{AccountError, Role};
 pub fn routes() -> Router<AdminContext> {
     Router::new()
         .route("/admin/accounts", get(list).post(create))
-        .route("/admin/accounts/{id}", delete(remove))
+        .route("/admin/accounts/{id}", delete(remove).patch(set_roles))
         .route("/admin/invitations", post(invite))
 }
 
@@ -84,6 +84,23 @@ async fn create(
     let new: NewAccount = serde_json::from_slice(&body).map_err(|e| bad_body(e, shape))?;
     let account = state.accounts.create(&new.email, &new.password, new.roles, &new.lang).await?;
     Ok((StatusCode::CREATED, Json(json!(account))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesChange {
+    roles: BTreeMap<String, Role>,
+}
+
+/// `PATCH /admin/accounts/<id>` with `{"roles": {...}}`: replaces the account's roles.
+async fn set_roles(
+    State(state): State<AdminContext>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let shape = r#"{"roles": {"<space>": "viewer|developer|owner"}}"#;
+    let RolesChange { roles } = serde_json::from_slice(&body).map_err(|e| bad_body(e, shape))?;
+    Ok(Json(json!(state.accounts.set_roles(&id, roles)?)))
 }
 
 async fn remove(

@@ -310,18 +310,24 @@ async function nodePanel() {
 
 // Charts of calls and errors, p50/p99 duration, and queue wait and instantiation, over a
 // window the operator picks; for a space (or all) and optionally one function.
-function metricsPanel(space, name) {
+function metricsPanel(space, name, versions) {
   const holder = h('div', { class: 'charts' });
   const pick = h('select', { id: 'metrics-window' },
     [['1h', 'last hour'], ['24h', 'last 24 hours'], ['7d', 'last 7 days']].map(([v, t]) => h('option', { value: v }, t)));
+  const version = versions && versions.length
+    ? h('select', { id: 'metrics-version' }, h('option', { value: '' }, 'all versions'),
+      versions.map((v) => h('option', { value: v }, v)))
+    : null;
   const panel = h('section', { class: 'panel', 'aria-labelledby': 'metrics-title' },
     h('div', { class: 'row' },
       h('h2', { id: 'metrics-title' }, name ? 'Metrics' : 'Metrics of all functions'),
+      version ? h('label', { for: 'metrics-version' }, 'Version', version) : null,
       h('label', { for: 'metrics-window' }, 'Window', pick)),
     holder);
   const draw = async (windowName) => {
     const query = new URLSearchParams({ window: windowName });
     if (name) query.set('function', name);
+    if (version && version.value) query.set('version', version.value);
     const stats = await api('GET', `${statsPath(space)}?${query}`);
     const s = stats.series;
     const width = Math.max(280, Math.min(holder.clientWidth || 600, 1340));
@@ -350,6 +356,7 @@ function metricsPanel(space, name) {
       `${stats.records} invocations in the window; one point per ${stats.step_seconds / 60} min.`));
   };
   pick.addEventListener('change', () => draw(pick.value).catch(failed));
+  if (version) version.addEventListener('change', () => draw(pick.value).catch(failed));
   return { panel, draw };
 }
 
@@ -418,7 +425,9 @@ function deployForm(space, name) {
 
 async function functionPage(space, name) {
   const f = await api('GET', `/admin/spaces/${encodeURIComponent(space)}/functions/${encodeURIComponent(name)}`);
-  const charts = metricsPanel(space, name);
+  const versionNames = (f.versions || []).map((v) => v.version);
+  if (f.active_version && !versionNames.includes(f.active_version)) versionNames.push(f.active_version);
+  const charts = metricsPanel(space, name, versionNames.reverse());
   const base = `/admin/spaces/${encodeURIComponent(space)}/functions/${encodeURIComponent(name)}`;
   const versions = (f.versions || []).slice().reverse().map((v) => h('tr', {},
     h('td', {}, v.version),
@@ -740,12 +749,22 @@ async function triggersPage() {
       : h('p', { class: 'panel muted' }, 'No triggers.'));
     const { subscriptions } = await api('GET', space ? `/admin/spaces/${space}/events` : '/admin/events');
     events.replaceChildren(subscriptions.length
-      ? table(['Space', 'Name', 'Events', 'Target', 'Origin'], subscriptions.map((sub) => h('tr', {},
+      ? table(['Space', 'Name', 'Events', 'Target', 'Origin', ''], subscriptions.map((sub) => h('tr', { 'data-subscription': sub.name },
         h('td', {}, sub.space),
         h('td', {}, sub.name),
         h('td', {}, (sub.events || []).join(', ')),
         h('td', { class: 'mono' }, JSON.stringify(sub.target || sub.function || '')),
-        h('td', {}, sub.origin || ''))))
+        h('td', {}, sub.origin || ''),
+        h('td', {}, can('change') && sub.origin === 'admin'
+          ? h('button', {
+            class: 'danger',
+            type: 'button',
+            onclick: confirmThen(`Delete event subscription ${sub.name}?`, async () => {
+              await api('DELETE', `/admin/spaces/${encodeURIComponent(sub.space)}/events/${encodeURIComponent(sub.name)}`);
+              await navigate(location.hash, `Deleted event subscription ${sub.name}.`);
+            }),
+          }, 'Delete')
+          : ''))))
       : h('p', { class: 'panel muted' }, 'No event subscriptions.'));
     if (isAdmin()) {
       const listed = (await api('GET', '/admin/deliveries')).deliveries.slice(-50).reverse();
@@ -765,6 +784,7 @@ async function triggersPage() {
     can('change') ? mqttForm() : null,
     h('h2', {}, 'Event subscriptions and webhooks'),
     events,
+    can('change') ? subscriptionForm() : null,
     isAdmin() ? [h('h2', {}, 'Callback deliveries (the last 50)'), deliveries] : null);
   await load();
   tail = window.setInterval(() => load().catch(failed), 5000);
@@ -796,6 +816,49 @@ function triggerRow(t) {
         }),
       }, 'Delete')
       : ''));
+}
+
+const EVENT_NAMES = ['STORAGE_INSERT', 'STORAGE_UPDATE', 'STORAGE_DELETE', 'OBJECT_PUT', 'OBJECT_DELETE', 'AUTH_LOGIN', 'AUTH_REGISTER'];
+
+function subscriptionForm() {
+  const input = (id, label, attrs) => {
+    const field = h('input', Object.assign({ id }, attrs || {}));
+    return [field, h('label', { for: id }, label, field)];
+  };
+  const [space, spaceLabel] = input('sub-space', 'Space', { value: ownSpace() || 'default', required: true, disabled: ownSpace() ? true : null });
+  const [name, nameLabel] = input('sub-name', 'Name', { required: true });
+  const boxes = EVENT_NAMES.map((event) => h('input', { type: 'checkbox', id: `sub-${event}`, value: event }));
+  const [collection, collectionLabel] = input('sub-collection', 'Collection (optional)', {});
+  const [fn, fnLabel] = input('sub-function', 'Function', {});
+  const [url, urlLabel] = input('sub-webhook', 'or webhook URL', { type: 'url', placeholder: 'https://hooks.example.com/…' });
+  const shown = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'sub-title' },
+    h('h2', { id: 'sub-title' }, 'Create an event subscription'),
+    h('div', { class: 'row' }, spaceLabel, nameLabel, collectionLabel, fnLabel, urlLabel),
+    h('fieldset', { class: 'row' }, h('legend', {}, 'Events'),
+      boxes.map((box) => h('label', { class: 'check', for: box.id }, box, box.value))),
+    h('p', {}, h('button', { class: 'primary', type: 'submit' }, 'Create subscription')),
+    shown);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = { name: name.value.trim(), events: boxes.filter((b) => b.checked).map((b) => b.value) };
+    if (collection.value.trim()) body.collection = collection.value.trim();
+    if (url.value.trim()) body.webhook_url = url.value.trim();
+    else body.function = fn.value.trim();
+    try {
+      const made = await api('POST', `/admin/spaces/${encodeURIComponent(space.value.trim())}/events`, body);
+      const secret = made.target && made.target.secret;
+      await navigate(location.hash, `Created event subscription ${body.name}.`);
+      if (secret && secret !== '[redacted]') {
+        document.getElementById('subscription-list').after(h('div', { class: 'panel' },
+          h('p', {}, 'The webhook\'s shared secret, shown this once: give it to the receiver now.'),
+          h('pre', { id: 'webhook-secret' }, secret)));
+      }
+    } catch (error) {
+      failed(error);
+    }
+  });
+  return form;
 }
 
 function mqttForm() {
@@ -935,11 +998,30 @@ function parseRoles(text) {
   return roles;
 }
 
+function rolesForm(account) {
+  const id = `roles-${account.id}`;
+  const text = Object.entries(account.roles).map(([s, r]) => `${s}:${r}`).join(', ');
+  const field = h('input', { id, value: text, size: '28' });
+  const form = h('form', { class: 'inline' },
+    h('label', { for: id }, `Roles of ${account.email}`, field),
+    h('button', { type: 'submit' }, 'Save roles'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      await api('PATCH', `/admin/accounts/${encodeURIComponent(account.id)}`, { roles: parseRoles(field.value) });
+      await navigate(location.hash, `Saved the roles of ${account.email}.`);
+    } catch (error) {
+      failed(error);
+    }
+  });
+  return form;
+}
+
 async function accountsPage() {
   const { accounts } = await api('GET', '/admin/accounts');
   const rows = accounts.map((a) => h('tr', {},
     h('td', {}, a.email),
-    h('td', {}, Object.entries(a.roles).map(([s, r]) => `${s}: ${r}`).join(', ')),
+    h('td', {}, rolesForm(a)),
     h('td', {}, a.lang),
     h('td', {}, when(a.created_at)),
     h('td', {}, h('button', {
