@@ -57,6 +57,20 @@ fn native_requirements_are_refused_by_name() {
 }
 
 #[test]
+fn module_code_that_never_returns_stops_the_build_at_its_deadline() {
+    let looping = format!("import time\nwhile True:\n    time.sleep(0.01)\n\n{EXPOSED}");
+    let dir = function_folder(&[("functions.py", looping.as_str())]);
+    let started = std::time::Instant::now();
+    let output = wasmfn().arg("build").arg(dir.path()).args(["--timeout", "8s"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did not finish within 8 s"), "{stderr}");
+    assert!(stderr.contains("module-level code"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120), "stopped at its deadline");
+    assert!(!dir.path().join("dist").exists(), "no bundle is written");
+}
+
+#[test]
 fn invalid_function_toml_is_refused_before_building() {
     let dir = function_folder(&[
         ("functions.py", EXPOSED),

@@ -48,6 +48,8 @@ pub enum BuildError {
     Requirements(String),
     #[error("{location}: {summary}\n{traceback}")]
     Python { location: String, summary: String, traceback: String },
+    #[error("componentize-py did not finish within {seconds} s, so it was stopped: the function's module-level code or one of its [[warmup]] calls may never return (a build that is only slow can have more time: wasmfn build --timeout)")]
+    Deadline { seconds: u64 },
     #[error(
         "no exposed function in {0}: decorate at least one function with @FunctionContext.expose"
     )]
@@ -76,6 +78,10 @@ pub struct Built {
     pub rebuilt: bool,
 }
 
+/// How long componentize-py may run by default: it runs the function's module-level code and
+/// its `[[warmup]]` calls, which may never return. A large bundle takes a minute at most here.
+pub const DEFAULT_COMPONENTIZE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Build options.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -83,6 +89,8 @@ pub struct BuildOptions {
     pub out_dir: Option<PathBuf>,
     /// Print progress to stderr.
     pub progress: bool,
+    /// How long componentize-py may run (default [`DEFAULT_COMPONENTIZE_DEADLINE`]).
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// Where a function folder's modules are imported from, as ixoncdkingress imports them.
@@ -401,18 +409,18 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         command.arg("-p").arg(path);
     }
     let elapsed = options.progress.then(|| crate::progress::Elapsed::start("  componentize-py"));
-    let result = command
+    command
         .arg("-o")
         .arg(&out)
         .env("VIRTUAL_ENV", &no_site_packages)
         .env(reproducible::SEED_VARIABLE, seed.to_string())
         .env("RUST_BACKTRACE", "0")
-        .env("RUST_LIB_BACKTRACE", "0")
-        .output()
-        .map_err(io("running componentize-py"))?;
+        .env("RUST_LIB_BACKTRACE", "0");
+    let deadline = options.deadline.unwrap_or(DEFAULT_COMPONENTIZE_DEADLINE);
+    let (succeeded, stderr) = run_with_deadline(command, deadline)?;
     drop(elapsed);
-    if !result.status.success() {
-        let stderr = String::from_utf8_lossy(&result.stderr);
+    if !succeeded {
+        let stderr = String::from_utf8_lossy(&stderr);
         let shown: Vec<(String, String)> = manifest_py
             .source_roots
             .iter()
@@ -635,6 +643,59 @@ fn last_lines(text: &str, count: usize) -> String {
 /// Turns componentize-py's failure into the user's error: the Python traceback with each mount
 /// (`/0`, `/1`, ...) shown as `mounts` says, and `file:line` of the innermost user frame (a
 /// mount shown as a path, not as `<...>`).
+/// The most of componentize-py's stderr kept (its tail: where the traceback is).
+const MAX_KEPT_STDERR: usize = 1 << 20;
+
+/// Runs componentize-py in a process group of its own, keeping its stderr: whether it
+/// succeeded, and what it wrote. When `deadline` passes, the group is killed and the answer is
+/// [`BuildError::Deadline`].
+fn run_with_deadline(
+    mut command: Command,
+    deadline: std::time::Duration,
+) -> Result<(bool, Vec<u8>), BuildError> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(io("running componentize-py"))?;
+    let mut pipe = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            kept.extend_from_slice(&chunk[..n]);
+            if kept.len() > MAX_KEPT_STDERR {
+                kept.drain(..kept.len() - MAX_KEPT_STDERR);
+            }
+        }
+        kept
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(io("waiting for componentize-py"))? {
+            break status;
+        }
+        if started.elapsed() >= deadline {
+            if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(BuildError::Deadline { seconds: deadline.as_secs() });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    Ok((status.success(), stderr))
+}
+
 fn componentize_error(stderr: &str, mounts: &[(String, String)], dir: &Path) -> BuildError {
     let Some(start) = stderr.find("Traceback (most recent call last):").map(|i| {
         // The first traceback is componentize-py's own wrapper; the guest's follows it.

@@ -76,7 +76,11 @@ pub fn runtime_config() -> RuntimeConfig {
 pub fn fixture_bundle(name: &str) -> Vec<u8> {
     let lock = File::create(work_dir().join(format!("{name}.lock"))).expect("creating lock");
     lock.lock().expect("locking the fixture");
-    let options = BuildOptions { out_dir: Some(work_dir().join("bundles")), progress: true };
+    let options = BuildOptions {
+        out_dir: Some(work_dir().join("bundles")),
+        progress: true,
+        ..BuildOptions::default()
+    };
     let built = build_if_stale(&fixture_dir(name), &options)
         .unwrap_or_else(|e| panic!("building fixture {name}: {e}"));
     let bytes = std::fs::read(&built.wasm).expect("reading the built bundle");
@@ -91,7 +95,11 @@ pub fn fixture_bundle(name: &str) -> Vec<u8> {
 pub fn example_bundle(name: &str) -> PathBuf {
     let lock = File::create(work_dir().join(format!("example-{name}.lock"))).expect("lock");
     lock.lock().expect("locking the example");
-    let options = BuildOptions { out_dir: Some(work_dir().join("bundles")), progress: true };
+    let options = BuildOptions {
+        out_dir: Some(work_dir().join("bundles")),
+        progress: true,
+        ..BuildOptions::default()
+    };
     build_if_stale(&repo_root().join("examples").join(name), &options)
         .unwrap_or_else(|e| panic!("building example {name}: {e}"))
         .wasm

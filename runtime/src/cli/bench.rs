@@ -125,7 +125,8 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
         let mut wasm = None;
         for _ in 0..args.builds {
             let dir = args.path.clone();
-            let options = BuildOptions { out_dir: None, progress: false };
+            let options =
+                BuildOptions { out_dir: None, progress: false, ..BuildOptions::default() };
             let started = Instant::now();
             let built =
                 tokio::task::spawn_blocking(move || python_build::build(&dir, &options)).await??;
@@ -139,7 +140,8 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
             Some(wasm) => wasm,
             None => {
                 let dir = args.path.clone();
-                let options = BuildOptions { out_dir: None, progress: true };
+                let options =
+                    BuildOptions { out_dir: None, progress: true, ..BuildOptions::default() };
                 tokio::task::spawn_blocking(move || python_build::build_if_stale(&dir, &options))
                     .await??
                     .wasm

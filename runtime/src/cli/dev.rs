@@ -133,7 +133,7 @@ pub async fn load_folder(
     dir: &Path,
 ) -> Result<Arc<FunctionVersion>> {
     let folder = dir.to_path_buf();
-    let options = BuildOptions { out_dir: None, progress: true };
+    let options = BuildOptions { out_dir: None, progress: true, ..BuildOptions::default() };
     let built =
         tokio::task::spawn_blocking(move || python_build::build_if_stale(&folder, &options))
             .await??;

@@ -262,6 +262,10 @@ pub struct BuildArgs {
     /// With --precompile: the compiled-bundle cache to fill (default: <data-dir>/compiled).
     #[arg(long, env = "WASMFN_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// How long componentize-py may run (it runs the module-level code and [[warmup]] calls,
+    /// which may never return): `90s`, `10m`.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -311,7 +315,11 @@ pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
 }
 
 async fn build(args: BuildArgs) -> Result<std::process::ExitCode> {
-    let options = BuildOptions { out_dir: args.out_dir.clone(), progress: true };
+    let options = BuildOptions {
+        out_dir: args.out_dir.clone(),
+        progress: true,
+        deadline: Some(args.timeout),
+    };
     let dir = args.dir.clone();
     let built = tokio::task::spawn_blocking(move || python_build::build(&dir, &options)).await??;
     if args.precompile {
@@ -362,7 +370,7 @@ pub fn folder_dev_config(
 pub async fn bundle_bytes(path: &Path) -> Result<Vec<u8>> {
     let wasm = if path.is_dir() {
         let dir = path.to_path_buf();
-        let options = BuildOptions { out_dir: None, progress: true };
+        let options = BuildOptions { out_dir: None, progress: true, ..BuildOptions::default() };
         tokio::task::spawn_blocking(move || python_build::build_if_stale(&dir, &options))
             .await??
             .wasm
