@@ -596,3 +596,58 @@ async fn the_admin_token_never_reaches_the_server_log() {
     assert!(!banner.contains(ADMIN_TOKEN) && !first.contains(ADMIN_TOKEN), "{banner}");
     assert!(banner.contains("/console"), "the banner links the console: {banner}");
 }
+
+#[tokio::test]
+async fn an_mqtt_trigger_is_replaced_in_place_keeping_its_password() {
+    let server = two_spaces().await;
+    let mut broker = support::broker::Broker::start(Some(("plant", "s3cret-pass")));
+    let path = "/admin/spaces/default/triggers";
+    let created = json!({"type": "mqtt", "name": "plant", "broker": broker.url(), "username": "plant",
+                         "password": "s3cret-pass", "topics": ["plant/a"], "functions": [{"function": "behave"}]});
+    let (status, body) =
+        json(server.admin(Method::POST, path).json(&created).send().await.unwrap()).await;
+    assert_eq!(status, 201, "{body}");
+    let state = |server: &TestServer| {
+        let get = server.admin(Method::GET, "/admin/spaces/default/triggers/plant").send();
+        async move { json(get.await.unwrap()).await.1 }
+    };
+    let running = |view: &Value| view["status"]["state"] == "Running";
+    let wait_running = || async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let view = state(&server).await;
+            if running(&view) || std::time::Instant::now() > deadline {
+                return view;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    assert!(running(&wait_running().await));
+
+    // New topics, no password given: the saved one is kept, so the login still works.
+    let changed = json!({"broker": broker.url(), "username": "plant", "topics": ["plant/b", "plant/c"],
+                         "functions": [{"function": "behave"}]});
+    let put = server.admin(Method::PUT, "/admin/spaces/default/triggers/plant").json(&changed);
+    let (status, view) = json(put.send().await.unwrap()).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["config"]["topics"], json!(["plant/b", "plant/c"]));
+    let view = wait_running().await;
+    assert!(running(&view), "logged in with the kept password: {view}");
+    assert!(!view.to_string().contains("s3cret-pass"), "never shown back");
+
+    // Refused, and the trigger is left as it was: a rename, a bad config, a declared trigger.
+    let renamed = json!({"name": "other", "broker": broker.url(), "topics": ["x"], "functions": [{"function": "behave"}]});
+    let put = server.admin(Method::PUT, "/admin/spaces/default/triggers/plant").json(&renamed);
+    assert_eq!(json(put.send().await.unwrap()).await.0, 400);
+    let invalid =
+        json!({"broker": "ftp://nope", "topics": ["x"], "functions": [{"function": "behave"}]});
+    let put = server.admin(Method::PUT, "/admin/spaces/default/triggers/plant").json(&invalid);
+    assert_eq!(json(put.send().await.unwrap()).await.0, 400);
+    assert_eq!(state(&server).await["config"]["topics"], json!(["plant/b", "plant/c"]));
+    let put = server.admin(Method::PUT, "/admin/spaces/default/triggers/new-year").json(&changed);
+    let (status, body) = json(put.send().await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("declared_in_function_toml")));
+    let put = server.admin(Method::PUT, "/admin/spaces/default/triggers/nope").json(&changed);
+    assert_eq!(json(put.send().await.unwrap()).await.0, 404);
+    broker.stop();
+}

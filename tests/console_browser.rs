@@ -322,6 +322,13 @@ async fn an_operator_works_through_the_console_in_chromium() {
         format!("//tr[@data-trigger='plant']//span[@class='trigger-state'][text()='{s}']")
     };
     wait_for(&client, &state("Running")).await;
+    // Edited in place: new topics, the same connection settings.
+    click(&client, "//tr[@data-trigger='plant']//button[text()='Edit']").await;
+    set_field(&client, "#mqtt-topics", "plant/+/humidity").await;
+    click(&client, "//button[text()='Save trigger']").await;
+    status_says(&client, "Saved trigger plant").await;
+    wait_for(&client, "//tr[@data-trigger='plant']/td[contains(., 'plant/+/humidity')]").await;
+    wait_for(&client, &state("Running")).await;
     broker.stop();
     wait_for(&client, &state("Failed")).await;
     let reason =

@@ -69,7 +69,7 @@ pub fn router(state: AdminContext, extra: Router<AdminContext>) -> Router {
     Router::new()
         .route("/admin/triggers", get(list_all))
         .route("/admin/spaces/{space}/triggers", get(list_space).post(create))
-        .route("/admin/spaces/{space}/triggers/{name}", get(show).delete(delete))
+        .route("/admin/spaces/{space}/triggers/{name}", get(show).put(replace).delete(delete))
         .route("/admin/deliveries", get(deliveries))
         .route("/metrics", get(metrics))
         .merge(functions::routes())
@@ -339,20 +339,38 @@ async fn show(
         .ok_or_else(|| MqttError::NotFound { space, name }.into())
 }
 
-/// `POST /admin/spaces/<space>/triggers` with `{"type": "mqtt", …}`.
-async fn create(
-    State(state): State<AdminContext>,
-    Path(space): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, AdminError> {
+/// The MQTT trigger configuration a create or replace body asks for, checked against the
+/// space: its functions are deployed and expose the entries, its callback may be reached.
+/// `name`: the trigger's name from the path (a replace), which the body may repeat.
+async fn mqtt_config(
+    state: &AdminContext,
+    space: &str,
+    body: &[u8],
+    name: Option<&str>,
+) -> Result<MqttTriggerConfig, AdminError> {
     let bad =
         |message: String| AdminError::new(StatusCode::BAD_REQUEST, "invalid_trigger", message);
-    crate::names::validate_name(&space).map_err(|e| bad(format!("space: {e}")))?;
-    let mut value: Value = serde_json::from_slice(&body)
+    crate::names::validate_name(space).map_err(|e| bad(format!("space: {e}")))?;
+    let mut value: Value = serde_json::from_slice(body)
         .map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
-    let kind = value.as_object_mut().and_then(|fields| fields.remove("type"));
+    let fields =
+        value.as_object_mut().ok_or_else(|| bad("the body must be a JSON object".into()))?;
+    let kind = fields.remove("type");
+    if let Some(name) = name {
+        match fields.get("name").and_then(Value::as_str) {
+            Some(given) if given != name => {
+                return Err(bad(format!(
+                    "the name is '{name}' (the URL's); a trigger cannot be renamed"
+                )))
+            }
+            _ => {
+                fields.insert("name".into(), Value::String(name.to_string()));
+            }
+        }
+    }
     match kind.as_ref().and_then(Value::as_str) {
         Some("mqtt") => {}
+        None if name.is_some() => {}
         Some("cron") => {
             return Err(bad("cron triggers are declared in function.toml ([[cron]])".into()))
         }
@@ -371,11 +389,21 @@ async fn create(
         destinations.refuse_internal(&url.0).await.map_err(|why| callback_refused(&why))?;
     }
     for target in &config.functions {
-        let version = state.registry.get(&space, &target.function).map_err(|_| {
+        let version = state.registry.get(space, &target.function).map_err(|_| {
             bad(format!("function '{}' is not deployed in space '{space}'", target.function))
         })?;
         version.resolve_entry(target.entry.as_deref()).map_err(|e| bad(e.to_string()))?;
     }
+    Ok(config)
+}
+
+/// `POST /admin/spaces/<space>/triggers` with `{"type": "mqtt", …}`.
+async fn create(
+    State(state): State<AdminContext>,
+    Path(space): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AdminError> {
+    let config = mqtt_config(&state, &space, &body, None).await?;
     let view = state.mqtt.create(&space, config, TriggerOrigin::Admin)?;
     let location = format!("/admin/spaces/{space}/triggers/{}", view.name);
     let mut response = (StatusCode::CREATED, Json(serde_json::to_value(view).expect("serialises")))
@@ -384,6 +412,25 @@ async fn create(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// `PUT /admin/spaces/<space>/triggers/<name>` with the whole new configuration (as for a
+/// create; `type` and `name` may be left out): replaces an admin-created MQTT trigger.
+async fn replace(
+    State(state): State<AdminContext>,
+    Path((space, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, AdminError> {
+    if state.cron.contains(&space, &name) && state.mqtt.get(&space, &name).is_none() {
+        return Err(AdminError::new(
+            StatusCode::CONFLICT,
+            "declared_in_function_toml",
+            format!("cron trigger '{name}' comes from function.toml: change it there and redeploy"),
+        ));
+    }
+    let config = mqtt_config(&state, &space, &body, Some(&name)).await?;
+    let view = state.mqtt.replace(&space, config)?;
+    Ok(Json(serde_json::to_value(view).expect("trigger view serialises")))
 }
 
 /// 400 `callback_refused`: a callback or webhook URL whose host deliveries may not reach.

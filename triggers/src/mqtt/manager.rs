@@ -208,32 +208,76 @@ impl MqttTriggers {
         config.validate(false).map_err(MqttError::Invalid)?;
         let view = self.launch(space, config.clone(), origin.clone(), None)?;
         if origin == TriggerOrigin::Admin {
-            if let Some((store, sealer)) = &self.store {
-                let label = password_label(space, &config.name);
-                let password = config
-                    .password
-                    .as_ref()
-                    .map(|p| sealer.seal(&label, p.0.as_bytes()))
-                    .transpose()
-                    .map_err(|e| e.to_string());
-                let stored = password.and_then(|password| {
-                    let saved = Saved { space: space.to_string(), password, config };
-                    let bytes = serde_json::to_vec(&saved).expect("trigger config serialises");
-                    store
-                        .insert(store_key(space, &saved.config.name), bytes)
-                        .and_then(|_| store.flush())
-                        .map_err(|e| e.to_string())
-                });
-                if let Err(error) = stored {
-                    let trigger =
-                        self.running.lock().expect("triggers lock").remove(&key(space, &view.name));
-                    if let Some(trigger) = trigger {
-                        tokio::spawn(stop(trigger));
-                    }
-                    return Err(MqttError::Store(error));
+            if let Err(error) = self.save(space, config) {
+                // Not kept, so not running either: a restart would not bring it back.
+                let trigger =
+                    self.running.lock().expect("triggers lock").remove(&key(space, &view.name));
+                if let Some(trigger) = trigger {
+                    tokio::spawn(stop(trigger));
                 }
+                return Err(error);
             }
         }
+        Ok(view)
+    }
+
+    /// Keeps an admin-created trigger in the state database (its password sealed).
+    fn save(&self, space: &str, config: MqttTriggerConfig) -> Result<(), MqttError> {
+        let Some((store, sealer)) = &self.store else { return Ok(()) };
+        let label = password_label(space, &config.name);
+        let password = config
+            .password
+            .as_ref()
+            .map(|p| sealer.seal(&label, p.0.as_bytes()))
+            .transpose()
+            .map_err(|e| MqttError::Store(e.to_string()))?;
+        let saved = Saved { space: space.to_string(), password, config };
+        let bytes = serde_json::to_vec(&saved).expect("trigger config serialises");
+        store
+            .insert(store_key(space, &saved.config.name), bytes)
+            .and_then(|_| store.flush())
+            .map(drop)
+            .map_err(|e| MqttError::Store(e.to_string()))
+    }
+
+    /// Replaces an admin-created trigger's configuration (the name stays): the new one is
+    /// checked first, so a refused one leaves the trigger running as it was; then the old
+    /// connection stops and the new one starts after it (they share the client id). Without a
+    /// new `password` or `password_env`, and with the same `username`, the trigger keeps its
+    /// password.
+    pub fn replace(
+        &self,
+        space: &str,
+        mut config: MqttTriggerConfig,
+    ) -> Result<TriggerView, MqttError> {
+        config.validate(false).map_err(MqttError::Invalid)?;
+        let trigger_key = key(space, &config.name);
+        let previous = {
+            let running = self.running.lock().expect("triggers lock");
+            match running.get(&trigger_key) {
+                None => return Err(MqttError::NotFound { space: space.into(), name: config.name }),
+                Some(Running { origin: TriggerOrigin::FunctionToml { function, .. }, .. }) => {
+                    return Err(MqttError::Declared {
+                        name: config.name,
+                        function: function.clone(),
+                    })
+                }
+                Some(trigger) => trigger.shared.config.clone(),
+            }
+        };
+        if config.password.is_none()
+            && config.password_env.is_none()
+            && config.username == previous.username
+        {
+            config.password = previous.password.clone();
+        }
+        let password = password(&config)?;
+        connection::options(&config, space, password).map_err(MqttError::Invalid)?;
+        let old = self.running.lock().expect("triggers lock").remove(&trigger_key);
+        let stopping = old.map(|old| tokio::spawn(stop(old)));
+        let view = self.launch(space, config.clone(), TriggerOrigin::Admin, stopping)?;
+        self.save(space, config)?;
+        tracing::info!(space, mqtt_trigger = %view.name, "mqtt trigger replaced");
         Ok(view)
     }
 

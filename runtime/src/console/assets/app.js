@@ -796,6 +796,9 @@ function triggerRow(t) {
   const counts = Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${v}`).join(', ');
   const config = Object.assign({}, t.config);
   const deletable = can('change') && t.origin === 'admin' && t.type === 'mqtt';
+  const editButton = deletable
+    ? h('button', { type: 'button', onclick: () => editTrigger(t) }, 'Edit')
+    : '';
   return h('tr', { 'data-trigger': t.name },
     h('td', {}, t.space),
     h('td', {}, t.name),
@@ -806,7 +809,7 @@ function triggerRow(t) {
       status.reason ? h('div', { class: 'muted reason' }, status.reason) : '',
       status.next ? h('div', { class: 'muted' }, 'next: ', status.next.map(when).join(', ')) : ''),
     h('td', {}, counts),
-    h('td', {}, deletable
+    h('td', {}, editButton, ' ', deletable
       ? h('button', {
         class: 'danger',
         type: 'button',
@@ -861,6 +864,32 @@ function subscriptionForm() {
   return form;
 }
 
+// Fills the MQTT form with a trigger's configuration, to save it back changed (PUT).
+function editTrigger(t) {
+  const form = document.getElementById('mqtt-form');
+  if (!form) return;
+  const set = (id, value) => {
+    document.getElementById(id).value = value === undefined || value === null ? '' : value;
+  };
+  const target = (t.config.functions || [])[0] || {};
+  set('mqtt-space', t.space);
+  set('mqtt-name', t.name);
+  set('mqtt-broker', t.config.broker);
+  set('mqtt-topics', (t.config.topics || []).join(', '));
+  set('mqtt-function', target.function);
+  set('mqtt-entry', target.entry);
+  set('mqtt-username', t.config.username);
+  set('mqtt-password', '');
+  set('mqtt-qos', String(t.config.qos));
+  form.dataset.editing = t.name;
+  document.getElementById('mqtt-name').disabled = true;
+  document.getElementById('mqtt-title').textContent = `Edit MQTT trigger ${t.name}`;
+  document.getElementById('mqtt-submit').textContent = 'Save trigger';
+  document.getElementById('mqtt-password').placeholder = 'unchanged';
+  form.scrollIntoView({ block: 'start' });
+  document.getElementById('mqtt-broker').focus();
+}
+
 function mqttForm() {
   const field = (id, label, attrs) => {
     const input = h('input', Object.assign({ id }, attrs || {}));
@@ -875,11 +904,11 @@ function mqttForm() {
   const [user, userLabel] = field('mqtt-username', 'Username (optional)', { autocomplete: 'off' });
   const [password, passwordLabel] = field('mqtt-password', 'Password (optional)', { type: 'password', autocomplete: 'new-password' });
   const qos = h('select', { id: 'mqtt-qos' }, h('option', { value: '1' }, '1'), h('option', { value: '0' }, '0'));
-  const form = h('form', { class: 'panel', 'aria-labelledby': 'mqtt-title' },
+  const form = h('form', { class: 'panel', id: 'mqtt-form', 'aria-labelledby': 'mqtt-title' },
     h('h2', { id: 'mqtt-title' }, 'Create an MQTT trigger'),
     h('div', { class: 'row' }, spaceLabel, nameLabel, brokerLabel, topicsLabel, fnLabel, entryLabel,
       userLabel, passwordLabel, h('label', { for: 'mqtt-qos' }, 'QoS', qos),
-      h('button', { class: 'primary', type: 'submit' }, 'Create trigger')));
+      h('button', { class: 'primary', type: 'submit', id: 'mqtt-submit' }, 'Create trigger')));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const target = { function: fn.value.trim() };
@@ -895,9 +924,16 @@ function mqttForm() {
     if (user.value) body.username = user.value;
     if (password.value) body.password = password.value;
     try {
-      await api('POST', `/admin/spaces/${encodeURIComponent(space.value.trim())}/triggers`, body);
-      password.value = '';
-      await navigate(location.hash, `Created trigger ${body.name}; it connects in the background.`);
+      const where = `/admin/spaces/${encodeURIComponent(space.value.trim())}/triggers`;
+      if (form.dataset.editing) {
+        await api('PUT', `${where}/${encodeURIComponent(form.dataset.editing)}`, body);
+        password.value = '';
+        await navigate(location.hash, `Saved trigger ${body.name}; it reconnects in the background.`);
+      } else {
+        await api('POST', where, body);
+        password.value = '';
+        await navigate(location.hash, `Created trigger ${body.name}; it connects in the background.`);
+      }
     } catch (error) {
       failed(error);
     }
