@@ -382,6 +382,8 @@ async fn statistics_for_the_charts_come_from_the_invocation_log() {
     assert_eq!(status, 200, "{node}");
     assert_eq!(node["functions"], 2);
     assert!(node["max_running"].as_u64().unwrap() >= 1);
+    assert!(node["free_instance_slots"].as_u64().unwrap() >= 1, "{node}");
+    assert!(node["pooled_instances"].is_u64(), "{node}");
     assert!(node["resident_memory_bytes"].as_u64().unwrap() > 1 << 20, "{node}");
 }
 

@@ -178,12 +178,27 @@ async fn an_operator_works_through_the_console_in_chromium() {
     assert_accessible(&client, "sign-in").await;
     let nav = client.find(Locator::Id("nav")).await.unwrap();
     assert!(!nav.is_displayed().await.unwrap(), "no sections before signing in");
+    // The keyboard's way in: the skip link first, then the email field (focused at load).
+    let focused = "return document.activeElement.id || document.activeElement.textContent.trim();";
+    assert_eq!(client.execute(focused, vec![]).await.unwrap(), "email");
+    let back_tab = format!("{}{}", char::from(Key::Shift), char::from(Key::Tab));
+    client.active_element().await.unwrap().send_keys(&back_tab).await.unwrap();
+    assert_eq!(client.execute(focused, vec![]).await.unwrap(), "Skip to content");
     screenshot(&client, "sign-in").await;
     set_field(&client, "#token", "wrong-token").await;
     click(&client, "//button[text()='Sign in with the token']").await;
     status_says(&client, "wrong").await;
     // From the keyboard: the token, then Enter.
     set_field(&client, "#token", &format!("{ADMIN_TOKEN}{}", char::from(Key::Enter))).await;
+
+    // From the keyboard: after a page is drawn, focus is on its content, and Tab goes on from
+    // there to the first link in it.
+    let focused = "return document.activeElement.id || document.activeElement.textContent.trim();";
+    wait_for(&client, "//table//a[text()='behave']").await;
+    assert_eq!(client.execute(focused, vec![]).await.unwrap(), "main");
+    let tab = char::from(Key::Tab).to_string();
+    client.active_element().await.unwrap().send_keys(&tab).await.unwrap();
+    assert_eq!(client.execute(focused, vec![]).await.unwrap(), "behave");
 
     // Functions, the node and the charts (drawn by the chart library into canvases).
     wait_for(&client, "//table//a[text()='behave']").await;

@@ -185,13 +185,16 @@ async fn stats(
 }
 
 /// `GET /admin/node`: running invocations against the run slots, loaded functions, the
-/// process's resident memory, log records dropped.
+/// instance pool (instances made ahead and ready, slots no instance holds), the process's
+/// resident memory, log records dropped.
 async fn node(State(state): State<AdminContext>) -> Json<Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "running_invocations": state.run_slots.running(),
         "max_running": state.run_slots.size(),
         "functions": state.registry.versions().len(),
+        "pooled_instances": state.invoker.pooled_instances(),
+        "free_instance_slots": state.invoker.free_instance_slots(),
         "resident_memory_bytes": resident_memory_bytes(),
         "log_records_dropped": state.logs.dropped(),
     }))

@@ -303,6 +303,7 @@ async function nodePanel() {
     h('dl', { class: 'facts' },
       h('dt', {}, 'Running invocations'), h('dd', {}, `${node.running_invocations} of ${node.max_running} run slots`),
       h('dt', {}, 'Active functions'), h('dd', {}, String(node.functions)),
+      h('dt', {}, 'Instance pool'), h('dd', {}, `${node.pooled_instances} instances ready, ${node.free_instance_slots} slots free`),
       h('dt', {}, 'Resident memory'), h('dd', {}, mib),
       h('dt', {}, 'Log records dropped'), h('dd', {}, String(node.log_records_dropped)),
       h('dt', {}, 'wasmfn'), h('dd', {}, node.version)));
