@@ -107,11 +107,10 @@ async fn candidates(
         .collect()
 }
 
-/// Starts a write transaction holding the collection's lock, its statements limited to the time
-/// left in the budget.
-async fn begin<'a>(
+/// Starts a transaction whose statements are limited to the time left in the budget, so no
+/// query (a read of a large collection included) outlives the operation that asked for it.
+async fn bounded<'a>(
     client: &'a mut deadpool_postgres::Object,
-    at: &CollectionRef,
     budget: &Budget,
 ) -> Result<deadpool_postgres::Transaction<'a>, DocError> {
     let transaction = client.transaction().await.map_err(failed)?;
@@ -119,6 +118,17 @@ async fn begin<'a>(
     // 0 would mean "no limit" to PostgreSQL.
     let timeout = format!("SET LOCAL statement_timeout = {}", left.as_millis().max(1));
     transaction.batch_execute(&timeout).await.map_err(failed)?;
+    Ok(transaction)
+}
+
+/// Starts a write transaction holding the collection's lock, its statements limited to the time
+/// left in the budget.
+async fn begin<'a>(
+    client: &'a mut deadpool_postgres::Object,
+    at: &CollectionRef,
+    budget: &Budget,
+) -> Result<deadpool_postgres::Transaction<'a>, DocError> {
+    let transaction = bounded(client, budget).await?;
     let lock_key = serde_json::json!([at.space, at.database, at.collection]).to_string();
     transaction
         .execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&lock_key])
@@ -158,8 +168,10 @@ impl DocumentStore for PostgresDocuments {
         limits: &Limits,
         budget: &Budget,
     ) -> Result<Vec<Document>, DocError> {
-        let client = self.client().await?;
-        let documents = candidates(&client, at, &query.filter).await?;
+        let mut client = self.client().await?;
+        let transaction = bounded(&mut client, budget).await?;
+        let documents = candidates(&transaction, at, &query.filter).await?;
+        drop(transaction);
         engine::scan(|| engine::select(documents.into_iter().map(Ok), query, limits, budget))
     }
 
@@ -169,8 +181,10 @@ impl DocumentStore for PostgresDocuments {
         filter: &Filter,
         budget: &Budget,
     ) -> Result<u64, DocError> {
-        let client = self.client().await?;
-        let documents = candidates(&client, at, filter).await?;
+        let mut client = self.client().await?;
+        let transaction = bounded(&mut client, budget).await?;
+        let documents = candidates(&transaction, at, filter).await?;
+        drop(transaction);
         engine::scan(|| engine::count(documents.into_iter().map(Ok), filter, budget))
     }
 

@@ -373,3 +373,35 @@ async fn postgres_nodes_starting_at_once_on_an_empty_database_all_connect() {
     let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
     assert!(failures.is_empty(), "{failures:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reads_are_bounded_by_the_operation_budget() {
+    let store = PostgresDocuments::connect(&postgres_url()).await.unwrap_or_else(|error| {
+        panic!("PostgreSQL must run for this test (set WASMFN_TEST_POSTGRES_URL): {error}")
+    });
+    let c = at(&format!("pg-bound-{}", rand::random::<u32>()));
+    let roomy = Limits { max_query_time: std::time::Duration::from_secs(120), ..Limits::default() };
+    let documents = (0..10_000)
+        .map(|id| json!({"_id": id, "note": "x".repeat(200)}).as_object().unwrap().clone())
+        .collect();
+    store.insert(&c, documents, &Budget::new(&roomy, None)).await.unwrap();
+    // One millisecond for reading 10,000 documents: PostgreSQL itself cancels the statement
+    // (its message, not the engine's check of the budget afterwards).
+    let tight = Limits { max_query_time: std::time::Duration::from_millis(1), ..Limits::default() };
+    let filter = Filter::parse(&json!({})).unwrap();
+    let query = FindQuery { filter, projection: None, sort: None, skip: 0, limit: 0 };
+    let found = store.find(&c, &query, &Limits::default(), &Budget::new(&tight, None)).await;
+    assert_eq!(
+        found.unwrap_err(),
+        DocError::LimitExceeded("operation exceeded its time limit".into())
+    );
+    let counted = store.count(&c, &query.filter, &Budget::new(&tight, None)).await;
+    assert_eq!(
+        counted.unwrap_err(),
+        DocError::LimitExceeded("operation exceeded its time limit".into())
+    );
+    // With time enough, the same read answers.
+    let all = store.count(&c, &query.filter, &Budget::new(&roomy, None)).await;
+    assert_eq!(all.unwrap(), 10_000);
+    store.drop_space(&c.space).await.unwrap();
+}
