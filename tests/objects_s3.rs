@@ -130,4 +130,21 @@ async fn the_file_store_example_keeps_its_objects_in_an_s3_bucket() {
         !keys.iter().any(|k| k.ends_with("uploads/data.csv")),
         "deleted from the bucket: {keys:?}"
     );
+
+    // The node is ready while S3 answers, and not once S3 is gone (the check is cached 2 s).
+    let readyz = || async { json(reqwest::get(format!("{base}/readyz")).await.unwrap()).await };
+    let (status, ready) = readyz().await;
+    assert_eq!((status, &ready["backends"]["objects"]), (200, &json!("ok")), "{ready}");
+    drop(s3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (status, ready) = loop {
+        let (status, ready) = readyz().await;
+        if status != 200 || Instant::now() > deadline {
+            break (status, ready);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!((status, ready["status"].as_str()), (503, Some("not_ready")), "{ready}");
+    assert_ne!(ready["backends"]["objects"], "ok", "{ready}");
+    assert_eq!(ready["backends"]["documents"], "ok", "{ready}");
 }

@@ -265,6 +265,10 @@ pub trait DocumentStore: Send + Sync + 'static {
     ) -> Result<Vec<Document>, DocError>;
     /// Removes every collection of a space (for tests and space deletion).
     async fn drop_space(&self, space: &str) -> Result<(), DocError>;
+    /// Whether the backend answers now (`/readyz`); the embedded store always does.
+    async fn check(&self) -> Result<(), DocError> {
+        Ok(())
+    }
     /// What each space keeps, by space name, when the backend enforces [`SpaceQuota`]s (the
     /// embedded store does; PostgreSQL does not, and reports nothing).
     fn usage(&self) -> Vec<(String, SpaceUsage)> {
@@ -317,6 +321,11 @@ impl Documents {
 
     pub fn backend(&self) -> &'static str {
         self.store.backend()
+    }
+
+    /// Whether the backend answers now (for `/readyz`).
+    pub async fn check(&self) -> Result<(), DocError> {
+        self.store.check().await
     }
 
     pub fn limits(&self) -> &Limits {

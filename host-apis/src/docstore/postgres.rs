@@ -262,6 +262,12 @@ impl DocumentStore for PostgresDocuments {
         Ok(doomed)
     }
 
+    async fn check(&self) -> Result<(), DocError> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(failed)?;
+        Ok(())
+    }
+
     async fn drop_space(&self, space: &str) -> Result<(), DocError> {
         let client = self.client().await?;
         client

@@ -379,6 +379,7 @@ async fn postgres_reads_are_bounded_by_the_operation_budget() {
     let store = PostgresDocuments::connect(&postgres_url()).await.unwrap_or_else(|error| {
         panic!("PostgreSQL must run for this test (set WASMFN_TEST_POSTGRES_URL): {error}")
     });
+    store.check().await.expect("a live PostgreSQL answers the readiness check");
     let c = at(&format!("pg-bound-{}", rand::random::<u32>()));
     let roomy = Limits { max_query_time: std::time::Duration::from_secs(120), ..Limits::default() };
     let documents = (0..10_000)

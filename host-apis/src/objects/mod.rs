@@ -167,6 +167,16 @@ impl Objects {
         self
     }
 
+    /// Whether the store answers now (for `/readyz`): a lookup of an object nobody writes, which
+    /// a working store answers "not found".
+    pub async fn check(&self) -> Result<(), ObjectError> {
+        let probe = Path::from_iter(["wasmfn-readiness-probe"].map(PathPart::from));
+        match self.store.head(&probe).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(failed(error)),
+        }
+    }
+
     /// Counts what every space keeps by listing the whole store (once, at start).
     pub async fn count_usage(&self) -> Result<(), ObjectError> {
         usage::count(self.store.as_ref(), &self.ledger).await

@@ -334,6 +334,7 @@ impl Node {
                 event_bus: self.events.clone(),
             },
             sessions: self.sessions.clone(),
+            readiness: Arc::default(),
         }
     }
 

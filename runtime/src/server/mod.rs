@@ -47,6 +47,34 @@ pub struct ServerContext {
     pub admin: AdminContext,
     /// Checks the function sessions webhooks call back with.
     pub sessions: Arc<crate::events::Sessions>,
+    /// The last check of the backends for `/readyz`, and when it was made.
+    pub readiness: Arc<tokio::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>>,
+}
+
+/// How long a check of the backends answers `/readyz` before it is made again: a load balancer
+/// polling every node often costs the backends one check per node per period.
+const READINESS_CACHE: Duration = Duration::from_secs(2);
+/// How long each backend may take to answer the readiness check.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `ok`, or why a backend is not usable now.
+async fn check_backends(state: &ServerContext) -> serde_json::Value {
+    let Some(capabilities) = state.invoker.capabilities().cloned() else {
+        return json!({});
+    };
+    let verdict = |result: Result<Result<(), String>, tokio::time::error::Elapsed>| match result {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(why)) => why,
+        Err(_) => format!("no answer within {} s", READINESS_TIMEOUT.as_secs()),
+    };
+    let documents = tokio::time::timeout(READINESS_TIMEOUT, async {
+        capabilities.documents.check().await.map_err(|e| e.to_string())
+    });
+    let objects = tokio::time::timeout(READINESS_TIMEOUT, async {
+        capabilities.objects.check().await.map_err(|e| e.to_string())
+    });
+    let (documents, objects) = tokio::join!(documents, objects);
+    json!({"documents": verdict(documents), "objects": verdict(objects)})
 }
 
 /// The router: invoke and ingress endpoints, the admin API, health, and JSON 404s for
@@ -77,17 +105,30 @@ pub fn app(state: ServerContext) -> Router {
         .layer(axum::middleware::from_fn(crate::rejections::json_rejections))
 }
 
-/// 200 once functions are loaded and triggers started, 503 before that and while shutting down.
+/// 200 once functions are loaded and triggers started and the document store and object
+/// storage answer; 503 before that, while shutting down, or while a backend does not answer.
 async fn readyz(axum::extract::State(state): axum::extract::State<ServerContext>) -> Response {
     let functions = state.invoker.registry().versions().len();
-    if state.ready.load(std::sync::atomic::Ordering::SeqCst) {
-        axum::Json(json!({"status": "ready", "functions": functions})).into_response()
+    let backends = {
+        // One check at a time; callers meanwhile wait for it and share its answer.
+        let mut cached = state.readiness.lock().await;
+        match &*cached {
+            Some((at, backends)) if at.elapsed() < READINESS_CACHE => backends.clone(),
+            _ => {
+                let backends = check_backends(&state).await;
+                *cached = Some((std::time::Instant::now(), backends.clone()));
+                backends
+            }
+        }
+    };
+    let backends_ok = backends.as_object().is_none_or(|all| all.values().all(|v| v == "ok"));
+    let ready = state.ready.load(std::sync::atomic::Ordering::SeqCst) && backends_ok;
+    let status = if ready { "ready" } else { "not_ready" };
+    let body = json!({"status": status, "functions": functions, "backends": backends});
+    if ready {
+        axum::Json(body).into_response()
     } else {
-        (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "not_ready", "functions": functions})),
-        )
-            .into_response()
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     }
 }
 
