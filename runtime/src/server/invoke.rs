@@ -222,15 +222,34 @@ pub fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// The request headers a function sees: all but the credentials (`Authorization`, the API key
-/// header), which are the platform's business.
+/// header, the console's session cookie), which are the platform's business. A browser signed
+/// in to the console sends its session cookie to every path of the server, function URLs too:
+/// a function must never see it, or its author could act as the operator.
 pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .filter(|(name, _)| *name != header::AUTHORIZATION && name.as_str() != KEY_HEADER)
         .filter_map(|(name, value)| {
-            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+            let value = value.to_str().ok()?;
+            if *name == header::COOKIE {
+                let kept = without_session_cookie(value);
+                return (!kept.is_empty()).then(|| (name.as_str().to_string(), kept));
+            }
+            Some((name.as_str().to_string(), value.to_string()))
         })
         .collect()
+}
+
+/// A `Cookie` header's value without the console's session cookie.
+fn without_session_cookie(value: &str) -> String {
+    let session = crate::access::console::SESSION_COOKIE;
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| pair.split('=').next().map(str::trim) != Some(session))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Keyword arguments from the query (first value of each name) and the body.
@@ -290,6 +309,26 @@ mod tests {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
         }
         headers
+    }
+
+    #[test]
+    fn functions_never_see_the_console_session_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; wasmfn_console=s3ss; lang=nl"),
+        );
+        headers.append(header::COOKIE, HeaderValue::from_static("wasmfn_console=other"));
+        headers.insert("x-test", HeaderValue::from_static("1"));
+        let pairs = header_pairs(&headers);
+        assert_eq!(
+            pairs,
+            vec![
+                ("cookie".to_string(), "theme=dark; lang=nl".to_string()),
+                ("x-test".to_string(), "1".to_string()),
+            ],
+            "other cookies stay; a header holding only the session goes"
+        );
     }
 
     #[test]
