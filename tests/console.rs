@@ -653,3 +653,19 @@ async fn an_mqtt_trigger_is_replaced_in_place_keeping_its_password() {
     assert_eq!(json(put.send().await.unwrap()).await.0, 404);
     broker.stop();
 }
+
+#[tokio::test]
+async fn function_answers_cannot_use_or_set_the_console_session() {
+    let server = two_spaces().await;
+    let admin = sign_in(&server, ADMIN_TOKEN).await.unwrap();
+    // A function's answer is a page of an opaque origin of its own, not the server's (where the
+    // console is): its scripts cannot send or read the console's session.
+    let url = server.url("/spaces/default/functions/behave:behave.greet/invoke?name=Ada");
+    let answer = server.client.get(url).header(COOKIE, &admin.cookie).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let csp = answer.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("sandbox ") && !csp.contains("allow-same-origin"), "{csp}");
+    // The session still works (the call neither used nor ended it).
+    let listed = admin.request(&server, Method::GET, "/admin/functions").send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+}

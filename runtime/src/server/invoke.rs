@@ -148,6 +148,10 @@ pub fn outcome_response(outcome: Outcome) -> Response {
             let mut response = Response::new(Body::from(function_response.body));
             *response.status_mut() = status;
             copy_function_headers(&function_response.headers, response.headers_mut());
+            response.headers_mut().append(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(FUNCTION_ANSWER_POLICY),
+            );
             response.extensions_mut().insert(crate::rejections::FunctionAnswer);
             response
         }
@@ -155,6 +159,19 @@ pub fn outcome_response(outcome: Outcome) -> Response {
     };
     response.headers_mut().insert("x-invocation-id", id);
     response
+}
+
+/// Added to every function's answer (besides any policy of its own, which still applies): a
+/// page a function returns runs in an opaque origin of its own, not the server's, so its
+/// scripts cannot use the console's session (its cookie is not sent from there, and the
+/// console's answers cannot be read) even though both are served from one address.
+pub const FUNCTION_ANSWER_POLICY: &str =
+    "sandbox allow-scripts allow-forms allow-popups allow-downloads allow-modals";
+
+/// Whether a `Set-Cookie` value sets the console's session cookie.
+fn sets_session_cookie(value: &HeaderValue) -> bool {
+    let name = value.to_str().ok().and_then(|v| v.split('=').next()).map(str::trim);
+    name == Some(crate::access::console::SESSION_COOKIE)
 }
 
 fn copy_function_headers(pairs: &[(String, String)], headers: &mut HeaderMap) {
@@ -167,6 +184,11 @@ fn copy_function_headers(pairs: &[(String, String)], headers: &mut HeaderMap) {
         };
         // The server frames the body itself; a function cannot override that.
         if [header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::CONNECTION].contains(&name) {
+            continue;
+        }
+        // Nor may it set (or clear) an operator's console session.
+        if name == header::SET_COOKIE && sets_session_cookie(&value) {
+            tracing::warn!("dropping a function's Set-Cookie of the console's session cookie");
             continue;
         }
         headers.append(name, value);
@@ -309,6 +331,18 @@ mod tests {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
         }
         headers
+    }
+
+    #[test]
+    fn function_answers_cannot_set_the_console_session_cookie() {
+        let pairs = vec![
+            ("set-cookie".to_string(), "wasmfn_console=attacker; Path=/".to_string()),
+            ("set-cookie".to_string(), "theme=dark".to_string()),
+        ];
+        let mut headers = HeaderMap::new();
+        copy_function_headers(&pairs, &mut headers);
+        let set: Vec<_> = headers.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(set, vec![HeaderValue::from_static("theme=dark")]);
     }
 
     #[test]
