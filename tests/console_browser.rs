@@ -267,6 +267,8 @@ async fn an_operator_works_through_the_console_in_chromium() {
     set_field(&client, "#log-outcome", "function_exception").await;
     click(&client, "//button[text()='Filter']").await;
     let failing = "//*[@id='log-results']//tr[td[contains(., 'function_exception')]]//a";
+    wait_for(&client, failing).await;
+    screenshot(&client, "log").await;
     click(&client, failing).await;
     wait_for(
         &client,
@@ -393,6 +395,7 @@ async fn an_operator_works_through_the_console_in_chromium() {
     click(&client, "//button[text()='Invite']").await;
     let code = wait_for(&client, "//pre[@id='invitation-code']").await.text().await.unwrap();
     assert!(code.starts_with("wfi_"), "{code}");
+    screenshot(&client, "accounts").await;
 
     // Sign out: the session ends on the server too.
     click(&client, "//button[@id='sign-out']").await;
