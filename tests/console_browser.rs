@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use support::broker::Broker;
-use support::{json, start_server, TestServer, ADMIN_TOKEN};
+use support::{json, TestServer, ADMIN_TOKEN};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -165,8 +165,21 @@ async fn active_version(server: &TestServer, name: &str) -> Value {
 
 #[tokio::test]
 async fn an_operator_works_through_the_console_in_chromium() {
-    let server = start_server(&["behave"], None).await;
+    // The test fixture and an example, as `wasmfn serve` would serve them.
     let bundle = tokio::task::spawn_blocking(|| support::fixture_bundle("behave")).await.unwrap();
+    let example = tokio::task::spawn_blocking(|| {
+        std::fs::read(support::example_bundle("hello-world")).expect("the example's bundle")
+    })
+    .await
+    .unwrap();
+    let bundles = vec![("default".to_string(), bundle.clone()), ("default".to_string(), example)];
+    let server = support::start_bundles(
+        bundles,
+        None,
+        support::node_options(),
+        support::capability_options(),
+    )
+    .await;
     let upload = tempfile::Builder::new().suffix(".wasm").tempfile().unwrap();
     std::fs::write(upload.path(), &bundle).unwrap();
     let driver = start_driver().await;
@@ -190,6 +203,13 @@ async fn an_operator_works_through_the_console_in_chromium() {
     status_says(&client, "wrong").await;
     // From the keyboard: the token, then Enter.
     set_field(&client, "#token", &format!("{ADMIN_TOKEN}{}", char::from(Key::Enter))).await;
+
+    // The example is listed too, and answers from Try it.
+    click(&client, "//table//a[text()='hello-world']").await;
+    wait_for(&client, "//h1[text()='default / hello-world']").await;
+    click(&client, "//button[text()='Invoke']").await;
+    wait_for(&client, "//pre[@id='try-body'][contains(., 'Hello World')]").await;
+    click(&client, "//nav//a[text()='Functions']").await;
 
     // From the keyboard: after a page is drawn, focus is on its content, and Tab goes on from
     // there to the first link in it.
