@@ -669,3 +669,44 @@ async fn function_answers_cannot_use_or_set_the_console_session() {
     let listed = admin.request(&server, Method::GET, "/admin/functions").send().await.unwrap();
     assert_eq!(listed.status(), 200);
 }
+
+#[test]
+fn wasmfn_accounts_manages_accounts_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let (_server, base) = support::spawn_serve(data.path(), &[]);
+    let cli = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut command = support::wasmfn();
+        command.arg("accounts").args(args).args(["--server", &base, "--token", ADMIN_TOKEN]);
+        command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        command.stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        if let Some(text) = stdin {
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let output = child.wait_with_output().unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (output.status.success(), text(&output.stdout), text(&output.stderr))
+    };
+    let (ok, code, err) = cli(&["invite", "eve@example.com", "--role", "default:viewer"], None);
+    assert!(ok && code.trim().starts_with("wfi_"), "{code} {err}");
+    assert!(err.contains("not shown again"), "{err}");
+    let create =
+        ["create", "ada@example.com", "--role", "default:developer", "--role", "other:owner"];
+    let (ok, out, err) = cli(&create, Some("a long passphrase\n"));
+    assert!(ok && out.contains("default:developer, other:owner"), "{out} {err}");
+    let (ok, out, _) = cli(&["list"], None);
+    assert!(ok && out.contains("ada@example.com") && !out.contains("passphrase"), "{out}");
+    let (ok, out, err) = cli(&["roles", "ada@example.com", "--role", "default:viewer"], None);
+    assert!(ok && out.contains("ada@example.com: default:viewer"), "{out} {err}");
+    let (ok, _, err) = cli(&["invite", "x@example.com", "--role", "default:boss"], None);
+    assert!(!ok && err.contains("viewer, developer or owner"), "{err}");
+    let (ok, _, err) =
+        cli(&["create", "short@example.com", "--role", "default:viewer"], Some("short\n"));
+    assert!(!ok && err.contains("password"), "{err}");
+    let (ok, out, _) = cli(&["delete", "ada@example.com"], None);
+    assert!(ok && out.contains("deleted"), "{out}");
+    let (ok, out, _) = cli(&["list"], None);
+    assert!(ok && out.contains("no accounts"), "{out}");
+}

@@ -12,6 +12,7 @@ use crate::python_build::{self, BuildOptions};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::toolchain::wasmfn_home;
 
+mod accounts;
 mod admin_client;
 mod bench;
 mod config;
@@ -24,6 +25,7 @@ mod new;
 mod serve;
 mod triggers;
 
+pub use accounts::AccountsArgs;
 pub use admin_client::AdminArgs;
 pub use bench::BenchArgs;
 pub use config::{ConfigArgs, SecretsArgs};
@@ -46,9 +48,9 @@ pub use triggers::TriggersArgs;
                   `wasmfn build` compiles a function folder with componentize-py, \
                   `wasmfn serve` serves bundles over HTTP with a fresh, isolated instance per \
                   invocation (plus cron, MQTT and asynchronous triggers), `wasmfn invoke` runs \
-                  one call locally. `deploy`, `functions`, `keys`, `config`, `secrets`, `triggers` and \
-                  `logs` talk
-                  to a running server's admin API."
+                  one call locally. `deploy`, `functions`, `keys`, `accounts`, `config`, `secrets`, \
+                  `triggers` and `logs` talk to a running server's admin API, as its console \
+                  does in a browser (/console)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -94,6 +96,8 @@ pub enum Command {
     Functions(FunctionsArgs),
     /// Create, list, revoke and share the API keys callers invoke functions with.
     Keys(KeysArgs),
+    /// List, invite, create, change and delete the console's operator accounts.
+    Accounts(AccountsArgs),
     /// Show, set and unset the configuration values a running server gives a function.
     Config(ConfigArgs),
     /// List, set and unset a function's secrets on a running server (write-only).
@@ -304,6 +308,7 @@ pub async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Deploy(args) => functions::deploy(args).await,
         Command::Functions(args) => functions::functions(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Accounts(args) => accounts::run(args).await,
         Command::Logs(args) => logs::run(args).await,
         Command::Config(args) => config::config(args).await,
         Command::Secrets(args) => config::secrets(args).await,
