@@ -14,6 +14,7 @@ use crate::guest_sources;
 use crate::manifest::{FunctionManifest, ManifestError, MANIFEST_FILE};
 use crate::toolchain::{wasmfn_home, Toolchain};
 
+mod bounded;
 mod lock;
 pub mod reproducible;
 mod requirements;
@@ -417,7 +418,10 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         .env("RUST_BACKTRACE", "0")
         .env("RUST_LIB_BACKTRACE", "0");
     let deadline = options.deadline.unwrap_or(DEFAULT_COMPONENTIZE_DEADLINE);
-    let (succeeded, stderr) = run_with_deadline(command, deadline)?;
+    let (status, stderr) = bounded::run_bounded(command, deadline)
+        .map_err(io("running componentize-py"))?
+        .ok_or(BuildError::Deadline { seconds: deadline.as_secs() })?;
+    let succeeded = status.success();
     drop(elapsed);
     if !succeeded {
         let stderr = String::from_utf8_lossy(&stderr);
@@ -643,59 +647,6 @@ fn last_lines(text: &str, count: usize) -> String {
 /// Turns componentize-py's failure into the user's error: the Python traceback with each mount
 /// (`/0`, `/1`, ...) shown as `mounts` says, and `file:line` of the innermost user frame (a
 /// mount shown as a path, not as `<...>`).
-/// The most of componentize-py's stderr kept (its tail: where the traceback is).
-const MAX_KEPT_STDERR: usize = 1 << 20;
-
-/// Runs componentize-py in a process group of its own, keeping its stderr: whether it
-/// succeeded, and what it wrote. When `deadline` passes, the group is killed and the answer is
-/// [`BuildError::Deadline`].
-fn run_with_deadline(
-    mut command: Command,
-    deadline: std::time::Duration,
-) -> Result<(bool, Vec<u8>), BuildError> {
-    use std::io::Read;
-    use std::os::unix::process::CommandExt;
-    let mut child = command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(io("running componentize-py"))?;
-    let mut pipe = child.stderr.take().expect("stderr is piped");
-    let reader = std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut chunk = [0u8; 8192];
-        while let Ok(n) = pipe.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            kept.extend_from_slice(&chunk[..n]);
-            if kept.len() > MAX_KEPT_STDERR {
-                kept.drain(..kept.len() - MAX_KEPT_STDERR);
-            }
-        }
-        kept
-    });
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(io("waiting for componentize-py"))? {
-            break status;
-        }
-        if started.elapsed() >= deadline {
-            if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
-                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(BuildError::Deadline { seconds: deadline.as_secs() });
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let stderr = reader.join().unwrap_or_default();
-    Ok((status.success(), stderr))
-}
-
 fn componentize_error(stderr: &str, mounts: &[(String, String)], dir: &Path) -> BuildError {
     let Some(start) = stderr.find("Traceback (most recent call last):").map(|i| {
         // The first traceback is componentize-py's own wrapper; the guest's follows it.

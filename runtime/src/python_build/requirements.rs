@@ -6,8 +6,8 @@
 //! build errors; it must not touch the staging layout or componentize-py (the parent module).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use super::{discover_modules, io, last_lines, lock, BuildError};
 use crate::toolchain::{wasmfn_home, Toolchain, GUEST_PYTHON_VERSION};
@@ -322,29 +322,9 @@ fn build_pure_wheel(
 /// Runs `command` (output discarded) in a process group of its own: true when it succeeded
 /// within `deadline`; when the deadline passes, the group (the command and every process it
 /// started) is killed and the answer is false.
-fn run_within(mut command: Command, deadline: Duration) -> std::io::Result<bool> {
-    use std::os::unix::process::CommandExt;
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()?;
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status.success());
-        }
-        if started.elapsed() >= deadline {
-            if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
-                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn run_within(command: Command, deadline: Duration) -> std::io::Result<bool> {
+    let finished = super::bounded::run_bounded(command, deadline)?;
+    Ok(finished.is_some_and(|(status, _)| status.success()))
 }
 
 /// The build error pip's `stderr` stands for: a package with native code only is named (with
@@ -483,6 +463,7 @@ fn requirement_name(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn a_source_build_past_its_deadline_is_stopped_with_everything_it_started() {
