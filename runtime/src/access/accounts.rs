@@ -88,6 +88,8 @@ fn store_error(error: impl std::fmt::Display) -> AccountError {
 pub struct Accounts {
     accounts: sled::Tree,
     invitations: sled::Tree,
+    /// The email of each account, by id: every console request of an account looks it up.
+    ids: sled::Tree,
     checks: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
@@ -148,9 +150,11 @@ fn now_rfc3339() -> String {
 }
 
 impl Accounts {
-    pub fn open(accounts: sled::Tree, invitations: sled::Tree) -> Self {
+    /// Accounts by email in `accounts`, by id in `ids` (kept beside it), invitations in
+    /// `invitations`.
+    pub fn open(accounts: sled::Tree, invitations: sled::Tree, ids: sled::Tree) -> Self {
         let checks = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS));
-        Self { accounts, invitations, checks }
+        Self { accounts, invitations, ids, checks }
     }
 
     /// Every account, by email.
@@ -166,7 +170,17 @@ impl Accounts {
 
     /// The account with this id, if any.
     pub fn get(&self, id: &str) -> Option<Account> {
-        self.list().ok()?.into_iter().find(|account| account.id == id)
+        self.stored(id).ok().flatten().map(|(_, stored)| stored.account)
+    }
+
+    /// The email key and stored record of the account with this id.
+    fn stored(&self, id: &str) -> Result<Option<(sled::IVec, StoredAccount)>, AccountError> {
+        let Some(email) = self.ids.get(id.as_bytes()).map_err(store_error)? else {
+            return Ok(None);
+        };
+        let Some(value) = self.accounts.get(&email).map_err(store_error)? else { return Ok(None) };
+        let stored = serde_json::from_slice(&value).map_err(store_error)?;
+        Ok(Some((email, stored)))
     }
 
     /// Creates an account (the admin does, or registration with an invitation).
@@ -202,7 +216,9 @@ impl Accounts {
         if swapped.is_err() {
             return Err(AccountError::Exists(email));
         }
+        self.ids.insert(account.id.as_bytes(), email.as_bytes()).map_err(store_error)?;
         self.accounts.flush().map_err(store_error)?;
+        self.ids.flush().map_err(store_error)?;
         Ok(account)
     }
 
@@ -213,25 +229,22 @@ impl Accounts {
         roles: BTreeMap<String, Role>,
     ) -> Result<Account, AccountError> {
         check_roles(&roles)?;
-        let account = self.get(id).ok_or_else(|| AccountError::NotFound(id.to_string()))?;
-        let value = self
-            .accounts
-            .get(account.email.as_bytes())
-            .map_err(store_error)?
-            .ok_or_else(|| AccountError::NotFound(id.to_string()))?;
-        let mut stored: StoredAccount = serde_json::from_slice(&value).map_err(store_error)?;
+        let (email, mut stored) =
+            self.stored(id)?.ok_or_else(|| AccountError::NotFound(id.to_string()))?;
         stored.account.roles = roles;
         let value = serde_json::to_vec(&stored).expect("accounts serialise");
-        self.accounts.insert(account.email.as_bytes(), value).map_err(store_error)?;
+        self.accounts.insert(email, value).map_err(store_error)?;
         self.accounts.flush().map_err(store_error)?;
         Ok(stored.account)
     }
 
     /// Deletes an account: its sessions end at their next request.
     pub fn delete(&self, id: &str) -> Result<(), AccountError> {
-        let account = self.get(id).ok_or_else(|| AccountError::NotFound(id.to_string()))?;
-        self.accounts.remove(account.email.as_bytes()).map_err(store_error)?;
+        let (email, _) = self.stored(id)?.ok_or_else(|| AccountError::NotFound(id.to_string()))?;
+        self.accounts.remove(email).map_err(store_error)?;
+        self.ids.remove(id.as_bytes()).map_err(store_error)?;
         self.accounts.flush().map_err(store_error)?;
+        self.ids.flush().map_err(store_error)?;
         Ok(())
     }
 
@@ -328,7 +341,11 @@ mod tests {
 
     fn accounts() -> Accounts {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        Accounts::open(db.open_tree("a").unwrap(), db.open_tree("i").unwrap())
+        Accounts::open(
+            db.open_tree("a").unwrap(),
+            db.open_tree("i").unwrap(),
+            db.open_tree("d").unwrap(),
+        )
     }
 
     fn roles(pairs: &[(&str, Role)]) -> BTreeMap<String, Role> {

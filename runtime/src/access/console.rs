@@ -324,6 +324,23 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|c| c.value().to_string())
 }
 
+/// A `Cookie` header's value without the session cookie (for what a function sees): the
+/// other cookies as they came.
+pub fn without_session_cookie(value: &str) -> String {
+    cookie::Cookie::split_parse(value)
+        .filter_map(Result::ok)
+        .filter(|c| c.name() != SESSION_COOKIE)
+        .map(|c| format!("{}={}", c.name(), c.value()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Whether a `Set-Cookie` value (a function's answer) would set or clear the session cookie.
+pub fn sets_session_cookie(value: &HeaderValue) -> bool {
+    let parsed = value.to_str().ok().and_then(|v| cookie::Cookie::parse(v).ok());
+    parsed.is_some_and(|c| c.name() == SESSION_COOKIE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,7 +351,11 @@ mod tests {
 
     fn accounts() -> Accounts {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        Accounts::open(db.open_tree("a").unwrap(), db.open_tree("i").unwrap())
+        Accounts::open(
+            db.open_tree("a").unwrap(),
+            db.open_tree("i").unwrap(),
+            db.open_tree("d").unwrap(),
+        )
     }
 
     fn with_cookie(id: &str, csrf: Option<&str>) -> HeaderMap {

@@ -236,7 +236,8 @@ async fn authorize(
         },
     };
     if let Scope::Space { space, .. } = &scope {
-        if !space_session_may(space, request.method(), request.uri().path()) {
+        let viewer = |s: &str| (s == space).then_some(crate::access::accounts::Role::Viewer);
+        if !role_may(viewer, request.method(), request.uri().path()) {
             return AdminError::new(
                 StatusCode::FORBIDDEN,
                 "read_only",
@@ -249,7 +250,7 @@ async fn authorize(
         }
     }
     if let Scope::Account { roles, email, .. } = &scope {
-        if !account_may(roles, request.method(), request.uri().path()) {
+        if !role_may(|s: &str| roles.get(s).copied(), request.method(), request.uri().path()) {
             return AdminError::new(
                 StatusCode::FORBIDDEN,
                 "no_access",
@@ -262,11 +263,12 @@ async fn authorize(
     next.run(request).await
 }
 
-/// What an operator account may reach: in a space it has a role in, reads and Try it (viewer),
-/// changes but to API keys (developer), everything (owner); and the invocation log, which the
-/// log handlers cut to its spaces.
-fn account_may(
-    roles: &std::collections::BTreeMap<String, crate::access::accounts::Role>,
+/// What a console session may reach, given its role in each space (`role_in`): in a space it
+/// has a role in, reads and Try it (viewer), changes but to API keys (developer), everything
+/// (owner); and the invocation log, which the log handlers cut to its spaces. A key's session
+/// is a viewer of its own space; an account has its roles.
+fn role_may(
+    role_in: impl Fn(&str) -> Option<crate::access::accounts::Role>,
     method: &axum::http::Method,
     path: &str,
 ) -> bool {
@@ -279,7 +281,7 @@ fn account_may(
     else {
         return false;
     };
-    let Some(role) = roles.get(space) else { return false };
+    let Some(role) = role_in(space) else { return false };
     let parts: Vec<&str> = rest.split('/').collect();
     let tries =
         *method == axum::http::Method::POST && matches!(parts.as_slice(), ["functions", _, "try"]);
@@ -287,25 +289,9 @@ fn account_may(
         return true;
     }
     match parts.first() {
-        Some(&"keys") => *role >= Role::Owner,
-        _ => *role >= Role::Developer,
+        Some(&"keys") => role >= Role::Owner,
+        _ => role >= Role::Developer,
     }
-}
-
-/// What a console session signed in with an API key of `space` may reach: reads under its
-/// space and of the invocation log (which the log handlers cut to its space), and Try it.
-fn space_session_may(space: &str, method: &axum::http::Method, path: &str) -> bool {
-    let own = path
-        .strip_prefix("/admin/spaces/")
-        .and_then(|rest| rest.split_once('/'))
-        .filter(|(first, _)| *first == space)
-        .map(|(_, rest)| rest);
-    if *method == axum::http::Method::POST {
-        let parts: Vec<&str> = own.unwrap_or("").split('/').collect();
-        return matches!(parts.as_slice(), ["functions", _, "try"]);
-    }
-    let reads = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
-    reads && (own.is_some() || path == "/admin/logs" || path.starts_with("/admin/logs/"))
 }
 
 /// The MQTT and cron triggers, admin-created and declared (event triggers are listed under

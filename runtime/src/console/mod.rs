@@ -154,8 +154,18 @@ fn sign_in_refused(error: sessions::SignInError) -> AdminError {
 /// The answer that starts a session: the view, and the cookie.
 fn started(state: &AdminContext, scope: sessions::Scope, status: StatusCode) -> Response {
     let (id, view) = state.console.start(scope);
+    with_session(state, status, &id, view)
+}
+
+/// The answer to a sign-in: the session's view, and its cookie.
+fn with_session(
+    state: &AdminContext,
+    status: StatusCode,
+    id: &str,
+    view: sessions::SessionView,
+) -> Response {
     let mut response = (status, Json(view)).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, state.console.cookie(&id));
+    response.headers_mut().insert(header::SET_COOKIE, state.console.cookie(id));
     response
 }
 
@@ -197,9 +207,7 @@ async fn sign_in(
                 .console
                 .sign_in(client, &token, &state.token, &state.access)
                 .map_err(sign_in_refused)?;
-            let mut response = Json(view).into_response();
-            response.headers_mut().insert(header::SET_COOKIE, state.console.cookie(&id));
-            Ok(response)
+            Ok(with_session(&state, StatusCode::OK, &id, view))
         }
         SignIn { token: None, email: Some(email), password: Some(password) } => {
             state.console.may_try(client).map_err(sign_in_refused)?;

@@ -199,6 +199,7 @@ impl Node {
         let accounts = Arc::new(crate::access::accounts::Accounts::open(
             state.tree("console_accounts")?,
             state.tree("console_invitations")?,
+            state.tree("console_account_ids")?,
         ));
         let cron = Arc::new(CronTriggers::new(
             runtime.invoker().clone(),

@@ -168,12 +168,6 @@ pub fn outcome_response(outcome: Outcome) -> Response {
 pub const FUNCTION_ANSWER_POLICY: &str =
     "sandbox allow-scripts allow-forms allow-popups allow-downloads allow-modals";
 
-/// Whether a `Set-Cookie` value sets the console's session cookie.
-fn sets_session_cookie(value: &HeaderValue) -> bool {
-    let name = value.to_str().ok().and_then(|v| v.split('=').next()).map(str::trim);
-    name == Some(crate::access::console::SESSION_COOKIE)
-}
-
 fn copy_function_headers(pairs: &[(String, String)], headers: &mut HeaderMap) {
     for (name, value) in pairs {
         let (Ok(name), Ok(value)) =
@@ -187,7 +181,7 @@ fn copy_function_headers(pairs: &[(String, String)], headers: &mut HeaderMap) {
             continue;
         }
         // Nor may it set (or clear) an operator's console session.
-        if name == header::SET_COOKIE && sets_session_cookie(&value) {
+        if name == header::SET_COOKIE && crate::access::console::sets_session_cookie(&value) {
             tracing::warn!("dropping a function's Set-Cookie of the console's session cookie");
             continue;
         }
@@ -254,24 +248,12 @@ pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
         .filter_map(|(name, value)| {
             let value = value.to_str().ok()?;
             if *name == header::COOKIE {
-                let kept = without_session_cookie(value);
+                let kept = crate::access::console::without_session_cookie(value);
                 return (!kept.is_empty()).then(|| (name.as_str().to_string(), kept));
             }
             Some((name.as_str().to_string(), value.to_string()))
         })
         .collect()
-}
-
-/// A `Cookie` header's value without the console's session cookie.
-fn without_session_cookie(value: &str) -> String {
-    let session = crate::access::console::SESSION_COOKIE;
-    value
-        .split(';')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| pair.split('=').next().map(str::trim) != Some(session))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Keyword arguments from the query (first value of each name) and the body.

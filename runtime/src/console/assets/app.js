@@ -122,6 +122,12 @@ function statusBadge(status) {
   return h('span', { class: `badge ${kind}` }, String(status));
 }
 
+// An input and its label (the label holds it): [input, label].
+function labelled(id, label, attrs) {
+  const input = h('input', Object.assign({ id }, attrs || {}));
+  return [input, h('label', { for: id }, label, input)];
+}
+
 function table(headings, rows) {
   return h('div', { class: 'table-wrap' },
     h('table', {},
@@ -825,16 +831,12 @@ function triggerRow(t) {
 const EVENT_NAMES = ['STORAGE_INSERT', 'STORAGE_UPDATE', 'STORAGE_DELETE', 'OBJECT_PUT', 'OBJECT_DELETE', 'AUTH_LOGIN', 'AUTH_REGISTER'];
 
 function subscriptionForm() {
-  const input = (id, label, attrs) => {
-    const field = h('input', Object.assign({ id }, attrs || {}));
-    return [field, h('label', { for: id }, label, field)];
-  };
-  const [space, spaceLabel] = input('sub-space', 'Space', { value: ownSpace() || 'default', required: true, disabled: ownSpace() ? true : null });
-  const [name, nameLabel] = input('sub-name', 'Name', { required: true });
+  const [space, spaceLabel] = labelled('sub-space', 'Space', { value: ownSpace() || 'default', required: true, disabled: ownSpace() ? true : null });
+  const [name, nameLabel] = labelled('sub-name', 'Name', { required: true });
   const boxes = EVENT_NAMES.map((event) => h('input', { type: 'checkbox', id: `sub-${event}`, value: event }));
-  const [collection, collectionLabel] = input('sub-collection', 'Collection (optional)', {});
-  const [fn, fnLabel] = input('sub-function', 'Function', {});
-  const [url, urlLabel] = input('sub-webhook', 'or webhook URL', { type: 'url', placeholder: 'https://hooks.example.com/…' });
+  const [collection, collectionLabel] = labelled('sub-collection', 'Collection (optional)', {});
+  const [fn, fnLabel] = labelled('sub-function', 'Function', {});
+  const [url, urlLabel] = labelled('sub-webhook', 'or webhook URL', { type: 'url', placeholder: 'https://hooks.example.com/…' });
   const shown = h('div', { 'aria-live': 'polite' });
   const form = h('form', { class: 'panel', 'aria-labelledby': 'sub-title' },
     h('h2', { id: 'sub-title' }, 'Create an event subscription'),
@@ -892,18 +894,14 @@ function editTrigger(t) {
 }
 
 function mqttForm() {
-  const field = (id, label, attrs) => {
-    const input = h('input', Object.assign({ id }, attrs || {}));
-    return [input, h('label', { for: id }, label, input)];
-  };
-  const [space, spaceLabel] = field('mqtt-space', 'Space', { value: ownSpace() || 'default', required: true, disabled: ownSpace() ? true : null });
-  const [name, nameLabel] = field('mqtt-name', 'Name', { required: true, pattern: '[a-z0-9_-]{1,64}' });
-  const [broker, brokerLabel] = field('mqtt-broker', 'Broker', { required: true, placeholder: 'mqtt://host:1883' });
-  const [topics, topicsLabel] = field('mqtt-topics', 'Topics (comma-separated)', { required: true, placeholder: 'plant/+/temp' });
-  const [fn, fnLabel] = field('mqtt-function', 'Function', { required: true });
-  const [entry, entryLabel] = field('mqtt-entry', 'Entry (optional)', {});
-  const [user, userLabel] = field('mqtt-username', 'Username (optional)', { autocomplete: 'off' });
-  const [password, passwordLabel] = field('mqtt-password', 'Password (optional)', { type: 'password', autocomplete: 'new-password' });
+  const [space, spaceLabel] = labelled('mqtt-space', 'Space', { value: ownSpace() || 'default', required: true, disabled: ownSpace() ? true : null });
+  const [name, nameLabel] = labelled('mqtt-name', 'Name', { required: true, pattern: '[a-z0-9_-]{1,64}' });
+  const [broker, brokerLabel] = labelled('mqtt-broker', 'Broker', { required: true, placeholder: 'mqtt://host:1883' });
+  const [topics, topicsLabel] = labelled('mqtt-topics', 'Topics (comma-separated)', { required: true, placeholder: 'plant/+/temp' });
+  const [fn, fnLabel] = labelled('mqtt-function', 'Function', { required: true });
+  const [entry, entryLabel] = labelled('mqtt-entry', 'Entry (optional)', {});
+  const [user, userLabel] = labelled('mqtt-username', 'Username (optional)', { autocomplete: 'off' });
+  const [password, passwordLabel] = labelled('mqtt-password', 'Password (optional)', { type: 'password', autocomplete: 'new-password' });
   const qos = h('select', { id: 'mqtt-qos' }, h('option', { value: '1' }, '1'), h('option', { value: '0' }, '0'));
   const form = h('form', { class: 'panel', id: 'mqtt-form', 'aria-labelledby': 'mqtt-title' },
     h('h2', { id: 'mqtt-title' }, 'Create an MQTT trigger'),
