@@ -123,62 +123,97 @@ pub fn select(
     limits: &Limits,
     budget: &Budget,
 ) -> Result<Vec<Document>, DocError> {
-    let meter = budget.meter();
-    let skip = usize::try_from(query.skip).unwrap_or(usize::MAX);
-    let limit = if query.limit == 0 { usize::MAX } else { query.limit as usize };
-    let mut matched = Vec::new();
-    let mut held = 0usize;
+    let mut selection = Selection::new(query, limits, budget);
     for document in documents {
-        budget.check()?;
-        let document = document?;
-        if hit(&query.filter, &document, &meter, budget)?.is_none() {
-            continue;
-        }
-        if query.sort.is_none() && matched.len() >= skip.saturating_add(limit) {
+        if !selection.offer(document?)? {
             break;
         }
-        held += json_len(&document);
-        let bound = if query.sort.is_some() { limits.max_sort_bytes } else { usize::MAX };
-        if held > bound {
+    }
+    selection.finish()
+}
+
+/// A `find` answered incrementally: the backend offers documents in its natural order (a page
+/// at a time, say) until the selection needs no more, then finishes it.
+pub struct Selection<'a> {
+    query: &'a FindQuery,
+    limits: &'a Limits,
+    budget: &'a Budget,
+    meter: Meter,
+    skip: usize,
+    limit: usize,
+    matched: Vec<Document>,
+    held: usize,
+}
+
+impl<'a> Selection<'a> {
+    pub fn new(query: &'a FindQuery, limits: &'a Limits, budget: &'a Budget) -> Self {
+        Self {
+            query,
+            limits,
+            budget,
+            meter: budget.meter(),
+            skip: usize::try_from(query.skip).unwrap_or(usize::MAX),
+            limit: if query.limit == 0 { usize::MAX } else { query.limit as usize },
+            matched: Vec::new(),
+            held: 0,
+        }
+    }
+
+    /// Offers the next document; false once no later document can change the answer (enough
+    /// matched and nothing to sort).
+    pub fn offer(&mut self, document: Document) -> Result<bool, DocError> {
+        let budget = self.budget;
+        budget.check()?;
+        if hit(&self.query.filter, &document, &self.meter, budget)?.is_none() {
+            return Ok(true);
+        }
+        self.held += json_len(&document);
+        let bound = if self.query.sort.is_some() { self.limits.max_sort_bytes } else { usize::MAX };
+        if self.held > bound {
             return Err(DocError::LimitExceeded(format!(
                 "sort exceeded the memory limit of {} bytes; add a filter or a limit",
-                limits.max_sort_bytes
+                self.limits.max_sort_bytes
             )));
         }
-        matched.push(document);
+        self.matched.push(document);
+        Ok(self.query.sort.is_some() || self.matched.len() < self.skip.saturating_add(self.limit))
     }
-    if let Some(sort) = &query.sort {
-        // A stable sort keeps natural order between equal keys. Past the deadline every pair
-        // compares equal, so the sort ends quickly and its (meaningless) order is dropped.
-        matched.sort_by(
-            |a, b| {
+
+    /// Sorts, skips, limits and projects what matched.
+    pub fn finish(self) -> Result<Vec<Document>, DocError> {
+        let Self { query, limits, budget, meter, skip, limit, mut matched, .. } = self;
+        if let Some(sort) = &query.sort {
+            // A stable sort keeps natural order between equal keys. Past the deadline every
+            // pair compares equal, so the sort ends quickly and its (meaningless) order is
+            // dropped.
+            matched.sort_by(|a, b| {
                 if meter.tick() {
                     sort.compare(a, b)
                 } else {
                     std::cmp::Ordering::Equal
                 }
-            },
-        );
-        meter.check().map_err(|_| budget.exceeded())?;
-    }
-    let mut result = Vec::new();
-    let mut bytes = 0usize;
-    for document in matched.into_iter().skip(skip).take(limit) {
-        budget.check()?;
-        let document = match &query.projection {
-            Some(projection) => projection.apply(&document),
-            None => document,
-        };
-        bytes += json_len(&document);
-        if bytes > limits.max_result_bytes {
-            return Err(DocError::LimitExceeded(format!(
-                "result exceeded the limit of {} bytes; use a limit, skip or projection",
-                limits.max_result_bytes
-            )));
+            });
+            meter.check().map_err(|_| budget.exceeded())?;
         }
-        result.push(document);
+        let mut result = Vec::new();
+        let mut bytes = 0usize;
+        for document in matched.into_iter().skip(skip).take(limit) {
+            budget.check()?;
+            let document = match &query.projection {
+                Some(projection) => projection.apply(&document),
+                None => document,
+            };
+            bytes += json_len(&document);
+            if bytes > limits.max_result_bytes {
+                return Err(DocError::LimitExceeded(format!(
+                    "result exceeded the limit of {} bytes; use a limit, skip or projection",
+                    limits.max_result_bytes
+                )));
+            }
+            result.push(document);
+        }
+        Ok(result)
     }
-    Ok(result)
 }
 
 pub fn count(

@@ -269,6 +269,17 @@ pub trait DocumentStore: Send + Sync + 'static {
     async fn check(&self) -> Result<(), DocError> {
         Ok(())
     }
+    /// Makes the indexes a function declares (`[[documents.index]]`: dotted paths) for its
+    /// collection in every database of `space`, if they are not there yet. The embedded store
+    /// scans and keeps none.
+    async fn declare_indexes(
+        &self,
+        _space: &str,
+        _collection: &str,
+        _paths: &[String],
+    ) -> Result<(), DocError> {
+        Ok(())
+    }
     /// What each space keeps, by space name, when the backend enforces [`SpaceQuota`]s (the
     /// embedded store does; PostgreSQL does not, and reports nothing).
     fn usage(&self) -> Vec<(String, SpaceUsage)> {
@@ -330,6 +341,16 @@ impl Documents {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// See [`DocumentStore::declare_indexes`]; may take as long as building the index takes.
+    pub async fn declare_indexes(
+        &self,
+        space: &str,
+        collection: &str,
+        paths: &[String],
+    ) -> Result<(), DocError> {
+        self.store.declare_indexes(space, collection, paths).await
     }
 
     /// What each space keeps, for `/metrics` (empty when the backend keeps no quotas).

@@ -386,21 +386,16 @@ async fn postgres_reads_are_bounded_by_the_operation_budget() {
         .map(|id| json!({"_id": id, "note": "x".repeat(200)}).as_object().unwrap().clone())
         .collect();
     store.insert(&c, documents, &Budget::new(&roomy, None)).await.unwrap();
-    // One millisecond for reading 10,000 documents: PostgreSQL itself cancels the statement
-    // (its message, not the engine's check of the budget afterwards).
+    // One millisecond for reading 10,000 documents (a filter that cannot be pushed down, so
+    // every row is read): either PostgreSQL cancels a page's statement (its statement_timeout)
+    // or the engine's check between rows stops the walk; both say the operation ran out of time.
     let tight = Limits { max_query_time: std::time::Duration::from_millis(1), ..Limits::default() };
-    let filter = Filter::parse(&json!({})).unwrap();
+    let filter = Filter::parse(&json!({"note": {"$ne": "absent"}})).unwrap();
     let query = FindQuery { filter, projection: None, sort: None, skip: 0, limit: 0 };
     let found = store.find(&c, &query, &Limits::default(), &Budget::new(&tight, None)).await;
-    assert_eq!(
-        found.unwrap_err(),
-        DocError::LimitExceeded("operation exceeded its time limit".into())
-    );
+    assert!(matches!(found, Err(DocError::LimitExceeded(_))), "{found:?}");
     let counted = store.count(&c, &query.filter, &Budget::new(&tight, None)).await;
-    assert_eq!(
-        counted.unwrap_err(),
-        DocError::LimitExceeded("operation exceeded its time limit".into())
-    );
+    assert!(matches!(counted, Err(DocError::LimitExceeded(_))), "{counted:?}");
     // With time enough, the same read answers.
     let all = store.count(&c, &query.filter, &Budget::new(&roomy, None)).await;
     assert_eq!(all.unwrap(), 10_000);

@@ -96,6 +96,16 @@ impl Filter {
         out
     }
 
+    /// Whether this is `{}` (or only `$comment`s): every document matches.
+    pub fn matches_everything(&self) -> bool {
+        matches!(&self.root, Node::And(children) if children.is_empty())
+    }
+
+    /// The parsed tree (for backends that translate filters, e.g. into SQL).
+    pub(crate) fn root(&self) -> &Node {
+        &self.root
+    }
+
     /// The id, when the filter is exactly an equality on `_id` (`{"_id": X}` or
     /// `{"_id": {"$eq": X}}`): lets backends do a point lookup.
     pub fn id_equality(&self) -> Option<&Value> {

@@ -21,12 +21,14 @@ mod update_ops;
 mod value;
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;
 #[cfg(test)]
 mod tests;
 
 pub use filter::Filter;
+pub(crate) use filter::{CmpOp, Node, Pred};
 pub use meter::{Meter, OutOfTime};
+pub(crate) use path::array_index;
 pub use projection::Projection;
 pub use sort::Sort;
 pub use update::{check_replacement, Update};

@@ -13,7 +13,7 @@ use super::{compare_values, Filter, Projection, Sort, Update};
 
 /// A moderate number of cases unless `PROPTEST_CASES` asks for another; no regression files
 /// written into the checkout.
-fn config(cases: u32) -> ProptestConfig {
+pub(crate) fn config(cases: u32) -> ProptestConfig {
     let default = ProptestConfig::default();
     let cases = if std::env::var_os("PROPTEST_CASES").is_some() { default.cases } else { cases };
     ProptestConfig { cases, failure_persistence: None, ..default }
@@ -56,7 +56,8 @@ fn scalar() -> impl Strategy<Value = Value> {
         2 => Just(Value::Null),
         2 => any::<bool>().prop_map(Value::Bool),
         6 => number(),
-        3 => prop::sample::select(&["", "a", "b", "A", "ab", "é", "1"][..]).prop_map(Value::from),
+        3 => prop::sample::select(&["", "a", "b", "A", "ab", "é", "1", "a\u{0}", "\u{1}"][..])
+            .prop_map(Value::from),
         1 => any::<String>().prop_map(Value::String),
         2 => special(),
     ]
@@ -90,7 +91,7 @@ fn value() -> impl Strategy<Value = Value> {
     })
 }
 
-fn document() -> impl Strategy<Value = Map<String, Value>> {
+pub(crate) fn document() -> impl Strategy<Value = Map<String, Value>> {
     prop::collection::vec((key(), value()), 0..5).prop_map(|fields| fields.into_iter().collect())
 }
 
@@ -274,7 +275,7 @@ fn path() -> impl Strategy<Value = String> {
 
 /// One field clause: a literal or one of the comparison, membership, existence and size
 /// operators.
-fn clause() -> impl Strategy<Value = Value> {
+pub(crate) fn clause() -> impl Strategy<Value = Value> {
     let values = prop::collection::vec(value(), 0..3);
     let condition = prop_oneof![
         2 => value(),
