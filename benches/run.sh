@@ -5,7 +5,8 @@
 # calls (benches/outbound/run.py: a function that calls a REST service, wasmfn vs CPython), 100 KB
 # of JSON in and out (benches/json/run.py: wasmfn vs ixoncdkingress, gunicorn and uvicorn), the
 # document store (benches/documents/run.py: a logbook's find/$push/positional update, wasmfn on
-# sled and PostgreSQL vs the CPython servers on mongomock), pure-Python packages
+# sled and PostgreSQL vs the CPython servers on mongomock; benches/pg_documents: the PostgreSQL
+# store at 100,000 documents, scan vs pushed down vs indexed), pure-Python packages
 # (benches/imports/run.py), the cold start of each example (benches/coldstart/run.py) and the
 # development loop (benches/devloop/run.py: build and `wasmfn dev` edit times).
 #
@@ -36,7 +37,8 @@ usage() {
                      deploy (deploy -> first response), storage (the storage benchmark), outbound (a
                      function calling a local REST service), json (100 KB of
                      JSON in and out), documents (the document store: a
-                     logbook), imports (pure-Python packages), coldstart (a
+                     logbook), pgdocuments (the PostgreSQL store at 100k
+                     documents, with and without indexes), imports (pure-Python packages), coldstart (a
                      new function's cold start, per example, plotted) and
                      devloop (build and `wasmfn dev` edit times); default all
   --no-build         serve with the existing target/release/wasmfn (no cargo build)
@@ -115,7 +117,7 @@ status=0
 # The HTTP systems asked for (all when --only is absent).
 http_only=""
 if [ -n "$only" ]; then
-  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound|json|documents|imports|coldstart|devloop' | paste -sd, - || true)
+  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound|json|documents|pgdocuments|imports|coldstart|devloop' | paste -sd, - || true)
 fi
 if [ -n "$http_only" ]; then
   driver_args+=(--only "$http_only")
@@ -235,6 +237,19 @@ fi
 if wants documents; then
   bash "$REPO/scripts/setup-postgres.sh"
   run_function_bench documents "the document store: a logbook"
+fi
+
+if wants pgdocuments; then
+  bash "$REPO/scripts/setup-postgres.sh"
+  echo "== the PostgreSQL document store at 100,000 documents (benches/pg_documents)"
+  pg_args=()
+  if [ "$quick" = 1 ]; then pg_args+=(--seconds 1); fi
+  if [ -n "$duration" ]; then pg_args+=(--seconds "$duration"); fi
+  (cd "$REPO" && cargo bench --locked -p wasmfn-host-apis --bench pg_documents -- "${pg_args[@]}") \
+    | tee "$OUT/pg_documents.md" || {
+    echo "run.sh: the pg_documents benchmark failed" >&2
+    status=1
+  }
 fi
 
 if wants imports; then

@@ -36,6 +36,8 @@ pub struct FunctionVersion {
     pub access: Option<crate::manifest::access::AccessPolicy>,
     /// The document store collection it uses (`[documents] collection`, default its name).
     pub collection: String,
+    /// The field paths its collection is indexed on (`[[documents.index]]`).
+    pub indexes: Vec<String>,
     /// The IXON API endpoints it may call.
     pub allowlist: wasmfn_host_apis::ixon_api::Allowlist,
     /// The outside hosts it may connect to (`[network] allow`).
@@ -206,7 +208,9 @@ pub async fn load_version(
         .map_err(BundleError::BadMeta)?;
     let network = wasmfn_host_apis::outbound::NetworkAllowlist::parse(&meta.network.allow)
         .map_err(BundleError::BadMeta)?;
+    meta.documents.validate().map_err(BundleError::BadMeta)?;
     let collection = meta.documents.collection.clone().unwrap_or_else(|| name.clone());
+    let indexes = meta.documents.index_paths();
     let code = Arc::new(Code::new(pre, compiled.tier));
     if compiled.tier == Tier::Baseline {
         let label = format!("{}/{}", options.space, name);
@@ -229,6 +233,7 @@ pub async fn load_version(
         config,
         access: meta.access,
         collection,
+        indexes,
         allowlist,
         network: Arc::new(network),
         triggers: crate::manifest::DeclaredTriggers {

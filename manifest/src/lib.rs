@@ -288,11 +288,63 @@ pub struct DocumentsSettings {
     /// The collection's name (default: the function's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collection: Option<String>,
+    /// `[[documents.index]]`: fields the function queries by, indexed when the document store
+    /// is PostgreSQL (the embedded store scans).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index: Vec<DocumentIndex>,
+}
+
+/// One `[[documents.index]]` table: a dotted field path (`status`, `device.id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentIndex {
+    pub path: String,
 }
 
 impl DocumentsSettings {
+    /// At most this many `[[documents.index]]` tables.
+    pub const MAX_INDEXES: usize = 16;
+
     pub fn is_default(&self) -> bool {
-        self.collection.is_none()
+        self.collection.is_none() && self.index.is_empty()
+    }
+
+    /// The declared index paths.
+    pub fn index_paths(&self) -> Vec<String> {
+        self.index.iter().map(|index| index.path.clone()).collect()
+    }
+
+    /// Checks names, paths and the number of indexes (also when a bundle is loaded).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(collection) = &self.collection {
+            if !is_collection_name(collection) {
+                return Err(format!(
+                    "documents.collection '{collection}' is invalid: use 1-64 letters, digits, '-', '_' or '.'"
+                ));
+            }
+        }
+        if self.index.len() > Self::MAX_INDEXES {
+            return Err(format!(
+                "{} [[documents.index]] tables; at most {} are allowed",
+                self.index.len(),
+                Self::MAX_INDEXES
+            ));
+        }
+        for (i, index) in self.index.iter().enumerate() {
+            let parts: Vec<&str> = index.path.split('.').collect();
+            let valid = index.path.len() <= 256
+                && parts.iter().all(|part| !part.is_empty() && !part.starts_with('$'))
+                && !parts.iter().any(|part| part.bytes().all(|b| b.is_ascii_digit()));
+            if !valid {
+                return Err(format!(
+                    "documents.index[{i}].path '{}' is invalid: use field names joined by '.' \
+                     (no empty names, no names starting with '$', no array positions), at most \
+                     256 bytes",
+                    index.path
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -331,13 +383,7 @@ pub fn is_collection_name(name: &str) -> bool {
 }
 
 fn validate_capabilities(manifest: &FunctionManifest) -> Result<(), String> {
-    if let Some(collection) = &manifest.documents.collection {
-        if !is_collection_name(collection) {
-            return Err(format!(
-                "documents.collection '{collection}' is invalid: use 1-64 letters, digits, '-', '_' or '.'"
-            ));
-        }
-    }
+    manifest.documents.validate()?;
     allowlist::Allowlist::parse(&manifest.ixon_api.allow)?;
     network::NetworkAllowlist::parse(&manifest.network.allow)?;
     for (name, source) in &manifest.secrets {
@@ -531,6 +577,24 @@ mod tests {
         let too_many = "[[warmup]]\nentry = \"f.g\"\n".repeat(17);
         let error = FunctionManifest::parse(&too_many).unwrap_err();
         assert!(error.contains("17 [[warmup]] calls; at most 16"), "{error}");
+    }
+
+    #[test]
+    fn document_indexes_are_checked() {
+        let manifest = FunctionManifest::parse(
+            "[documents]\ncollection = \"logbook\"\n[[documents.index]]\npath = \"device.id\"\n\
+             [[documents.index]]\npath = \"state\"\n",
+        )
+        .unwrap();
+        assert_eq!(manifest.documents.index_paths(), ["device.id", "state"]);
+        for (path, wanted) in [("a..b", "invalid"), ("$x", "invalid"), ("items.0.sku", "invalid")] {
+            let error =
+                FunctionManifest::parse(&format!("[[documents.index]]\npath = \"{path}\"\n"))
+                    .unwrap_err();
+            assert!(error.contains(wanted) && error.contains(path), "{error}");
+        }
+        let many = "[[documents.index]]\npath = \"a\"\n".repeat(17);
+        assert!(FunctionManifest::parse(&many).unwrap_err().contains("at most 16"));
     }
 
     #[test]

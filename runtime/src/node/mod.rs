@@ -4,6 +4,7 @@
 //! whole start-up in its one order, [`Node::shutdown`] stops it.
 
 mod backends;
+mod indexes;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,6 +138,9 @@ pub struct Node {
     pub console: Arc<crate::access::console::ConsoleSessions>,
     /// Operator accounts of the console.
     pub accounts: Arc<crate::access::accounts::Accounts>,
+    /// Makes the document indexes active versions declare (kept here: the registry holds its
+    /// listeners weakly).
+    document_indexes: Option<Arc<indexes::DocumentIndexes>>,
 }
 
 impl Node {
@@ -241,6 +245,7 @@ impl Node {
             events,
             console: Arc::new(crate::access::console::ConsoleSessions::new(options.secure_cookies)),
             accounts,
+            document_indexes: None,
         })
     }
 
@@ -261,6 +266,10 @@ impl Node {
         served: Vec<ServedBundle>,
     ) -> Result<Started> {
         let capabilities = self.open_capabilities(capabilities).await?;
+        let indexes = Arc::new(indexes::DocumentIndexes::new(capabilities.documents.clone()));
+        let listener: Arc<dyn crate::registry::ActivationListener> = indexes.clone();
+        self.runtime.registry().listen(&listener);
+        self.document_indexes = Some(indexes);
         let mut versions = Vec::new();
         for bundle in served {
             let bytes = bundle.bytes;
