@@ -146,6 +146,28 @@ async fn paged_reads_answer_like_the_engine() {
         let all = engine::count(documents.iter().cloned().map(Ok), &parsed, &budget()).unwrap();
         assert_eq!(counted, all, "count {filter}");
     }
+    // update_one and delete_one read pages until their first match: the one the engine picks
+    // over all documents, found in a later page by a filter that is not pushed down.
+    let late = json!({"n": {"$not": {"$lt": 1500}}, "even": false});
+    let first = |filter: &Value| {
+        let query = query(Filter::parse(filter).unwrap(), None, 0, 1);
+        engine::select(documents.iter().cloned().map(Ok), &query, &limits, &budget()).unwrap()
+    };
+    let wanted = first(&late)[0]["_id"].clone();
+    let set = json!({"$set": {"touched": true}});
+    let updated = wrapper.update(&at, &late, &set, Default::default()).await.unwrap();
+    assert_eq!((updated.matched, updated.modified), (1, 1));
+    let touched = wrapper.find(&at, &json!({"touched": true}), None, None, 0, 0).await.unwrap();
+    assert_eq!(touched.len(), 1);
+    assert_eq!(touched[0]["_id"], wanted);
+    let deleted = wrapper.delete(&at, &late, false).await.unwrap();
+    assert_eq!(deleted, 1);
+    let gone = wrapper.find(&at, &json!({"_id": wanted}), None, None, 0, 0).await.unwrap();
+    assert!(gone.is_empty(), "{gone:?}");
+    assert_eq!(
+        store.count(&at, &Filter::parse(&json!({})).unwrap(), &budget()).await.unwrap(),
+        2499
+    );
     store.drop_space(&at.space).await.unwrap();
 }
 

@@ -118,11 +118,35 @@ impl Candidates {
         Self { sql, params }
     }
 
-    /// Every candidate at once (for writes, which plan over all of them).
-    async fn all(&self, client: &impl GenericClient) -> Result<Vec<Document>, DocError> {
-        let sql = format!("{} ORDER BY id COLLATE \"C\"", self.sql);
-        let rows = client.query(&sql, &self.refs(&[])).await.map_err(failed)?;
-        rows.iter().map(document).collect()
+    /// What a write plans over: every candidate (`many`), or only the first that `filter`
+    /// matches, read a page at a time (an `update_one`/`delete_one` reads no further).
+    async fn for_write(
+        &self,
+        client: &impl GenericClient,
+        filter: &Filter,
+        many: bool,
+        budget: &Budget,
+    ) -> Result<Vec<Document>, DocError> {
+        if many {
+            let sql = format!("{} ORDER BY id COLLATE \"C\"", self.sql);
+            let rows = client.query(&sql, &self.refs(&[])).await.map_err(failed)?;
+            return rows.iter().map(document).collect();
+        }
+        let mut first = Vec::new();
+        walk(client, self, |page| {
+            let meter = budget.meter();
+            for document in page {
+                budget.check()?;
+                if filter.match_within(&document, &meter).map_err(|_| budget.exceeded())?.is_some()
+                {
+                    first.push(document);
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(first)
     }
 
     /// The next page: up to `size` candidates after the key `after` (from the start if none),
@@ -346,7 +370,8 @@ impl DocumentStore for PostgresDocuments {
     ) -> Result<WriteOutcome, DocError> {
         let mut client = self.client().await?;
         let transaction = begin(&mut client, at, budget).await?;
-        let documents = Candidates::new(at, filter).all(&transaction).await?;
+        let candidates = Candidates::new(at, filter);
+        let documents = candidates.for_write(&transaction, filter, options.many, budget).await?;
         let plan = engine::scan(|| {
             let documents = documents.into_iter().map(Ok);
             engine::plan_update(documents, filter, change, options, limits, budget)
@@ -379,7 +404,8 @@ impl DocumentStore for PostgresDocuments {
     ) -> Result<Vec<Document>, DocError> {
         let mut client = self.client().await?;
         let transaction = begin(&mut client, at, budget).await?;
-        let documents = Candidates::new(at, filter).all(&transaction).await?;
+        let candidates = Candidates::new(at, filter);
+        let documents = candidates.for_write(&transaction, filter, many, budget).await?;
         let doomed = engine::scan(|| {
             engine::plan_delete(documents.into_iter().map(Ok), filter, many, budget)
         })?;
