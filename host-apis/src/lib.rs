@@ -20,3 +20,4 @@ pub mod log;
 pub mod objects;
 pub mod outbound;
 pub mod quota;
+pub mod tls;

@@ -19,8 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
@@ -99,24 +98,7 @@ impl OutboundClient {
     /// Trusts Mozilla's roots and the certificates of `extra_ca_pem` (an operator's CA bundle,
     /// PEM); the error says what is wrong with the bundle.
     pub fn new(extra_ca_pem: Option<&[u8]>) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        if let Some(pem) = extra_ca_pem {
-            let mut added = 0;
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| format!("the CA bundle is not valid PEM: {e}"))?;
-                roots.add(cert).map_err(|e| format!("a CA certificate is not usable: {e}"))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err("the CA bundle holds no certificate".into());
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let raw = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let raw = crate::tls::client_config(extra_ca_pem)?;
         let mut http = raw.clone();
         http.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self { tls: Arc::new(http), tls_raw: Arc::new(raw) })

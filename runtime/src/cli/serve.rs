@@ -132,7 +132,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "IP_OR_CIDR")]
     pub allow_callback_host: Vec<AllowedNet>,
     /// Document store: `sled` (embedded, in the data directory) or a `postgres://` URL
-    /// (shared by several nodes).
+    /// (shared by several nodes; `?sslmode=require[&sslrootcert=<ca.pem>]` for verified TLS).
     #[arg(long, default_value = "sled", env = "WASMFN_DOCUMENT_STORE", hide_env_values = true)]
     pub document_store: String,
     /// Object storage: `file:<dir>` (default <data-dir>/objects), `memory:`, or

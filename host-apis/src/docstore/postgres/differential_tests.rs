@@ -221,3 +221,57 @@ async fn a_version_1_database_is_migrated() {
     );
     assert_eq!(with_nul, 1);
 }
+
+/// The machine's PostgreSQL with Debian's default TLS (the "snakeoil" certificate, for
+/// `localhost`), reached at 127.0.0.1 under the name `localhost`.
+const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+
+fn tls_url(query: &str) -> String {
+    let mut url = url::Url::parse(&postgres_url()).unwrap();
+    url.set_host(Some("localhost")).unwrap();
+    url.set_query(Some(query));
+    url.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_when_the_url_asks_with_the_certificate_verified() {
+    let plain = connect().await;
+    assert!(!plain.encrypted().await, "no sslmode: not encrypted, as before");
+    assert!(
+        std::path::Path::new(SNAKEOIL).exists(),
+        "this test needs PostgreSQL with Debian's TLS defaults (ssl = on, {SNAKEOIL})"
+    );
+    let url = tls_url(&format!("sslmode=require&sslrootcert={SNAKEOIL}"));
+    let store = PostgresDocuments::connect(&url).await.unwrap_or_else(|error| {
+        panic!("TLS with the server's CA given: {error} (is ssl on in PostgreSQL?)")
+    });
+    assert!(store.encrypted().await, "sslmode=require: encrypted");
+    let at = CollectionRef {
+        space: format!("pg-tls-{}", rand::random::<u32>()),
+        database: "c1".into(),
+        collection: "tls".into(),
+    };
+    let limits = Limits::default();
+    let document = json!({"_id": 1, "over": "tls"}).as_object().unwrap().clone();
+    store.insert(&at, vec![document.clone()], &Budget::new(&limits, None)).await.unwrap();
+    let all = query(Filter::parse(&json!({"over": "tls"})).unwrap(), None, 0, 0);
+    let found = store.find(&at, &all, &limits, &Budget::new(&limits, None)).await.unwrap();
+    assert_eq!(found, vec![document]);
+    store.drop_space(&at.space).await.unwrap();
+
+    // Not trusted (a self-signed certificate, no sslrootcert): refused, without the URL.
+    let untrusted = PostgresDocuments::connect(&tls_url("sslmode=require")).await;
+    let Err(error) = untrusted else { panic!("connected to an untrusted server") };
+    assert_eq!(error.to_string(), "the document store (PostgreSQL) cannot be reached");
+    // A CA file that is not there, or a CA without TLS asked for: clear errors.
+    let missing =
+        PostgresDocuments::connect(&tls_url("sslmode=require&sslrootcert=/nonexistent/ca.pem"))
+            .await;
+    let Err(error) = missing else { panic!("connected without its CA file") };
+    assert_eq!(error.to_string(), "the PostgreSQL URL's sslrootcert file cannot be read");
+    let Err(error) = PostgresDocuments::connect(&tls_url(&format!("sslrootcert={SNAKEOIL}"))).await
+    else {
+        panic!("an sslrootcert without sslmode was accepted")
+    };
+    assert!(error.to_string().contains("without sslmode=require"), "{error}");
+}

@@ -42,17 +42,19 @@ const INSERT_ROWS: usize = 1000;
 const INSERT_BYTES: usize = 8 << 20;
 
 impl PostgresDocuments {
-    /// Connects to `url` (`postgres://user@host:port/db`) and brings the tables to this build's
-    /// schema version (see [`schema`]).
+    /// Connects to `url` (`postgres://user@host:port/db`, with `?sslmode=require` for TLS; see
+    /// [`settings`]) and brings the tables to this build's schema version (see [`schema`]).
     pub async fn connect(url: &str) -> Result<Self, DocError> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|_| DocError::Unavailable("the PostgreSQL URL is not valid".into()))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let (config, tls) = settings(url)?;
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match tls {
+            Some(tls) => Manager::from_config(
+                config,
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+                recycling,
+            ),
+            None => Manager::from_config(config, NoTls, recycling),
+        };
         let pool = Pool::builder(manager)
             .max_size(16)
             .build()
@@ -66,12 +68,71 @@ impl PostgresDocuments {
         Ok(store)
     }
 
+    /// Whether this store's connections are encrypted (PostgreSQL's own view, `pg_stat_ssl`).
+    #[cfg(test)]
+    async fn encrypted(&self) -> bool {
+        let client = self.client().await.expect("a connection");
+        let row = client
+            .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+            .await
+            .expect("pg_stat_ssl");
+        row.get(0)
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, DocError> {
         self.pool.get().await.map_err(|error| {
             tracing::error!(%error, "document store (PostgreSQL) unreachable");
             DocError::Unavailable("the document store (PostgreSQL) cannot be reached".into())
         })
     }
+}
+
+/// The connection settings of `url` and, when it asks for TLS, the TLS configuration.
+///
+/// `sslmode=require` (or `prefer`) encrypts the connection, and unlike libpq's `require` the
+/// server's certificate is always verified (its name against the URL's host), against Mozilla's
+/// roots and the PEM file named by `sslrootcert=<path>` if given. Without `sslmode`, or with
+/// `sslmode=disable`, the connection is not encrypted (as before TLS was supported).
+fn settings(url: &str) -> Result<(tokio_postgres::Config, Option<rustls::ClientConfig>), DocError> {
+    let invalid = || DocError::Unavailable("the PostgreSQL URL is not valid".into());
+    let mut parsed = url::Url::parse(url).map_err(|_| invalid())?;
+    let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    let root_cert = pairs.iter().find(|(key, _)| key == "sslrootcert").map(|(_, v)| v.clone());
+    let mode = pairs.iter().find(|(key, _)| key == "sslmode").map(|(_, v)| v.clone());
+    let kept: Vec<&(String, String)> =
+        pairs.iter().filter(|(key, _)| key != "sslrootcert").collect();
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    let mut config: tokio_postgres::Config = parsed.as_str().parse().map_err(|_| invalid())?;
+    let tls = match mode.as_deref() {
+        None | Some("disable") => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            None
+        }
+        Some(_) => {
+            let pem = match &root_cert {
+                Some(path) => Some(std::fs::read(path).map_err(|_| {
+                    DocError::Unavailable(
+                        "the PostgreSQL URL's sslrootcert file cannot be read".into(),
+                    )
+                })?),
+                None => None,
+            };
+            let tls = crate::tls::client_config(pem.as_deref()).map_err(|error| {
+                DocError::Unavailable(format!("the PostgreSQL URL's sslrootcert: {error}"))
+            })?;
+            Some(tls)
+        }
+    };
+    if root_cert.is_some() && tls.is_none() {
+        return Err(DocError::Unavailable(
+            "the PostgreSQL URL names an sslrootcert without sslmode=require".into(),
+        ));
+    }
+    Ok((config, tls))
 }
 
 fn failed(error: tokio_postgres::Error) -> DocError {
