@@ -553,3 +553,69 @@ async fn the_examples_function_toml_trigger_runs_and_wasmfn_triggers_shows_it() 
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// Two servers serving one trigger as nodes of a cluster (`--node-id`): each message published
+/// is processed by exactly one of them (shared subscriptions), and both take part.
+#[tokio::test]
+async fn nodes_of_a_cluster_share_a_triggers_messages() {
+    fixture_bundle("behave");
+    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
+    let broker = Broker::start(None);
+    let mut receiver = Receiver::start().await;
+    let client = reqwest::Client::new();
+    let (dirs, mut nodes) =
+        (vec![tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()], vec![]);
+    for (dir, id) in dirs.iter().zip(["node-a", "node-b"]) {
+        let args = [bundle.to_str().unwrap(), "--node-id", id];
+        nodes.push(support::spawn_serve(dir.path(), &args));
+    }
+    let status_of = |base: &str| {
+        let request = client
+            .get(format!("{base}/admin/spaces/default/triggers/shared"))
+            .bearer_auth(support::ADMIN_TOKEN);
+        async move { json(request.send().await.unwrap()).await.1["status"].clone() }
+    };
+    for (_, base) in &nodes {
+        let created = client
+            .post(format!("{base}/admin/spaces/default/triggers"))
+            .bearer_auth(support::ADMIN_TOKEN)
+            .json(&json!({
+                "type": "mqtt", "name": "shared", "broker": broker.url(),
+                "topics": ["readings/+"], "callback_url": receiver.url,
+                "functions": [{"function": "behave", "entry": "behave.echo"}],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while status_of(base).await["state"] != "Running" {
+            assert!(Instant::now() < deadline, "never Running on {base}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let payloads: Vec<String> = (0..200).map(|i| format!("{{\"reading\": {i}}}")).collect();
+    let messages: Vec<(&str, &[u8], QoS)> =
+        payloads.iter().map(|p| ("readings/pump", p.as_bytes(), QoS::AtLeastOnce)).collect();
+    // In batches: the publisher's request channel holds 100 until its event loop runs.
+    for batch in messages.chunks(50) {
+        publish(broker.port, batch).await;
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..200 {
+        let callback = receiver.next().await;
+        assert_eq!(header(&callback, "x-function-status"), "200", "{:?}", callback.body);
+        *seen.entry(callback.body.to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 200, "every message processed: {seen:?}");
+    assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
+    // No 201st outcome: give a duplicate time to show up, bounded.
+    let extra = tokio::time::timeout(Duration::from_secs(2), receiver.received.recv()).await;
+    assert!(extra.is_err(), "a message was processed twice: {extra:?}");
+    let mut received = Vec::new();
+    for (_, base) in &nodes {
+        received.push(status_of(base).await["received"].as_u64().unwrap());
+    }
+    assert_eq!(received.iter().sum::<u64>(), 200, "{received:?}");
+    assert!(received.iter().all(|&n| n > 0), "both nodes took part: {received:?}");
+}

@@ -242,6 +242,7 @@ pub fn node_options() -> NodeOptions {
         events: Default::default(),
         clock: Arc::new(SystemClock),
         secure_cookies: false,
+        node_id: None,
     }
 }
 

@@ -170,6 +170,13 @@ pub struct ServeArgs {
     /// address>). An https URL also marks the console's session cookie `Secure`.
     #[arg(long, env = "WASMFN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// This server's id when several serve the same functions from one MQTT broker (1-32
+    /// letters, digits, '-' or '_'; unique per server, the same across its restarts): MQTT
+    /// triggers then connect as `<client id>-<node id>` and subscribe with shared
+    /// subscriptions (`$share/...`), so each message is processed by one server. See
+    /// docs/triggers.md.
+    #[arg(long, env = "WASMFN_NODE_ID", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
     /// File holding the key that seals the secrets kept in the state database (webhook
     /// secrets, MQTT passwords, `[secrets]` set through the admin API, signing keys): base64 of
     /// 32 random bytes. Default: <data-dir>/secrets.key, generated on first start. The
@@ -247,6 +254,7 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
         events: EventOptions { session_minutes: args.session_minutes },
         clock: Arc::new(SystemClock),
         secure_cookies: args.public_url.as_deref().is_some_and(|url| url.starts_with("https://")),
+        node_id: args.node_id.clone(),
     };
     let mut node = Node::new(runtime, options)?;
     let capabilities = CapabilityOptions {
@@ -406,4 +414,16 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
     node.shutdown().await;
     served?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `--node-id`: 1-32 letters, digits, '-' or '_' (it becomes part of MQTT client ids).
+fn parse_node_id(id: &str) -> Result<String, String> {
+    let valid = !id.is_empty()
+        && id.len() <= 32
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(id.to_string())
+    } else {
+        Err("use 1-32 letters, digits, '-' or '_'".into())
+    }
 }

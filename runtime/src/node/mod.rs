@@ -59,6 +59,8 @@ pub struct NodeOptions {
     pub clock: Arc<dyn Clock>,
     /// Whether console session cookies are `Secure` (the server is reached over https).
     pub secure_cookies: bool,
+    /// This node's id when it is one of several sharing the MQTT broker (`--node-id`).
+    pub node_id: Option<String>,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -151,12 +153,15 @@ impl Node {
             Some(state) => state,
             None => StateDb::temporary()?,
         };
-        let mqtt = Arc::new(MqttTriggers::new(
-            runtime.invoker().clone(),
-            deliverer.clone(),
-            options.mqtt_retry,
-            Some((state.tree("mqtt_triggers")?, state.sealer().clone())),
-        ));
+        let mqtt = Arc::new(
+            MqttTriggers::new(
+                runtime.invoker().clone(),
+                deliverer.clone(),
+                options.mqtt_retry,
+                Some((state.tree("mqtt_triggers")?, state.sealer().clone())),
+            )
+            .in_cluster(options.node_id.clone()),
+        );
         // Before anything starts: a stored password that does not open ends the start here.
         mqtt.reseal()?;
         let deployments = Arc::new(Deployments::new(

@@ -27,15 +27,21 @@ pub const REQUEST_CHANNEL: usize = 1024;
 /// Largest message accepted from the broker.
 pub const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
 
-/// The rumqttc options of a trigger; fails only when TLS is asked for and the platform's root
-/// certificates cannot be loaded.
+/// The rumqttc options of a trigger (on cluster node `node`, if any: its client id gets the
+/// node's id as a suffix, as two nodes sharing one id would take the session from each other);
+/// fails only when TLS is asked for and the platform's root certificates cannot be loaded.
 pub fn options(
     config: &MqttTriggerConfig,
     space: &str,
     password: Option<String>,
+    node: Option<&str>,
 ) -> Result<MqttOptions, String> {
     let broker = &config.broker;
-    let mut options = MqttOptions::new(config.client_id(space), broker.host.clone(), broker.port);
+    let client_id = match node {
+        Some(node) => format!("{}-{node}", config.client_id(space)),
+        None => config.client_id(space),
+    };
+    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options
         .set_keep_alive(Duration::from_secs(30))
         .set_clean_session(false)
@@ -72,7 +78,13 @@ pub async fn run(
         .config
         .topics
         .iter()
-        .map(|topic| SubscribeFilter::new(topic.as_str().to_string(), qos))
+        .map(|topic| {
+            let filter = match &shared.shared_group {
+                Some(group) => format!("$share/{group}/{}", topic.as_str()),
+                None => topic.as_str().to_string(),
+            };
+            SubscribeFilter::new(filter, qos)
+        })
         .collect();
     let status = &shared.status;
     let counters = &status.counters;
@@ -200,7 +212,9 @@ mod tests {
             "username": "u", "password": "p", "functions": [{"function": "f"}]
         }))
         .unwrap();
-        let options = options(&config, "default", Some("p".into())).unwrap();
+        let on_node = options(&config, "default", None, Some("n2")).unwrap();
+        assert_eq!(on_node.client_id(), "wasmfn-default-t-n2", "one session per cluster node");
+        let options = options(&config, "default", Some("p".into()), None).unwrap();
         assert_eq!(options.client_id(), "wasmfn-default-t");
         assert!(!options.clean_session() && options.manual_acks());
         let login = options.credentials().expect("credentials are set");

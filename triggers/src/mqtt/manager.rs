@@ -105,6 +105,9 @@ pub struct MqttTriggers {
     deliverer: Arc<Deliverer>,
     retry: RetryPolicy,
     store: Option<(sled::Tree, Arc<Sealer>)>,
+    /// This node's id in a cluster (`--node-id`): client ids get it as a suffix and topics are
+    /// subscribed to as shared subscriptions, so each message goes to one node.
+    node: Option<String>,
     running: Mutex<BTreeMap<(String, String), Running>>,
 }
 
@@ -124,7 +127,16 @@ impl MqttTriggers {
         retry: RetryPolicy,
         store: Option<(sled::Tree, Arc<Sealer>)>,
     ) -> Self {
-        Self { invoker, deliverer, retry, store, running: Mutex::new(BTreeMap::new()) }
+        Self { invoker, deliverer, retry, store, node: None, running: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Runs the triggers as `node` of a cluster: each trigger's client id becomes
+    /// `<client id>-<node>` and its topics `$share/wasmfn-<space>-<trigger>/<topic>`, so the
+    /// nodes serving one trigger share its messages (each goes to one node) instead of each
+    /// processing all of them.
+    pub fn in_cluster(mut self, node: Option<String>) -> Self {
+        self.node = node;
+        self
     }
 
     /// Opens the password of every saved trigger, sealing again those kept in plain text or
@@ -272,7 +284,8 @@ impl MqttTriggers {
             config.password = previous.password.clone();
         }
         let password = password(&config)?;
-        connection::options(&config, space, password).map_err(MqttError::Invalid)?;
+        connection::options(&config, space, password, self.node.as_deref())
+            .map_err(MqttError::Invalid)?;
         let old = self.running.lock().expect("triggers lock").remove(&trigger_key);
         let stopping = old.map(|old| tokio::spawn(stop(old)));
         let view = self.launch(space, config.clone(), TriggerOrigin::Admin, stopping)?;
@@ -293,7 +306,8 @@ impl MqttTriggers {
     ) -> Result<TriggerView, MqttError> {
         let password = password(&config)?;
         // Built before taking the lock: loading the platform's certificates may fail.
-        let options = connection::options(&config, space, password).map_err(MqttError::Invalid)?;
+        let options = connection::options(&config, space, password, self.node.as_deref())
+            .map_err(MqttError::Invalid)?;
         let mut running = self.running.lock().expect("triggers lock");
         let key = key(space, &config.name);
         if running.contains_key(&key) {
@@ -301,6 +315,7 @@ impl MqttTriggers {
         }
         let (client, eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
         let concurrency = config.concurrency;
+        let config_name = config.name.clone();
         let shared = Arc::new(TriggerShared {
             space: space.to_string(),
             queue: Arc::new(MessageQueue::new(config.queue_limit)),
@@ -309,6 +324,10 @@ impl MqttTriggers {
             deliverer: self.deliverer.clone(),
             status: Arc::new(StatusCell::default()),
             client,
+            shared_group: self
+                .node
+                .as_ref()
+                .map(|_| format!("wasmfn-{space}-{name}", name = config_name)),
         });
         let (stop_connection, _) = watch::channel(false);
         let (stop_workers, _) = watch::channel(false);

@@ -35,6 +35,8 @@ pub struct TriggerShared {
     pub status: Arc<StatusCell>,
     pub queue: Arc<MessageQueue>,
     pub client: AsyncClient,
+    /// The shared-subscription group its topics are subscribed in, on a node of a cluster.
+    pub shared_group: Option<String>,
 }
 
 impl TriggerShared {
