@@ -15,6 +15,21 @@ pub fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// A new, empty database on the test server, `<prefix>_<random>`: its name, its URL and a
+/// connection to the server's own database (to drop it with).
+pub async fn fresh_database(prefix: &str) -> (String, url::Url, tokio_postgres::Client) {
+    let url = postgres_url();
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL must run for this test: {error}"));
+    tokio::spawn(connection);
+    let name = format!("{prefix}_{}", rand::random::<u32>());
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut fresh = url::Url::parse(&url).unwrap();
+    fresh.set_path(&name);
+    (name, fresh, admin)
+}
+
 /// The embedded store on `db` with the default quota.
 pub fn sled_documents(db: sled::Db) -> SledDocuments {
     SledDocuments::open(db, SpaceQuota::default()).expect("opening the sled store")
@@ -348,15 +363,7 @@ async fn unreachable_postgres_is_a_clear_error_without_the_url() {
 /// `CREATE TABLE IF NOT EXISTS` run concurrently fails in its catalog unless serialised).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_starting_at_once_on_an_empty_database_all_connect() {
-    let url = postgres_url();
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL must run for this test: {error}"));
-    tokio::spawn(connection);
-    let name = format!("wasmfn_race_{}", rand::random::<u32>());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut fresh = url::Url::parse(&url).unwrap();
-    fresh.set_path(&name);
+    let (name, fresh, admin) = fresh_database("wasmfn_race").await;
     let starts: Vec<_> = (0..8)
         .map(|_| {
             let fresh = fresh.to_string();

@@ -10,7 +10,7 @@ use proptest::test_runner::TestRunner;
 use serde_json::{json, Value};
 
 use super::super::query::proptests::{clause, config, document};
-use super::super::suite::postgres_url;
+use super::super::suite::{fresh_database, postgres_url};
 use super::super::{engine, Budget, CollectionRef, Document, FindQuery, Limits};
 use super::{Filter, PostgresDocuments};
 use crate::docstore::{DocumentStore, Documents, Sort};
@@ -175,15 +175,7 @@ async fn paged_reads_answer_like_the_engine() {
 /// its documents get their `body` and are found by pushed-down filters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_1_database_is_migrated() {
-    let url = postgres_url();
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL must run for this test: {error}"));
-    tokio::spawn(connection);
-    let name = format!("wasmfn_migrate_{}", rand::random::<u32>());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut fresh = url::Url::parse(&url).unwrap();
-    fresh.set_path(&name);
+    let (name, fresh, admin) = fresh_database("wasmfn_migrate").await;
     let (old, connection) =
         tokio_postgres::connect(fresh.as_str(), tokio_postgres::NoTls).await.unwrap();
     let task = tokio::spawn(connection);
