@@ -71,7 +71,7 @@ pub fn scan<T>(work: impl FnOnce() -> T) -> T {
 }
 
 /// Whether `filter` matches `document` (and where), within the budget.
-fn hit(
+pub fn hit(
     filter: &Filter,
     document: &Document,
     meter: &Meter,

@@ -315,8 +315,8 @@ impl MqttTriggers {
         }
         let (client, eventloop) = AsyncClient::new(options, REQUEST_CHANNEL);
         let concurrency = config.concurrency;
-        let config_name = config.name.clone();
         let shared = Arc::new(TriggerShared {
+            shared_group: self.node.as_ref().map(|_| format!("wasmfn-{space}-{}", config.name)),
             space: space.to_string(),
             queue: Arc::new(MessageQueue::new(config.queue_limit)),
             config,
@@ -324,10 +324,6 @@ impl MqttTriggers {
             deliverer: self.deliverer.clone(),
             status: Arc::new(StatusCell::default()),
             client,
-            shared_group: self
-                .node
-                .as_ref()
-                .map(|_| format!("wasmfn-{space}-{name}", name = config_name)),
         });
         let (stop_connection, _) = watch::channel(false);
         let (stop_workers, _) = watch::channel(false);

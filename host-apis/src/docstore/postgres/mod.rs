@@ -109,6 +109,11 @@ fn settings(url: &str) -> Result<(tokio_postgres::Config, Option<rustls::ClientC
     let mut config: tokio_postgres::Config = parsed.as_str().parse().map_err(|_| invalid())?;
     let tls = match mode.as_deref() {
         None | Some("disable") => {
+            if root_cert.is_some() {
+                return Err(DocError::Unavailable(
+                    "the PostgreSQL URL names an sslrootcert without sslmode=require".into(),
+                ));
+            }
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
             None
         }
@@ -127,11 +132,6 @@ fn settings(url: &str) -> Result<(tokio_postgres::Config, Option<rustls::ClientC
             Some(tls)
         }
     };
-    if root_cert.is_some() && tls.is_none() {
-        return Err(DocError::Unavailable(
-            "the PostgreSQL URL names an sslrootcert without sslmode=require".into(),
-        ));
-    }
     Ok((config, tls))
 }
 
@@ -148,6 +148,10 @@ fn failed(error: tokio_postgres::Error) -> DocError {
 
 type SqlParam = Box<dyn ToSql + Sync + Send>;
 
+/// The rows of one collection, its space, database and name being `$1`, `$2`, `$3`.
+const IN_COLLECTION: &str =
+    "FROM wasmfn_documents WHERE space = $1 AND database = $2 AND collection = $3";
+
 /// The rows of a collection a filter can match, as a query in `_id` order: its SQL up to
 /// (without) the page's key bound, and its parameters.
 struct Candidates {
@@ -157,10 +161,7 @@ struct Candidates {
 
 impl Candidates {
     fn new(at: &CollectionRef, filter: &Filter) -> Self {
-        let mut sql = String::from(
-            "SELECT id, doc FROM wasmfn_documents WHERE space = $1 AND database = $2 \
-             AND collection = $3",
-        );
+        let mut sql = format!("SELECT id, doc {IN_COLLECTION}");
         let mut params: Vec<SqlParam> = vec![
             Box::new(at.space.clone()),
             Box::new(at.database.clone()),
@@ -198,8 +199,7 @@ impl Candidates {
             let meter = budget.meter();
             for document in page {
                 budget.check()?;
-                if filter.match_within(&document, &meter).map_err(|_| budget.exceeded())?.is_some()
-                {
+                if engine::hit(filter, &document, &meter, budget)?.is_some() {
                     first.push(document);
                     return Ok(false);
                 }
@@ -389,8 +389,7 @@ impl DocumentStore for PostgresDocuments {
         if filter.matches_everything() {
             let row = transaction
                 .query_one(
-                    "SELECT count(*) FROM wasmfn_documents WHERE space = $1 AND database = $2 \
-                     AND collection = $3",
+                    &format!("SELECT count(*) {IN_COLLECTION}"),
                     &[&at.space, &at.database, &at.collection],
                 )
                 .await
@@ -473,8 +472,7 @@ impl DocumentStore for PostgresDocuments {
         let keys: Vec<String> = doomed.iter().map(|d| id_key(&engine::id_of(d))).collect();
         transaction
             .execute(
-                "DELETE FROM wasmfn_documents WHERE space = $1 AND database = $2 \
-                 AND collection = $3 AND id = ANY($4)",
+                &format!("DELETE {IN_COLLECTION} AND id = ANY($4)"),
                 &[&at.space, &at.database, &at.collection, &keys],
             )
             .await

@@ -16,7 +16,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::super::engine::id_key;
-use super::super::query::{array_index, CmpOp, Filter, Node, Pred};
+use super::super::query::{array_index, as_oid, CmpOp, Filter, Node, Pred};
 use super::super::Document;
 
 /// A parameter of a pushed-down condition, numbered after the statement's own.
@@ -146,7 +146,7 @@ fn field(parts: &[String], pred: &Pred, first: usize, params: &mut Vec<Param>) -
 fn id_keys(pred: &Pred) -> Option<Vec<String>> {
     let key = |value: &Value| match value {
         Value::String(_) | Value::Number(_) => Some(id_key(value)),
-        Value::Object(map) if is_oid(map) => Some(id_key(value)),
+        Value::Object(map) if as_oid(map).is_some() => Some(id_key(value)),
         _ => None,
     };
     match pred {
@@ -154,12 +154,6 @@ fn id_keys(pred: &Pred) -> Option<Vec<String>> {
         Pred::In(values) if !values.is_empty() => values.iter().map(key).collect(),
         _ => None,
     }
-}
-
-fn is_oid(map: &Map<String, Value>) -> bool {
-    map.len() == 1
-        && matches!(map.get("$oid"), Some(Value::String(hex))
-            if hex.len() == 24 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Numbers whose decimal form compares like the number itself (see the module's notes).

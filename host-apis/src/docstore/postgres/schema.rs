@@ -104,7 +104,7 @@ async fn backfill(transaction: &Transaction<'_>) -> Result<(), Error> {
             break;
         }
         let mut columns: [Vec<String>; 4] = Default::default();
-        let mut bodies = Vec::with_capacity(rows.len());
+        let mut bodies: Vec<Json<Value>> = Vec::with_capacity(rows.len());
         for row in &rows {
             for (i, column) in columns.iter_mut().enumerate() {
                 column.push(row.get(i));
@@ -112,7 +112,6 @@ async fn backfill(transaction: &Transaction<'_>) -> Result<(), Error> {
             let Json(doc): Json<Document> = row.get(4);
             bodies.push(Json(pushdown::encoded(&doc)));
         }
-        let bodies: Vec<Json<Value>> = bodies;
         transaction
             .execute(
                 "UPDATE wasmfn_documents AS d SET body = u.body

@@ -32,6 +32,7 @@ pub(crate) use path::array_index;
 pub use projection::Projection;
 pub use sort::Sort;
 pub use update::{check_replacement, Update};
+pub(crate) use value::as_oid;
 pub use value::compare_values;
 
 /// How deeply filters may nest (`$and` in `$or` in `$elemMatch` ...).
