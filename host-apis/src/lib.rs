@@ -8,7 +8,9 @@
 //! - [`objects`]: object storage (object_store: local filesystem, memory or S3);
 //! - [`ixon_api`]: the IXON API client (discovery, caller credentials, endpoint allowlist);
 //! - [`outbound`]: functions' own HTTP(S) requests, checked against their `[network] allow`;
-//! - [`quota`]: per-space storage quotas, shared by the document store and object storage.
+//! - [`quota`]: per-space storage quotas, shared by the document store and object storage;
+//! - [`state`]: where a node keeps its own records (sled, or PostgreSQL shared by a cluster);
+//! - [`postgres`]: connections to PostgreSQL, shared by the document store and the state.
 
 pub mod background;
 pub mod config;
@@ -19,5 +21,7 @@ pub mod ixon_api;
 pub mod log;
 pub mod objects;
 pub mod outbound;
+pub mod postgres;
 pub mod quota;
+pub mod state;
 pub mod tls;

@@ -21,7 +21,7 @@ mod quota_tests;
 #[cfg(feature = "sled")]
 pub mod sled_store;
 #[cfg(all(test, feature = "sled"))]
-mod suite;
+pub(crate) mod suite;
 
 /// Opens the sled database in `path` again after a test dropped its handle. sled's background
 /// threads let go of the directory's lock a moment after the last handle is dropped, so an

@@ -12,13 +12,12 @@
 #[cfg(test)]
 mod differential_tests;
 mod pushdown;
-mod schema;
+pub(crate) mod schema;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Pool};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
-use tokio_postgres::NoTls;
 
 use super::budget::Budget;
 use super::engine::{self, id_key};
@@ -43,22 +42,9 @@ const INSERT_BYTES: usize = 8 << 20;
 
 impl PostgresDocuments {
     /// Connects to `url` (`postgres://user@host:port/db`, with `?sslmode=require` for TLS; see
-    /// [`settings`]) and brings the tables to this build's schema version (see [`schema`]).
+    /// [`crate::postgres::pool`]) and brings the tables to this build's schema version (see [`schema`]).
     pub async fn connect(url: &str) -> Result<Self, DocError> {
-        let (config, tls) = settings(url)?;
-        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
-        let manager = match tls {
-            Some(tls) => Manager::from_config(
-                config,
-                tokio_postgres_rustls::MakeRustlsConnect::new(tls),
-                recycling,
-            ),
-            None => Manager::from_config(config, NoTls, recycling),
-        };
-        let pool = Pool::builder(manager)
-            .max_size(16)
-            .build()
-            .map_err(|_| DocError::Unavailable("could not set up the PostgreSQL pool".into()))?;
+        let pool = crate::postgres::pool(url, 16, None).map_err(DocError::Unavailable)?;
         let store = Self { pool };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await.map_err(|error| {
@@ -85,54 +71,6 @@ impl PostgresDocuments {
             DocError::Unavailable("the document store (PostgreSQL) cannot be reached".into())
         })
     }
-}
-
-/// The connection settings of `url` and, when it asks for TLS, the TLS configuration.
-///
-/// `sslmode=require` (or `prefer`) encrypts the connection, and unlike libpq's `require` the
-/// server's certificate is always verified (its name against the URL's host), against Mozilla's
-/// roots and the PEM file named by `sslrootcert=<path>` if given. Without `sslmode`, or with
-/// `sslmode=disable`, the connection is not encrypted (as before TLS was supported).
-fn settings(url: &str) -> Result<(tokio_postgres::Config, Option<rustls::ClientConfig>), DocError> {
-    let invalid = || DocError::Unavailable("the PostgreSQL URL is not valid".into());
-    let mut parsed = url::Url::parse(url).map_err(|_| invalid())?;
-    let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
-    let root_cert = pairs.iter().find(|(key, _)| key == "sslrootcert").map(|(_, v)| v.clone());
-    let mode = pairs.iter().find(|(key, _)| key == "sslmode").map(|(_, v)| v.clone());
-    let kept: Vec<&(String, String)> =
-        pairs.iter().filter(|(key, _)| key != "sslrootcert").collect();
-    if kept.is_empty() {
-        parsed.set_query(None);
-    } else {
-        parsed.query_pairs_mut().clear().extend_pairs(kept);
-    }
-    let mut config: tokio_postgres::Config = parsed.as_str().parse().map_err(|_| invalid())?;
-    let tls = match mode.as_deref() {
-        None | Some("disable") => {
-            if root_cert.is_some() {
-                return Err(DocError::Unavailable(
-                    "the PostgreSQL URL names an sslrootcert without sslmode=require".into(),
-                ));
-            }
-            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            None
-        }
-        Some(_) => {
-            let pem = match &root_cert {
-                Some(path) => Some(std::fs::read(path).map_err(|_| {
-                    DocError::Unavailable(
-                        "the PostgreSQL URL's sslrootcert file cannot be read".into(),
-                    )
-                })?),
-                None => None,
-            };
-            let tls = crate::tls::client_config(pem.as_deref()).map_err(|error| {
-                DocError::Unavailable(format!("the PostgreSQL URL's sslrootcert: {error}"))
-            })?;
-            Some(tls)
-        }
-    };
-    Ok((config, tls))
 }
 
 fn failed(error: tokio_postgres::Error) -> DocError {

@@ -22,7 +22,7 @@ use super::Document;
 pub(crate) const VERSION: i32 = 2;
 
 /// The advisory lock migrations hold (the same one version 1 took to create its table).
-const LOCK: i64 = 2026120401;
+pub(crate) const LOCK: i64 = 2026120401;
 
 /// Rows filled in per statement while adding `body`.
 const BACKFILL_BATCH: i64 = 1000;

@@ -1,0 +1,164 @@
+//! The node state store: where a node keeps its records (deployments, API keys, configuration,
+//! triggers, subscriptions, async jobs, the invocation log, signing keys). Records live in named
+//! trees of byte keys and values, kept in key order, behind one trait with two backends:
+//!
+//! - [`sled`](sled_tree) (the default): the node's own embedded database, nothing shared;
+//! - [`postgres`]: one table shared by every node of a cluster (`wasmfn serve --state
+//!   postgres://…`), with change notices (`LISTEN`/`NOTIFY`) so that a node caching records
+//!   (configuration, deployments) learns what another node changed.
+//!
+//! The trait is synchronous, as sled is: records are small and callers hold no lock across a
+//! call. The PostgreSQL backend runs its statements on a runtime of its own and bounds each by a
+//! timeout, so a caller on any thread (or any Tokio runtime) waits at most that long.
+
+pub mod postgres;
+#[cfg(feature = "sled")]
+pub mod sled_tree;
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Why the state store failed. The message names no host internals (paths, URLs).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StateError(pub String);
+
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Entries in key order (or reverse key order), read lazily.
+pub type Entries<'a> = Box<dyn Iterator<Item = Result<Entry, StateError>> + Send + 'a>;
+
+/// One named tree of records, in byte order of their keys.
+pub trait KvTree: Send + Sync + std::fmt::Debug {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Sets `key` to `value`.
+    fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StateError>;
+    /// Sets `key` to `value` unless it has a value already; returns the value it keeps (the
+    /// existing one, or `value`). Nodes starting at once agree on one value this way.
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StateError>;
+    /// Removes `key`, returning the value it had.
+    fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Sets and removes (`None`) several keys at once: all or none.
+    fn apply(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError>;
+    /// The entries with keys in `range`, ascending or (`reverse`) descending.
+    fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), reverse: bool) -> Entries<'_>;
+    /// How many entries the tree has.
+    fn len(&self) -> Result<usize, StateError>;
+    /// Makes the writes so far durable (a no-op where each write already is).
+    fn flush(&self) -> Result<(), StateError>;
+
+    fn contains_key(&self, key: &[u8]) -> Result<bool, StateError> {
+        Ok(self.get(key)?.is_some())
+    }
+    fn is_empty(&self) -> Result<bool, StateError> {
+        Ok(self.len()? == 0)
+    }
+    /// Every entry, in key order.
+    fn iter(&self) -> Entries<'_> {
+        self.scan((Bound::Unbounded, Bound::Unbounded), false)
+    }
+}
+
+/// A tree, shared: [`KvTree`] with keys and values taken as anything byte-like.
+#[derive(Clone, Debug)]
+pub struct StateTree(Arc<dyn KvTree>);
+
+impl StateTree {
+    pub fn new(tree: impl KvTree + 'static) -> Self {
+        Self(Arc::new(tree))
+    }
+
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StateError> {
+        self.0.get(key.as_ref())
+    }
+
+    pub fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), StateError> {
+        self.0.insert(key.as_ref(), value.as_ref())
+    }
+
+    /// See [`KvTree::insert_new`].
+    pub fn insert_new(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<Vec<u8>, StateError> {
+        self.0.insert_new(key.as_ref(), value.as_ref())
+    }
+
+    pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StateError> {
+        self.0.remove(key.as_ref())
+    }
+
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StateError> {
+        self.0.contains_key(key.as_ref())
+    }
+
+    pub fn apply(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError> {
+        self.0.apply(batch)
+    }
+
+    pub fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), reverse: bool) -> Entries<'_> {
+        self.0.scan(range, reverse)
+    }
+
+    /// The entries with keys below `end`, ascending or (`reverse`) descending.
+    pub fn below(&self, end: impl AsRef<[u8]>, reverse: bool) -> Entries<'_> {
+        self.0.scan((Bound::Unbounded, Bound::Excluded(end.as_ref().to_vec())), reverse)
+    }
+
+    /// Every entry, in key order.
+    pub fn iter(&self) -> Entries<'_> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> Result<usize, StateError> {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> Result<bool, StateError> {
+        self.0.is_empty()
+    }
+
+    pub fn flush(&self) -> Result<(), StateError> {
+        self.0.flush()
+    }
+}
+
+/// What another node changed in a watched tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateChange {
+    /// `key` of `tree` was written or removed.
+    Key { tree: String, key: Vec<u8> },
+    /// Notices may have been missed (the listening connection was lost and made again): read
+    /// everything cached again.
+    Resync,
+}
+
+/// Where a node's trees are.
+pub trait StateBackend: Send + Sync + std::fmt::Debug {
+    /// The tree `name`, made when first written.
+    fn tree(&self, name: &str) -> Result<StateTree, StateError>;
+    /// What other nodes change in the trees this backend watches (`None`: nothing is shared,
+    /// so nothing changes behind the node's back).
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<StateChange>>;
+    /// Whether the store answers now (for `/readyz`).
+    fn healthy(&self) -> bool;
+    /// A short name for messages (`sled`, `postgres`).
+    fn kind(&self) -> &'static str;
+}
+
+/// `(Bound, Bound)` for the keys starting with `prefix`.
+pub fn prefix_range(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return (Bound::Included(prefix.to_vec()), Bound::Excluded(end));
+        }
+    }
+    (Bound::Included(prefix.to_vec()), Bound::Unbounded)
+}
+
+#[cfg(all(test, feature = "sled"))]
+mod tests;

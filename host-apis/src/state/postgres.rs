@@ -1,0 +1,557 @@
+//! The shared backend: every tree of every node in one PostgreSQL table,
+//! `wasmfn_state (tree, key bytea, value bytea)`, in byte order of the keys (PostgreSQL compares
+//! `bytea` byte by byte, as sled does).
+//!
+//! Writes to a *watched* tree also send `NOTIFY wasmfn_state` with the tree and key, in the same
+//! statement (so the notice goes out exactly when the write commits). Each node listens on a
+//! connection of its own and passes on what *other* nodes changed as [`StateChange`]s; when that
+//! connection is lost it reconnects and sends [`StateChange::Resync`], since notices sent
+//! meanwhile are lost.
+//!
+//! The trait is synchronous; the statements run on a small runtime of this backend's own, and a
+//! caller waits for the answer at most [`STATEMENT_TIMEOUT`] (PostgreSQL's `statement_timeout`
+//! is set to the same on every connection, so nothing runs on after the caller gave up).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use futures::StreamExt;
+use tokio::sync::broadcast;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::{Entries, Entry, KvTree, StateBackend, StateChange, StateError, StateTree};
+
+/// How long one statement may take, from the caller's view and PostgreSQL's.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Entries read per page of a scan.
+const PAGE: i64 = 256;
+
+/// The notice channel.
+const CHANNEL: &str = "wasmfn_state";
+
+/// This build's version of the `state` component of `wasmfn_schema`.
+const VERSION: i32 = 1;
+
+/// A notice's payload is at most 8,000 bytes; longer keys are announced as "reread all".
+const MAX_NOTICE_KEY: usize = 3000;
+
+/// Connections per node.
+const POOL_SIZE: usize = 8;
+
+fn unavailable() -> StateError {
+    StateError("the state store (PostgreSQL) cannot be reached or failed; try again".into())
+}
+
+fn failed(error: tokio_postgres::Error) -> StateError {
+    tracing::error!(%error, "state store (PostgreSQL) statement failed");
+    unavailable()
+}
+
+/// The trees of a cluster, in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PostgresState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    /// Runs the statements; shut down in the background when the last handle goes.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    /// Told apart from other nodes' notices by this (random, per process).
+    origin: String,
+    watched: Vec<String>,
+    changes: broadcast::Sender<StateChange>,
+    healthy: AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresState").field("watched", &self.watched).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl PostgresState {
+    /// Connects to `url` (see [`crate::postgres::pool`]), creates the table if missing (under
+    /// the schema lock the document store takes too) and starts listening for changes to the
+    /// `watched` trees. Fails when PostgreSQL cannot be reached.
+    pub fn connect(url: &str, watched: &[&str]) -> Result<Self, StateError> {
+        let pool =
+            crate::postgres::pool(url, POOL_SIZE, Some(STATEMENT_TIMEOUT)).map_err(StateError)?;
+        let listen_settings = crate::postgres::settings(url).map_err(StateError)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .thread_name("wasmfn-state")
+            .enable_all()
+            .build()
+            .map_err(|e| StateError(format!("starting the state store's runtime: {e}")))?;
+        let (changes, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            pool,
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            origin: hex::encode(rand::random::<[u8; 8]>()),
+            watched: watched.iter().map(|t| t.to_string()).collect(),
+            changes,
+            healthy: AtomicBool::new(true),
+        });
+        let state = Self { inner };
+        let pool = state.inner.pool.clone();
+        state.run(async move {
+            let mut client = pool.get().await.map_err(|error| {
+                tracing::error!(%error, "state store (PostgreSQL) unreachable");
+                StateError("the state store (PostgreSQL) cannot be reached".into())
+            })?;
+            migrate(&mut client).await.map_err(|error| {
+                tracing::error!(%error, "setting up the state table in PostgreSQL failed");
+                StateError("the state store (PostgreSQL) could not be set up".into())
+            })
+        })?;
+        let weak = Arc::downgrade(&state.inner);
+        state.inner.handle.spawn(listen(listen_settings, weak));
+        Ok(state)
+    }
+
+    /// Runs `work` on the backend's runtime and waits for it, at most [`STATEMENT_TIMEOUT`].
+    fn run<T, F>(&self, work: F) -> Result<T, StateError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StateError>> + Send + 'static,
+    {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        self.inner.handle.spawn(async move {
+            let done = tokio::time::timeout(STATEMENT_TIMEOUT, work).await.unwrap_or_else(|_| {
+                Err(StateError("the state store (PostgreSQL) timed out".into()))
+            });
+            let _ = sender.send(done);
+        });
+        let done = receiver
+            .recv_timeout(STATEMENT_TIMEOUT + Duration::from_secs(1))
+            .unwrap_or_else(|_| Err(unavailable()));
+        self.inner.healthy.store(done.is_ok(), Ordering::Relaxed);
+        done
+    }
+
+    fn notice(&self, tree: &str, key: &[u8]) -> Option<String> {
+        if !self.inner.watched.iter().any(|t| t == tree) {
+            return None;
+        }
+        let key = if key.len() > MAX_NOTICE_KEY { "*".to_string() } else { hex::encode(key) };
+        Some(format!("{}\t{tree}\t{key}", self.inner.origin))
+    }
+}
+
+async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), tokio_postgres::Error> {
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&crate::docstore::postgres::schema::LOCK])
+        .await?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS wasmfn_schema (
+                component text PRIMARY KEY,
+                version integer NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS wasmfn_state (
+                tree text NOT NULL,
+                key bytea NOT NULL,
+                value bytea NOT NULL,
+                PRIMARY KEY (tree, key)
+            )",
+        )
+        .await?;
+    transaction
+        .execute(
+            "INSERT INTO wasmfn_schema (component, version) VALUES ('state', $1)
+             ON CONFLICT (component) DO NOTHING",
+            &[&VERSION],
+        )
+        .await?;
+    transaction.commit().await
+}
+
+/// Listens for notices as long as the backend lives, reconnecting after a failure.
+async fn listen(
+    settings: (tokio_postgres::Config, Option<rustls::ClientConfig>),
+    inner: std::sync::Weak<Inner>,
+) {
+    let (config, tls) = settings;
+    let mut first = true;
+    loop {
+        if inner.upgrade().is_none() {
+            return;
+        }
+        let result = match &tls {
+            Some(tls) => match config
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone()))
+                .await
+            {
+                Ok((client, connection)) => {
+                    receive(client, connection, &inner, std::mem::take(&mut first)).await
+                }
+                Err(error) => Err(error),
+            },
+            None => match config.connect(NoTls).await {
+                Ok((client, connection)) => {
+                    receive(client, connection, &inner, std::mem::take(&mut first)).await
+                }
+                Err(error) => Err(error),
+            },
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "listening for state changes (PostgreSQL) failed; retrying");
+        }
+        if let Some(inner) = inner.upgrade() {
+            inner.healthy.store(false, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Passes on the notices of one connection until it ends.
+async fn receive<S, T>(
+    client: tokio_postgres::Client,
+    mut connection: tokio_postgres::Connection<S, T>,
+    inner: &std::sync::Weak<Inner>,
+    first: bool,
+) -> Result<(), tokio_postgres::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    let pump = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message? {
+                AsyncMessage::Notification(notice) => {
+                    if sender.send(notice.payload().to_string()).is_err() {
+                        break;
+                    }
+                }
+                _ => continue,
+            }
+        }
+        Ok::<(), tokio_postgres::Error>(())
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    if let Some(inner) = inner.upgrade() {
+        inner.healthy.store(true, Ordering::Relaxed);
+        if !first {
+            let _ = inner.changes.send(StateChange::Resync);
+        }
+    }
+    while let Some(payload) = notices.recv().await {
+        let Some(inner) = inner.upgrade() else { return Ok(()) };
+        if let Some(change) = parse_notice(&payload, &inner.origin) {
+            let _ = inner.changes.send(change);
+        }
+    }
+    drop(client);
+    match pump.await {
+        Ok(result) => result,
+        Err(_) => Ok(()),
+    }
+}
+
+/// The change a notice announces, unless this node sent it.
+fn parse_notice(payload: &str, own_origin: &str) -> Option<StateChange> {
+    let mut parts = payload.splitn(3, '\t');
+    let (origin, tree, key) = (parts.next()?, parts.next()?, parts.next()?);
+    if origin == own_origin {
+        return None;
+    }
+    if key == "*" {
+        return Some(StateChange::Resync);
+    }
+    Some(StateChange::Key { tree: tree.to_string(), key: hex::decode(key).ok()? })
+}
+
+impl StateBackend for PostgresState {
+    fn tree(&self, name: &str) -> Result<StateTree, StateError> {
+        Ok(StateTree::new(PostgresTree { state: self.clone(), name: name.to_string() }))
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<StateChange>> {
+        Some(self.inner.changes.subscribe())
+    }
+
+    fn healthy(&self) -> bool {
+        if !self.inner.healthy.load(Ordering::Relaxed) {
+            // Look again: the store may be back.
+            let pool = self.inner.pool.clone();
+            let _ = self.run(async move {
+                let client = pool.get().await.map_err(|_| unavailable())?;
+                client.simple_query("SELECT 1").await.map_err(failed)?;
+                Ok(())
+            });
+        }
+        self.inner.healthy.load(Ordering::Relaxed)
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+/// One tree of [`PostgresState`].
+#[derive(Debug)]
+struct PostgresTree {
+    state: PostgresState,
+    name: String,
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+impl PostgresTree {
+    /// Runs one statement with `params` and returns its rows.
+    fn query(&self, sql: String, params: Params) -> Result<Vec<tokio_postgres::Row>, StateError> {
+        let pool = self.state.inner.pool.clone();
+        self.state.run(async move {
+            let client = pool.get().await.map_err(|error| {
+                tracing::error!(%error, "state store (PostgreSQL) unreachable");
+                unavailable()
+            })?;
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            client.query(&sql, &refs).await.map_err(failed)
+        })
+    }
+
+    /// `sql` (whose rows, if any, are the write's) followed by this write's notice, as one
+    /// statement: `WITH w AS (<sql>) SELECT … FROM w`.
+    fn write(
+        &self,
+        sql: &str,
+        mut params: Params,
+        key: &[u8],
+    ) -> Result<Vec<tokio_postgres::Row>, StateError> {
+        match self.state.notice(&self.name, key) {
+            Some(notice) => {
+                params.push(Box::new(notice));
+                let n = params.len();
+                let sql = format!(
+                    "WITH w AS ({sql} RETURNING *), n AS (SELECT pg_notify('{CHANNEL}', ${n}) \
+                     WHERE EXISTS (SELECT 1 FROM w)) SELECT w.value FROM w CROSS JOIN n"
+                );
+                self.query(sql, params)
+            }
+            None => self.query(format!("{sql} RETURNING value"), params),
+        }
+    }
+}
+
+impl KvTree for PostgresTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let rows = self.query(
+            "SELECT value FROM wasmfn_state WHERE tree = $1 AND key = $2".into(),
+            vec![Box::new(self.name.clone()), Box::new(key.to_vec())],
+        )?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.write(
+            "INSERT INTO wasmfn_state (tree, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
+            vec![Box::new(self.name.clone()), Box::new(key.to_vec()), Box::new(value.to_vec())],
+            key,
+        )?;
+        Ok(())
+    }
+
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StateError> {
+        // A row another node inserts at the same time makes ours do nothing, and may be
+        // invisible to the same statement's read: then read again.
+        for _ in 0..3 {
+            let inserted = self.write(
+                "INSERT INTO wasmfn_state (tree, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (tree, key) DO NOTHING",
+                vec![Box::new(self.name.clone()), Box::new(key.to_vec()), Box::new(value.to_vec())],
+                key,
+            )?;
+            if !inserted.is_empty() {
+                return Ok(value.to_vec());
+            }
+            if let Some(existing) = self.get(key)? {
+                return Ok(existing);
+            }
+        }
+        Err(StateError("the state store (PostgreSQL) could not settle a new key".into()))
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let rows = self.write(
+            "DELETE FROM wasmfn_state WHERE tree = $1 AND key = $2",
+            vec![Box::new(self.name.clone()), Box::new(key.to_vec())],
+            key,
+        )?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    fn apply(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let notices: Vec<String> =
+            batch.iter().filter_map(|(key, _)| self.state.notice(&self.name, key)).collect();
+        let (mut set_keys, mut set_values, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in batch {
+            match value {
+                Some(value) => {
+                    set_keys.push(key);
+                    set_values.push(value);
+                }
+                None => removed.push(key),
+            }
+        }
+        let (pool, tree) = (self.state.inner.pool.clone(), self.name.clone());
+        self.state.run(async move {
+            let mut client = pool.get().await.map_err(|_| unavailable())?;
+            let transaction = client.transaction().await.map_err(failed)?;
+            if !removed.is_empty() {
+                transaction
+                    .execute(
+                        "DELETE FROM wasmfn_state WHERE tree = $1 AND key = ANY($2)",
+                        &[&tree, &removed],
+                    )
+                    .await
+                    .map_err(failed)?;
+            }
+            if !set_keys.is_empty() {
+                // Later entries for the same key win, as in a sled batch.
+                transaction
+                    .execute(
+                        "INSERT INTO wasmfn_state (tree, key, value)
+                         SELECT DISTINCT ON (k) $1, k, v
+                         FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS b(k, v, i)
+                         ORDER BY k, i DESC
+                         ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
+                        &[&tree, &set_keys, &set_values],
+                    )
+                    .await
+                    .map_err(failed)?;
+            }
+            for notice in notices {
+                transaction
+                    .execute(&format!("SELECT pg_notify('{CHANNEL}', $1)"), &[&notice])
+                    .await
+                    .map_err(failed)?;
+            }
+            transaction.commit().await.map_err(failed)
+        })
+    }
+
+    fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), reverse: bool) -> Entries<'_> {
+        Box::new(Scan {
+            tree: self,
+            lower: range.0,
+            upper: range.1,
+            reverse,
+            page: VecDeque::new(),
+            done: false,
+        })
+    }
+
+    fn len(&self) -> Result<usize, StateError> {
+        let rows = self.query(
+            "SELECT count(*) FROM wasmfn_state WHERE tree = $1".into(),
+            vec![Box::new(self.name.clone())],
+        )?;
+        Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0)) as usize)
+    }
+
+    fn flush(&self) -> Result<(), StateError> {
+        // Each write is committed before it returns.
+        Ok(())
+    }
+}
+
+/// A scan, a page at a time (each page its own statement: a long scan sees writes made
+/// meanwhile, as sled's iterators do).
+struct Scan<'a> {
+    tree: &'a PostgresTree,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    reverse: bool,
+    page: VecDeque<Entry>,
+    done: bool,
+}
+
+impl Scan<'_> {
+    fn fetch(&mut self) -> Result<(), StateError> {
+        let mut sql = String::from("SELECT key, value FROM wasmfn_state WHERE tree = $1");
+        let mut params: Params = vec![Box::new(self.tree.name.clone())];
+        for (bound, inclusive, exclusive) in [(&self.lower, ">=", ">"), (&self.upper, "<=", "<")] {
+            let (op, key) = match bound {
+                Bound::Included(key) => (inclusive, key),
+                Bound::Excluded(key) => (exclusive, key),
+                Bound::Unbounded => continue,
+            };
+            params.push(Box::new(key.clone()));
+            sql.push_str(&format!(" AND key {op} ${}", params.len()));
+        }
+        let order = if self.reverse { "DESC" } else { "ASC" };
+        sql.push_str(&format!(" ORDER BY key {order} LIMIT {PAGE}"));
+        let rows = self.tree.query(sql, params)?;
+        self.done = (rows.len() as i64) < PAGE;
+        for row in rows {
+            self.page.push_back((row.get(0), row.get(1)));
+        }
+        if let Some((last, _)) = self.page.back() {
+            if self.reverse {
+                self.upper = Bound::Excluded(last.clone());
+            } else {
+                self.lower = Bound::Excluded(last.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<Entry, StateError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.page.is_empty() && !self.done {
+            if let Err(error) = self.fetch() {
+                self.done = true;
+                return Some(Err(error));
+            }
+        }
+        self.page.pop_front().map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_of_other_nodes_are_passed_on_and_own_ones_dropped() {
+        assert_eq!(
+            parse_notice("b\tfunctions\t612f62", "a"),
+            Some(StateChange::Key { tree: "functions".into(), key: b"a/b".to_vec() })
+        );
+        assert_eq!(parse_notice("a\tfunctions\t612f62", "a"), None);
+        assert_eq!(parse_notice("b\tfunctions\t*", "a"), Some(StateChange::Resync));
+        assert_eq!(parse_notice("garbage", "a"), None);
+        assert_eq!(parse_notice("b\tfunctions\tzz", "a"), None);
+    }
+}
