@@ -9,6 +9,8 @@ bash scripts/setup-broker.sh
 bash scripts/setup-postgres.sh
 # Debian's Chromium and ChromeDriver, pinned, for the console's browser test.
 bash scripts/setup-browser.sh
+# Debian's HAProxy, pinned, for the cluster test (tests/cluster.rs).
+bash scripts/setup-haproxy.sh
 # moto's S3-compatible server, pinned, for tests/objects_s3.rs. Cached.
 bash scripts/setup-s3.sh
 # pydantic-core for WebAssembly: the core of pydantic 2.12.5, the pydantic bundles get when their

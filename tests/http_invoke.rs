@@ -265,7 +265,11 @@ async fn readiness_and_metrics_count_every_invocation_by_status() {
     let (status, ready) =
         json(server.client.get(server.url("/readyz")).send().await.unwrap()).await;
     assert_eq!((status, ready["status"].as_str()), (200, Some("ready")));
-    assert_eq!(ready["backends"], json!({"documents": "ok", "objects": "ok"}), "{ready}");
+    assert_eq!(
+        ready["backends"],
+        json!({"documents": "ok", "objects": "ok", "state": "ok"}),
+        "{ready}"
+    );
 
     let greet = server.invoke_url("behave:behave.greet", "?name=Ada");
     assert_eq!(server.client.get(greet).send().await.unwrap().status(), 200);

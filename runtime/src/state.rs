@@ -1,7 +1,9 @@
-//! The server's own state on disk: one sled database per process under the data directory,
-//! opened once, the admin token beside it, and the sealer the secrets in the database are
-//! sealed with (see `sealed`). The data directory is its owner's only: directories 0700,
-//! files 0600, also when an older version left them readable to others.
+//! The server's own state: one sled database per process under the data directory, opened
+//! once, the admin token beside it, and the sealer the secrets in the database are sealed with
+//! (see `sealed`). The node's records go to a [`StateBackend`]: that sled database by default,
+//! or PostgreSQL shared by the nodes of a cluster (`--state postgres://…`). The data directory
+//! is its owner's only: directories 0700, files 0600, also when an older version left them
+//! readable to others.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,11 +12,18 @@ use anyhow::{Context, Result};
 
 pub use crate::private_files::create_private_dir;
 use crate::sealed::Sealer;
+use wasmfn_host_apis::state::{sled_tree, StateBackend, StateTree};
 
-/// The state database (`<data-dir>/state`) and the data directory it lives in.
+/// The trees a node caches and so must hear about when another node changes them.
+pub const WATCHED_TREES: [&str; 4] =
+    ["functions", "function_config", "event_subscriptions", "mqtt_triggers"];
+
+/// The state database (`<data-dir>/state`), the data directory it lives in and the backend the
+/// node's records are kept in.
 #[derive(Clone, Debug)]
 pub struct StateDb {
     db: sled::Db,
+    backend: Arc<dyn StateBackend>,
     data_dir: PathBuf,
     sealer: Arc<Sealer>,
     /// Keeps a temporary data directory alive as long as the database.
@@ -42,7 +51,8 @@ impl StateDb {
                 dir.display()
             )
         })?;
-        Ok(Self { db, data_dir: data_dir.to_path_buf(), sealer, _temporary: None })
+        let backend = Arc::new(sled_tree::SledState::new(db.clone()));
+        Ok(Self { db, backend, data_dir: data_dir.to_path_buf(), sealer, _temporary: None })
     }
 
     /// A database in a new temporary directory, gone when the last clone is dropped (tests,
@@ -52,6 +62,23 @@ impl StateDb {
         let mut state = Self::open_sealed(dir.path(), Arc::new(Sealer::ephemeral()))?;
         state._temporary = Some(std::sync::Arc::new(dir));
         Ok(state)
+    }
+
+    /// Keeps the node's records in `backend` instead of the data directory's database (which
+    /// the embedded document store and the node's own queues still use).
+    pub fn with_backend(mut self, backend: Arc<dyn StateBackend>) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Where the node's records are kept.
+    pub fn backend(&self) -> &Arc<dyn StateBackend> {
+        &self.backend
+    }
+
+    /// Whether the records are shared with other nodes.
+    pub fn shared(&self) -> bool {
+        self.backend.changes().is_some()
     }
 
     /// The process's one sled database (the embedded document store shares it).
@@ -73,9 +100,15 @@ impl StateDb {
         self.data_dir.join("bundles")
     }
 
-    /// A named tree (table).
-    pub fn tree(&self, name: &str) -> Result<sled::Tree> {
-        self.db.open_tree(name).with_context(|| format!("opening state tree {name}"))
+    /// A named tree (table) of the node's records, in the state backend.
+    pub fn tree(&self, name: &str) -> Result<StateTree> {
+        self.backend.tree(name).with_context(|| format!("opening state tree {name}"))
+    }
+
+    /// A named tree in this node's own database, whatever the backend: for what only this
+    /// node uses (its queue of async jobs, whose bodies are in its data directory).
+    pub fn local_tree(&self, name: &str) -> Result<StateTree> {
+        sled_tree::open(&self.db, name).with_context(|| format!("opening state tree {name}"))
     }
 }
 

@@ -7,6 +7,7 @@
 //! timing, overlap policy and shutdown; the time source is the node's (`crate::clock`). Nothing here knows about
 //! wasmtime.
 
+pub mod claims;
 pub mod job;
 pub mod manager;
 pub mod scheduler;
@@ -23,6 +24,7 @@ pub use crate::manifest::cron::{
 };
 // The node's time source, which the invocation log also keeps its time by.
 pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use claims::TickClaims;
 pub use job::{CallbackTarget, CronJob, CronTarget};
 pub use manager::CronTriggers;
 pub use schedule::{CronSchedule, ScheduleError};

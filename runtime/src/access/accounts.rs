@@ -13,6 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use wasmfn_host_apis::state::StateTree;
 
 /// Password checks (sign-in, registration) running at once; more wait. Each takes Argon2's
 /// 19 MiB and some tens of milliseconds of one core.
@@ -86,10 +87,10 @@ fn store_error(error: impl std::fmt::Display) -> AccountError {
 /// The accounts and invitations, in the state database.
 #[derive(Clone, Debug)]
 pub struct Accounts {
-    accounts: sled::Tree,
-    invitations: sled::Tree,
+    accounts: StateTree,
+    invitations: StateTree,
     /// The email of each account, by id: every console request of an account looks it up.
-    ids: sled::Tree,
+    ids: StateTree,
     checks: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
@@ -152,7 +153,7 @@ fn now_rfc3339() -> String {
 impl Accounts {
     /// Accounts by email in `accounts`, by id in `ids` (kept beside it), invitations in
     /// `invitations`.
-    pub fn open(accounts: sled::Tree, invitations: sled::Tree, ids: sled::Tree) -> Self {
+    pub fn open(accounts: StateTree, invitations: StateTree, ids: StateTree) -> Self {
         let checks = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS));
         Self { accounts, invitations, ids, checks }
     }
@@ -160,9 +161,9 @@ impl Accounts {
     /// Every account, by email.
     pub fn list(&self) -> Result<Vec<Account>, AccountError> {
         let mut listed = Vec::new();
-        for value in self.accounts.iter().values() {
-            let stored: StoredAccount =
-                serde_json::from_slice(&value.map_err(store_error)?).map_err(store_error)?;
+        for entry in self.accounts.iter() {
+            let (_, value) = entry.map_err(store_error)?;
+            let stored: StoredAccount = serde_json::from_slice(&value).map_err(store_error)?;
             listed.push(stored.account);
         }
         Ok(listed)
@@ -174,7 +175,7 @@ impl Accounts {
     }
 
     /// The email key and stored record of the account with this id.
-    fn stored(&self, id: &str) -> Result<Option<(sled::IVec, StoredAccount)>, AccountError> {
+    fn stored(&self, id: &str) -> Result<Option<(Vec<u8>, StoredAccount)>, AccountError> {
         let Some(email) = self.ids.get(id.as_bytes()).map_err(store_error)? else {
             return Ok(None);
         };
@@ -209,11 +210,8 @@ impl Accounts {
         let stored = StoredAccount { account: account.clone(), password_hash };
         let value = serde_json::to_vec(&stored).expect("accounts serialise");
         // Two registrations of one email at once: only the first is kept.
-        let swapped = self
-            .accounts
-            .compare_and_swap(email.as_bytes(), None::<&[u8]>, Some(value))
-            .map_err(store_error)?;
-        if swapped.is_err() {
+        let kept = self.accounts.insert_new(email.as_bytes(), &value).map_err(store_error)?;
+        if kept != value {
             return Err(AccountError::Exists(email));
         }
         self.ids.insert(account.id.as_bytes(), email.as_bytes()).map_err(store_error)?;
@@ -338,13 +336,14 @@ fn dummy_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmfn_host_apis::state::sled_tree;
 
     fn accounts() -> Accounts {
         let db = sled::Config::new().temporary(true).open().unwrap();
         Accounts::open(
-            db.open_tree("a").unwrap(),
-            db.open_tree("i").unwrap(),
-            db.open_tree("d").unwrap(),
+            sled_tree::open(&db, "a").unwrap(),
+            sled_tree::open(&db, "i").unwrap(),
+            sled_tree::open(&db, "d").unwrap(),
         )
     }
 

@@ -352,9 +352,9 @@ mod tests {
     fn accounts() -> Accounts {
         let db = sled::Config::new().temporary(true).open().unwrap();
         Accounts::open(
-            db.open_tree("a").unwrap(),
-            db.open_tree("i").unwrap(),
-            db.open_tree("d").unwrap(),
+            wasmfn_host_apis::state::sled_tree::open(&db, "a").unwrap(),
+            wasmfn_host_apis::state::sled_tree::open(&db, "i").unwrap(),
+            wasmfn_host_apis::state::sled_tree::open(&db, "d").unwrap(),
         )
     }
 

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::caller::{Caller, Resource};
 use crate::error::InvokeError;
 pub use crate::manifest::access::AccessPolicy;
+use wasmfn_host_apis::state::StateTree;
 
 /// Prefix of every API key, so a leaked one is recognisable.
 pub const KEY_PREFIX: &str = "wfk_";
@@ -110,7 +111,7 @@ fn store_error(error: impl std::fmt::Display) -> KeyError {
 /// API keys and the policy for functions that set none.
 #[derive(Clone, Debug)]
 pub struct Access {
-    keys: sled::Tree,
+    keys: StateTree,
     default_policy: AccessPolicy,
     pub ingress: signature::IngressVerifier,
     /// Signatures of ingress calls already accepted.
@@ -119,7 +120,7 @@ pub struct Access {
 
 impl Access {
     pub fn new(
-        keys: sled::Tree,
+        keys: StateTree,
         default_policy: AccessPolicy,
         ingress: signature::IngressVerifier,
         seen: replay::SeenSignatures,
@@ -152,7 +153,17 @@ impl Access {
             ));
         };
         let forbidden = || InvokeError::Forbidden("the API key is unknown or revoked".into());
-        let record = self.verify(&key).map_err(|_| forbidden())?.ok_or_else(forbidden)?;
+        let record = match self.verify(&key) {
+            Ok(record) => record.ok_or_else(forbidden)?,
+            // The key may be good: the store did not answer (a cluster's PostgreSQL is down).
+            Err(KeyError::Store(error)) => {
+                tracing::error!(%error, "checking an API key failed");
+                return Err(InvokeError::Unavailable(
+                    "the API key could not be checked now; retry later".into(),
+                ));
+            }
+            Err(_) => return Err(forbidden()),
+        };
         if record.space != space && !record.shared_with.contains(space) {
             return Err(InvokeError::Forbidden(format!(
                 "the API key is not valid for space '{space}'"
@@ -176,10 +187,13 @@ impl Access {
     pub(crate) fn for_tests() -> Access {
         let db = sled::Config::new().temporary(true).open().unwrap();
         Access::new(
-            db.open_tree("keys").unwrap(),
+            wasmfn_host_apis::state::sled_tree::open(&db, "keys").unwrap(),
             AccessPolicy::Key,
             signature::IngressVerifier::default(),
-            replay::SeenSignatures::open(db.open_tree("seen").unwrap(), 10),
+            replay::SeenSignatures::open(
+                wasmfn_host_apis::state::sled_tree::open(&db, "seen").unwrap(),
+                10,
+            ),
         )
     }
 
@@ -222,9 +236,9 @@ impl Access {
     /// The keys of a space (their own, not those shared into it).
     pub fn list(&self, space: &str) -> Result<Vec<KeyRecord>, KeyError> {
         let mut keys = Vec::new();
-        for value in self.keys.iter().values() {
-            let stored: StoredKey =
-                serde_json::from_slice(&value.map_err(store_error)?).map_err(store_error)?;
+        for entry in self.keys.iter() {
+            let (_, value) = entry.map_err(store_error)?;
+            let stored: StoredKey = serde_json::from_slice(&value).map_err(store_error)?;
             if stored.record.space == space {
                 keys.push(stored.record);
             }
@@ -279,7 +293,7 @@ impl Access {
     fn save(&self, record: &KeyRecord, hash: &str) -> Result<(), KeyError> {
         let stored = StoredKey { record: record.clone(), hash: hash.to_string() };
         let value = serde_json::to_vec(&stored).expect("keys serialise");
-        self.keys.insert(record.id.as_bytes(), value).map_err(store_error)?;
+        self.keys.insert(record.id.as_bytes(), &value).map_err(store_error)?;
         self.keys.flush().map_err(store_error)?;
         Ok(())
     }

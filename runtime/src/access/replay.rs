@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use crate::error::InvokeError;
+use wasmfn_host_apis::state::StateTree;
 
 use super::signature::VerifiedSignature;
 
@@ -19,7 +20,7 @@ pub const DEFAULT_CAPACITY: usize = 500_000;
 pub struct SeenSignatures {
     /// Key: expiry (Unix seconds, big-endian, so a range scan finds the expired ones) and the
     /// 64 signature bytes. Value: empty.
-    tree: sled::Tree,
+    tree: StateTree,
     capacity: usize,
     count: AtomicUsize,
     swept_at: AtomicI64,
@@ -27,8 +28,8 @@ pub struct SeenSignatures {
 
 impl SeenSignatures {
     /// Opens the cache kept in `tree`.
-    pub fn open(tree: sled::Tree, capacity: usize) -> Self {
-        let count = AtomicUsize::new(tree.len());
+    pub fn open(tree: StateTree, capacity: usize) -> Self {
+        let count = AtomicUsize::new(tree.len().unwrap_or(0));
         Self { tree, capacity: capacity.max(1), count, swept_at: AtomicI64::new(i64::MIN) }
     }
 
@@ -47,7 +48,7 @@ impl SeenSignatures {
                     .into(),
             )
         };
-        let failed = |error: sled::Error| {
+        let failed = |error: wasmfn_host_apis::state::StateError| {
             tracing::error!(%error, "the ingress replay cache failed");
             InvokeError::Unavailable("the ingress replay cache failed; retry later".into())
         };
@@ -60,18 +61,15 @@ impl SeenSignatures {
                 "too many signed ingress calls within the signature window; retry later".into(),
             ));
         }
-        // Two concurrent calls with the same signature: one insert wins.
-        let inserted = self
-            .tree
-            .compare_and_swap(&key, None as Option<&[u8]>, Some(&[] as &[u8]))
-            .map_err(failed)?;
-        match inserted {
-            Ok(()) => {
-                self.count.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }
-            Err(_) => Err(used()),
+        // Two concurrent calls with the same signature (on this node or another one sharing
+        // the state): one insert wins, the one whose mark is kept.
+        let mark: [u8; 8] = rand::random();
+        let kept = self.tree.insert_new(&key, mark).map_err(failed)?;
+        if kept != mark {
+            return Err(used());
         }
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Drops the signatures whose window has passed.
@@ -80,8 +78,8 @@ impl SeenSignatures {
         // bytes but are expired too, and never pass the time check in the first place.
         let end = now.max(0).to_be_bytes();
         let mut removed = 0;
-        for key in self.tree.range(..end.as_slice()).keys() {
-            let Ok(key) = key else { break };
+        for entry in self.tree.below(end, false) {
+            let Ok((key, _)) = entry else { break };
             if self.tree.remove(&key).ok().flatten().is_some() {
                 removed += 1;
             }
@@ -96,6 +94,7 @@ impl SeenSignatures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmfn_host_apis::state::sled_tree;
 
     fn signature(byte: u8, expires_at: i64) -> VerifiedSignature {
         VerifiedSignature { signature: [byte; 64], expires_at }
@@ -105,25 +104,25 @@ mod tests {
     fn a_signature_passes_once_survives_a_reopen_and_expires() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let seen = SeenSignatures::open(db.open_tree("seen").unwrap(), 10);
+        let seen = SeenSignatures::open(sled_tree::open(&db, "seen").unwrap(), 10);
         assert!(seen.accept_once(&signature(1, 1_000), 900).is_ok());
         let again = seen.accept_once(&signature(1, 1_000), 901).unwrap_err();
         assert_eq!(again.status(), 401);
         assert!(again.to_string().contains("already used"), "{again}");
 
-        let reopened = SeenSignatures::open(db.open_tree("seen").unwrap(), 10);
+        let reopened = SeenSignatures::open(sled_tree::open(&db, "seen").unwrap(), 10);
         assert!(reopened.accept_once(&signature(1, 1_000), 902).is_err(), "kept on disk");
         assert!(reopened.accept_once(&signature(2, 1_000), 902).is_ok());
         // Past the expiry both are swept.
         assert!(reopened.accept_once(&signature(3, 2_000), 1_001).is_ok());
         assert_eq!(reopened.count.load(Ordering::SeqCst), 1);
-        assert_eq!(db.open_tree("seen").unwrap().len(), 1);
+        assert_eq!(sled_tree::open(&db, "seen").unwrap().len().unwrap(), 1);
     }
 
     #[test]
     fn a_full_cache_refuses_instead_of_forgetting() {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let seen = SeenSignatures::open(db.open_tree("seen").unwrap(), 2);
+        let seen = SeenSignatures::open(sled_tree::open(&db, "seen").unwrap(), 2);
         assert!(seen.accept_once(&signature(1, 100), 50).is_ok());
         assert!(seen.accept_once(&signature(2, 100), 50).is_ok());
         let full = seen.accept_once(&signature(3, 100), 50).unwrap_err();

@@ -177,6 +177,14 @@ pub struct ServeArgs {
     /// docs/triggers.md.
     #[arg(long, env = "WASMFN_NODE_ID", value_parser = parse_node_id)]
     pub node_id: Option<String>,
+    /// Where the server keeps its records (deployments and their bundles, API keys, function
+    /// configuration and secrets, event subscriptions, MQTT triggers, console accounts, the
+    /// invocation log, signing keys): default the data directory's own database; a
+    /// postgres://user@host:port/db URL (`?sslmode=require` for TLS) shares them with every
+    /// server given the same URL, which then follow each other's deploys and changes. Servers
+    /// sharing state need the same --secrets-key-file (and --admin-token). See docs/cluster.md.
+    #[arg(long, env = "WASMFN_STATE", value_name = "URL")]
+    pub state: Option<String>,
     /// File holding the key that seals the secrets kept in the state database (webhook
     /// secrets, MQTT passwords, `[secrets]` set through the admin API, signing keys): base64 of
     /// 32 random bytes. Default: <data-dir>/secrets.key, generated on first start. The
@@ -225,8 +233,12 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
     };
     let sealer = crate::sealed::load(&data_dir, &key_options)?;
     tracing::info!(secrets_key_id = %sealer.key_id(), "secrets key loaded");
+    let mut state_db = StateDb::open_sealed(&data_dir, Arc::new(sealer))?;
+    if let Some(url) = args.state.clone() {
+        state_db = state_db.with_backend(shared_state(url).await?);
+    }
     let options = NodeOptions {
-        state: Some(StateDb::open_sealed(&data_dir, Arc::new(sealer))?),
+        state: Some(state_db),
         keep_versions: args.keep_versions,
         admin_token: admin_token.clone(),
         mqtt_retry: RetryPolicy {
@@ -414,6 +426,22 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
     node.shutdown().await;
     served?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The state store `--state` names: PostgreSQL, shared by the servers given the same URL.
+async fn shared_state(url: String) -> Result<Arc<dyn wasmfn_host_apis::state::StateBackend>> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        bail!(
+            "--state: give a postgres:// URL (without --state the data directory keeps the state)"
+        );
+    }
+    let connected = tokio::task::spawn_blocking(move || {
+        wasmfn_host_apis::state::postgres::PostgresState::connect(&url, &state::WATCHED_TREES)
+    })
+    .await?
+    .map_err(|error| anyhow::anyhow!("--state: {error}"))?;
+    tracing::info!("state kept in PostgreSQL, shared with the servers given the same --state");
+    Ok(Arc::new(connected))
 }
 
 /// `--node-id`: 1-32 letters, digits, '-' or '_' (it becomes part of MQTT client ids).

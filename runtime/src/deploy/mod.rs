@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::{self, BundleError};
 use crate::registry::FunctionVersion;
 use crate::runtime::Runtime;
+use wasmfn_host_apis::state::StateTree;
 
 /// Versions kept per function by default (the active one always is).
 pub const DEFAULT_KEEP_VERSIONS: usize = 5;
@@ -116,7 +117,10 @@ fn parse_version(text: &str) -> Result<semver::Version, DeployError> {
 pub struct Deployments {
     runtime: Arc<Runtime>,
     dir: PathBuf,
-    tree: sled::Tree,
+    tree: StateTree,
+    /// Bundles by sha256, shared with the other nodes of a cluster (none on a single node: the
+    /// files in `dir` are all there is).
+    shared_bundles: Option<StateTree>,
     keep: usize,
     /// Serialises read-modify-write of records; never held across an await.
     lock: Mutex<()>,
@@ -148,15 +152,23 @@ pub struct DeployRequest {
 
 impl Deployments {
     /// `dir`: where bundles are kept; `tree`: where records are.
-    pub fn new(runtime: Arc<Runtime>, dir: PathBuf, tree: sled::Tree, keep: usize) -> Self {
+    pub fn new(runtime: Arc<Runtime>, dir: PathBuf, tree: StateTree, keep: usize) -> Self {
         Self {
             runtime,
             dir,
             tree,
+            shared_bundles: None,
             keep: keep.max(1),
             lock: Mutex::new(()),
             served: Mutex::new(Default::default()),
         }
+    }
+
+    /// Shares bundles with the other nodes of a cluster through `tree` (by sha256): a node that
+    /// hears of a version it has no file for reads it from there.
+    pub fn share_bundles(mut self, tree: StateTree) -> Self {
+        self.shared_bundles = Some(tree);
+        self
     }
 
     /// Checks and stores a bundle, then compiles it in the background; it becomes active once
@@ -339,8 +351,7 @@ impl Deployments {
                 })
             }
         }
-        let path = self.bundle_path(&target.sha256);
-        let bytes = tokio::fs::read(&path).await.map_err(store_error)?;
+        let bytes = self.read_bundle(&target.sha256).await?;
         let prepared =
             self.runtime.prepare(bytes, space, Some(name.into()), Some(version.into())).await?;
         let _guard = self.lock.lock().expect("deployments lock");
@@ -390,11 +401,15 @@ impl Deployments {
             for version in &record.versions {
                 let wanted =
                     matches!(version.state, VersionState::Active | VersionState::Compiling);
-                if !wanted {
+                // In a cluster the node that accepted a deploy compiles it; the others load it
+                // once it is active (`follow`).
+                let elsewhere =
+                    version.state == VersionState::Compiling && self.shared_bundles.is_some();
+                if !wanted || elsewhere {
                     continue;
                 }
                 let (space, name) = (record.space.clone(), record.name.clone());
-                let bytes = match tokio::fs::read(self.bundle_path(&version.sha256)).await {
+                let bytes = match self.read_bundle(&version.sha256).await {
                     Ok(bytes) => bytes,
                     Err(error) => {
                         tracing::error!(%space, function = %name, version = %version.version,
@@ -517,9 +532,8 @@ impl Deployments {
     pub fn all(&self) -> Result<Vec<FunctionRecord>, DeployError> {
         self.tree
             .iter()
-            .values()
-            .map(|value| {
-                let value = value.map_err(store_error)?;
+            .map(|entry| {
+                let (_, value) = entry.map_err(store_error)?;
                 serde_json::from_slice(&value).map_err(store_error)
             })
             .collect()
@@ -541,7 +555,7 @@ impl Deployments {
 
     fn save(&self, record: &FunctionRecord) -> Result<(), DeployError> {
         let value = serde_json::to_vec(record).expect("records serialise");
-        self.tree.insert(key(&record.space, &record.name), value).map_err(store_error)?;
+        self.tree.insert(key(&record.space, &record.name), &value).map_err(store_error)?;
         self.tree.flush().map_err(store_error)?;
         Ok(())
     }
@@ -567,6 +581,81 @@ impl Deployments {
         let used = self.all()?.iter().any(|r| r.versions.iter().any(|v| v.sha256 == sha256));
         if !used {
             let _ = std::fs::remove_file(self.bundle_path(sha256));
+            if let Some(shared) = &self.shared_bundles {
+                shared.remove(sha256).map_err(store_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A stored bundle: this node's file, else the cluster's copy (kept as a file from then on).
+    async fn read_bundle(&self, sha256: &str) -> Result<Vec<u8>, DeployError> {
+        let path = self.bundle_path(sha256);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(error) if self.shared_bundles.is_none() => return Err(store_error(error)),
+            Err(_) => {}
+        }
+        let shared = self.shared_bundles.clone().expect("checked above");
+        let key = sha256.to_string();
+        let bytes = tokio::task::spawn_blocking(move || shared.get(key))
+            .await
+            .map_err(store_error)?
+            .map_err(store_error)?
+            .ok_or_else(|| store_error("the bundle is in no store of the cluster"))?;
+        if bundle::sha256_hex(&bytes) != sha256 {
+            return Err(store_error("the cluster's copy of the bundle is damaged"));
+        }
+        self.write_bundle(&path, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Brings this node's registry to what the function's record says, after another node of
+    /// the cluster changed it: the active version is loaded (its bundle read from the cluster's
+    /// store if this node has no copy) and swapped in; a deleted function is taken out of
+    /// service. A version still compiling elsewhere is left until it is active.
+    pub async fn follow(&self, space: &str, name: &str) -> Result<(), DeployError> {
+        let Some(record) = self.record(space, name)? else {
+            let served_here = self
+                .served
+                .lock()
+                .expect("served versions")
+                .contains_key(&(space.into(), name.into()));
+            if !served_here && self.runtime.registry().remove(space, name).is_some() {
+                tracing::info!(%space, function = %name, "function deleted on another node");
+            }
+            return Ok(());
+        };
+        let Some(active) = record.active().cloned() else { return Ok(()) };
+        let current = self.runtime.registry().get(space, name).ok();
+        if current.is_some_and(|v| v.version == active.version && v.sha256 == active.sha256) {
+            return Ok(());
+        }
+        let bytes = self.read_bundle(&active.sha256).await?;
+        let prepared = self
+            .runtime
+            .prepare(bytes, space, Some(name.into()), Some(active.version.clone()))
+            .await?;
+        self.runtime.registry().activate(prepared)?;
+        tracing::info!(%space, function = %name, version = %active.version,
+            "version made active on another node; now served here too");
+        Ok(())
+    }
+
+    /// [`Deployments::follow`] for every function (after notices may have been missed).
+    pub async fn follow_all(&self) -> Result<(), DeployError> {
+        let known: std::collections::BTreeSet<(String, String)> = self
+            .runtime
+            .registry()
+            .list()
+            .into_iter()
+            .map(|v| (v.space.clone(), v.name.clone()))
+            .chain(self.all()?.into_iter().map(|r| (r.space, r.name)))
+            .collect();
+        for (space, name) in known {
+            if let Err(error) = self.follow(&space, &name).await {
+                tracing::error!(%space, function = %name, %error, "could not follow a deploy");
+            }
         }
         Ok(())
     }
@@ -578,6 +667,12 @@ impl Deployments {
     /// Writes a bundle once (its name says its content), through a temporary file beside it
     /// and a rename.
     fn write_bundle(&self, path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
+        if let Some(shared) = &self.shared_bundles {
+            let sha256 = bundle::sha256_hex(bytes);
+            if !shared.contains_key(&sha256).map_err(store_error)? {
+                shared.insert(&sha256, bytes).map_err(store_error)?;
+            }
+        }
         if path.exists() {
             return Ok(());
         }

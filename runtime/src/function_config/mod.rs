@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use wasmfn_host_apis::config::FunctionConfig;
 use wasmfn_host_apis::outbound::NetworkAllowlist;
+use wasmfn_host_apis::state::StateTree;
 
 use crate::sealed::{open_failed, Sealer};
 
@@ -40,7 +41,7 @@ type Key = (String, String);
 /// The saved overrides, cached in memory.
 #[derive(Debug)]
 pub struct ConfigStore {
-    tree: Option<sled::Tree>,
+    tree: Option<StateTree>,
     sealer: Arc<Sealer>,
     cache: RwLock<HashMap<Key, Arc<ConfigOverrides>>>,
     /// The parsed `network` of the overrides that have one.
@@ -59,47 +60,87 @@ fn secret_label(space: &str, name: &str, key: &str) -> String {
 impl ConfigStore {
     /// Loads the saved overrides from `tree`, opening their secrets with `sealer`; secrets kept
     /// in plain text or under the previous key are sealed again.
-    pub fn open(tree: sled::Tree, sealer: Arc<Sealer>) -> Result<Self> {
-        let mut cache = HashMap::new();
-        let mut stale = Vec::new();
-        for entry in tree.iter() {
-            let (key, value) = entry.context("reading saved function configuration")?;
-            let key = String::from_utf8_lossy(&key).into_owned();
-            let Some((space, name)) = key.split_once('/') else { continue };
-            let mut overrides: ConfigOverrides = serde_json::from_slice(&value)
-                .with_context(|| format!("saved configuration of {key} is unreadable"))?;
-            let mut old = false;
-            for (secret_key, value) in overrides.secrets.iter_mut() {
-                let label = secret_label(space, name, secret_key);
-                let (plain, was_old) = sealer.unseal_text(&label, value).map_err(|e| {
-                    let record =
-                        format!("secret '{secret_key}' of function '{name}' in space '{space}'");
-                    open_failed(&record, &e)
-                })?;
-                *value = plain;
-                old |= was_old;
-            }
-            if old {
-                stale.push((space.to_string(), name.to_string(), overrides.clone()));
-            }
-            cache.insert((space.to_string(), name.to_string()), Arc::new(overrides));
-        }
-        let mut networks = HashMap::new();
-        for (key, overrides) in &cache {
-            if let Some(network) = parse_network(overrides)? {
-                networks.insert(key.clone(), network);
-            }
-        }
+    pub fn open(tree: StateTree, sealer: Arc<Sealer>) -> Result<Self> {
         let store = Self {
             tree: Some(tree),
             sealer,
-            cache: RwLock::new(cache),
-            networks: RwLock::new(networks),
+            cache: RwLock::new(HashMap::new()),
+            networks: RwLock::new(HashMap::new()),
         };
-        for (space, name, overrides) in stale {
+        for (space, name, overrides) in store.load_all()? {
             store.save(&space, &name, &overrides).context("sealing a secret again")?;
         }
         Ok(store)
+    }
+
+    /// Reads every saved override again into the cache (another node of the cluster may have
+    /// changed any); returns those whose secrets should be sealed again.
+    pub fn load_all(&self) -> Result<Vec<(String, String, ConfigOverrides)>> {
+        let Some(tree) = &self.tree else { return Ok(Vec::new()) };
+        let (mut cache, mut networks, mut stale) = (HashMap::new(), HashMap::new(), Vec::new());
+        for entry in tree.iter() {
+            let (key, value) = entry.context("reading saved function configuration")?;
+            let Some((key, overrides, old)) = self.read(&key, &value)? else { continue };
+            if let Some(network) = parse_network(&overrides)? {
+                networks.insert(key.clone(), network);
+            }
+            if old {
+                stale.push((key.0.clone(), key.1.clone(), overrides.clone()));
+            }
+            cache.insert(key, Arc::new(overrides));
+        }
+        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
+        *self.networks.write().unwrap_or_else(|e| e.into_inner()) = networks;
+        Ok(stale)
+    }
+
+    /// Reads one function's overrides again (`key` as saved, `<space>/<name>`), after another
+    /// node of the cluster changed or removed them.
+    pub fn reload(&self, key: &[u8]) -> Result<()> {
+        let Some(tree) = &self.tree else { return Ok(()) };
+        let text = String::from_utf8_lossy(key);
+        let Some((space, name)) = text.split_once('/') else { return Ok(()) };
+        let cache_key = (space.to_string(), name.to_string());
+        let read = match tree.get(key).context("reading saved function configuration")? {
+            Some(value) => self.read(key, &value)?,
+            None => None,
+        };
+        let mut networks = self.networks.write().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        match read {
+            Some((_, overrides, _)) => {
+                match parse_network(&overrides)? {
+                    Some(network) => networks.insert(cache_key.clone(), network),
+                    None => networks.remove(&cache_key),
+                };
+                cache.insert(cache_key, Arc::new(overrides));
+            }
+            None => {
+                networks.remove(&cache_key);
+                cache.remove(&cache_key);
+            }
+        }
+        Ok(())
+    }
+
+    /// A saved record, its secrets opened, and whether they were sealed the old way.
+    fn read(&self, key: &[u8], value: &[u8]) -> Result<Option<(Key, ConfigOverrides, bool)>> {
+        let key = String::from_utf8_lossy(key).into_owned();
+        let Some((space, name)) = key.split_once('/') else { return Ok(None) };
+        let mut overrides: ConfigOverrides = serde_json::from_slice(value)
+            .with_context(|| format!("saved configuration of {key} is unreadable"))?;
+        let mut old = false;
+        for (secret_key, value) in overrides.secrets.iter_mut() {
+            let label = secret_label(space, name, secret_key);
+            let (plain, was_old) = self.sealer.unseal_text(&label, value).map_err(|e| {
+                let record =
+                    format!("secret '{secret_key}' of function '{name}' in space '{space}'");
+                open_failed(&record, &e)
+            })?;
+            *value = plain;
+            old |= was_old;
+        }
+        Ok(Some(((space.to_string(), name.to_string()), overrides, old)))
     }
 
     /// Writes a function's overrides, their secrets sealed.
@@ -113,7 +154,7 @@ impl ConfigStore {
                 .map_err(|e| anyhow::anyhow!("sealing secret '{key}': {e}"))?;
         }
         let bytes = serde_json::to_vec(&stored)?;
-        tree.insert(tree_key(space, name), bytes).context("saving function configuration")?;
+        tree.insert(tree_key(space, name), &bytes).context("saving function configuration")?;
         tree.flush().context("saving function configuration")?;
         Ok(())
     }
@@ -185,6 +226,7 @@ impl wasmfn_core::invoker::ConfigSource for ConfigStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmfn_host_apis::state::sled_tree;
 
     #[test]
     fn overrides_are_saved_reloaded_and_applied_with_secret_marks() {
@@ -192,20 +234,23 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let sealer = Arc::new(Sealer::ephemeral());
         let store =
-            ConfigStore::open(db.open_tree("function_config").unwrap(), sealer.clone()).unwrap();
+            ConfigStore::open(sled_tree::open(&db, "function_config").unwrap(), sealer.clone())
+                .unwrap();
         let overrides = ConfigOverrides {
             values: BTreeMap::from([("region".into(), serde_json::json!({"name": "us"}))]),
             secrets: BTreeMap::from([("token".into(), "hush-hush".into())]),
             network: Some(vec!["https://api.example.com".into()]),
         };
         store.set("space", "fn", overrides.clone()).unwrap();
-        let raw = db.open_tree("function_config").unwrap().get("space/fn").unwrap().unwrap();
+        let raw =
+            sled_tree::open(&db, "function_config").unwrap().get("space/fn").unwrap().unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("hush-hush"), "sealed on disk");
         let reopened =
-            ConfigStore::open(db.open_tree("function_config").unwrap(), sealer.clone()).unwrap();
+            ConfigStore::open(sled_tree::open(&db, "function_config").unwrap(), sealer.clone())
+                .unwrap();
         assert_eq!(reopened.get("space", "fn").as_deref(), Some(&overrides));
         let error = ConfigStore::open(
-            db.open_tree("function_config").unwrap(),
+            sled_tree::open(&db, "function_config").unwrap(),
             Arc::new(Sealer::ephemeral()),
         )
         .unwrap_err();

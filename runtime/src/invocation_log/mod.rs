@@ -9,6 +9,7 @@
 
 mod record;
 
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::invoker::{Outcome, OutcomeObserver};
+use wasmfn_host_apis::state::StateTree;
 
 pub use record::{LogFilter, LogRecord, RecordSummary, StatusFilter};
 
@@ -28,6 +30,8 @@ const CHANNEL: usize = 10_000;
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often old records are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Records removed per write while sweeping.
+const SWEEP_BATCH: usize = 500;
 
 /// Retention settings.
 #[derive(Clone, Debug)]
@@ -44,9 +48,9 @@ impl Default for LogOptions {
 
 /// The log store and its writer.
 pub struct InvocationLog {
-    records: sled::Tree,
+    records: StateTree,
     /// Record id → key in `records`.
-    by_id: sled::Tree,
+    by_id: StateTree,
     sender: mpsc::Sender<LogRecord>,
     dropped: AtomicU64,
     options: LogOptions,
@@ -78,8 +82,8 @@ impl LogTasks {
 impl InvocationLog {
     /// Opens the log in `records`/`by_id` and starts its writer and sweeper.
     pub fn start(
-        records: sled::Tree,
-        by_id: sled::Tree,
+        records: StateTree,
+        by_id: StateTree,
         options: LogOptions,
         clock: Arc<dyn Clock>,
     ) -> (Arc<Self>, LogTasks) {
@@ -113,9 +117,16 @@ impl InvocationLog {
             while let Ok(record) = receiver.try_recv() {
                 batch.push(record);
             }
+            let written = batch.len();
             if !batch.is_empty() {
-                self.store(&batch);
-                if let Err(error) = self.records.flush_async().await {
+                // Off the async threads: the store may be a database across the network.
+                let log = self.clone();
+                let flushed = tokio::task::spawn_blocking(move || {
+                    log.store(&batch);
+                    log.records.flush()
+                })
+                .await;
+                if let Ok(Err(error)) = flushed {
                     tracing::error!(%error, "flushing the invocation log failed");
                 }
             }
@@ -123,7 +134,7 @@ impl InvocationLog {
                 return;
             }
             // Group writes that arrive close together.
-            if batch.len() < 64 {
+            if written < 64 {
                 tokio::time::sleep(FLUSH_EVERY.min(Duration::from_millis(20))).await;
             }
         }
@@ -131,23 +142,23 @@ impl InvocationLog {
 
     /// Writes records now (the writer's step; tests call it directly).
     pub fn store(&self, records: &[LogRecord]) {
-        let mut batch = sled::Batch::default();
-        let mut ids = sled::Batch::default();
+        let mut batch = Vec::with_capacity(records.len());
+        let mut ids = Vec::with_capacity(records.len());
         for record in records {
             let key = record.key();
-            batch.insert(key.clone(), serde_json::to_vec(record).expect("records serialise"));
-            ids.insert(record.id.as_bytes().to_vec(), key);
+            ids.push((record.id.as_bytes().to_vec(), Some(key.clone())));
+            batch.push((key, Some(serde_json::to_vec(record).expect("records serialise"))));
         }
-        if let Err(error) =
-            self.records.apply_batch(batch).and_then(|()| self.by_id.apply_batch(ids))
-        {
+        if let Err(error) = self.records.apply(batch).and_then(|()| self.by_id.apply(ids)) {
             tracing::error!(%error, records = records.len(), "writing the invocation log failed");
         }
     }
 
     async fn sweep_periodically(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
-            let removed = self.sweep(self.clock.now());
+            let log = self.clone();
+            let removed =
+                tokio::task::spawn_blocking(move || log.sweep(log.clock.now())).await.unwrap_or(0);
             if removed > 0 {
                 tracing::info!(removed, "old invocation log records removed");
             }
@@ -162,8 +173,20 @@ impl InvocationLog {
     /// Returns how many went.
     pub fn sweep(&self, now: DateTime<Utc>) -> usize {
         let cutoff = (now - self.options.retention).timestamp_millis().max(0) as u64;
+        let Ok(count) = self.records.len() else { return 0 };
+        let mut excess = count.saturating_sub(self.options.max_records);
+        let (mut records, mut ids) = (Vec::new(), Vec::new());
         let mut removed = 0;
-        let mut excess = self.records.len().saturating_sub(self.options.max_records);
+        let remove = |records: &mut Vec<_>, ids: &mut Vec<_>| -> usize {
+            let n = records.len();
+            let done = self.by_id.apply(std::mem::take(ids)).is_ok()
+                && self.records.apply(std::mem::take(records)).is_ok();
+            if done {
+                n
+            } else {
+                0
+            }
+        };
         for entry in self.records.iter() {
             let Ok((key, value)) = entry else { break };
             let old = key.len() >= 8
@@ -173,19 +196,21 @@ impl InvocationLog {
             }
             excess = excess.saturating_sub(1);
             if let Ok(record) = serde_json::from_slice::<LogRecord>(&value) {
-                let _ = self.by_id.remove(record.id.as_bytes());
+                ids.push((record.id.as_bytes().to_vec(), None));
             }
-            if self.records.remove(&key).is_ok() {
-                removed += 1;
+            records.push((key, None));
+            if records.len() >= SWEEP_BATCH {
+                removed += remove(&mut records, &mut ids);
             }
         }
+        removed += remove(&mut records, &mut ids);
         removed
     }
 
     /// Records matching the filter, newest first, at most `filter.limit`.
     pub fn query(&self, filter: &LogFilter) -> Vec<LogRecord> {
         let mut found = Vec::new();
-        for entry in self.records.iter().rev() {
+        for entry in self.records.scan((Bound::Unbounded, Bound::Unbounded), true) {
             let Ok((_, value)) = entry else { break };
             let Ok(record) = serde_json::from_slice::<LogRecord>(&value) else { continue };
             if filter.since.is_some_and(|since| record.started_ms < since.timestamp_millis()) {
@@ -212,7 +237,7 @@ impl InvocationLog {
     ) -> usize {
         let end = (until_ms.max(0) as u64).to_be_bytes();
         let mut seen = 0;
-        for entry in self.records.range(..end.to_vec()).rev() {
+        for entry in self.records.below(end, true) {
             let Ok((_, value)) = entry else { break };
             let Ok(summary) = serde_json::from_slice::<RecordSummary>(&value) else { continue };
             if summary.started_ms < since_ms || seen >= max {

@@ -4,6 +4,7 @@ use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
 use crate::clock::ManualClock;
+use wasmfn_host_apis::state::sled_tree;
 
 fn record(function: &str, status: u16, started: DateTime<Utc>) -> LogRecord {
     LogRecord {
@@ -34,7 +35,12 @@ fn record(function: &str, status: u16, started: DateTime<Utc>) -> LogRecord {
 
 fn log(options: LogOptions, clock: Arc<dyn Clock>) -> (Arc<InvocationLog>, LogTasks) {
     let db = sled::Config::new().temporary(true).open().unwrap();
-    InvocationLog::start(db.open_tree("r").unwrap(), db.open_tree("i").unwrap(), options, clock)
+    InvocationLog::start(
+        sled_tree::open(&db, "r").unwrap(),
+        sled_tree::open(&db, "i").unwrap(),
+        options,
+        clock,
+    )
 }
 
 #[tokio::test]
@@ -98,8 +104,8 @@ async fn the_sweep_removes_what_is_past_retention_and_beyond_the_size_bound() {
 async fn observed_outcomes_are_written_and_shutdown_flushes_them() {
     let db = sled::Config::new().temporary(true).open().unwrap();
     let (log, tasks) = InvocationLog::start(
-        db.open_tree("r").unwrap(),
-        db.open_tree("i").unwrap(),
+        sled_tree::open(&db, "r").unwrap(),
+        sled_tree::open(&db, "i").unwrap(),
         LogOptions::default(),
         Arc::new(crate::triggers::cron::SystemClock),
     );

@@ -128,32 +128,38 @@ fn presign_secret(state: &StateDb) -> Result<Vec<u8>> {
     node_secret(state, "presign")
 }
 
-/// A signing key of this node, named `name`: generated once and kept in the state database,
-/// sealed with the secrets key. One kept in plain text by an older version, or sealed with the
-/// previous secrets key, is sealed again with the current one.
+/// A signing key of this node (of the cluster, when the state is shared), named `name`:
+/// generated once and kept in the state database, sealed with the secrets key. Nodes starting
+/// at once keep the same one (the first written). One kept in plain text by an older version,
+/// or sealed with the previous secrets key, is sealed again with the current one.
 pub fn node_secret(state: &StateDb, name: &str) -> Result<Vec<u8>> {
     let tree = state.tree("secrets")?;
     let label = format!("node/{name}");
-    let save = |secret: &[u8]| -> Result<()> {
-        let sealed = state
+    let seal = |secret: &[u8]| -> Result<String> {
+        state
             .sealer()
             .seal(&label, secret)
-            .map_err(|e| anyhow::anyhow!("sealing the {name} key: {e}"))?;
-        tree.insert(name, sealed.as_bytes()).with_context(|| format!("saving the {name} key"))?;
-        tree.flush().with_context(|| format!("saving the {name} key"))?;
-        Ok(())
+            .map_err(|e| anyhow::anyhow!("sealing the {name} key: {e}"))
     };
-    if let Some(stored) = tree.get(name).with_context(|| format!("reading the {name} key"))? {
-        let unsealed = state
-            .sealer()
-            .unseal_stored(&label, &stored)
-            .map_err(|e| crate::sealed::open_failed(&format!("{name} signing key"), &e))?;
-        if unsealed.stale {
-            save(&unsealed.plaintext)?;
+    let stored = match tree.get(name).with_context(|| format!("reading the {name} key"))? {
+        Some(stored) => stored,
+        None => {
+            let secret: [u8; 32] = rand::random();
+            let kept = tree
+                .insert_new(name, seal(&secret)?.as_bytes())
+                .with_context(|| format!("saving the {name} key"))?;
+            tree.flush().with_context(|| format!("saving the {name} key"))?;
+            kept
         }
-        return Ok(unsealed.plaintext);
+    };
+    let unsealed = state
+        .sealer()
+        .unseal_stored(&label, &stored)
+        .map_err(|e| crate::sealed::open_failed(&format!("{name} signing key"), &e))?;
+    if unsealed.stale {
+        tree.insert(name, seal(&unsealed.plaintext)?.as_bytes())
+            .and_then(|()| tree.flush())
+            .with_context(|| format!("saving the {name} key"))?;
     }
-    let secret: [u8; 32] = rand::random();
-    save(&secret)?;
-    Ok(secret.to_vec())
+    Ok(unsealed.plaintext)
 }

@@ -4,6 +4,7 @@
 //! whole start-up in its one order, [`Node::shutdown`] stops it.
 
 mod backends;
+mod cluster;
 mod indexes;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ use crate::server::ServerContext;
 use crate::state::StateDb;
 use crate::triggers::async_invoke::jobs::BodyFiles;
 use crate::triggers::async_invoke::{AsyncJobs, AsyncOptions};
-use crate::triggers::cron::{Clock, CronTriggers, SystemClock};
+use crate::triggers::cron::{Clock, CronTriggers, SystemClock, TickClaims};
 use crate::triggers::lifecycle::FunctionTriggers;
 use crate::triggers::mqtt::{MqttTriggers, RetryPolicy};
 pub use backends::{node_secret, open as open_capabilities, CapabilityOptions};
@@ -143,6 +144,8 @@ pub struct Node {
     /// Makes the document indexes active versions declare (kept here: the registry holds its
     /// listeners weakly).
     document_indexes: Option<Arc<indexes::DocumentIndexes>>,
+    /// Follow the changes other nodes sharing the state make (none on a single node).
+    followers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Node {
@@ -164,12 +167,16 @@ impl Node {
         );
         // Before anything starts: a stored password that does not open ends the start here.
         mqtt.reseal()?;
-        let deployments = Arc::new(Deployments::new(
+        let mut deployments = Deployments::new(
             runtime.clone(),
             state.bundles_dir(),
             state.tree("functions")?,
             options.keep_versions,
-        ));
+        );
+        if state.shared() {
+            deployments = deployments.share_bundles(state.tree("bundles")?);
+        }
+        let deployments = Arc::new(deployments);
         let seen = SeenSignatures::open(state.tree("ingress_seen")?, replay::DEFAULT_CAPACITY);
         let access = Arc::new(Access::new(
             state.tree("api_keys")?,
@@ -178,7 +185,7 @@ impl Node {
             seen,
         ));
         let async_jobs = AsyncJobs::new(
-            state.tree("async_jobs")?,
+            state.local_tree("async_jobs")?,
             BodyFiles::open(state.data_dir().join("async-bodies"))?,
             runtime.invoker().clone(),
             deliverer.clone(),
@@ -210,11 +217,14 @@ impl Node {
             state.tree("console_invitations")?,
             state.tree("console_account_ids")?,
         ));
-        let cron = Arc::new(CronTriggers::new(
-            runtime.invoker().clone(),
-            deliverer.clone(),
-            options.clock.clone(),
-        ));
+        let claims = match state.shared() {
+            true => Some(TickClaims::new(state.tree("cron_ticks")?)),
+            false => None,
+        };
+        let cron = Arc::new(
+            CronTriggers::new(runtime.invoker().clone(), deliverer.clone(), options.clock.clone())
+                .in_cluster(claims),
+        );
         let triggers = Arc::new(FunctionTriggers::new(vec![
             cron.clone(),
             mqtt.clone(),
@@ -251,6 +261,7 @@ impl Node {
             console: Arc::new(crate::access::console::ConsoleSessions::new(options.secure_cookies)),
             accounts,
             document_indexes: None,
+            followers: Vec::new(),
         })
     }
 
@@ -287,6 +298,18 @@ impl Node {
                 .note_served(&version, &bytes)
                 .with_context(|| format!("keeping {} for rollback", bundle.source))?;
             versions.push(version);
+        }
+        // Listening before restoring: a deploy made on another node meanwhile is not missed.
+        if let Some(changes) = self.state.backend().changes() {
+            self.followers = cluster::follow(
+                changes,
+                cluster::Followed {
+                    deployments: self.deployments.clone(),
+                    config: self.config.clone(),
+                    subscriptions: self.subscriptions.clone(),
+                    mqtt: self.mqtt.clone(),
+                },
+            );
         }
         let deployed = self.deployments.restore().await?;
         let mqtt_restored = self.mqtt.restore()?;
@@ -349,6 +372,7 @@ impl Node {
                 event_bus: self.events.clone(),
             },
             sessions: self.sessions.clone(),
+            state: self.state.backend().clone(),
             readiness: Arc::default(),
         }
     }
@@ -356,6 +380,9 @@ impl Node {
     /// Stops the triggers, letting runs in flight finish.
     pub async fn shutdown(self) {
         self.ready.store(false, Ordering::SeqCst);
+        for follower in &self.followers {
+            follower.abort();
+        }
         self.triggers.shutdown().await;
         if let Some((stop, workers)) = self.async_workers {
             let _ = stop.send(true);

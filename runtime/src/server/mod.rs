@@ -47,6 +47,8 @@ pub struct ServerContext {
     pub admin: AdminContext,
     /// Checks the function sessions webhooks call back with.
     pub sessions: Arc<crate::events::Sessions>,
+    /// Where the node's records are (checked by `/readyz` when shared with other nodes).
+    pub state: Arc<dyn wasmfn_host_apis::state::StateBackend>,
     /// The last check of the backends for `/readyz`, and when it was made.
     pub readiness: Arc<tokio::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>>,
 }
@@ -62,6 +64,13 @@ async fn check_backends(state: &ServerContext) -> serde_json::Value {
     let Some(capabilities) = state.invoker.capabilities().cloned() else {
         return json!({});
     };
+    let shared_state = state.state.clone();
+    let records = tokio::time::timeout(READINESS_TIMEOUT, async move {
+        match tokio::task::spawn_blocking(move || shared_state.healthy()).await {
+            Ok(true) => Ok(()),
+            _ => Err("the state store does not answer".to_string()),
+        }
+    });
     let verdict = |result: Result<Result<(), String>, tokio::time::error::Elapsed>| match result {
         Ok(Ok(())) => "ok".to_string(),
         Ok(Err(why)) => why,
@@ -73,8 +82,12 @@ async fn check_backends(state: &ServerContext) -> serde_json::Value {
     let objects = tokio::time::timeout(READINESS_TIMEOUT, async {
         capabilities.objects.check().await.map_err(|e| e.to_string())
     });
-    let (documents, objects) = tokio::join!(documents, objects);
-    json!({"documents": verdict(documents), "objects": verdict(objects)})
+    let (documents, objects, records) = tokio::join!(documents, objects, records);
+    json!({
+        "documents": verdict(documents),
+        "objects": verdict(objects),
+        "state": verdict(records),
+    })
 }
 
 /// The router: invoke and ingress endpoints, the admin API, health, and JSON 404s for

@@ -19,6 +19,7 @@ use base64::Engine as _;
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
+use wasmfn_host_apis::state::StateTree;
 
 use crate::delivery::{Deliverer, Delivery};
 use crate::invoker::{Caller, Invocation, Invoker, Outcome, RequestData};
@@ -264,7 +265,7 @@ impl BodyFiles {
 /// The async jobs of a node.
 pub struct AsyncJobs {
     /// Job records (JSON, without bodies), by id.
-    tree: sled::Tree,
+    tree: StateTree,
     /// Request and result bodies.
     bodies: BodyFiles,
     /// Jobs and body bytes kept per space.
@@ -287,7 +288,7 @@ impl std::fmt::Debug for AsyncJobs {
 
 impl AsyncJobs {
     pub fn new(
-        tree: sled::Tree,
+        tree: StateTree,
         bodies: BodyFiles,
         invoker: Invoker,
         deliverer: Arc<Deliverer>,
@@ -324,7 +325,13 @@ impl AsyncJobs {
             return Err(error);
         }
         let stored = match self.save_new(&job) {
-            Ok(()) => self.tree.flush_async().await.map_err(|e| JobError::Store(e.to_string())),
+            Ok(()) => {
+                let tree = self.tree.clone();
+                tokio::task::spawn_blocking(move || tree.flush())
+                    .await
+                    .map_err(|e| JobError::Store(e.to_string()))
+                    .and_then(|flushed| flushed.map_err(|e| JobError::Store(e.to_string())))
+            }
             Err(error) => Err(error),
         };
         if let Err(error) = stored {
@@ -416,7 +423,7 @@ impl AsyncJobs {
 
     fn save(&self, job: &Job) -> Result<(), JobError> {
         let value = serde_json::to_vec(job).expect("jobs serialise");
-        self.tree.insert(job.id.as_bytes(), value).map_err(|e| JobError::Store(e.to_string()))?;
+        self.tree.insert(job.id.as_bytes(), &value).map_err(|e| JobError::Store(e.to_string()))?;
         Ok(())
     }
 
@@ -437,7 +444,7 @@ impl AsyncJobs {
                 job.stored_bytes += added;
             }
             self.save(&job)?;
-            self.tree.flush().map(|_| ()).map_err(|e| JobError::Store(e.to_string()))
+            self.tree.flush().map_err(|e| JobError::Store(e.to_string()))
         })();
         match saved {
             Ok(()) if added > 0 => {
@@ -462,8 +469,8 @@ impl AsyncJobs {
             .and_then(|retention| now.checked_sub_signed(retention));
         let Some(cutoff) = cutoff else { return 0 };
         let mut expired = Vec::new();
-        for value in self.tree.iter().values() {
-            let Ok(value) = value else { continue };
+        for entry in self.tree.iter() {
+            let Ok((_, value)) = entry else { continue };
             let Ok(job) = serde_json::from_slice::<Job>(&value) else { continue };
             let finished = matches!(job.state, JobState::Succeeded | JobState::Failed)
                 && job.callback != Some(CallbackState::Pending);

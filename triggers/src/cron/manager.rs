@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{jobs_for, CallbackTarget, Clock, CronJob, CronScheduler};
+use super::{jobs_for, CallbackTarget, Clock, CronJob, CronScheduler, TickClaims};
 use crate::delivery::Deliverer;
 use crate::invoker::Invoker;
 use crate::lifecycle::{TriggerKind, TriggerOrigin};
@@ -45,6 +45,8 @@ pub struct CronTriggers {
     deliverer: Arc<Deliverer>,
     clock: Arc<dyn Clock>,
     running: Mutex<BTreeMap<(String, String), Running>>,
+    /// Where the servers of a cluster claim ticks (none: a single server fires every tick).
+    claims: Option<TickClaims>,
 }
 
 impl std::fmt::Debug for CronTriggers {
@@ -59,7 +61,13 @@ impl CronTriggers {
     /// Fire times are computed from `clock`; outcomes of triggers with a `callback_url` are
     /// delivered by `deliverer`.
     pub fn new(invoker: Invoker, deliverer: Arc<Deliverer>, clock: Arc<dyn Clock>) -> Self {
-        Self { invoker, deliverer, clock, running: Mutex::default() }
+        Self { invoker, deliverer, clock, running: Mutex::default(), claims: None }
+    }
+
+    /// Fires each tick once among the servers sharing `claims` (see [`TickClaims`]).
+    pub fn in_cluster(mut self, claims: Option<TickClaims>) -> Self {
+        self.claims = claims;
+        self
     }
 
     /// `(space, trigger name)` of every running cron trigger.
@@ -133,7 +141,13 @@ impl TriggerKind for CronTriggers {
             );
         }
         let triggers = jobs.clone();
-        let scheduler = CronScheduler::start(jobs, target, self.clock.clone(), None);
+        let scheduler = CronScheduler::start_claimed(
+            jobs,
+            target,
+            self.clock.clone(),
+            None,
+            self.claims.clone(),
+        );
         let run = Running { origin: TriggerOrigin::declared_by(version), scheduler, triggers };
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running.insert((version.space.clone(), version.name.clone()), run);

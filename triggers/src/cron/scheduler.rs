@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::claims::TickClaims;
 use super::job::{rfc3339, CronJob, CronTarget};
 use crate::clock::Clock;
 use crate::invoker::Outcome;
@@ -69,6 +70,18 @@ impl CronScheduler {
         clock: Arc<dyn Clock>,
         events: Option<mpsc::Sender<CronEvent>>,
     ) -> Self {
+        Self::start_claimed(jobs, target, clock, events, None)
+    }
+
+    /// [`CronScheduler::start`] for a server of a cluster: each tick fires only where its
+    /// claim in `claims` is kept (see [`TickClaims`]).
+    pub fn start_claimed(
+        jobs: Vec<CronJob>,
+        target: Arc<dyn CronTarget>,
+        clock: Arc<dyn Clock>,
+        events: Option<mpsc::Sender<CronEvent>>,
+        claims: Option<TickClaims>,
+    ) -> Self {
         let (stop, _) = watch::channel(false);
         let started = clock.now();
         let mut tasks = Vec::new();
@@ -82,6 +95,7 @@ impl CronScheduler {
                 clock: clock.clone(),
                 events: events.clone(),
                 counters,
+                claims: claims.clone(),
             };
             tasks.push(tokio::spawn(schedule.run(started, stop.subscribe())));
         }
@@ -108,6 +122,7 @@ struct JobLoop {
     clock: Arc<dyn Clock>,
     events: Option<mpsc::Sender<CronEvent>>,
     counters: Arc<CronStats>,
+    claims: Option<TickClaims>,
 }
 
 impl JobLoop {
@@ -129,7 +144,14 @@ impl JobLoop {
                 _ = stop.wait_for(|stopped| *stopped) => break,
                 () = self.clock.sleep_until(next) => {}
             }
-            if running.as_ref().is_some_and(|run| !run.is_finished()) {
+            let elsewhere = match &self.claims {
+                Some(claims) => !claims.claim(&self.job, next).await,
+                None => false,
+            };
+            if elsewhere {
+                tracing::debug!(cron_trigger = %trigger.name, scheduled_time = %rfc3339(next),
+                    "cron tick fired by another server of the cluster");
+            } else if running.as_ref().is_some_and(|run| !run.is_finished()) {
                 self.skip(next).await;
             } else {
                 self.counters.fired.fetch_add(1, Ordering::Relaxed);
@@ -281,6 +303,51 @@ mod tests {
     fn header<'a>(invocation: &'a Invocation, name: &str) -> &'a str {
         let (_, value) = invocation.request.headers.iter().find(|(n, _)| n == name).unwrap();
         value
+    }
+
+    /// Three servers run the same schedule on one clock, sharing their claims: every tick
+    /// fires exactly once among them, also after the server that fired the last ones stops.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn servers_sharing_claims_fire_each_tick_once() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = wasmfn_host_apis::state::sled_tree::open(&db, "cron_ticks").unwrap();
+        let clock = Arc::new(ManualClock::new(utc("2026-01-07T11:55:00Z")));
+        let (started_tx, mut started) = mpsc::unbounded_channel();
+        let release = Arc::new(tokio::sync::Semaphore::new(1000));
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            let target = HeldTarget { started: started_tx.clone(), release: release.clone() };
+            servers.push(CronScheduler::start_claimed(
+                vec![job("every-ten", "*/10 * * * *")],
+                Arc::new(target),
+                clock.clone(),
+                None,
+                Some(TickClaims::new(tree.clone())),
+            ));
+        }
+        let mut fired = Vec::new();
+        for (step, at) in ["12:00", "12:10", "12:20", "12:30"].iter().enumerate() {
+            if step == 2 {
+                // One of the servers stops: the others carry on without a hand-over.
+                servers.remove(0).shutdown().await;
+            }
+            clock.set(utc(&format!("2026-01-07T{at}:00Z")));
+            let run = within("a run", started.recv()).await;
+            fired.push(header(&run, "x-scheduled-time").to_string());
+            quiet(&mut started).await;
+        }
+        assert_eq!(
+            fired,
+            [
+                "2026-01-07T12:00:00Z",
+                "2026-01-07T12:10:00Z",
+                "2026-01-07T12:20:00Z",
+                "2026-01-07T12:30:00Z"
+            ]
+        );
+        for server in servers {
+            server.shutdown().await;
+        }
     }
 
     #[tokio::test]

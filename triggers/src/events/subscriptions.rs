@@ -15,6 +15,7 @@ use crate::lifecycle::TriggerKind;
 use crate::mqtt::CallbackUrl;
 use crate::registry::FunctionVersion;
 use crate::sealed::{open_failed, Sealer};
+use wasmfn_host_apis::state::StateTree;
 
 /// Where a subscription sends its events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +139,7 @@ pub enum SubscriptionError {
 /// Every subscription of the node.
 #[derive(Debug)]
 pub struct SubscriptionStore {
-    tree: sled::Tree,
+    tree: StateTree,
     sealer: Arc<Sealer>,
     all: RwLock<Vec<Subscription>>,
 }
@@ -152,37 +153,54 @@ fn secret_label(space: &str, name: &str) -> String {
     format!("webhook/{space}/{name}")
 }
 
+/// The subscriptions saved in `tree`, their webhook secrets opened, and those of them sealed
+/// the old way (to seal again).
+fn read_saved(tree: &StateTree, sealer: &Sealer) -> Result<(Vec<Subscription>, Vec<Subscription>)> {
+    let mut all = Vec::new();
+    let mut stale = Vec::new();
+    for entry in tree.iter() {
+        let (_, value) = entry.context("reading saved event subscriptions")?;
+        let mut subscription: Subscription =
+            serde_json::from_slice(&value).context("a saved event subscription is unreadable")?;
+        if let Target::Webhook { secret, .. } = &mut subscription.target {
+            let label = secret_label(&subscription.space, &subscription.name);
+            let (plain, old) = sealer.unseal_text(&label, secret).map_err(|e| {
+                let record = format!(
+                    "webhook secret of event subscription '{}' in space '{}'",
+                    subscription.name, subscription.space
+                );
+                open_failed(&record, &e)
+            })?;
+            *secret = plain;
+            if old {
+                stale.push(subscription.clone());
+            }
+        }
+        all.push(subscription);
+    }
+    Ok((all, stale))
+}
+
 impl SubscriptionStore {
     /// Loads the admin-created subscriptions saved in `tree`, opening their webhook secrets
     /// with `sealer`; secrets kept in plain text or under the previous key are sealed again.
-    pub fn open(tree: sled::Tree, sealer: Arc<Sealer>) -> Result<Self> {
-        let mut all = Vec::new();
-        let mut stale = Vec::new();
-        for entry in tree.iter() {
-            let (_, value) = entry.context("reading saved event subscriptions")?;
-            let mut subscription: Subscription = serde_json::from_slice(&value)
-                .context("a saved event subscription is unreadable")?;
-            if let Target::Webhook { secret, .. } = &mut subscription.target {
-                let label = secret_label(&subscription.space, &subscription.name);
-                let (plain, old) = sealer.unseal_text(&label, secret).map_err(|e| {
-                    let record = format!(
-                        "webhook secret of event subscription '{}' in space '{}'",
-                        subscription.name, subscription.space
-                    );
-                    open_failed(&record, &e)
-                })?;
-                *secret = plain;
-                if old {
-                    stale.push(subscription.clone());
-                }
-            }
-            all.push(subscription);
-        }
+    pub fn open(tree: StateTree, sealer: Arc<Sealer>) -> Result<Self> {
+        let (all, stale) = read_saved(&tree, &sealer)?;
         let store = Self { tree, sealer, all: RwLock::new(all) };
         for subscription in &stale {
             store.save(subscription).context("sealing a webhook secret again")?;
         }
         Ok(store)
+    }
+
+    /// Reads the admin-created subscriptions again (another node of the cluster may have
+    /// added or removed some); those functions declare stay as they are.
+    pub fn reload(&self) -> Result<()> {
+        let (saved, _) = read_saved(&self.tree, &self.sealer)?;
+        let mut all = self.all.write().unwrap_or_else(|e| e.into_inner());
+        all.retain(|s| s.origin != Origin::Admin);
+        all.extend(saved);
+        Ok(())
     }
 
     /// Writes an admin subscription, its webhook secret sealed.
@@ -443,7 +461,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let sealer = Arc::new(Sealer::ephemeral());
-        let store = SubscriptionStore::open(db.open_tree("subs").unwrap(), sealer.clone()).unwrap();
+        let store = SubscriptionStore::open(
+            wasmfn_host_apis::state::sled_tree::open(&db, "subs").unwrap(),
+            sealer.clone(),
+        )
+        .unwrap();
         store.add(subscription("one", &[EventKind::StorageInsert])).unwrap();
         let again = store.add(subscription("one", &[EventKind::StorageDelete]));
         assert!(matches!(again, Err(SubscriptionError::Exists { .. })));
@@ -452,14 +474,20 @@ mod tests {
             Err(SubscriptionError::Invalid(_))
         ));
         assert!(matches!(store.add(subscription("none", &[])), Err(SubscriptionError::Invalid(_))));
-        let reopened =
-            SubscriptionStore::open(db.open_tree("subs").unwrap(), sealer.clone()).unwrap();
+        let reopened = SubscriptionStore::open(
+            wasmfn_host_apis::state::sled_tree::open(&db, "subs").unwrap(),
+            sealer.clone(),
+        )
+        .unwrap();
         assert_eq!(reopened.list(Some("s")).len(), 1);
         assert!(reopened.remove("s", "one").unwrap().is_some());
-        assert!(SubscriptionStore::open(db.open_tree("subs").unwrap(), sealer.clone())
-            .unwrap()
-            .list(None)
-            .is_empty());
+        assert!(SubscriptionStore::open(
+            wasmfn_host_apis::state::sled_tree::open(&db, "subs").unwrap(),
+            sealer.clone()
+        )
+        .unwrap()
+        .list(None)
+        .is_empty());
     }
 
     #[test]
@@ -467,12 +495,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let sealer = Arc::new(Sealer::ephemeral());
-        let tree = db.open_tree("subs").unwrap();
+        let tree = wasmfn_host_apis::state::sled_tree::open(&db, "subs").unwrap();
         let mut hook = subscription("hook", &[EventKind::StorageInsert]);
         let url = CallbackUrl("http://127.0.0.1:9/x".parse().unwrap());
         hook.target = Target::Webhook { url, secret: "shh-very-secret".into() };
         let raw =
-            |tree: &sled::Tree| String::from_utf8(tree.get("s/hook").unwrap().unwrap().to_vec());
+            |tree: &StateTree| String::from_utf8(tree.get("s/hook").unwrap().unwrap().to_vec());
         SubscriptionStore::open(tree.clone(), sealer.clone()).unwrap().add(hook.clone()).unwrap();
         let saved = raw(&tree).unwrap();
         assert!(!saved.contains("shh-very-secret") && saved.contains(crate::sealed::PREFIX));

@@ -23,6 +23,7 @@ use crate::lifecycle::TriggerKind;
 pub use crate::lifecycle::TriggerOrigin;
 use crate::registry::FunctionVersion;
 use crate::sealed::{open_failed, Sealer};
+use wasmfn_host_apis::state::StateTree;
 
 /// Back-off between connection attempts of a Failed trigger.
 #[derive(Clone, Debug)]
@@ -104,7 +105,7 @@ pub struct MqttTriggers {
     invoker: Invoker,
     deliverer: Arc<Deliverer>,
     retry: RetryPolicy,
-    store: Option<(sled::Tree, Arc<Sealer>)>,
+    store: Option<(StateTree, Arc<Sealer>)>,
     /// This node's id in a cluster (`--node-id`): client ids get it as a suffix and topics are
     /// subscribed to as shared subscriptions, so each message goes to one node.
     node: Option<String>,
@@ -125,7 +126,7 @@ impl MqttTriggers {
         invoker: Invoker,
         deliverer: Arc<Deliverer>,
         retry: RetryPolicy,
-        store: Option<(sled::Tree, Arc<Sealer>)>,
+        store: Option<(StateTree, Arc<Sealer>)>,
     ) -> Self {
         Self { invoker, deliverer, retry, store, node: None, running: Mutex::new(BTreeMap::new()) }
     }
@@ -177,7 +178,7 @@ impl MqttTriggers {
 
     /// Starts the admin-created triggers saved by an earlier run; returns how many.
     pub fn restore(&self) -> Result<usize, MqttError> {
-        let Some((store, sealer)) = &self.store else { return Ok(0) };
+        let Some((store, _)) = &self.store else { return Ok(0) };
         let mut restored = 0;
         for entry in store.iter() {
             let (_, value) = entry.map_err(|e| MqttError::Store(e.to_string()))?;
@@ -188,25 +189,88 @@ impl MqttTriggers {
                     continue;
                 }
             };
-            let label = password_label(&saved.space, &saved.config.name);
-            let password = match &saved.password {
-                Some(stored) => Some(sealer.unseal_text(&label, stored).map_err(|e| {
-                    let record = format!(
-                        "password of mqtt trigger '{}' in space '{}'",
-                        saved.config.name, saved.space
-                    );
-                    MqttError::Sealed(format!("{:#}", open_failed(&record, &e)))
-                })?),
-                None => None,
-            };
-            let mut config = saved.config;
-            config.password = password.map(|(password, _)| super::Secret(password));
-            match self.launch(&saved.space, config, TriggerOrigin::Admin, None) {
+            let (space, config) = self.opened(saved)?;
+            match self.launch(&space, config, TriggerOrigin::Admin, None) {
                 Ok(_) => restored += 1,
                 Err(error) => tracing::error!(%error, "could not restore a saved mqtt trigger"),
             }
         }
         Ok(restored)
+    }
+
+    /// A saved trigger's space and configuration, its password opened.
+    fn opened(&self, saved: Saved) -> Result<(String, MqttTriggerConfig), MqttError> {
+        let Some((_, sealer)) = &self.store else { unreachable!("saved triggers have a store") };
+        let label = password_label(&saved.space, &saved.config.name);
+        let password = match &saved.password {
+            Some(stored) => Some(sealer.unseal_text(&label, stored).map_err(|e| {
+                let record = format!(
+                    "password of mqtt trigger '{}' in space '{}'",
+                    saved.config.name, saved.space
+                );
+                MqttError::Sealed(format!("{:#}", open_failed(&record, &e)))
+            })?),
+            None => None,
+        };
+        let mut config = saved.config;
+        config.password = password.map(|(password, _)| super::Secret(password));
+        Ok((saved.space, config))
+    }
+
+    /// Does here what another server of the cluster did to the admin-created trigger saved
+    /// under `stored_key` (`<space>/<name>`): starts it, restarts it with its new
+    /// configuration, or stops it when it was deleted. Triggers functions declare are left
+    /// alone.
+    pub fn follow(&self, stored_key: &[u8]) -> Result<(), MqttError> {
+        let Some((store, _)) = &self.store else { return Ok(()) };
+        let text = String::from_utf8_lossy(stored_key);
+        let Some((space, name)) = text.split_once('/') else { return Ok(()) };
+        let saved = store.get(stored_key).map_err(|e| MqttError::Store(e.to_string()))?;
+        let saved: Option<Saved> = match saved {
+            Some(value) => {
+                Some(serde_json::from_slice(&value).map_err(|e| MqttError::Store(e.to_string()))?)
+            }
+            None => None,
+        };
+        let old = {
+            let mut running = self.running.lock().expect("triggers lock");
+            let key = key(space, name);
+            match running.get(&key).map(|t| &t.origin) {
+                Some(TriggerOrigin::Admin) => running.remove(&key),
+                _ => None,
+            }
+        };
+        let stopping = old.map(|old| tokio::spawn(stop(old)));
+        if let Some(saved) = saved {
+            let (space, config) = self.opened(saved)?;
+            self.launch(&space, config, TriggerOrigin::Admin, stopping)?;
+            tracing::info!(%space, mqtt_trigger = %name, "mqtt trigger changed on another server; following");
+        } else if stopping.is_some() {
+            tracing::info!(%space, mqtt_trigger = %name, "mqtt trigger deleted on another server; stopped");
+        }
+        Ok(())
+    }
+
+    /// [`MqttTriggers::follow`] for every admin-created trigger, saved or running.
+    pub fn follow_all(&self) -> Result<(), MqttError> {
+        let Some((store, _)) = &self.store else { return Ok(()) };
+        let mut keys = std::collections::BTreeSet::new();
+        for entry in store.iter() {
+            keys.insert(entry.map_err(|e| MqttError::Store(e.to_string()))?.0);
+        }
+        let running = self.running.lock().expect("triggers lock");
+        for ((space, name), trigger) in running.iter() {
+            if trigger.origin == TriggerOrigin::Admin {
+                keys.insert(store_key(space, name));
+            }
+        }
+        drop(running);
+        for key in keys {
+            if let Err(error) = self.follow(&key) {
+                tracing::error!(%error, "could not follow an mqtt trigger");
+            }
+        }
+        Ok(())
     }
 
     /// Checks and starts a trigger (it connects in the background), then saves an admin one.

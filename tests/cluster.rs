@@ -1,0 +1,400 @@
+//! Servers sharing their state in PostgreSQL (`wasmfn serve --state postgres://…`): a deploy,
+//! rollback, configuration change, API key or delete made on one server reaches the others; a
+//! server started later on an empty data directory serves what the cluster deployed; a server
+//! with another secrets key refuses to start. Real `wasmfn serve` processes and the machine's
+//! PostgreSQL, on a database of the test's own.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{json, Value};
+use wasmfn_runtime::bundle::{read_meta, with_meta};
+
+use support::{fixture_bundle, json, spawn_serve_env, ADMIN_TOKEN};
+
+fn postgres_url() -> String {
+    std::env::var("WASMFN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL must run for this test: {error}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// The fixture as another version with another `region`: different bytes, visible when called.
+fn relabelled(bytes: &[u8], version: &str, region: &str) -> Vec<u8> {
+    let mut meta = read_meta(bytes).unwrap().unwrap();
+    meta.version = version.into();
+    meta.config.insert("region".into(), region.into());
+    with_meta(bytes, &meta)
+}
+
+struct Node {
+    _process: support::ServeProcess,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Node {
+    async fn start(data_dir: &Path, state: &str, key: &str, id: &str) -> Node {
+        let (dir, state, key, id) =
+            (data_dir.to_path_buf(), state.to_string(), key.to_string(), id.to_string());
+        let (process, base) = tokio::task::spawn_blocking(move || {
+            let args = ["--state", &state, "--node-id", &id, "--default-access", "key"];
+            spawn_serve_env(&dir, &args, &[("WASMFN_SECRETS_KEY", &key)])
+        })
+        .await
+        .unwrap();
+        Node { _process: process, base, client: reqwest::Client::new() }
+    }
+
+    fn admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN)
+    }
+
+    async fn deploy(&self, bytes: &[u8]) -> Value {
+        let path = "/admin/spaces/default/functions/calc/versions";
+        let (status, body) =
+            json(self.admin(Method::POST, path).body(bytes.to_vec()).send().await.unwrap()).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// `calc`'s answer with `key` (none if empty): its status and configured region.
+    async fn call(&self, key: &str) -> (u16, Value) {
+        let url = format!("{}/spaces/default/functions/calc:behave.echo/invoke", self.base);
+        let mut request = self.client.post(url);
+        if !key.is_empty() {
+            request = request.bearer_auth(key);
+        }
+        let (status, body) = json(request.send().await.unwrap()).await;
+        (status, body["config"]["region"].clone())
+    }
+
+    /// Waits (at most a minute: another node may be compiling) until `calc` answers `wanted`.
+    async fn answers(&self, key: &str, wanted: (u16, Value)) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.call(key).await;
+            if got == wanted {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{} answers {got:?}, not {wanted:?}", self.base);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn secrets_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration() {
+    let v1 = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
+    let v1 = relabelled(&v1, "1.0.0", "eu");
+    let v2 = relabelled(&v1, "2.0.0", "us");
+    let admin = connect(&postgres_url()).await;
+    let name = format!("wasmfn_cluster_{}", rand::random::<u32>());
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut state = url::Url::parse(&postgres_url()).unwrap();
+    state.set_path(&name);
+    let state = state.to_string();
+    let key = secrets_key();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+
+    let outcome = async {
+        let a = Node::start(dirs[0].path(), &state, &key, "a").await;
+        let b = Node::start(dirs[1].path(), &state, &key, "b").await;
+
+        // An API key made on A opens calls on B; one made on B, on A.
+        let made = |node: &Node| {
+            let request =
+                node.admin(Method::POST, "/admin/spaces/default/keys").json(&json!({"name": "k"}));
+            async move {
+                let (status, body) = json(request.send().await.unwrap()).await;
+                assert_eq!(status, 201, "{body}");
+                (
+                    body["id"].as_str().unwrap().to_string(),
+                    body["key"].as_str().unwrap().to_string(),
+                )
+            }
+        };
+        let (_, key_a) = made(&a).await;
+        let (id_b, key_b) = made(&b).await;
+
+        // Deployed on A (compiled there), served by B without a deploy of its own.
+        let deployed = a.deploy(&v1).await;
+        assert_eq!(deployed["version"]["state"], "active", "{deployed}");
+        a.answers(&key_b, (200, json!("eu"))).await;
+        b.answers(&key_a, (200, json!("eu"))).await;
+
+        // Deployed on B, then rolled back on A: both follow each step.
+        b.deploy(&v2).await;
+        a.answers(&key_a, (200, json!("us"))).await;
+        let rollback = a
+            .admin(Method::POST, "/admin/spaces/default/functions/calc/rollback")
+            .json(&json!({"version": "1.0.0"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rollback.status(), 200, "{}", rollback.text().await.unwrap());
+        b.answers(&key_b, (200, json!("eu"))).await;
+        let (_, shown) = json(
+            b.admin(Method::GET, "/admin/spaces/default/functions/calc").send().await.unwrap(),
+        )
+        .await;
+        assert_eq!(shown["active_version"], "1.0.0", "{shown}");
+
+        // Configuration set on B reaches A's calls.
+        let config = b
+            .admin(Method::PUT, "/admin/spaces/default/functions/calc/config")
+            .json(&json!({"values": {"region": "ca"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(config.status(), 200, "{}", config.text().await.unwrap());
+        a.answers(&key_a, (200, json!("ca"))).await;
+
+        // A key revoked on A is refused on B.
+        let revoke = a.admin(Method::DELETE, &format!("/admin/spaces/default/keys/{id_b}"));
+        assert!(revoke.send().await.unwrap().status().is_success());
+        assert_eq!(b.call(&key_b).await.0, 403);
+
+        // A third server on an empty data directory serves what the cluster has, at once: the
+        // bundle comes from PostgreSQL.
+        let c = Node::start(dirs[2].path(), &state, &key, "c").await;
+        assert_eq!(c.call(&key_a).await, (200, json!("ca")));
+        let (_, ready) =
+            json(c.client.get(format!("{}/readyz", c.base)).send().await.unwrap()).await;
+        assert_eq!(ready["backends"]["state"], "ok", "{ready}");
+
+        // Deleted on C: gone everywhere.
+        let deleted = c.admin(Method::DELETE, "/admin/spaces/default/functions/calc");
+        assert!(deleted.send().await.unwrap().status().is_success());
+        a.answers(&key_a, (404, Value::Null)).await;
+        b.answers(&key_a, (404, Value::Null)).await;
+
+        // The cluster has one presign key and one session key, sealed (no plain key bytes).
+        let db = connect(&state).await;
+        let rows = db
+            .query("SELECT key FROM wasmfn_state WHERE tree = 'secrets' ORDER BY key", &[])
+            .await
+            .unwrap();
+        let names: Vec<Vec<u8>> = rows.iter().map(|row| row.get(0)).collect();
+        assert_eq!(names, vec![b"presign".to_vec(), b"sessions".to_vec()]);
+    }
+    .await;
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
+    let admin = connect(&postgres_url()).await;
+    let name = format!("wasmfn_cluster_{}", rand::random::<u32>());
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut state = url::Url::parse(&postgres_url()).unwrap();
+    state.set_path(&name);
+    let state = state.to_string();
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+
+    let outcome = async {
+        let _a = Node::start(first.path(), &state, &secrets_key(), "a").await;
+        let refused = |state: String, key: String| {
+            let dir = second.path().to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                let child = support::wasmfn()
+                    .args(["serve", "--listen", "127.0.0.1:0", "--state", &state])
+                    .arg("--data-dir")
+                    .arg(&dir)
+                    .env("WASMFN_SECRETS_KEY", key)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut child = support::ServeProcess::from(child);
+                // Bounded: a server that starts after all is killed and fails the test.
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while child.try_wait().unwrap().is_none() {
+                    assert!(Instant::now() < deadline, "the server started instead of refusing");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+                (child.try_wait().unwrap().unwrap(), stderr)
+            })
+        };
+        let (status, stderr) = refused(state.clone(), secrets_key()).await.unwrap();
+        assert!(!status.success(), "{stderr}");
+        assert!(stderr.contains("cannot read the "), "{stderr}");
+        assert!(stderr.contains("--secrets-key-file"), "{stderr}");
+
+        // Nothing listens on port 1: a clear error, no password repeated.
+        let unreachable = "postgres://wasmfn:hunter2@127.0.0.1:1/none".to_string();
+        let (status, stderr) = refused(unreachable, secrets_key()).await.unwrap();
+        assert!(!status.success(), "{stderr}");
+        assert!(
+            stderr.contains("--state: the state store (PostgreSQL) cannot be reached"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+    .await;
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    outcome
+}
+
+/// HTTP invocations a server finished (its own `/metrics`).
+async fn http_calls(node: &Node) -> u64 {
+    let text = node.admin(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("wasmfn_invocations_total{") && l.contains(r#"trigger="http""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// HAProxy with docs/cluster/haproxy.cfg, its frontend on a free port and its servers the
+/// given ones; killed when dropped.
+struct Balancer {
+    process: std::process::Child,
+    base: String,
+    _config: tempfile::NamedTempFile,
+}
+
+impl Balancer {
+    fn start(servers: &[&str]) -> Balancer {
+        let documented = support::repo_root().join("docs/cluster/haproxy.cfg");
+        let mut config = std::fs::read_to_string(documented).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        config = config.replace("bind 127.0.0.1:8080", &format!("bind 127.0.0.1:{port}"));
+        for (i, server) in servers.iter().enumerate() {
+            let documented = format!("127.0.0.1:{}", 8081 + i);
+            assert!(config.contains(&documented), "the documented config names {documented}");
+            config = config.replace(&documented, server.trim_start_matches("http://"));
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), config).unwrap();
+        let process = std::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(file.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy (scripts/setup-haproxy.sh installs it)");
+        Balancer { process, base: format!("http://127.0.0.1:{port}"), _config: file }
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Three servers behind HAProxy (the documented configuration): a deploy through the balancer
+/// reaches all three, calls are spread over them, a cron trigger fires once per tick in the
+/// cluster, and when one server is killed -9 the calls go on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_behind_haproxy_share_calls_and_cron_ticks_and_survive_a_kill() {
+    let behave = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
+    let (hook, received) = support::webhook_receiver().await;
+    // Every minute, its outcome POSTed to the test's receiver.
+    let mut meta = read_meta(&behave).unwrap().unwrap();
+    meta.version = "1.0.0".into();
+    meta.access = serde_json::from_value(json!("public")).unwrap();
+    meta.cron = serde_json::from_value(json!([{
+        "name": "minutely", "schedule": "* * * * *", "entry": "behave.scheduled",
+        "callback_url": hook,
+    }]))
+    .unwrap();
+    let bundle = with_meta(&behave, &meta);
+    let admin = connect(&postgres_url()).await;
+    let name = format!("wasmfn_cluster_{}", rand::random::<u32>());
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut state = url::Url::parse(&postgres_url()).unwrap();
+    state.set_path(&name);
+    let state = state.to_string();
+    let key = secrets_key();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+
+    let outcome = async {
+        let mut nodes = Vec::new();
+        for (dir, id) in dirs.iter().zip(["a", "b", "c"]) {
+            nodes.push(Node::start(dir.path(), &state, &key, id).await);
+        }
+        let servers: Vec<&str> = nodes.iter().map(|n| n.base.as_str()).collect();
+        let balancer = Balancer::start(&servers);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client
+            .get(format!("{}/readyz", balancer.base))
+            .send()
+            .await
+            .map_or(true, |r| r.status() != 200)
+        {
+            assert!(Instant::now() < deadline, "the balancer never answered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // Deployed through the balancer (to whichever server), served by all three.
+        let deployed = client
+            .post(format!("{}/admin/spaces/default/functions/calc/versions", balancer.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .body(bundle.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deployed.status(), 201, "{}", deployed.text().await.unwrap());
+        for node in &nodes {
+            node.answers("", (200, json!("eu"))).await;
+        }
+        let before: Vec<u64> = futures::future::join_all(nodes.iter().map(http_calls)).await;
+        let url = format!("{}/spaces/default/functions/calc:behave.echo/invoke", balancer.base);
+        for _ in 0..30 {
+            let response = client.post(&url).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        let after: Vec<u64> = futures::future::join_all(nodes.iter().map(http_calls)).await;
+        let served: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        assert_eq!(served.iter().sum::<u64>(), 30, "{served:?}");
+        assert!(served.iter().all(|&n| n > 0), "every server took calls: {served:?}");
+
+        // Cron: two ticks fire, each once in the cluster (three servers run the schedule).
+        let deadline = Instant::now() + Duration::from_secs(150);
+        while received.lock().unwrap().len() < 2 {
+            assert!(Instant::now() < deadline, "fewer than two cron ticks in 150 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // A duplicate would come within the same second as its tick; give it three.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let ticks: Vec<String> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, body)| body["scheduled_time"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let distinct: std::collections::BTreeSet<&String> = ticks.iter().collect();
+        assert_eq!(distinct.len(), ticks.len(), "a tick fired twice: {ticks:?}");
+
+        // One server killed -9: every call through the balancer still answers.
+        drop(nodes.remove(0));
+        for _ in 0..30 {
+            let response = client.post(&url).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    }
+    .await;
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    outcome
+}
