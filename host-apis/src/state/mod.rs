@@ -39,6 +39,14 @@ pub trait KvTree: Send + Sync + std::fmt::Debug {
     fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StateError>;
     /// Removes `key`, returning the value it had.
     fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Sets `key` to `new` (`None`: removes it) if its value is `expected` (`None`: absent);
+    /// true when it did. Of several nodes swapping the same value at once, one succeeds.
+    fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StateError>;
     /// Sets and removes (`None`) several keys at once: all or none.
     fn apply(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError>;
     /// The entries with keys in `range`, ascending or (`reverse`) descending.
@@ -88,6 +96,16 @@ impl StateTree {
 
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StateError> {
         self.0.remove(key.as_ref())
+    }
+
+    /// See [`KvTree::compare_and_swap`].
+    pub fn compare_and_swap(
+        &self,
+        key: impl AsRef<[u8]>,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StateError> {
+        self.0.compare_and_swap(key.as_ref(), expected, new)
     }
 
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StateError> {

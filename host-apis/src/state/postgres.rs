@@ -405,6 +405,40 @@ impl KvTree for PostgresTree {
         Ok(rows.first().map(|row| row.get(0)))
     }
 
+    fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StateError> {
+        let (tree, key_bytes) = (self.name.clone(), key.to_vec());
+        let rows = match (expected, new) {
+            (None, None) => return Ok(self.get(key)?.is_none()),
+            (None, Some(new)) => self.write(
+                "INSERT INTO wasmfn_state (tree, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (tree, key) DO NOTHING",
+                vec![Box::new(tree), Box::new(key_bytes), Box::new(new.to_vec())],
+                key,
+            )?,
+            (Some(expected), Some(new)) => self.write(
+                "UPDATE wasmfn_state SET value = $3 WHERE tree = $1 AND key = $2 AND value = $4",
+                vec![
+                    Box::new(tree),
+                    Box::new(key_bytes),
+                    Box::new(new.to_vec()),
+                    Box::new(expected.to_vec()),
+                ],
+                key,
+            )?,
+            (Some(expected), None) => self.write(
+                "DELETE FROM wasmfn_state WHERE tree = $1 AND key = $2 AND value = $3",
+                vec![Box::new(tree), Box::new(key_bytes), Box::new(expected.to_vec())],
+                key,
+            )?,
+        };
+        Ok(!rows.is_empty())
+    }
+
     fn apply(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError> {
         if batch.is_empty() {
             return Ok(());

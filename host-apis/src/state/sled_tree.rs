@@ -68,6 +68,15 @@ impl KvTree for SledTree {
         Ok(self.0.remove(key).map_err(failed)?.map(|v| v.to_vec()))
     }
 
+    fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StateError> {
+        Ok(self.0.compare_and_swap(key, expected, new).map_err(failed)?.is_ok())
+    }
+
     fn apply(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError> {
         let mut sled_batch = sled::Batch::default();
         for (key, value) in batch {

@@ -26,6 +26,15 @@ fn suite(backend: &dyn StateBackend) {
     assert_eq!(tree.insert_new(b"n", b"second").unwrap(), b"first".to_vec());
     assert_eq!(tree.remove(b"n").unwrap(), Some(b"first".to_vec()));
     assert_eq!(tree.remove(b"n").unwrap(), None);
+    // Compare and swap: absent → set, expected → new, expected → removed; a stale one fails.
+    assert!(tree.compare_and_swap(b"c", None, Some(b"1")).unwrap());
+    assert!(!tree.compare_and_swap(b"c", None, Some(b"2")).unwrap());
+    assert!(!tree.compare_and_swap(b"c", Some(b"0"), Some(b"2")).unwrap());
+    assert!(tree.compare_and_swap(b"c", Some(b"1"), Some(b"2")).unwrap());
+    assert_eq!(tree.get(b"c").unwrap(), Some(b"2".to_vec()));
+    assert!(!tree.compare_and_swap(b"c", Some(b"1"), None).unwrap());
+    assert!(tree.compare_and_swap(b"c", Some(b"2"), None).unwrap());
+    assert_eq!(tree.get(b"c").unwrap(), None);
     // Byte order, not text order: 0xff sorts after ASCII, a prefix before its extensions.
     let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
     for i in 0..600u32 {

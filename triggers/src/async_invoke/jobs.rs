@@ -153,6 +153,9 @@ pub struct AsyncOptions {
     pub space_jobs: usize,
     /// Bytes of request and result bodies a space may keep.
     pub space_bytes: u64,
+    /// In a cluster: how long a node's hold on a job lasts without renewal (renewed every third
+    /// of it); a job of a node that stopped is taken over by another this long after.
+    pub lease: Duration,
 }
 
 impl Default for AsyncOptions {
@@ -163,6 +166,7 @@ impl Default for AsyncOptions {
             retention: Duration::from_secs(7 * 24 * 3600),
             space_jobs: 10_000,
             space_bytes: 1 << 30,
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -262,12 +266,104 @@ impl BodyFiles {
     }
 }
 
+/// Where the bodies are: files of this node, or a tree shared by the nodes of a cluster (so
+/// that any node answers the status resource and can take a job over).
+#[derive(Debug)]
+enum Bodies {
+    Files(BodyFiles),
+    Shared(StateTree),
+}
+
+impl Bodies {
+    fn key(id: uuid::Uuid, body: Body) -> Vec<u8> {
+        let mut key = id.as_bytes().to_vec();
+        key.push(match body {
+            Body::Request => b'q',
+            Body::Result => b'r',
+        });
+        key
+    }
+
+    fn write(&self, id: uuid::Uuid, body: Body, bytes: &[u8]) -> Result<(), JobError> {
+        match self {
+            Self::Files(files) => files.write(id, body, bytes).map_err(store_error),
+            Self::Shared(tree) => tree.insert(Self::key(id, body), bytes).map_err(store_error),
+        }
+    }
+
+    fn read(&self, id: uuid::Uuid, body: Body) -> Result<Vec<u8>, JobError> {
+        match self {
+            Self::Files(files) => files.read(id, body).map_err(store_error),
+            Self::Shared(tree) => {
+                Ok(tree.get(Self::key(id, body)).map_err(store_error)?.unwrap_or_default())
+            }
+        }
+    }
+
+    fn remove(&self, id: uuid::Uuid) {
+        match self {
+            Self::Files(files) => files.remove(id),
+            Self::Shared(tree) => {
+                let keys = [Body::Request, Body::Result].map(|b| (Self::key(id, b), None));
+                let _ = tree.apply(keys.to_vec());
+            }
+        }
+    }
+
+    fn remove_orphans(&self, known: &std::collections::HashSet<uuid::Uuid>) -> usize {
+        match self {
+            Self::Files(files) => files.remove_orphans(known),
+            // Other nodes write bodies before their records: no node can tell an orphan from a
+            // body whose record is being written. Orphans of a crash stay (bounded by the
+            // request size limit).
+            Self::Shared(_) => 0,
+        }
+    }
+}
+
+fn store_error(error: impl std::fmt::Display) -> JobError {
+    JobError::Store(error.to_string())
+}
+
+/// Who runs an unfinished job of a cluster's shared queue, and until when (`async_leases`, by
+/// job id). The owner renews its leases every third of [`AsyncOptions::lease`]; a lease not
+/// renewed in time is taken over (compare-and-swap, so by one node) by another node, which
+/// runs the job again or delivers its callback again: at least once, as after a crash.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Lease {
+    node: String,
+    until_ms: i64,
+}
+
+/// The cluster side of a node's queue.
+#[derive(Debug)]
+struct ClusterQueue {
+    leases: StateTree,
+    /// This node's name in leases (its `--node-id`, else random per process).
+    node: String,
+    /// The jobs this node holds leases for.
+    owned: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
+}
+
+/// The trees of a cluster's shared queue.
+#[derive(Debug)]
+pub struct SharedTrees {
+    /// Job records, by id.
+    pub records: StateTree,
+    /// Request and result bodies.
+    pub bodies: StateTree,
+    /// Who runs each unfinished job.
+    pub leases: StateTree,
+}
+
 /// The async jobs of a node.
 pub struct AsyncJobs {
     /// Job records (JSON, without bodies), by id.
     tree: StateTree,
     /// Request and result bodies.
-    bodies: BodyFiles,
+    bodies: Bodies,
+    /// The shared queue's leases, when the node is one of a cluster.
+    cluster: Option<ClusterQueue>,
     /// Jobs and body bytes kept per space.
     usage: std::sync::Mutex<HashMap<String, SpaceUsage>>,
     invoker: Invoker,
@@ -294,10 +390,44 @@ impl AsyncJobs {
         deliverer: Arc<Deliverer>,
         options: AsyncOptions,
     ) -> Arc<Self> {
+        Self::build(tree, Bodies::Files(bodies), None, invoker, deliverer, options)
+    }
+
+    /// The queue of a node of a cluster: records, bodies and leases in trees shared by the
+    /// nodes, so any node answers the status resource and jobs of a node that died are taken
+    /// over by the others (see [`Lease`]). `node` names this node in leases.
+    pub fn shared(
+        trees: SharedTrees,
+        node: String,
+        invoker: Invoker,
+        deliverer: Arc<Deliverer>,
+        options: AsyncOptions,
+    ) -> Arc<Self> {
+        let cluster =
+            ClusterQueue { leases: trees.leases, node, owned: std::sync::Mutex::default() };
+        Self::build(
+            trees.records,
+            Bodies::Shared(trees.bodies),
+            Some(cluster),
+            invoker,
+            deliverer,
+            options,
+        )
+    }
+
+    fn build(
+        tree: StateTree,
+        bodies: Bodies,
+        cluster: Option<ClusterQueue>,
+        invoker: Invoker,
+        deliverer: Arc<Deliverer>,
+        options: AsyncOptions,
+    ) -> Arc<Self> {
         let (sender, receiver) = mpsc::unbounded_channel();
         Arc::new(Self {
             tree,
             bodies,
+            cluster,
             usage: std::sync::Mutex::new(HashMap::new()),
             invoker,
             deliverer,
@@ -324,7 +454,7 @@ impl AsyncJobs {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(error);
         }
-        let stored = match self.save_new(&job) {
+        let stored = match self.save_new(&job).and_then(|()| self.take_lease(job.id, None)) {
             Ok(()) => {
                 let tree = self.tree.clone();
                 tokio::task::spawn_blocking(move || tree.flush())
@@ -391,12 +521,11 @@ impl AsyncJobs {
     /// A job with its bodies (the status resource, a run, a callback).
     pub fn get(&self, id: uuid::Uuid) -> Result<Option<Job>, JobError> {
         let Some(mut job) = self.record(id)? else { return Ok(None) };
-        let store = |e: std::io::Error| JobError::Store(e.to_string());
         if job.request.body.is_empty() {
-            job.request.body = self.bodies.read(id, Body::Request).map_err(store)?;
+            job.request.body = self.bodies.read(id, Body::Request)?;
         }
         if let Some(result) = job.result.as_mut().filter(|r| r.body.is_empty()) {
-            result.body = self.bodies.read(id, Body::Result).map_err(store)?;
+            result.body = self.bodies.read(id, Body::Result)?;
         }
         Ok(Some(job))
     }
@@ -413,9 +542,7 @@ impl AsyncJobs {
 
     /// Stores a new job: its request body apart, then its record.
     fn save_new(&self, job: &Job) -> Result<(), JobError> {
-        self.bodies
-            .write(job.id, Body::Request, &job.request.body)
-            .map_err(|e| JobError::Store(e.to_string()))?;
+        self.bodies.write(job.id, Body::Request, &job.request.body)?;
         let mut record = job.clone();
         record.request.body = Vec::new();
         self.save(&record)
@@ -438,9 +565,7 @@ impl AsyncJobs {
             if let Some(result) = job.result.as_mut().filter(|r| !r.body.is_empty()) {
                 let body = std::mem::take(&mut result.body);
                 added = body.len() as u64;
-                self.bodies
-                    .write(id, Body::Result, &body)
-                    .map_err(|e| JobError::Store(e.to_string()))?;
+                self.bodies.write(id, Body::Result, &body)?;
                 job.stored_bytes += added;
             }
             self.save(&job)?;
@@ -541,6 +666,11 @@ impl AsyncJobs {
                 used.jobs += 1;
                 used.bytes += self.stored_size(&job);
             }
+            if self.cluster.is_some() {
+                // Leases say who runs what: jobs this node held before it stopped are taken
+                // again by the lease keeper, by this node or another.
+                continue;
+            }
             match job.state {
                 JobState::Queued | JobState::Running => {
                     self.enqueue(job.id);
@@ -586,7 +716,108 @@ impl AsyncJobs {
             })
             .collect();
         tasks.push(sweeper);
+        if self.cluster.is_some() {
+            tasks.push(tokio::spawn(self.clone().keep_leases(stop)));
+        }
         tasks
+    }
+
+    /// Takes the lease of job `id` for this node: a new one (`expected` none), or one found
+    /// expired (`expected`, the lease as read). An error when another node was faster.
+    fn take_lease(&self, id: uuid::Uuid, expected: Option<&[u8]>) -> Result<(), JobError> {
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let lease = Lease { node: cluster.node.clone(), until_ms: self.lease_end() };
+        let value = serde_json::to_vec(&lease).expect("leases serialise");
+        let taken = cluster
+            .leases
+            .compare_and_swap(id.as_bytes(), expected, Some(&value))
+            .map_err(store_error)?;
+        if !taken {
+            return Err(JobError::Store("another node holds this job".into()));
+        }
+        cluster.owned.lock().expect("owned jobs").insert(id);
+        Ok(())
+    }
+
+    fn lease_end(&self) -> i64 {
+        Utc::now().timestamp_millis() + self.options.lease.as_millis() as i64
+    }
+
+    /// Gives up the lease of a job whose work is done (finished, callback ended).
+    fn release_lease(&self, id: uuid::Uuid) {
+        let Some(cluster) = &self.cluster else { return };
+        cluster.owned.lock().expect("owned jobs").remove(&id);
+        if let Ok(Some(value)) = cluster.leases.get(id.as_bytes()) {
+            let ours =
+                serde_json::from_slice::<Lease>(&value).is_ok_and(|l| l.node == cluster.node);
+            if ours {
+                let _ = cluster.leases.compare_and_swap(id.as_bytes(), Some(&value), None);
+            }
+        }
+    }
+
+    /// Every third of the lease period until `stop`: renews this node's leases and takes over
+    /// the expired leases of other nodes (or its own from before a restart).
+    async fn keep_leases(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let every = (self.options.lease / 3).max(Duration::from_millis(100));
+        loop {
+            let jobs = self.clone();
+            let _ = tokio::task::spawn_blocking(move || jobs.renew_and_take_over()).await;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    fn renew_and_take_over(self: &Arc<Self>) {
+        let Some(cluster) = &self.cluster else { return };
+        let now_ms = Utc::now().timestamp_millis();
+        let mut found = Vec::new();
+        for entry in cluster.leases.iter() {
+            let Ok((key, value)) = entry else { break };
+            let (Ok(id), Ok(lease)) =
+                (uuid::Uuid::from_slice(&key), serde_json::from_slice::<Lease>(&value))
+            else {
+                continue;
+            };
+            found.push((id, value, lease));
+        }
+        for (id, value, lease) in found {
+            let held = cluster.owned.lock().expect("owned jobs").contains(&id);
+            if lease.node == cluster.node && held {
+                let renewed = Lease { node: lease.node, until_ms: self.lease_end() };
+                let renewed = serde_json::to_vec(&renewed).expect("leases serialise");
+                if !matches!(
+                    cluster.leases.compare_and_swap(id.as_bytes(), Some(&value), Some(&renewed)),
+                    Ok(true)
+                ) {
+                    tracing::warn!(invocation_id = %id, "lost the lease of an async job");
+                    cluster.owned.lock().expect("owned jobs").remove(&id);
+                }
+            } else if (lease.until_ms < now_ms || (lease.node == cluster.node && !held))
+                && self.take_lease(id, Some(&value)).is_ok()
+            {
+                tracing::info!(invocation_id = %id, from = %lease.node,
+                    "async job taken over (its node stopped renewing it)");
+                self.resume(id);
+            }
+        }
+    }
+
+    /// Carries on with a job this node just took over: runs it again, or delivers its
+    /// callback again.
+    fn resume(self: &Arc<Self>, id: uuid::Uuid) {
+        match self.record(id) {
+            Ok(Some(job)) => match job.state {
+                JobState::Queued | JobState::Running => self.enqueue(id),
+                _ if job.callback == Some(CallbackState::Pending) => self.deliver(&job),
+                _ => self.release_lease(id),
+            },
+            // Swept meanwhile.
+            Ok(None) => self.release_lease(id),
+            Err(error) => tracing::error!(invocation_id = %id, %error, "reading a taken-over job"),
+        }
     }
 
     async fn run(self: &Arc<Self>, id: uuid::Uuid) {
@@ -619,6 +850,8 @@ impl AsyncJobs {
         };
         if job.callback_url.is_some() {
             self.deliver(&job);
+        } else {
+            self.release_lease(id);
         }
     }
 
@@ -657,6 +890,7 @@ impl AsyncJobs {
                 job.callback = Some(state);
                 job.callback_error = record.error;
             });
+            jobs.release_lease(id);
         });
     }
 }
