@@ -1,6 +1,7 @@
 //! What a message becomes: one invocation per target function whose filter matches the topic,
 //! run through the `Invoker` at the same time, each outcome counted and POSTed to the trigger's
-//! callback URL; a QoS 1 message is acknowledged only after all of them ran.
+//! callback URL; a QoS 1 message is acknowledged only after all of them ran and their callbacks
+//! were delivered (or ten seconds passed).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -75,6 +76,7 @@ impl TriggerShared {
     pub async fn process(&self, message: Publish) {
         let counters = &self.status.counters;
         let mut running = JoinSet::new();
+        let mut callbacks = Vec::new();
         for target in &self.config.functions {
             if !invokes(target, &message.topic, &self.config.topics) {
                 continue;
@@ -96,10 +98,16 @@ impl TriggerShared {
             }
             if let Some(callback) = &self.config.callback_url {
                 let delivery = Delivery::of_outcome(self.source(), callback.0.clone(), &outcome, 1);
-                self.deliverer.submit(delivery);
+                callbacks.push(self.deliverer.submit(delivery));
             }
         }
         if message.qos != QoS::AtMostOnce {
+            // The outcome reaches its callback before the broker hears the message was
+            // processed: a server killed in between gets the message again (at least once end
+            // to end). A slow or failing receiver holds the acknowledgement at most
+            // ACK_WAITS_FOR_CALLBACK; its delivery goes on after that.
+            let delivered = futures::future::join_all(callbacks);
+            let _ = tokio::time::timeout(ACK_WAITS_FOR_CALLBACK, delivered).await;
             // Fails only when the connection task is gone; the broker then redelivers the
             // message to the next session with this client id.
             if self.client.ack(&message).await.is_ok() {
@@ -108,6 +116,9 @@ impl TriggerShared {
         }
     }
 }
+
+/// How long a QoS 1 message's acknowledgement waits for its callbacks to be delivered.
+const ACK_WAITS_FOR_CALLBACK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Invokes, trying again a few times with back-off while the platform is only busy (no
 /// instance slot, too many callers waiting), so a burst does not turn into lost messages.
