@@ -39,8 +39,10 @@ usage() {
                      JSON in and out), documents (the document store: a
                      logbook), pgdocuments (the PostgreSQL store at 100k
                      documents, with and without indexes), imports (pure-Python packages), coldstart (a
-                     new function's cold start, per example, plotted) and
-                     devloop (build and `wasmfn dev` edit times); default all
+                     new function's cold start, per example, plotted),
+                     devloop (build and `wasmfn dev` edit times) and cluster
+                     (1/2/3 servers sharing PostgreSQL behind HAProxy, the async
+                     queue); default all
   --no-build         serve with the existing target/release/wasmfn (no cargo build)
   --wasmfn-bin PATH  serve with this wasmfn binary (implies --no-build)
 EOF
@@ -117,7 +119,7 @@ status=0
 # The HTTP systems asked for (all when --only is absent).
 http_only=""
 if [ -n "$only" ]; then
-  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound|json|documents|pgdocuments|imports|coldstart|devloop' | paste -sd, - || true)
+  http_only=$(echo "$only" | tr ',' '\n' | grep -vxE 'storage|inprocess|deploy|outbound|json|documents|pgdocuments|imports|coldstart|devloop|cluster' | paste -sd, - || true)
 fi
 if [ -n "$http_only" ]; then
   driver_args+=(--only "$http_only")
@@ -258,6 +260,22 @@ fi
 
 if wants coldstart; then
   run_command_bench coldstart "cold start of a new function, per example"
+fi
+
+if wants cluster; then
+  bash "$REPO/scripts/setup-postgres.sh"
+  bash "$REPO/scripts/setup-haproxy.sh"
+  duration_arg=()
+  if [ -n "$duration" ]; then duration_arg=(--duration "$duration"); fi
+  if [ "$quick" = 1 ]; then duration_arg=(--duration 3); fi
+  echo "== 1 vs 2 vs 3 servers sharing PostgreSQL, and the async queue (benches/cluster/run.py)"
+  if [ ! -x "$wasmfn_bin" ]; then
+    (cd "$REPO" && cargo build --release --bin wasmfn)
+  fi
+  "$python" "$BENCHES/cluster/run.py" --wasmfn "$wasmfn_bin" --out "$OUT" "${duration_arg[@]}" || {
+    echo "run.sh: the cluster benchmark failed" >&2
+    status=1
+  }
 fi
 
 echo "== wall time: $(( $(date +%s) - started )) s"
