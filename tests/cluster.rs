@@ -45,10 +45,16 @@ struct Node {
 
 impl Node {
     async fn start(data_dir: &Path, state: &str, key: &str, id: &str) -> Node {
+        Self::start_with(data_dir, state, key, id, &[]).await
+    }
+
+    async fn start_with(data_dir: &Path, state: &str, key: &str, id: &str, more: &[&str]) -> Node {
         let (dir, state, key, id) =
             (data_dir.to_path_buf(), state.to_string(), key.to_string(), id.to_string());
+        let more: Vec<String> = more.iter().map(|a| a.to_string()).collect();
         let (process, base) = tokio::task::spawn_blocking(move || {
-            let args = ["--state", &state, "--node-id", &id, "--default-access", "key"];
+            let mut args = vec!["--state", &state, "--node-id", &id, "--default-access", "key"];
+            args.extend(more.iter().map(String::as_str));
             spawn_serve_env(&dir, &args, &[("WASMFN_SECRETS_KEY", &key)])
         })
         .await
@@ -176,6 +182,31 @@ async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration
         let (_, ready) =
             json(c.client.get(format!("{}/readyz", c.base)).send().await.unwrap()).await;
         assert_eq!(ready["backends"]["state"], "ok", "{ready}");
+
+        // Every server is listed, alive, with the version it serves.
+        let (_, listed) = json(a.admin(Method::GET, "/admin/nodes").send().await.unwrap()).await;
+        assert_eq!(listed["this_node"], "a", "{listed}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let path = "/admin/spaces/default/functions/calc";
+            let (_, shown) = json(a.admin(Method::GET, path).send().await.unwrap()).await;
+            let wanted = json!([
+                {"node": "a", "version": "1.0.0"},
+                {"node": "b", "version": "1.0.0"},
+                {"node": "c", "version": "1.0.0"},
+            ]);
+            if shown["nodes"] == wanted {
+                break;
+            }
+            assert!(Instant::now() < deadline, "servers of calc: {shown}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (_, listed) = json(b.admin(Method::GET, "/admin/nodes").send().await.unwrap()).await;
+        let ids: Vec<&str> =
+            listed["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["b", "a", "c"], "this server first: {listed}");
+        assert!(listed["nodes"].as_array().unwrap().iter().all(|n| n["alive"] == true));
+        assert!(listed["nodes"][0]["address"].as_str().unwrap().starts_with("http://127.0.0.1:"));
 
         // Deleted on C: gone everywhere.
         let deleted = c.admin(Method::DELETE, "/admin/spaces/default/functions/calc");
@@ -392,6 +423,102 @@ async fn three_servers_behind_haproxy_share_calls_and_cron_ticks_and_survive_a_k
         for _ in 0..30 {
             let response = client.post(&url).send().await.unwrap();
             assert_eq!(response.status(), 200);
+        }
+    }
+    .await;
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    outcome
+}
+
+/// A fresh database for one test, its URL, and the server connection that drops it.
+async fn fresh_state() -> (String, String, tokio_postgres::Client) {
+    let admin = connect(&postgres_url()).await;
+    let name = format!("wasmfn_cluster_{}", rand::random::<u32>());
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut state = url::Url::parse(&postgres_url()).unwrap();
+    state.set_path(&name);
+    (name, state.to_string(), admin)
+}
+
+/// Asynchronous invocations are one queue for the cluster: accepted on A, readable on B, and
+/// when A is killed -9 with jobs waiting and running, B takes them over once A's leases
+/// expire; every job's callback arrives (at least once) and B answers every status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
+    let behave = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
+    let bundle = relabelled(&behave, "1.0.0", "eu");
+    let (hook, received) = support::webhook_receiver().await;
+    let (name, state, admin) = fresh_state().await;
+    let key = secrets_key();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+
+    let outcome = async {
+        // A runs one job at a time: most of the ten wait in its queue when it is killed.
+        let flags = ["--async-lease", "3s", "--async-concurrency", "1"];
+        let a = Node::start_with(dirs[0].path(), &state, &key, "a", &flags).await;
+        let b = Node::start_with(dirs[1].path(), &state, &key, "b", &flags[..2]).await;
+        a.deploy(&bundle).await;
+        let (status, made) = json(
+            a.admin(Method::POST, "/admin/spaces/default/keys")
+                .json(&json!({"name": "k"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+        let api_key = made["key"].as_str().unwrap().to_string();
+        let url = format!("{}/spaces/default/functions/calc:behave.nap/async-invoke", a.base);
+        let mut ids = Vec::new();
+        for _ in 0..10 {
+            let (status, body) = json(
+                a.client
+                    .post(&url)
+                    .bearer_auth(&api_key)
+                    .header("x-callback-url", &hook)
+                    .json(&json!({"ms": 400}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 202, "{body}");
+            ids.push(body["id"].as_str().unwrap().to_string());
+        }
+        // Any server answers the status of any job.
+        let (status, shown) =
+            json(b.client.get(format!("{}/invocations/{}", b.base, ids[9])).send().await.unwrap())
+                .await;
+        assert_eq!(status, 200, "{shown}");
+
+        // A is killed once its first job called back.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while received.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "A ran no job");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(a);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let called: std::collections::BTreeSet<String> = received
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|(headers, _)| {
+                    Some(headers.get("x-invocation-id")?.to_str().ok()?.to_string())
+                })
+                .collect();
+            if ids.iter().all(|id| called.contains(id)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "callbacks came for {called:?} of {ids:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for id in &ids {
+            let (status, shown) =
+                json(b.client.get(format!("{}/invocations/{id}", b.base)).send().await.unwrap())
+                    .await;
+            assert_eq!((status, shown["state"].as_str()), (200, Some("succeeded")), "{shown}");
         }
     }
     .await;

@@ -104,12 +104,6 @@ impl StateDb {
     pub fn tree(&self, name: &str) -> Result<StateTree> {
         self.backend.tree(name).with_context(|| format!("opening state tree {name}"))
     }
-
-    /// A named tree in this node's own database, whatever the backend: for what only this
-    /// node uses (its queue of async jobs, whose bodies are in its data directory).
-    pub fn local_tree(&self, name: &str) -> Result<StateTree> {
-        sled_tree::open(&self.db, name).with_context(|| format!("opening state tree {name}"))
-    }
 }
 
 /// Where the generated admin token is kept.

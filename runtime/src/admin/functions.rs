@@ -69,6 +69,19 @@ impl From<DeployError> for AdminError {
 /// versions of deployed ones.
 fn functions(state: &AdminContext, space: Option<&str>) -> Result<Value, AdminError> {
     let records = state.deployments.all()?;
+    let servers: Vec<_> = state.nodes.list().into_iter().filter(|n| n.alive).collect();
+    // Which live servers serve which version of a function (docs/cluster.md).
+    let serving = |space: &str, name: &str| -> Value {
+        let found: Vec<Value> = servers
+            .iter()
+            .filter_map(|server| {
+                let served =
+                    server.record.functions.iter().find(|f| f.space == space && f.name == name)?;
+                Some(json!({"node": server.record.id, "version": served.version}))
+            })
+            .collect();
+        Value::Array(found)
+    };
     let mut listed = Vec::new();
     for summary in state.registry.list() {
         if space.is_some_and(|s| s != summary.space) {
@@ -88,6 +101,7 @@ fn functions(state: &AdminContext, space: Option<&str>) -> Result<Value, AdminEr
             "tier": summary.tier,
             "source": if record.is_some() { "deployed" } else { "served" },
             "versions": record.map(|r| r.versions.clone()).unwrap_or_default(),
+            "nodes": serving(&summary.space, &summary.name),
         }));
     }
     // Deployed functions with no active version (first compile running or failed).
@@ -100,6 +114,7 @@ fn functions(state: &AdminContext, space: Option<&str>) -> Result<Value, AdminEr
                 "active_version": null,
                 "source": "deployed",
                 "versions": record.versions,
+                "nodes": serving(&record.space, &record.name),
             }));
         }
     }

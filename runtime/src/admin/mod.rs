@@ -61,6 +61,8 @@ pub struct AdminContext {
     pub accounts: Arc<crate::access::accounts::Accounts>,
     /// Where console sign-ins and registrations are published (AUTH_LOGIN, AUTH_REGISTER).
     pub event_bus: Arc<crate::events::EventBus>,
+    /// The servers sharing this one's state.
+    pub nodes: Arc<crate::node::directory::NodeDirectory>,
 }
 
 /// The `/admin` routes, and `extra` admin routes defined elsewhere (the server's Try it),
@@ -71,6 +73,7 @@ pub fn router(state: AdminContext, extra: Router<AdminContext>) -> Router {
         .route("/admin/spaces/{space}/triggers", get(list_space).post(create))
         .route("/admin/spaces/{space}/triggers/{name}", get(show).put(replace).delete(delete))
         .route("/admin/deliveries", get(deliveries))
+        .route("/admin/nodes", get(nodes))
         .route("/metrics", get(metrics))
         .merge(functions::routes())
         .merge(keys::routes())
@@ -457,4 +460,18 @@ async fn metrics(State(state): State<AdminContext>) -> Response {
 
 async fn deliveries(State(state): State<AdminContext>) -> Json<Value> {
     Json(json!({ "deliveries": state.deliverer.recent() }))
+}
+
+/// The servers sharing this one's state (docs/cluster.md): each with its address, version,
+/// load, the versions it serves and whether it still renews its record.
+async fn nodes(State(state): State<AdminContext>) -> Result<Json<Value>, AdminError> {
+    let directory = state.nodes.clone();
+    let nodes = tokio::task::spawn_blocking(move || directory.list()).await.map_err(|_| {
+        AdminError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "listing the servers failed".to_string(),
+        )
+    })?;
+    Ok(Json(json!({ "this_node": state.nodes.id(), "nodes": nodes })))
 }

@@ -78,6 +78,11 @@ pub struct ServeArgs {
     /// MiB of request and result bodies of asynchronous invocations one space may keep.
     #[arg(long, value_name = "MIB", default_value_t = AsyncOptions::default().space_bytes >> 20)]
     pub async_space_mib: u64,
+    /// With --state: how long a server's hold on an asynchronous invocation lasts without being
+    /// renewed (every third of it); an invocation of a server that stopped is run (or its
+    /// callback delivered) by another server this long after. E.g. `30s`, `2m`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_lease)]
+    pub async_lease: std::time::Duration,
     /// Documents one space may keep in the document store (all its collections); a write that
     /// would pass it fails as a whole. Enforced by the embedded (sled) store only.
     #[arg(long, default_value_t = DocumentQuota::default().max_documents,
@@ -262,6 +267,7 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
             retention: args.async_retention,
             space_jobs: args.async_space_jobs.max(1),
             space_bytes: args.async_space_mib.saturating_mul(1 << 20),
+            lease: args.async_lease,
         },
         events: EventOptions { session_minutes: args.session_minutes },
         clock: Arc::new(SystemClock),
@@ -362,6 +368,10 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
     if args.public_url.is_none() {
         capabilities.presigner.set_base_url(&format!("http://{address}"));
     }
+    node.announce(match &args.public_url {
+        Some(url) if args.state.is_none() => url.clone(),
+        _ => format!("http://{address}"),
+    });
     println!("wasmfn: listening on http://{address}");
     for name in &names {
         println!("  http://{address}/spaces/{}/functions/{name}/invoke", args.space);
@@ -442,6 +452,16 @@ async fn shared_state(url: String) -> Result<Arc<dyn wasmfn_host_apis::state::St
     .map_err(|error| anyhow::anyhow!("--state: {error}"))?;
     tracing::info!("state kept in PostgreSQL, shared with the servers given the same --state");
     Ok(Arc::new(connected))
+}
+
+/// `--async-lease`: 1 s to 1 h.
+fn parse_lease(text: &str) -> Result<std::time::Duration, String> {
+    let lease = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if (std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(3600)).contains(&lease) {
+        Ok(lease)
+    } else {
+        Err("give 1s to 1h".into())
+    }
 }
 
 /// `--node-id`: 1-32 letters, digits, '-' or '_' (it becomes part of MQTT client ids).

@@ -5,6 +5,7 @@
 
 mod backends;
 mod cluster;
+pub mod directory;
 mod indexes;
 
 use std::collections::BTreeMap;
@@ -29,7 +30,7 @@ use crate::registry::FunctionVersion;
 use crate::runtime::Runtime;
 use crate::server::ServerContext;
 use crate::state::StateDb;
-use crate::triggers::async_invoke::jobs::BodyFiles;
+use crate::triggers::async_invoke::jobs::{BodyFiles, SharedTrees};
 use crate::triggers::async_invoke::{AsyncJobs, AsyncOptions};
 use crate::triggers::cron::{Clock, CronTriggers, SystemClock, TickClaims};
 use crate::triggers::lifecycle::FunctionTriggers;
@@ -144,8 +145,11 @@ pub struct Node {
     /// Makes the document indexes active versions declare (kept here: the registry holds its
     /// listeners weakly).
     document_indexes: Option<Arc<indexes::DocumentIndexes>>,
-    /// Follow the changes other nodes sharing the state make (none on a single node).
+    /// Follow the changes other nodes sharing the state make (none on a single node), and
+    /// renew this node's record in the directory.
     followers: Vec<tokio::task::JoinHandle<()>>,
+    /// The servers sharing this node's state (itself at least).
+    pub directory: Arc<directory::NodeDirectory>,
 }
 
 impl Node {
@@ -184,13 +188,37 @@ impl Node {
             options.ingress,
             seen,
         ));
-        let async_jobs = AsyncJobs::new(
-            state.local_tree("async_jobs")?,
-            BodyFiles::open(state.data_dir().join("async-bodies"))?,
-            runtime.invoker().clone(),
-            deliverer.clone(),
-            options.async_options,
-        );
+        let async_jobs = if state.shared() {
+            // One queue for the cluster: records, bodies and leases in the shared state.
+            let trees = SharedTrees {
+                records: state.tree("async_jobs")?,
+                bodies: state.tree("async_bodies")?,
+                leases: state.tree("async_leases")?,
+            };
+            let node =
+                options.node_id.clone().unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
+            AsyncJobs::shared(
+                trees,
+                node,
+                runtime.invoker().clone(),
+                deliverer.clone(),
+                options.async_options,
+            )
+        } else {
+            AsyncJobs::new(
+                state.tree("async_jobs")?,
+                BodyFiles::open(state.data_dir().join("async-bodies"))?,
+                runtime.invoker().clone(),
+                deliverer.clone(),
+                options.async_options,
+            )
+        };
+        let directory = Arc::new(directory::NodeDirectory::new(
+            state.tree("nodes")?,
+            options.node_id.clone().unwrap_or_else(|| hex::encode(rand::random::<[u8; 4]>())),
+            runtime.registry().clone(),
+            runtime.invoker().run_slots().clone(),
+        ));
         let metrics = Metrics::new();
         runtime.invoker().observe(metrics.clone());
         let (logs, log_tasks) = InvocationLog::start(
@@ -262,6 +290,7 @@ impl Node {
             accounts,
             document_indexes: None,
             followers: Vec::new(),
+            directory,
         })
     }
 
@@ -337,6 +366,11 @@ impl Node {
         Ok(capabilities)
     }
 
+    /// Lists this node in the directory as reachable at `address`, renewed until shutdown.
+    pub fn announce(&mut self, address: String) {
+        self.followers.push(self.directory.announce(address));
+    }
+
     /// Marks the node ready for traffic (`/readyz` answers 200).
     pub fn mark_ready(&self) {
         self.ready.store(true, Ordering::SeqCst);
@@ -370,6 +404,7 @@ impl Node {
                 console: self.console.clone(),
                 accounts: self.accounts.clone(),
                 event_bus: self.events.clone(),
+                nodes: self.directory.clone(),
             },
             sessions: self.sessions.clone(),
             state: self.state.backend().clone(),
@@ -383,6 +418,8 @@ impl Node {
         for follower in &self.followers {
             follower.abort();
         }
+        let directory = self.directory.clone();
+        let _ = tokio::task::spawn_blocking(move || directory.leave()).await;
         self.triggers.shutdown().await;
         if let Some((stop, workers)) = self.async_workers {
             let _ = stop.send(true);

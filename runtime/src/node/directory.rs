@@ -1,0 +1,155 @@
+//! Who serves: each server writes a record of itself (id, address, wasmfn version, when it
+//! started, its load and the versions it serves) to the state store every few seconds, and
+//! removes it when it stops. With state shared by a cluster (`--state`), every server sees every
+//! other one: `GET /admin/nodes` lists them, and a function's listing says which servers serve
+//! which of its versions. A record not renewed for [`ALIVE_FOR`] is shown as gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use wasmfn_host_apis::state::StateTree;
+
+use crate::registry::Registry;
+use crate::running::RunSlots;
+
+/// How often a server renews its record.
+const BEAT: Duration = Duration::from_secs(5);
+/// A record older than this is of a server that stopped without saying so.
+const ALIVE_FOR: chrono::Duration = chrono::Duration::seconds(20);
+/// Records of servers gone for longer than this are removed.
+const FORGET_AFTER: chrono::Duration = chrono::Duration::hours(24);
+
+/// A version a server serves.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Served {
+    pub space: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// A server's record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: String,
+    /// Where it listens (`http://<address>`).
+    pub address: String,
+    /// Its wasmfn version.
+    pub version: String,
+    pub started_at: String,
+    pub seen_at: String,
+    seen_ms: i64,
+    /// Invocations running guest code now, and at most.
+    pub running: usize,
+    pub run_slots: usize,
+    pub functions: Vec<Served>,
+}
+
+/// A record as listed: with whether the server still renews it.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub record: NodeRecord,
+    pub alive: bool,
+}
+
+/// This server's entry in the directory, and the others'.
+pub struct NodeDirectory {
+    tree: StateTree,
+    id: String,
+    started_at: String,
+    registry: Arc<Registry>,
+    run_slots: Arc<RunSlots>,
+    address: std::sync::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for NodeDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeDirectory").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl NodeDirectory {
+    pub fn new(
+        tree: StateTree,
+        id: String,
+        registry: Arc<Registry>,
+        run_slots: Arc<RunSlots>,
+    ) -> Self {
+        let started_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        Self { tree, id, started_at, registry, run_slots, address: Default::default() }
+    }
+
+    /// This server's id (its `--node-id`, else one made up at start).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Writes this server's record now.
+    pub fn beat(&self) {
+        let Some(address) = self.address.lock().expect("address").clone() else { return };
+        let now = Utc::now();
+        let functions = self
+            .registry
+            .list()
+            .into_iter()
+            .map(|f| Served { space: f.space, name: f.name, version: f.version })
+            .collect();
+        let record = NodeRecord {
+            id: self.id.clone(),
+            address,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: self.started_at.clone(),
+            seen_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            seen_ms: now.timestamp_millis(),
+            running: self.run_slots.running(),
+            run_slots: self.run_slots.size(),
+            functions,
+        };
+        let value = serde_json::to_vec(&record).expect("node records serialise");
+        if let Err(error) = self.tree.insert(&self.id, value) {
+            tracing::warn!(%error, "could not renew this server's record in the node directory");
+        }
+    }
+
+    /// Every server's record, this one's first, then by id; records of servers gone for long
+    /// are removed on the way.
+    pub fn list(&self) -> Vec<NodeView> {
+        let now_ms = Utc::now().timestamp_millis();
+        let mut all = Vec::new();
+        for entry in self.tree.iter() {
+            let Ok((key, value)) = entry else { break };
+            let Ok(record) = serde_json::from_slice::<NodeRecord>(&value) else { continue };
+            let age = now_ms - record.seen_ms;
+            if age > FORGET_AFTER.num_milliseconds() {
+                let _ = self.tree.compare_and_swap(&key, Some(&value), None);
+                continue;
+            }
+            let alive = age <= ALIVE_FOR.num_milliseconds();
+            all.push(NodeView { record, alive });
+        }
+        all.sort_by_key(|view| (view.record.id != self.id, view.record.id.clone()));
+        all
+    }
+
+    /// Starts renewing the record of this server, reachable at `address`, until aborted.
+    pub fn announce(self: &Arc<Self>, address: String) -> tokio::task::JoinHandle<()> {
+        *self.address.lock().expect("address") = Some(address);
+        let directory = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let beating = directory.clone();
+                let _ = tokio::task::spawn_blocking(move || beating.beat()).await;
+                tokio::time::sleep(BEAT).await;
+            }
+        })
+    }
+
+    /// Removes this server's record (it stops).
+    pub fn leave(&self) {
+        if let Err(error) = self.tree.remove(&self.id) {
+            tracing::warn!(%error, "could not remove this server from the node directory");
+        }
+    }
+}
