@@ -401,6 +401,21 @@ async fn three_servers_behind_haproxy_share_calls_and_cron_ticks_and_survive_a_k
         assert_eq!(served.iter().sum::<u64>(), 30, "{served:?}");
         assert!(served.iter().all(|&n| n > 0), "every server took calls: {served:?}");
 
+        // A browser keeps to one server (the console's session is in that server's memory):
+        // the balancer's cookie pins every call that sends it back.
+        let page = client.get(format!("{}/console", balancer.base)).send().await.unwrap();
+        let cookie = page.headers()["set-cookie"].to_str().unwrap().to_string();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        assert!(cookie.starts_with("WASMFN_SERVER="), "{cookie}");
+        let before: Vec<u64> = futures::future::join_all(nodes.iter().map(http_calls)).await;
+        for _ in 0..9 {
+            let response = client.post(&url).header("cookie", &cookie).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        let after: Vec<u64> = futures::future::join_all(nodes.iter().map(http_calls)).await;
+        let served: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        assert!(served.contains(&9), "one server took all nine: {served:?}");
+
         // Cron: two ticks fire, each once in the cluster (three servers run the schedule).
         let deadline = Instant::now() + Duration::from_secs(150);
         while received.lock().unwrap().len() < 2 {
