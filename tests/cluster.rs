@@ -208,20 +208,46 @@ async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration
         assert!(listed["nodes"].as_array().unwrap().iter().all(|n| n["alive"] == true));
         assert!(listed["nodes"][0]["address"].as_str().unwrap().starts_with("http://127.0.0.1:"));
 
+        // Signing keys rotated on B reach A and C.
+        let keys_of = |node: &Node| {
+            let request = node.admin(Method::GET, "/admin/signing-keys");
+            async move { json(request.send().await.unwrap()).await.1["keys"].clone() }
+        };
+        let before = keys_of(&a).await;
+        assert_eq!(before, keys_of(&b).await, "one cluster, one set of keys");
+        assert_eq!(before.as_object().unwrap().len(), 2, "{before}");
+        let (status, rotated) =
+            json(b.admin(Method::POST, "/admin/signing-keys/rotate").send().await.unwrap()).await;
+        assert_eq!(status, 200, "{rotated}");
+        let rotated = rotated["keys"].clone();
+        assert_ne!(rotated["presign"], before["presign"]);
+        assert_ne!(rotated["sessions"], before["sessions"]);
+        for node in [&a, &c] {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while keys_of(node).await != rotated {
+                assert!(Instant::now() < deadline, "{} kept its old keys", node.base);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+
         // Deleted on C: gone everywhere.
         let deleted = c.admin(Method::DELETE, "/admin/spaces/default/functions/calc");
         assert!(deleted.send().await.unwrap().status().is_success());
         a.answers(&key_a, (404, Value::Null)).await;
         b.answers(&key_a, (404, Value::Null)).await;
 
-        // The cluster has one presign key and one session key, sealed (no plain key bytes).
+        // The cluster has one presign key and one session key, each with the previous one.
         let db = connect(&state).await;
         let rows = db
             .query("SELECT key FROM wasmfn_state WHERE tree = 'secrets' ORDER BY key", &[])
             .await
             .unwrap();
         let names: Vec<Vec<u8>> = rows.iter().map(|row| row.get(0)).collect();
-        assert_eq!(names, vec![b"presign".to_vec(), b"sessions".to_vec()]);
+        assert_eq!(
+            names,
+            [&b"presign"[..], b"presign.previous", b"sessions", b"sessions.previous"]
+                .map(<[u8]>::to_vec)
+        );
     }
     .await;
     let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;

@@ -10,7 +10,8 @@
 //! - [`outbound`]: functions' own HTTP(S) requests, checked against their `[network] allow`;
 //! - [`quota`]: per-space storage quotas, shared by the document store and object storage;
 //! - [`state`]: where a node keeps its own records (sled, or PostgreSQL shared by a cluster);
-//! - [`postgres`]: connections to PostgreSQL, shared by the document store and the state.
+//! - [`postgres`]: connections to PostgreSQL, shared by the document store and the state;
+//! - [`signing`]: signing keys rotated while the server runs (presigned URLs, sessions).
 
 pub mod background;
 pub mod config;
@@ -23,5 +24,6 @@ pub mod objects;
 pub mod outbound;
 pub mod postgres;
 pub mod quota;
+pub mod signing;
 pub mod state;
 pub mod tls;

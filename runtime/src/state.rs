@@ -15,8 +15,8 @@ use crate::sealed::Sealer;
 use wasmfn_host_apis::state::{sled_tree, StateBackend, StateTree};
 
 /// The trees a node caches and so must hear about when another node changes them.
-pub const WATCHED_TREES: [&str; 4] =
-    ["functions", "function_config", "event_subscriptions", "mqtt_triggers"];
+pub const WATCHED_TREES: [&str; 5] =
+    ["functions", "function_config", "event_subscriptions", "mqtt_triggers", "secrets"];
 
 /// The state database (`<data-dir>/state`), the data directory it lives in and the backend the
 /// node's records are kept in.

@@ -14,7 +14,7 @@ pub const MAX_EXPIRES_SECS: u64 = 7 * 24 * 3600;
 /// Signs and checks presigned URLs with the node's secret.
 #[derive(Clone)]
 pub struct Presigner {
-    secret: Vec<u8>,
+    keys: Arc<crate::signing::KeyRing>,
     /// The server's public base URL (`http://host:port`), without a trailing slash; settable
     /// once the server knows the address it listens on.
     base_url: Arc<RwLock<String>>,
@@ -39,8 +39,18 @@ pub enum PresignError {
 
 impl Presigner {
     pub fn new(secret: Vec<u8>, base_url: &str) -> Self {
+        Self::with_keys(crate::signing::KeyRing::new(secret, None), base_url)
+    }
+
+    /// Signs with `keys`' current key and accepts links of its previous one too.
+    pub fn with_keys(keys: Arc<crate::signing::KeyRing>, base_url: &str) -> Self {
         let base_url = Arc::new(RwLock::new(base_url.trim_end_matches('/').to_string()));
-        Self { secret, base_url }
+        Self { keys, base_url }
+    }
+
+    /// The keys links are signed with (rotated by the server).
+    pub fn keys(&self) -> &Arc<crate::signing::KeyRing> {
+        &self.keys
     }
 
     pub fn base_url(&self) -> String {
@@ -53,8 +63,8 @@ impl Presigner {
             base_url.trim_end_matches('/').to_string();
     }
 
-    fn mac(&self, method: &str, space: &str, key: &str, expires: u64) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key length");
+    fn mac(secret: &[u8], method: &str, space: &str, key: &str, expires: u64) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
         for part in [method, space, key, &expires.to_string()] {
             mac.update(part.as_bytes());
             mac.update(b"\n");
@@ -71,7 +81,8 @@ impl Presigner {
         expires: u64,
     ) -> Result<String, PresignError> {
         let method = normalise(method)?;
-        let signature = hex::encode(self.mac(method, space, key, expires).finalize().into_bytes());
+        let mac = Self::mac(&self.keys.current(), method, space, key, expires);
+        let signature = hex::encode(mac.finalize().into_bytes());
         let path: Vec<String> = key.split('/').map(encode_segment).collect();
         Ok(format!(
             "{}/objects/{}/{}?method={method}&expires={expires}&signature={signature}",
@@ -93,9 +104,12 @@ impl Presigner {
     ) -> Result<(), PresignError> {
         let method = normalise(method)?;
         let signature = hex::decode(signature).map_err(|_| PresignError::BadSignature)?;
-        self.mac(method, space, key, expires)
-            .verify_slice(&signature)
-            .map_err(|_| PresignError::BadSignature)?;
+        let signed = self.keys.verifying().iter().any(|secret| {
+            Self::mac(secret, method, space, key, expires).verify_slice(&signature).is_ok()
+        });
+        if !signed {
+            return Err(PresignError::BadSignature);
+        }
         if now > expires {
             return Err(PresignError::Expired);
         }
@@ -118,6 +132,22 @@ fn encode_segment(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_of_the_previous_key_verify_until_the_next_rotation() {
+        let keys = crate::signing::KeyRing::new(b"first".to_vec(), None);
+        let signer = Presigner::with_keys(keys.clone(), "http://127.0.0.1:8080");
+        let signature_of = |url: String| url.rsplit_once("signature=").unwrap().1.to_string();
+        let old = signature_of(signer.url("GET", "s", "k", 1000).unwrap());
+        keys.set(b"second".to_vec(), Some(b"first".to_vec()));
+        let new = signature_of(signer.url("GET", "s", "k", 1000).unwrap());
+        assert_ne!(old, new, "signed with the new key");
+        assert_eq!(signer.verify("GET", "s", "k", 1000, &old, 1), Ok(()));
+        assert_eq!(signer.verify("GET", "s", "k", 1000, &new, 1), Ok(()));
+        keys.set(b"third".to_vec(), Some(b"second".to_vec()));
+        assert_eq!(signer.verify("GET", "s", "k", 1000, &old, 1), Err(PresignError::BadSignature));
+        assert_eq!(signer.verify("GET", "s", "k", 1000, &new, 1), Ok(()));
+    }
 
     #[test]
     fn a_signed_url_verifies_until_it_expires_and_not_when_changed() {

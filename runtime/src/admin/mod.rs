@@ -63,6 +63,8 @@ pub struct AdminContext {
     pub event_bus: Arc<crate::events::EventBus>,
     /// The servers sharing this one's state.
     pub nodes: Arc<crate::node::directory::NodeDirectory>,
+    /// Presign and session keys.
+    pub signing: Arc<crate::node::signing::SigningKeys>,
 }
 
 /// The `/admin` routes, and `extra` admin routes defined elsewhere (the server's Try it),
@@ -74,6 +76,8 @@ pub fn router(state: AdminContext, extra: Router<AdminContext>) -> Router {
         .route("/admin/spaces/{space}/triggers/{name}", get(show).put(replace).delete(delete))
         .route("/admin/deliveries", get(deliveries))
         .route("/admin/nodes", get(nodes))
+        .route("/admin/signing-keys", get(signing_keys))
+        .route("/admin/signing-keys/rotate", axum::routing::post(rotate_signing_keys))
         .route("/metrics", get(metrics))
         .merge(functions::routes())
         .merge(keys::routes())
@@ -474,4 +478,29 @@ async fn nodes(State(state): State<AdminContext>) -> Result<Json<Value>, AdminEr
         )
     })?;
     Ok(Json(json!({ "this_node": state.nodes.id(), "nodes": nodes })))
+}
+
+/// The fingerprints of the current signing keys (presigned URLs, function sessions).
+async fn signing_keys(State(state): State<AdminContext>) -> Json<Value> {
+    Json(json!({ "keys": state.signing.fingerprints() }))
+}
+
+/// Makes new signing keys; links and tokens of the keys before stay valid until the next
+/// rotation. Servers sharing the state load the new keys too.
+async fn rotate_signing_keys(State(state): State<AdminContext>) -> Result<Json<Value>, AdminError> {
+    let signing = state.signing.clone();
+    let rotated = tokio::task::spawn_blocking(move || signing.rotate())
+        .await
+        .map_err(|_| {
+            AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "rotation failed")
+        })?
+        .map_err(|error| {
+            tracing::error!(error = %format!("{error:#}"), "rotating the signing keys failed");
+            AdminError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the signing keys could not be saved; see the server log",
+            )
+        })?;
+    Ok(Json(json!({ "keys": rotated })))
 }

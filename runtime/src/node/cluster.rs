@@ -2,7 +2,8 @@
 //! follows the changes they make to what this node caches. A deploy, rollback or delete on any
 //! node reaches the others' registries; a configuration change reaches their invocations;
 //! event subscriptions are read again; an MQTT trigger created, replaced or deleted through
-//! one server's admin API is started, restarted or stopped on the others. Missed notices (the listening connection was lost) make
+//! one server's admin API is started, restarted or stopped on the others; rotated signing keys
+//! are loaded. Missed notices (the listening connection was lost) make
 //! it read everything again.
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub(super) struct Followed {
     pub config: Arc<ConfigStore>,
     pub subscriptions: Arc<SubscriptionStore>,
     pub mqtt: Arc<MqttTriggers>,
+    pub signing: Arc<super::signing::SigningKeys>,
 }
 
 /// Which function a deploy notice is about (`None`: all of them).
@@ -32,7 +34,7 @@ pub(super) fn follow(
     mut changes: broadcast::Receiver<StateChange>,
     followed: Followed,
 ) -> Vec<JoinHandle<()>> {
-    let Followed { deployments, config, subscriptions, mqtt } = followed;
+    let Followed { deployments, config, subscriptions, mqtt, signing } = followed;
     // Deploys take seconds (a compile); they go one at a time in their own task so that
     // configuration changes are not held up behind them, and in order.
     let (deploys, mut deploy_queue) = mpsc::unbounded_channel::<FunctionKey>();
@@ -58,6 +60,7 @@ pub(super) fn follow(
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             let (config, subscriptions) = (config.clone(), subscriptions.clone());
+            let signing = signing.clone();
             match change {
                 StateChange::Key { tree, key } => match tree.as_str() {
                     "functions" => {
@@ -72,6 +75,9 @@ pub(super) fn follow(
                     "event_subscriptions" => {
                         reload("event subscriptions", move || subscriptions.reload()).await;
                     }
+                    "secrets" => {
+                        reload("signing keys", move || signing.reload()).await;
+                    }
                     "mqtt_triggers" => {
                         if let Err(error) = mqtt.follow(&key) {
                             tracing::error!(%error, "could not follow another node's mqtt trigger");
@@ -83,6 +89,7 @@ pub(super) fn follow(
                     let _ = deploys.send(None);
                     reload("configuration", move || config.load_all().map(drop)).await;
                     reload("event subscriptions", move || subscriptions.reload()).await;
+                    reload("signing keys", move || signing.reload()).await;
                     if let Err(error) = mqtt.follow_all() {
                         tracing::error!(%error, "could not follow the cluster's mqtt triggers");
                     }

@@ -7,6 +7,7 @@ mod backends;
 mod cluster;
 pub mod directory;
 mod indexes;
+pub mod signing;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -150,6 +151,8 @@ pub struct Node {
     followers: Vec<tokio::task::JoinHandle<()>>,
     /// The servers sharing this node's state (itself at least).
     pub directory: Arc<directory::NodeDirectory>,
+    /// Presign and session keys, rotated through the admin API.
+    pub signing: Arc<signing::SigningKeys>,
 }
 
 impl Node {
@@ -235,10 +238,14 @@ impl Node {
             state.tree("event_subscriptions")?,
             state.sealer().clone(),
         )?);
-        let session_key = node_secret(&state, "sessions")?;
+        let signing = Arc::new(signing::SigningKeys::new(state.clone()));
         let sessions = Arc::new(
-            Sessions::new(session_key, options.events.session_minutes, options.clock.clone())
-                .map_err(anyhow::Error::msg)?,
+            Sessions::with_keys(
+                signing.ring("sessions")?,
+                options.events.session_minutes,
+                options.clock.clone(),
+            )
+            .map_err(anyhow::Error::msg)?,
         );
         let accounts = Arc::new(crate::access::accounts::Accounts::open(
             state.tree("console_accounts")?,
@@ -291,6 +298,7 @@ impl Node {
             document_indexes: None,
             followers: Vec::new(),
             directory,
+            signing,
         })
     }
 
@@ -337,6 +345,7 @@ impl Node {
                     config: self.config.clone(),
                     subscriptions: self.subscriptions.clone(),
                     mqtt: self.mqtt.clone(),
+                    signing: self.signing.clone(),
                 },
             );
         }
@@ -360,6 +369,9 @@ impl Node {
     /// invocation from now on.
     async fn open_capabilities(&self, options: &CapabilityOptions) -> Result<Arc<Capabilities>> {
         let capabilities = Arc::new(backends::open(options, &self.state).await?);
+        self.signing.adopt("presign", capabilities.presigner.keys().clone());
+        // Links signed with the key before the last rotation stay valid.
+        self.signing.reload()?;
         capabilities.documents.subscribe(self.events.listener());
         capabilities.objects.subscribe(self.events.listener());
         self.runtime.invoker().set_capabilities(capabilities.clone());
@@ -405,6 +417,7 @@ impl Node {
                 accounts: self.accounts.clone(),
                 event_bus: self.events.clone(),
                 nodes: self.directory.clone(),
+                signing: self.signing.clone(),
             },
             sessions: self.sessions.clone(),
             state: self.state.backend().clone(),

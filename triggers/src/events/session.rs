@@ -48,7 +48,7 @@ pub enum SessionError {
 
 /// Issues and checks session tokens.
 pub struct Sessions {
-    secret: Vec<u8>,
+    keys: Arc<wasmfn_host_apis::signing::KeyRing>,
     lifetime: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -62,16 +62,30 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     /// `minutes` must be within 10..=20.
     pub fn new(secret: Vec<u8>, minutes: u64, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        Self::with_keys(wasmfn_host_apis::signing::KeyRing::new(secret, None), minutes, clock)
+    }
+
+    /// Signs with `keys`' current key and accepts tokens of its previous one too.
+    pub fn with_keys(
+        keys: Arc<wasmfn_host_apis::signing::KeyRing>,
+        minutes: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
         if !(MIN_MINUTES..=MAX_MINUTES).contains(&minutes) {
             return Err(format!(
                 "function sessions last {MIN_MINUTES} to {MAX_MINUTES} minutes, not {minutes}"
             ));
         }
-        Ok(Self { secret, lifetime: Duration::from_secs(minutes * 60), clock })
+        Ok(Self { keys, lifetime: Duration::from_secs(minutes * 60), clock })
     }
 
-    fn mac(&self, payload: &str) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key length");
+    /// The keys tokens are signed with (rotated by the server).
+    pub fn keys(&self) -> &Arc<wasmfn_host_apis::signing::KeyRing> {
+        &self.keys
+    }
+
+    fn mac(secret: &[u8], payload: &str) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
         mac.update(PREFIX.as_bytes());
         mac.update(b".");
         mac.update(payload.as_bytes());
@@ -87,7 +101,8 @@ impl Sessions {
         };
         let payload =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialise"));
-        let signature = URL_SAFE_NO_PAD.encode(self.mac(&payload).finalize().into_bytes());
+        let mac = Self::mac(&self.keys.current(), &payload);
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         format!("{PREFIX}.{payload}.{signature}")
     }
 
@@ -99,7 +114,14 @@ impl Sessions {
             return Err(SessionError::Malformed);
         };
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| SessionError::Malformed)?;
-        self.mac(payload).verify_slice(&signature).map_err(|_| SessionError::BadSignature)?;
+        let signed = self
+            .keys
+            .verifying()
+            .iter()
+            .any(|k| Self::mac(k, payload).verify_slice(&signature).is_ok());
+        if !signed {
+            return Err(SessionError::BadSignature);
+        }
         let claims: SessionClaims = URL_SAFE_NO_PAD
             .decode(payload)
             .ok()
