@@ -14,20 +14,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use wasmfn_runtime::bundle::{read_meta, with_meta};
 
+use support::postgres::{connect, Scratch};
 use support::{fixture_bundle, json, spawn_serve_env, ADMIN_TOKEN};
-
-fn postgres_url() -> String {
-    std::env::var("WASMFN_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL must run for this test: {error}"));
-    tokio::spawn(connection);
-    client
-}
 
 /// The fixture as another version with another `region`: different bytes, visible when called.
 fn relabelled(bytes: &[u8], version: &str, region: &str) -> Vec<u8> {
@@ -108,12 +96,8 @@ async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration
     let v1 = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
     let v1 = relabelled(&v1, "1.0.0", "eu");
     let v2 = relabelled(&v1, "2.0.0", "us");
-    let admin = connect(&postgres_url()).await;
-    let name = format!("wasmfn_cluster_{}", rand::random::<u32>());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut state = url::Url::parse(&postgres_url()).unwrap();
-    state.set_path(&name);
-    let state = state.to_string();
+    let scratch = Scratch::new("wasmfn_cluster").await;
+    let state = scratch.url.clone();
     let key = secrets_key();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
 
@@ -250,18 +234,14 @@ async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration
         );
     }
     .await;
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    drop(scratch);
     outcome
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
-    let admin = connect(&postgres_url()).await;
-    let name = format!("wasmfn_cluster_{}", rand::random::<u32>());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut state = url::Url::parse(&postgres_url()).unwrap();
-    state.set_path(&name);
-    let state = state.to_string();
+    let scratch = Scratch::new("wasmfn_cluster").await;
+    let state = scratch.url.clone();
     let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
 
     let outcome = async {
@@ -306,7 +286,7 @@ async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
     .await;
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    drop(scratch);
     outcome
 }
 
@@ -376,12 +356,8 @@ async fn three_servers_behind_haproxy_share_calls_and_cron_ticks_and_survive_a_k
     }]))
     .unwrap();
     let bundle = with_meta(&behave, &meta);
-    let admin = connect(&postgres_url()).await;
-    let name = format!("wasmfn_cluster_{}", rand::random::<u32>());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut state = url::Url::parse(&postgres_url()).unwrap();
-    state.set_path(&name);
-    let state = state.to_string();
+    let scratch = Scratch::new("wasmfn_cluster").await;
+    let state = scratch.url.clone();
     let key = secrets_key();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
 
@@ -467,18 +443,8 @@ async fn three_servers_behind_haproxy_share_calls_and_cron_ticks_and_survive_a_k
         }
     }
     .await;
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    drop(scratch);
     outcome
-}
-
-/// A fresh database for one test, its URL, and the server connection that drops it.
-async fn fresh_state() -> (String, String, tokio_postgres::Client) {
-    let admin = connect(&postgres_url()).await;
-    let name = format!("wasmfn_cluster_{}", rand::random::<u32>());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut state = url::Url::parse(&postgres_url()).unwrap();
-    state.set_path(&name);
-    (name, state.to_string(), admin)
 }
 
 /// Asynchronous invocations are one queue for the cluster: accepted on A, readable on B, and
@@ -489,7 +455,8 @@ async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
     let behave = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
     let bundle = relabelled(&behave, "1.0.0", "eu");
     let (hook, received) = support::webhook_receiver().await;
-    let (name, state, admin) = fresh_state().await;
+    let scratch = Scratch::new("wasmfn_cluster").await;
+    let state = scratch.url.clone();
     let key = secrets_key();
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
 
@@ -563,6 +530,6 @@ async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
         }
     }
     .await;
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    drop(scratch);
     outcome
 }

@@ -8,20 +8,8 @@ mod support;
 
 use serde_json::{json, Value};
 
+use support::postgres::{connect, Scratch};
 use support::{fixture_bundle, json, spawn_serve};
-
-fn postgres_url() -> String {
-    std::env::var("WASMFN_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|error| panic!("PostgreSQL must run for this test: {error}"));
-    tokio::spawn(connection);
-    client
-}
 
 async fn call(base: &str, entry: &str, arguments: Value) -> Value {
     let url = format!("{base}/spaces/default/functions/logbook:logbook.{entry}/invoke");
@@ -57,12 +45,8 @@ async fn valid_indexes(db: &tokio_postgres::Client) -> Vec<String> {
 async fn the_logbook_runs_on_postgresql_with_its_declared_indexes() {
     let bundle = tokio::task::spawn_blocking(|| fixture_bundle("logbook")).await.unwrap();
     // A database of its own: the indexes found are this test's.
-    let admin = connect(&postgres_url()).await;
-    let name = format!("wasmfn_logbook_{}", rand::random::<u32>());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut url = url::Url::parse(&postgres_url()).unwrap();
-    url.set_path(&name);
-    let url = url.to_string();
+    let scratch = Scratch::new("wasmfn_logbook").await;
+    let url = scratch.url.clone();
 
     let data_dir = tempfile::tempdir().unwrap();
     let path = data_dir.path().join("logbook.wasm");
@@ -128,7 +112,8 @@ async fn the_logbook_runs_on_postgresql_with_its_declared_indexes() {
         assert!(plan.iter().any(|line| line.contains("wasmfn_docix_")), "{plan:#?}");
     }
     .await;
+    // The server first: the database is dropped with its connections.
     drop(server);
-    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    drop(scratch);
     outcome
 }

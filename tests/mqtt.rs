@@ -554,6 +554,41 @@ async fn the_examples_function_toml_trigger_runs_and_wasmfn_triggers_shows_it() 
     server.wait().unwrap();
 }
 
+/// The status of trigger `shared` on the server at `base`.
+async fn shared_status(client: &reqwest::Client, base: &str) -> Value {
+    let request = client
+        .get(format!("{base}/admin/spaces/default/triggers/shared"))
+        .bearer_auth(support::ADMIN_TOKEN);
+    json(request.send().await.unwrap()).await.1["status"].clone()
+}
+
+/// Waits (30 s at most) until trigger `shared` on `base` is Running.
+async fn shared_running(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shared_status(client, base).await["state"] != "Running" {
+        assert!(Instant::now() < deadline, "never Running on {base}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Creates trigger `shared` (`readings/+` on `broker`, behave.echo, outcomes to `callback`) on
+/// the server at `base` and waits until it runs.
+async fn create_shared(client: &reqwest::Client, base: &str, broker: &str, callback: &str) {
+    let created = client
+        .post(format!("{base}/admin/spaces/default/triggers"))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .json(&json!({
+            "type": "mqtt", "name": "shared", "broker": broker,
+            "topics": ["readings/+"], "callback_url": callback,
+            "functions": [{"function": "behave", "entry": "behave.echo"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    shared_running(client, base).await;
+}
+
 /// Two servers serving one trigger as nodes of a cluster (`--node-id`): each message published
 /// is processed by exactly one of them (shared subscriptions), and both take part.
 #[tokio::test]
@@ -569,30 +604,8 @@ async fn nodes_of_a_cluster_share_a_triggers_messages() {
         let args = [bundle.to_str().unwrap(), "--node-id", id];
         nodes.push(support::spawn_serve(dir.path(), &args));
     }
-    let status_of = |base: &str| {
-        let request = client
-            .get(format!("{base}/admin/spaces/default/triggers/shared"))
-            .bearer_auth(support::ADMIN_TOKEN);
-        async move { json(request.send().await.unwrap()).await.1["status"].clone() }
-    };
     for (_, base) in &nodes {
-        let created = client
-            .post(format!("{base}/admin/spaces/default/triggers"))
-            .bearer_auth(support::ADMIN_TOKEN)
-            .json(&json!({
-                "type": "mqtt", "name": "shared", "broker": broker.url(),
-                "topics": ["readings/+"], "callback_url": receiver.url,
-                "functions": [{"function": "behave", "entry": "behave.echo"}],
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while status_of(base).await["state"] != "Running" {
-            assert!(Instant::now() < deadline, "never Running on {base}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        create_shared(&client, base, &broker.url(), &receiver.url).await;
     }
     let payloads: Vec<String> = (0..200).map(|i| format!("{{\"reading\": {i}}}")).collect();
     let messages: Vec<(&str, &[u8], QoS)> =
@@ -614,7 +627,7 @@ async fn nodes_of_a_cluster_share_a_triggers_messages() {
     assert!(extra.is_err(), "a message was processed twice: {extra:?}");
     let mut received = Vec::new();
     for (_, base) in &nodes {
-        received.push(status_of(base).await["received"].as_u64().unwrap());
+        received.push(shared_status(&client, base).await["received"].as_u64().unwrap());
     }
     assert_eq!(received.iter().sum::<u64>(), 200, "{received:?}");
     assert!(received.iter().all(|&n| n > 0), "both nodes took part: {received:?}");
@@ -638,36 +651,8 @@ async fn a_node_killed_mid_stream_loses_no_message() {
         support::spawn_serve(dir, &[bundle.to_str().unwrap(), "--node-id", id])
     };
     let mut nodes = vec![start(dirs[0].path(), "node-a"), start(dirs[1].path(), "node-b")];
-    let status_of = |base: &str| {
-        let request = client
-            .get(format!("{base}/admin/spaces/default/triggers/shared"))
-            .bearer_auth(support::ADMIN_TOKEN);
-        async move { json(request.send().await.unwrap()).await.1["status"].clone() }
-    };
-    let running = |base: String| {
-        let status_of = &status_of;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while status_of(&base).await["state"] != "Running" {
-                assert!(Instant::now() < deadline, "never Running on {base}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
     for (_, base) in &nodes {
-        let created = client
-            .post(format!("{base}/admin/spaces/default/triggers"))
-            .bearer_auth(support::ADMIN_TOKEN)
-            .json(&json!({
-                "type": "mqtt", "name": "shared", "broker": broker.url(),
-                "topics": ["readings/+"], "callback_url": receiver.url,
-                "functions": [{"function": "behave", "entry": "behave.echo"}],
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
-        running(base.clone()).await;
+        create_shared(&client, base, &broker.url(), &receiver.url).await;
     }
     let payloads: Vec<String> = (0..1000).map(|i| format!("{{\"reading\": {i}}}")).collect();
     let messages: Vec<(&str, &[u8], QoS)> =
@@ -701,7 +686,7 @@ async fn a_node_killed_mid_stream_loses_no_message() {
     let after_kill = seen.len();
     let (restarted, base_b) = start(dirs[1].path(), "node-b");
     nodes.push((restarted, base_b.clone()));
-    running(base_b).await;
+    shared_running(&client, &base_b).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < 1000 {
         let left = deadline.saturating_duration_since(Instant::now());

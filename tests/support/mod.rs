@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod postgres;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
