@@ -82,7 +82,7 @@ fn sled_backend_keeps_records_in_byte_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend_keeps_records_in_byte_order_and_tells_other_nodes() {
-    let (_name, url, _admin) = fresh_database("wasmfn_state").await;
+    let (name, url, admin) = fresh_database("wasmfn_state").await;
     let url = url.to_string();
     // Called from inside a runtime, as the server does: the backend runs its own.
     let (node_a, node_b) = tokio::task::spawn_blocking(move || {
@@ -138,6 +138,7 @@ async fn postgres_backend_keeps_records_in_byte_order_and_tells_other_nodes() {
     });
     assert_eq!(from_a, from_b);
     drop((node_a, node_b));
+    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
 }
 
 #[tokio::test]
