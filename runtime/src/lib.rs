@@ -12,6 +12,7 @@ pub mod connections;
 pub mod console;
 pub mod deploy;
 pub mod dev_config;
+pub mod directory;
 pub mod error_response;
 pub mod function_config;
 #[doc(hidden)]
@@ -24,6 +25,7 @@ pub mod progress;
 pub mod python_build;
 pub mod rejections;
 pub mod server;
+pub mod signing_keys;
 pub mod state;
 pub mod toolchain;
 pub mod triggers;

@@ -62,9 +62,9 @@ pub struct AdminContext {
     /// Where console sign-ins and registrations are published (AUTH_LOGIN, AUTH_REGISTER).
     pub event_bus: Arc<crate::events::EventBus>,
     /// The servers sharing this one's state.
-    pub nodes: Arc<crate::node::directory::NodeDirectory>,
+    pub nodes: Arc<crate::directory::NodeDirectory>,
     /// Presign and session keys.
-    pub signing: Arc<crate::node::signing::SigningKeys>,
+    pub signing: Arc<crate::signing_keys::SigningKeys>,
 }
 
 /// The `/admin` routes, and `extra` admin routes defined elsewhere (the server's Try it),

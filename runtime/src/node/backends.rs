@@ -125,41 +125,5 @@ pub async fn open(options: &CapabilityOptions, state: &StateDb) -> Result<Capabi
 /// The key presigned URLs are signed with: generated once and kept (sealed) in the state
 /// database, so links stay valid across restarts.
 fn presign_secret(state: &StateDb) -> Result<Vec<u8>> {
-    node_secret(state, "presign")
-}
-
-/// A signing key of this node (of the cluster, when the state is shared), named `name`:
-/// generated once and kept in the state database, sealed with the secrets key. Nodes starting
-/// at once keep the same one (the first written). One kept in plain text by an older version,
-/// or sealed with the previous secrets key, is sealed again with the current one.
-pub fn node_secret(state: &StateDb, name: &str) -> Result<Vec<u8>> {
-    let tree = state.tree("secrets")?;
-    let label = format!("node/{name}");
-    let seal = |secret: &[u8]| -> Result<String> {
-        state
-            .sealer()
-            .seal(&label, secret)
-            .map_err(|e| anyhow::anyhow!("sealing the {name} key: {e}"))
-    };
-    let stored = match tree.get(name).with_context(|| format!("reading the {name} key"))? {
-        Some(stored) => stored,
-        None => {
-            let secret: [u8; 32] = rand::random();
-            let kept = tree
-                .insert_new(name, seal(&secret)?.as_bytes())
-                .with_context(|| format!("saving the {name} key"))?;
-            tree.flush().with_context(|| format!("saving the {name} key"))?;
-            kept
-        }
-    };
-    let unsealed = state
-        .sealer()
-        .unseal_stored(&label, &stored)
-        .map_err(|e| crate::sealed::open_failed(&format!("{name} signing key"), &e))?;
-    if unsealed.stale {
-        tree.insert(name, seal(&unsealed.plaintext)?.as_bytes())
-            .and_then(|()| tree.flush())
-            .with_context(|| format!("saving the {name} key"))?;
-    }
-    Ok(unsealed.plaintext)
+    crate::signing_keys::node_secret(state, "presign")
 }

@@ -23,7 +23,7 @@ pub(super) struct Followed {
     pub config: Arc<ConfigStore>,
     pub subscriptions: Arc<SubscriptionStore>,
     pub mqtt: Arc<MqttTriggers>,
-    pub signing: Arc<super::signing::SigningKeys>,
+    pub signing: Arc<crate::signing_keys::SigningKeys>,
 }
 
 /// Which function a deploy notice is about (`None`: all of them).

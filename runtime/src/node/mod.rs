@@ -5,9 +5,7 @@
 
 mod backends;
 mod cluster;
-pub mod directory;
 mod indexes;
-pub mod signing;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,13 +28,14 @@ use crate::metrics::Metrics;
 use crate::registry::FunctionVersion;
 use crate::runtime::Runtime;
 use crate::server::ServerContext;
+pub use crate::signing_keys::node_secret;
 use crate::state::StateDb;
 use crate::triggers::async_invoke::jobs::{BodyFiles, SharedTrees};
 use crate::triggers::async_invoke::{AsyncJobs, AsyncOptions};
 use crate::triggers::cron::{Clock, CronTriggers, SystemClock, TickClaims};
 use crate::triggers::lifecycle::FunctionTriggers;
 use crate::triggers::mqtt::{MqttTriggers, RetryPolicy};
-pub use backends::{node_secret, open as open_capabilities, CapabilityOptions};
+pub use backends::{open as open_capabilities, CapabilityOptions};
 
 /// How a node is set up.
 pub struct NodeOptions {
@@ -150,9 +149,9 @@ pub struct Node {
     /// renew this node's record in the directory.
     followers: Vec<tokio::task::JoinHandle<()>>,
     /// The servers sharing this node's state (itself at least).
-    pub directory: Arc<directory::NodeDirectory>,
+    pub directory: Arc<crate::directory::NodeDirectory>,
     /// Presign and session keys, rotated through the admin API.
-    pub signing: Arc<signing::SigningKeys>,
+    pub signing: Arc<crate::signing_keys::SigningKeys>,
 }
 
 impl Node {
@@ -216,7 +215,7 @@ impl Node {
                 options.async_options,
             )
         };
-        let directory = Arc::new(directory::NodeDirectory::new(
+        let directory = Arc::new(crate::directory::NodeDirectory::new(
             state.tree("nodes")?,
             options.node_id.clone().unwrap_or_else(|| hex::encode(rand::random::<[u8; 4]>())),
             runtime.registry().clone(),
@@ -238,7 +237,7 @@ impl Node {
             state.tree("event_subscriptions")?,
             state.sealer().clone(),
         )?);
-        let signing = Arc::new(signing::SigningKeys::new(state.clone()));
+        let signing = Arc::new(crate::signing_keys::SigningKeys::new(state.clone()));
         let sessions = Arc::new(
             Sessions::with_keys(
                 signing.ring("sessions")?,

@@ -53,7 +53,7 @@ impl SigningKeys {
 
     /// The current key of `name` and the previous one, if any.
     fn load(&self, name: &str) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
-        let current = super::node_secret(&self.state, name)?;
+        let current = node_secret(&self.state, name)?;
         let tree = self.state.tree("secrets")?;
         let previous = match tree.get(previous_key(name)).context("reading a signing key")? {
             Some(stored) => Some(
@@ -113,4 +113,40 @@ impl SigningKeys {
         let rings = self.rings.lock().expect("rings");
         rings.iter().map(|(name, ring)| (name.clone(), ring.fingerprint())).collect()
     }
+}
+
+/// A signing key of this node (of the cluster, when the state is shared), named `name`:
+/// generated once and kept in the state database, sealed with the secrets key. Nodes starting
+/// at once keep the same one (the first written). One kept in plain text by an older version,
+/// or sealed with the previous secrets key, is sealed again with the current one.
+pub fn node_secret(state: &StateDb, name: &str) -> Result<Vec<u8>> {
+    let tree = state.tree("secrets")?;
+    let label = format!("node/{name}");
+    let seal = |secret: &[u8]| -> Result<String> {
+        state
+            .sealer()
+            .seal(&label, secret)
+            .map_err(|e| anyhow::anyhow!("sealing the {name} key: {e}"))
+    };
+    let stored = match tree.get(name).with_context(|| format!("reading the {name} key"))? {
+        Some(stored) => stored,
+        None => {
+            let secret: [u8; 32] = rand::random();
+            let kept = tree
+                .insert_new(name, seal(&secret)?.as_bytes())
+                .with_context(|| format!("saving the {name} key"))?;
+            tree.flush().with_context(|| format!("saving the {name} key"))?;
+            kept
+        }
+    };
+    let unsealed = state
+        .sealer()
+        .unseal_stored(&label, &stored)
+        .map_err(|e| crate::sealed::open_failed(&format!("{name} signing key"), &e))?;
+    if unsealed.stale {
+        tree.insert(name, seal(&unsealed.plaintext)?.as_bytes())
+            .and_then(|()| tree.flush())
+            .with_context(|| format!("saving the {name} key"))?;
+    }
+    Ok(unsealed.plaintext)
 }
