@@ -796,12 +796,28 @@ impl AsyncJobs {
                     cluster.owned.lock().expect("owned jobs").remove(&id);
                 }
             } else if (lease.until_ms < now_ms || (lease.node == cluster.node && !held))
+                && self.serves(id)
                 && self.take_lease(id, Some(&value)).is_ok()
             {
                 tracing::info!(invocation_id = %id, from = %lease.node,
                     "async job taken over (its node stopped renewing it)");
                 self.resume(id);
             }
+        }
+    }
+
+    /// Whether this node can carry on with job `id`: it serves the job's function (a node
+    /// that has not loaded it yet, just started or still compiling a deploy, leaves the job to
+    /// another node or to its next round), or the job only has a callback left to deliver.
+    fn serves(&self, id: uuid::Uuid) -> bool {
+        match self.record(id) {
+            Ok(Some(job)) => {
+                !matches!(job.state, JobState::Queued | JobState::Running)
+                    || self.invoker.registry().get(&job.space, &job.function).is_ok()
+            }
+            // Gone: taking the lease lets `resume` release it.
+            Ok(None) => true,
+            Err(_) => false,
         }
     }
 
