@@ -45,8 +45,8 @@ impl SigningKeys {
         Ok(ring)
     }
 
-    /// Keeps `ring` (made elsewhere from key `name`) to be rotated and reloaded, and loads
-    /// its previous key.
+    /// Keeps `ring` (made elsewhere from key `name`) to be rotated and reloaded; its previous
+    /// key is loaded by the next [`SigningKeys::reload`].
     pub fn adopt(&self, name: &str, ring: Arc<KeyRing>) {
         self.rings.lock().expect("rings").push((name.to_string(), ring));
     }
