@@ -99,6 +99,9 @@ pub enum DeployError {
     Store(String),
 }
 
+/// How often a record change is tried when other writers keep changing it.
+const UPDATE_ATTEMPTS: usize = 50;
+
 fn store_error(error: impl std::fmt::Display) -> DeployError {
     DeployError::Store(error.to_string())
 }
@@ -195,9 +198,9 @@ impl Deployments {
         let version = parse_version(&version_text)?;
         let sha256 = bundle::sha256_hex(&bytes);
         let size = bytes.len() as u64;
-        let (store, path) = (self.clone(), self.bundle_path(&sha256));
+        let (store, path, hash) = (self.clone(), self.bundle_path(&sha256), sha256.clone());
         let (bytes, written) = tokio::task::spawn_blocking(move || {
-            let written = store.write_bundle(&path, &bytes);
+            let written = store.write_bundle(&path, &hash, &bytes);
             (bytes, written)
         })
         .await
@@ -205,46 +208,59 @@ impl Deployments {
         written?;
         let accepted = {
             let _guard = self.lock.lock().expect("deployments lock");
-            let mut record = self.record(&space, &name)?.unwrap_or_else(|| FunctionRecord {
-                space: space.clone(),
-                name: name.clone(),
-                versions: Vec::new(),
+            let accepted = self.update(&space, &name, |record| {
+                let mut record = record.unwrap_or_else(|| FunctionRecord {
+                    space: space.clone(),
+                    name: name.clone(),
+                    versions: Vec::new(),
+                });
+                if let Some(active) = self.active_version(&record) {
+                    if parse_version(&active)? >= version {
+                        return Err(DeployError::NotNewer {
+                            space: space.clone(),
+                            name: name.clone(),
+                            version: version_text.clone(),
+                            active,
+                        });
+                    }
+                }
+                let taken = record
+                    .versions
+                    .iter()
+                    .any(|v| v.version == version_text && v.state != VersionState::Failed);
+                if taken {
+                    return Err(DeployError::Exists {
+                        space: space.clone(),
+                        name: name.clone(),
+                        version: version_text.clone(),
+                    });
+                }
+                record.versions.retain(|v| v.version != version_text);
+                let accepted = VersionRecord {
+                    version: version_text.clone(),
+                    sha256: sha256.clone(),
+                    size,
+                    deployed_at: now(),
+                    deployed_by: deployed_by.clone(),
+                    state: VersionState::Compiling,
+                    error: None,
+                    served: false,
+                };
+                record.versions.push(accepted.clone());
+                // After the push: a served version equal to the deployed one is not kept.
+                self.adopt_served(&mut record)?;
+                record.sort();
+                Ok((Some(record), accepted))
             });
-            let newer = match self.active_version(&record) {
-                Some(active) if parse_version(&active)? >= version => Some(active),
-                _ => None,
-            };
-            let taken = record
-                .versions
-                .iter()
-                .any(|v| v.version == version_text && v.state != VersionState::Failed);
-            if newer.is_some() || taken {
-                // The bundle was stored before the checks; keep no file nothing points to.
-                self.remove_bundle_if_unused(&sha256)?;
+            match accepted {
+                Ok(accepted) => accepted,
+                Err(refused @ (DeployError::NotNewer { .. } | DeployError::Exists { .. })) => {
+                    // The bundle was stored before the checks; keep no file nothing points to.
+                    self.remove_bundle_if_unused(&sha256)?;
+                    return Err(refused);
+                }
+                Err(other) => return Err(other),
             }
-            if let Some(active) = newer {
-                return Err(DeployError::NotNewer { space, name, version: version_text, active });
-            }
-            if taken {
-                return Err(DeployError::Exists { space, name, version: version_text });
-            }
-            record.versions.retain(|v| v.version != version_text);
-            let accepted = VersionRecord {
-                version: version_text.clone(),
-                sha256,
-                size,
-                deployed_at: now(),
-                deployed_by,
-                state: VersionState::Compiling,
-                error: None,
-                served: false,
-            };
-            record.versions.push(accepted.clone());
-            // After the push: a served version equal to the deployed one is not kept.
-            self.adopt_served(&mut record)?;
-            record.sort();
-            self.save(&record)?;
-            accepted
         };
         tracing::info!(%space, function = %name, version = %version_text, "deploy accepted; compiling");
         let this = self.clone();
@@ -287,39 +303,53 @@ impl Deployments {
             Some(active) => parse_version(&version)? > parse_version(active)?,
             None => true,
         };
-        let Some(entry) = record.find_mut(&version) else {
+        if record.find_mut(&version).is_none() {
             return Err(DeployError::NoSuchVersion { space, name, version });
-        };
+        }
         // Activating runs the checks of the triggers the version declares: it may refuse.
         let prepared = match prepared {
             Ok(prepared) if newer => self.runtime.registry().activate(prepared).map(Some),
             Ok(_) => Ok(None),
             Err(error) => Err(error),
         };
-        match prepared {
-            Ok(Some(_)) => {
-                entry.state = VersionState::Active;
+        match &prepared {
+            Ok(Some(_)) => tracing::info!(%space, function = %name, %version, "version active"),
+            Ok(None) => tracing::info!(%space, function = %name, %version,
+                "version compiled, but a newer one became active meanwhile; kept inactive"),
+            Err(error) => {
+                tracing::warn!(%space, function = %name, %version, %error, "deploy refused")
+            }
+        }
+        let (result, dropped) = self.update(&space, &name, |record| {
+            let no_such = || DeployError::NoSuchVersion {
+                space: space.clone(),
+                name: name.clone(),
+                version: version.clone(),
+            };
+            let mut record = record.ok_or_else(no_such)?;
+            let entry = record.find_mut(&version).ok_or_else(no_such)?;
+            match &prepared {
+                Ok(Some(_)) => entry.state = VersionState::Active,
+                Ok(None) => entry.state = VersionState::Inactive,
+                Err(error) => {
+                    entry.state = VersionState::Failed;
+                    entry.error = Some(error.to_string());
+                }
+            }
+            let result = entry.clone();
+            if result.state == VersionState::Active {
                 for other in record.versions.iter_mut().filter(|v| v.version != version) {
                     if other.state == VersionState::Active {
                         other.state = VersionState::Inactive;
                     }
                 }
-                tracing::info!(%space, function = %name, %version, "version active");
             }
-            Ok(None) => {
-                entry.state = VersionState::Inactive;
-                tracing::info!(%space, function = %name, %version,
-                    "version compiled, but a newer one became active meanwhile; kept inactive");
-            }
-            Err(error) => {
-                entry.state = VersionState::Failed;
-                entry.error = Some(error.to_string());
-                tracing::warn!(%space, function = %name, %version, %error, "deploy refused");
-            }
+            let dropped = self.prune(&mut record);
+            Ok((Some(record), (result, dropped)))
+        })?;
+        for sha256 in dropped {
+            self.remove_bundle_if_unused(&sha256)?;
         }
-        let result = record.find_mut(&version).cloned().expect("present");
-        self.prune(&mut record)?;
-        self.save(&record)?;
         Ok(result)
     }
 
@@ -355,32 +385,39 @@ impl Deployments {
         let prepared =
             self.runtime.prepare(bytes, space, Some(name.into()), Some(version.into())).await?;
         let _guard = self.lock.lock().expect("deployments lock");
-        let mut record = self.record(space, name)?.ok_or_else(no_such)?;
-        self.runtime.registry().activate(prepared)?;
-        for entry in &mut record.versions {
-            if entry.version == version {
-                entry.state = VersionState::Active;
-            } else if entry.state == VersionState::Active {
-                entry.state = VersionState::Inactive;
-            }
+        if self
+            .record(space, name)?
+            .is_none_or(|r| !r.versions.iter().any(|v| v.version == version))
+        {
+            return Err(no_such());
         }
-        self.save(&record)?;
+        self.runtime.registry().activate(prepared)?;
+        let rolled = self.update(space, name, |record| {
+            let mut record = record.ok_or_else(no_such)?;
+            for entry in &mut record.versions {
+                if entry.version == version {
+                    entry.state = VersionState::Active;
+                } else if entry.state == VersionState::Active {
+                    entry.state = VersionState::Inactive;
+                }
+            }
+            let rolled = record.find_mut(version).cloned().ok_or_else(no_such)?;
+            Ok((Some(record), rolled))
+        })?;
         tracing::info!(%space, function = %name, %version, "rolled back");
-        record.find_mut(version).cloned().ok_or_else(no_such)
+        Ok(rolled)
     }
 
     /// Takes a function out of service and forgets its versions (a function served from a
     /// path given to `wasmfn serve` comes back at the next start).
     pub fn delete(&self, space: &str, name: &str) -> Result<(), DeployError> {
         let _guard = self.lock.lock().expect("deployments lock");
-        let record = self.record(space, name)?;
         let removed = self.runtime.registry().remove(space, name);
+        let record = self.update(space, name, |record| Ok((None, record)))?;
         if record.is_none() && removed.is_none() {
             return Err(DeployError::NotFound { space: space.into(), name: name.into() });
         }
         if let Some(record) = record {
-            self.tree.remove(key(space, name)).map_err(store_error)?;
-            self.tree.flush().map_err(store_error)?;
             for version in &record.versions {
                 self.remove_bundle_if_unused(&version.sha256)?;
             }
@@ -463,7 +500,7 @@ impl Deployments {
             // One waiting bundle per function: the one served now.
             let _ = std::fs::remove_dir_all(&folder);
         }
-        self.write_bundle(&path, bytes)?;
+        self.write_bundle(&path, &served.sha256, bytes)?;
         let kept = VersionRecord {
             version: served.version.clone(),
             sha256: served.sha256.clone(),
@@ -479,12 +516,13 @@ impl Deployments {
             .expect("served versions")
             .insert((space.clone(), name.clone()), (kept, path));
         let _guard = self.lock.lock().expect("deployments lock");
-        if let Some(mut record) = self.record(space, name)? {
-            if self.adopt_served(&mut record)? {
-                self.save(&record)?;
+        self.update(space, name, |record| match record {
+            Some(mut record) => {
+                self.adopt_served(&mut record)?;
+                Ok((Some(record), ()))
             }
-        }
-        Ok(())
+            None => Ok((None, ())),
+        })
     }
 
     /// Adds the served version of `record`'s function to it as a kept one, unless it has that
@@ -519,13 +557,14 @@ impl Deployments {
         reason: &str,
     ) -> Result<(), DeployError> {
         let _guard = self.lock.lock().expect("deployments lock");
-        let Some(mut record) = self.record(space, name)? else { return Ok(()) };
-        if let Some(entry) = record.find_mut(version) {
-            entry.state = VersionState::Failed;
-            entry.error = Some(reason.to_string());
-            self.save(&record)?;
-        }
-        Ok(())
+        self.update(space, name, |record| {
+            let mut record = record;
+            if let Some(entry) = record.as_mut().and_then(|r| r.find_mut(version)) {
+                entry.state = VersionState::Failed;
+                entry.error = Some(reason.to_string());
+            }
+            Ok((record, ()))
+        })
     }
 
     /// Every deployed function's record, by space and name.
@@ -553,15 +592,47 @@ impl Deployments {
         })
     }
 
-    fn save(&self, record: &FunctionRecord) -> Result<(), DeployError> {
-        let value = serde_json::to_vec(record).expect("records serialise");
-        self.tree.insert(key(&record.space, &record.name), &value).map_err(store_error)?;
-        self.tree.flush().map_err(store_error)?;
-        Ok(())
+    /// Changes a function's record with `change` (given the stored record, or none; giving
+    /// the new one, or none to remove it, and a result) as one atomic step of the state store:
+    /// compare-and-swap, and `change` again on the newer record if another server or task wrote
+    /// it in between. Servers sharing their state deploy, roll back and delete the same
+    /// function at the same instant without losing each other's versions.
+    fn update<T>(
+        &self,
+        space: &str,
+        name: &str,
+        mut change: impl FnMut(
+            Option<FunctionRecord>,
+        ) -> Result<(Option<FunctionRecord>, T), DeployError>,
+    ) -> Result<T, DeployError> {
+        let key = key(space, name);
+        for _ in 0..UPDATE_ATTEMPTS {
+            let old = self.tree.get(&key).map_err(store_error)?;
+            let record =
+                old.as_deref().map(serde_json::from_slice).transpose().map_err(store_error)?;
+            let (new, result) = change(record)?;
+            let new = new.map(|record| serde_json::to_vec(&record).expect("records serialise"));
+            if new == old {
+                return Ok(result);
+            }
+            if self
+                .tree
+                .compare_and_swap(&key, old.as_deref(), new.as_deref())
+                .map_err(store_error)?
+            {
+                self.tree.flush().map_err(store_error)?;
+                return Ok(result);
+            }
+        }
+        Err(DeployError::Store(format!(
+            "the record of '{space}/{name}' kept changing under this change; try again"
+        )))
     }
 
-    /// Drops the oldest versions beyond `keep`, never the active or a compiling one.
-    fn prune(&self, record: &mut FunctionRecord) -> Result<(), DeployError> {
+    /// Drops the oldest versions beyond `keep`, never the active or a compiling one; returns
+    /// the dropped versions' bundles, to remove once the record is saved without them.
+    fn prune(&self, record: &mut FunctionRecord) -> Vec<String> {
+        let mut dropped = Vec::new();
         while record.versions.len() > self.keep {
             let Some(oldest) = record
                 .versions
@@ -570,11 +641,9 @@ impl Deployments {
             else {
                 break;
             };
-            let dropped = record.versions.remove(oldest);
-            self.save(record)?;
-            self.remove_bundle_if_unused(&dropped.sha256)?;
+            dropped.push(record.versions.remove(oldest).sha256);
         }
-        Ok(())
+        dropped
     }
 
     fn remove_bundle_if_unused(&self, sha256: &str) -> Result<(), DeployError> {
@@ -606,7 +675,7 @@ impl Deployments {
         if bundle::sha256_hex(&bytes) != sha256 {
             return Err(store_error("the cluster's copy of the bundle is damaged"));
         }
-        self.write_bundle(&path, &bytes)?;
+        self.write_bundle(&path, sha256, &bytes)?;
         Ok(bytes)
     }
 
@@ -665,12 +734,12 @@ impl Deployments {
     }
 
     /// Writes a bundle once (its name says its content), through a temporary file beside it
-    /// and a rename.
-    fn write_bundle(&self, path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
+    /// and a rename; in a cluster also the cluster's copy, under `sha256` (the caller's hash of
+    /// `bytes`).
+    fn write_bundle(&self, path: &Path, sha256: &str, bytes: &[u8]) -> Result<(), DeployError> {
         if let Some(shared) = &self.shared_bundles {
-            let sha256 = bundle::sha256_hex(bytes);
-            if !shared.contains_key(&sha256).map_err(store_error)? {
-                shared.insert(&sha256, bytes).map_err(store_error)?;
+            if !shared.contains_key(sha256).map_err(store_error)? {
+                shared.insert(sha256, bytes).map_err(store_error)?;
             }
         }
         if path.exists() {
