@@ -701,3 +701,78 @@ async fn a_node_killed_mid_stream_loses_no_message() {
         "processed after the kill, before B came back: {after_kill}; more than once: {twice}"
     );
 }
+
+/// The same with the servers sharing their state (`--state`, a cluster): the killed server
+/// does not come back, and the live one processes every message anyway. It finds the other
+/// gone in the node directory, takes over the session the killed server left with the broker
+/// (its unacknowledged messages and those queued for it), processes what it holds and leaves it
+/// empty. At least once: each message is processed, duplicates are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_a_killed_nodes_messages_are_processed_by_another() {
+    fixture_bundle("behave");
+    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
+    let broker = Broker::start(None);
+    let mut receiver = Receiver::start().await;
+    let client = reqwest::Client::new();
+    let scratch = support::postgres::Scratch::new("wasmfn_mqtt").await;
+    let key = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        rand::random::<[u8; 32]>(),
+    );
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let start = |dir: &Path, id: &str| {
+        let args = [bundle.to_str().unwrap(), "--node-id", id, "--state", &scratch.url];
+        support::spawn_serve_env(dir, &args, &[("WASMFN_SECRETS_KEY", &key)])
+    };
+    let mut nodes = vec![start(dirs[0].path(), "node-a"), start(dirs[1].path(), "node-b")];
+    // Created on A; B follows (the trigger is one record of the cluster).
+    create_shared(&client, &nodes[0].1, &broker.url(), &receiver.url).await;
+    shared_running(&client, &nodes[1].1).await;
+    let payloads: Vec<String> = (0..1000).map(|i| format!("{{\"reading\": {i}}}")).collect();
+    let messages: Vec<(&str, &[u8], QoS)> =
+        payloads.iter().map(|p| ("readings/pump", p.as_bytes(), QoS::AtLeastOnce)).collect();
+    let mut seen = std::collections::BTreeMap::<String, u32>::new();
+    let take = |callback: Callback, seen: &mut std::collections::BTreeMap<String, u32>| {
+        assert_eq!(header(&callback, "x-function-status"), "200", "{:?}", callback.body);
+        *seen.entry(callback.body["body"].as_str().unwrap_or_default().to_string()).or_insert(0) +=
+            1;
+    };
+    for batch in messages[..400].chunks(50) {
+        publish(broker.port, batch).await;
+    }
+    while seen.len() < 300 {
+        take(receiver.next().await, &mut seen);
+    }
+    let b_received = shared_status(&client, &nodes[1].1).await["received"].as_u64().unwrap();
+    assert!(b_received > 0, "B took part before it was killed");
+    let (mut killed, _) = nodes.remove(1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    drop(killed);
+    for batch in messages[400..].chunks(50) {
+        publish(broker.port, batch).await;
+    }
+    // B stays dead: A finds it gone (its record is not renewed for 20 s) and takes over.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while seen.len() < 1000 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, receiver.received.recv()).await {
+            Ok(Some(callback)) => take(callback, &mut seen),
+            _ => panic!("{} of 1000 processed, node B dead", seen.len()),
+        }
+    }
+    assert!(payloads.iter().all(|p| seen.contains_key(p)), "every message at least once");
+    let listed = client
+        .get(format!("{}/admin/nodes", nodes[0].1))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let listed = json(listed).await.1;
+    let b = listed["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "node-b").unwrap();
+    assert_eq!((b["alive"].clone(), b["taken_over_by"].clone()), (json!(false), json!("node-a")));
+    let twice = seen.values().filter(|&&n| n > 1).count();
+    eprintln!(
+        "node B received {b_received} before it was killed; processed more than once: {twice}"
+    );
+}

@@ -3,6 +3,11 @@
 //! removes it when it stops. With state shared by a cluster (`--state`), every server sees every
 //! other one: `GET /admin/nodes` lists them, and a function's listing says which servers serve
 //! which of its versions. A record not renewed for [`ALIVE_FOR`] is shown as gone.
+//!
+//! A server that finds another gone (its record stale, or marked as left when it stopped)
+//! claims it, once in the cluster (compare-and-swap of the record), and takes over what the
+//! gone server left with the MQTT broker: the hook given to [`NodeDirectory::on_gone`] runs
+//! for every server this one claimed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +49,16 @@ pub struct NodeRecord {
     pub running: usize,
     pub run_slots: usize,
     pub functions: Vec<Served>,
+    /// It stopped and said so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left: bool,
+    /// The server that took over what it left (its MQTT sessions), once it was gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_over_by: Option<String>,
 }
+
+/// What a server does with another found gone: given its id.
+pub type GoneHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// A record as listed: with whether the server still renews it.
 #[derive(Clone, Debug, Serialize)]
@@ -62,6 +76,7 @@ pub struct NodeDirectory {
     registry: Arc<Registry>,
     run_slots: Arc<RunSlots>,
     address: std::sync::Mutex<Option<String>>,
+    gone: std::sync::Mutex<Option<Arc<GoneHook>>>,
 }
 
 impl std::fmt::Debug for NodeDirectory {
@@ -78,7 +93,15 @@ impl NodeDirectory {
         run_slots: Arc<RunSlots>,
     ) -> Self {
         let started_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-        Self { tree, id, started_at, registry, run_slots, address: Default::default() }
+        Self {
+            tree,
+            id,
+            started_at,
+            registry,
+            run_slots,
+            address: Default::default(),
+            gone: Default::default(),
+        }
     }
 
     /// This server's id (its `--node-id`, else one made up at start).
@@ -86,8 +109,17 @@ impl NodeDirectory {
         &self.id
     }
 
+    /// Runs `hook` for every other server this one finds gone and claims (see the module).
+    pub fn on_gone(&self, hook: GoneHook) {
+        *self.gone.lock().expect("gone hook") = Some(Arc::new(hook));
+    }
+
     /// Writes this server's record now.
     pub fn beat(&self) {
+        self.write(false);
+    }
+
+    fn write(&self, left: bool) {
         let Some(address) = self.address.lock().expect("address").clone() else { return };
         let now = Utc::now();
         let functions = self
@@ -106,6 +138,8 @@ impl NodeDirectory {
             running: self.run_slots.running(),
             run_slots: self.run_slots.size(),
             functions,
+            left,
+            taken_over_by: None,
         };
         let value = serde_json::to_vec(&record).expect("node records serialise");
         if let Err(error) = self.tree.insert(&self.id, value) {
@@ -126,11 +160,33 @@ impl NodeDirectory {
                 let _ = self.tree.compare_and_swap(&key, Some(&value), None);
                 continue;
             }
-            let alive = age <= ALIVE_FOR.num_milliseconds();
+            let alive = age <= ALIVE_FOR.num_milliseconds() && !record.left;
             all.push(NodeView { record, alive });
         }
         all.sort_by_key(|view| (view.record.id != self.id, view.record.id.clone()));
         all
+    }
+
+    /// Claims the records of the servers gone and not claimed yet (each by compare-and-swap,
+    /// so by one server of the cluster); returns their ids.
+    pub fn claim_gone(&self) -> Vec<String> {
+        let now_ms = Utc::now().timestamp_millis();
+        let mut claimed = Vec::new();
+        for entry in self.tree.iter() {
+            let Ok((key, value)) = entry else { break };
+            let Ok(mut record) = serde_json::from_slice::<NodeRecord>(&value) else { continue };
+            let stale = now_ms - record.seen_ms > ALIVE_FOR.num_milliseconds();
+            if record.id == self.id || record.taken_over_by.is_some() || !(stale || record.left) {
+                continue;
+            }
+            record.taken_over_by = Some(self.id.clone());
+            let new = serde_json::to_vec(&record).expect("node records serialise");
+            if let Ok(true) = self.tree.compare_and_swap(&key, Some(&value), Some(&new)) {
+                tracing::info!(gone = %record.id, "a server is gone; taking over what it left");
+                claimed.push(record.id);
+            }
+        }
+        claimed
     }
 
     /// Starts renewing the record of this server, reachable at `address`, until aborted.
@@ -140,16 +196,27 @@ impl NodeDirectory {
         tokio::spawn(async move {
             loop {
                 let beating = directory.clone();
-                let _ = tokio::task::spawn_blocking(move || beating.beat()).await;
+                let claimed = tokio::task::spawn_blocking(move || {
+                    beating.beat();
+                    beating.claim_gone()
+                })
+                .await
+                .unwrap_or_default();
+                let hook = directory.gone.lock().expect("gone hook").clone();
+                if let Some(hook) = hook {
+                    for gone in claimed {
+                        hook(&gone);
+                    }
+                }
                 tokio::time::sleep(BEAT).await;
             }
         })
     }
 
-    /// Removes this server's record (it stops).
+    /// Marks this server's record as left (it stops): another server takes over what it
+    /// leaves at once, without waiting [`ALIVE_FOR`]; the record goes after [`FORGET_AFTER`],
+    /// or is renewed if the server comes back.
     pub fn leave(&self) {
-        if let Err(error) = self.tree.remove(&self.id) {
-            tracing::warn!(%error, "could not remove this server from the node directory");
-        }
+        self.write(true);
     }
 }

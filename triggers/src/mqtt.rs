@@ -8,6 +8,7 @@
 //! broker session and the Running/Failed status, [`queue`] the bounded per-trigger queue,
 //! [`worker`] what a message becomes, [`manager`] the set of running triggers.
 
+pub mod adopt;
 pub mod connection;
 pub mod manager;
 pub mod queue;

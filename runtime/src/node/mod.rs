@@ -379,6 +379,8 @@ impl Node {
 
     /// Lists this node in the directory as reachable at `address`, renewed until shutdown.
     pub fn announce(&mut self, address: String) {
+        let mqtt = self.mqtt.clone();
+        self.directory.on_gone(Box::new(move |gone| drop(mqtt.adopt(gone))));
         self.followers.push(self.directory.announce(address));
     }
 
@@ -430,9 +432,11 @@ impl Node {
         for follower in &self.followers {
             follower.abort();
         }
+        self.triggers.shutdown().await;
+        // After the triggers disconnected: another server then takes over their broker
+        // sessions (what was left in them) without kicking a connection still acknowledging.
         let directory = self.directory.clone();
         let _ = tokio::task::spawn_blocking(move || directory.leave()).await;
-        self.triggers.shutdown().await;
         if let Some((stop, workers)) = self.async_workers {
             let _ = stop.send(true);
             for worker in workers {

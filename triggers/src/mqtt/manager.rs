@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::adopt::Adopted;
 use super::connection::{self, REQUEST_CHANNEL};
 use super::queue::MessageQueue;
 use super::status::{MqttStatus, StatusCell};
@@ -454,6 +455,54 @@ impl MqttTriggers {
 
     pub fn get(&self, space: &str, name: &str) -> Option<TriggerView> {
         self.running.lock().expect("triggers lock").get(&key(space, name)).map(view)
+    }
+
+    /// Takes over the broker sessions cluster node `gone` left behind, one per trigger this
+    /// node runs, and processes the messages they hold (see [`super::adopt`]); returns the
+    /// tasks doing it, which log how each went. Nothing outside a cluster, or for this node.
+    pub fn adopt(&self, gone: &str) -> Vec<JoinHandle<Adopted>> {
+        if self.node.as_deref().is_none_or(|own| own == gone) {
+            return Vec::new();
+        }
+        let triggers: Vec<Arc<TriggerShared>> = {
+            let running = self.running.lock().expect("triggers lock");
+            running.values().map(|trigger| trigger.shared.clone()).collect()
+        };
+        let mut adopting = Vec::new();
+        for trigger in triggers {
+            let name = trigger.config.name.clone();
+            let options = password(&trigger.config)
+                .map_err(|e| e.to_string())
+                .and_then(|p| connection::options(&trigger.config, &trigger.space, p, Some(gone)));
+            let options = match options {
+                Ok(options) => options,
+                Err(error) => {
+                    tracing::error!(mqtt_trigger = %name, gone, %error,
+                        "cannot take over a gone node's mqtt session");
+                    continue;
+                }
+            };
+            let gone = gone.to_string();
+            adopting.push(tokio::spawn(async move {
+                let outcome = super::adopt::drain(&trigger, options).await;
+                match &outcome {
+                    Adopted::NoSession => {}
+                    Adopted::Drained { messages } => tracing::info!(space = %trigger.space,
+                        mqtt_trigger = %name, gone, messages,
+                        "took over a gone node's mqtt session and processed what it held"),
+                    Adopted::Interrupted { messages, reason } => tracing::warn!(
+                        space = %trigger.space, mqtt_trigger = %name, gone, messages, reason,
+                        "taking over a gone node's mqtt session ended early; the session keeps \
+                         the rest"),
+                    Adopted::TimedOut { messages } => tracing::warn!(space = %trigger.space,
+                        mqtt_trigger = %name, gone, messages,
+                        "taking over a gone node's mqtt session took too long; the session keeps \
+                         the rest"),
+                }
+                outcome
+            }));
+        }
+        adopting
     }
 
     /// Stops every trigger, finishing messages being processed.
