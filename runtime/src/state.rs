@@ -12,11 +12,18 @@ use anyhow::{Context, Result};
 
 pub use crate::private_files::create_private_dir;
 use crate::sealed::Sealer;
+use wasmfn_host_apis::state::postgres::TimeIn;
 use wasmfn_host_apis::state::{sled_tree, StateBackend, StateTree};
 
 /// The trees a node caches and so must hear about when another node changes them.
 pub const WATCHED_TREES: [&str; 5] =
     ["functions", "function_config", "event_subscriptions", "mqtt_triggers", "secrets"];
+
+/// The trees kept by time, partitioned by day in a shared store (retention drops whole days):
+/// the invocation log's records (keyed by start time) and its index by id (whose values are
+/// the records' keys).
+pub const TIMED_TREES: [(&str, TimeIn); 2] =
+    [("log_records", TimeIn::Key), ("log_ids", TimeIn::Value)];
 
 /// The state database (`<data-dir>/state`), the data directory it lives in and the backend the
 /// node's records are kept in.

@@ -55,6 +55,13 @@ pub trait KvTree: Send + Sync + std::fmt::Debug {
     fn len(&self) -> Result<usize, StateError>;
     /// Makes the writes so far durable (a no-op where each write already is).
     fn flush(&self) -> Result<(), StateError>;
+    /// For a time-partitioned tree (entries filed by a time in milliseconds, see
+    /// [`postgres::TimeIn`]): drops at once the whole days that ended at or before `ms`, with
+    /// the entries of every tree partitioned alongside, and says how many days went. `None`:
+    /// this tree is not partitioned; remove old entries one by one.
+    fn drop_days_before(&self, _ms: u64) -> Result<Option<usize>, StateError> {
+        Ok(None)
+    }
 
     fn contains_key(&self, key: &[u8]) -> Result<bool, StateError> {
         Ok(self.get(key)?.is_some())
@@ -140,6 +147,11 @@ impl StateTree {
 
     pub fn flush(&self) -> Result<(), StateError> {
         self.0.flush()
+    }
+
+    /// See [`KvTree::drop_days_before`].
+    pub fn drop_days_before(&self, ms: u64) -> Result<Option<usize>, StateError> {
+        self.0.drop_days_before(ms)
     }
 }
 

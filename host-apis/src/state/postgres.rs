@@ -8,6 +8,17 @@
 //! connection is lost it reconnects and sends [`StateChange::Resync`], since notices sent
 //! meanwhile are lost.
 //!
+//! *Time-partitioned* trees (the invocation log's) live in a table of their own,
+//! `wasmfn_state_timed (tree, key, value, ms)`, partitioned by range of `ms` into one table per
+//! day (`wasmfn_state_timed_20261205`), made when the first entry of the day is written:
+//! retention drops whole days ([`KvTree::drop_days_before`]) instead of deleting rows one by one,
+//! and reads bounded in time touch only their days' tables. An entry's `ms` comes from the first
+//! 8 bytes (big-endian milliseconds) of its key or, for an index tree, of its value
+//! ([`TimeIn`]).
+//!
+//! The schema is versioned (`wasmfn_schema`, component `state`) and brought up to date at start
+//! under the advisory lock the document store's tables take too.
+//!
 //! The trait is synchronous; the statements run on a small runtime of this backend's own, and a
 //! caller waits for the answer at most [`STATEMENT_TIMEOUT`] (PostgreSQL's `statement_timeout`
 //! is set to the same on every connection, so nothing runs on after the caller gave up).
@@ -36,8 +47,51 @@ const PAGE: i64 = 256;
 /// The notice channel.
 const CHANNEL: &str = "wasmfn_state";
 
-/// This build's version of the `state` component of `wasmfn_schema`.
-const VERSION: i32 = 1;
+/// This build's version of the `state` component of `wasmfn_schema`: 1 the one table, 2 the
+/// time-partitioned trees in a table of their own.
+const VERSION: i32 = 2;
+
+/// The table of the time-partitioned trees; its day tables are named `<TIMED>_<yyyymmdd>`.
+const TIMED: &str = "wasmfn_state_timed";
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Where an entry of a time-partitioned tree finds the time it is filed under: the big-endian
+/// milliseconds its key starts with (entries kept by time), or those its value starts with (an
+/// index of such entries by another key, whose value is the entry's key). Entries with fewer
+/// than 8 bytes there are filed under 0 (1970-01-01).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeIn {
+    Key,
+    Value,
+}
+
+/// The milliseconds an entry is filed under.
+fn time_of(time: TimeIn, key: &[u8], value: &[u8]) -> i64 {
+    let bytes = match time {
+        TimeIn::Key => key,
+        TimeIn::Value => value,
+    };
+    match bytes.get(..8) {
+        Some(first) => {
+            i64::try_from(u64::from_be_bytes(first.try_into().expect("8 bytes"))).unwrap_or(0)
+        }
+        None => 0,
+    }
+}
+
+/// The day table of `day` (days since 1970-01-01).
+fn day_table(day: i64) -> String {
+    let date = chrono::DateTime::from_timestamp_millis(day * DAY_MS).unwrap_or_default();
+    format!("{TIMED}_{}", date.format("%Y%m%d"))
+}
+
+/// The day of a day table's name, if it is one.
+fn table_day(name: &str) -> Option<i64> {
+    let date = name.strip_prefix(TIMED)?.strip_prefix('_')?;
+    let date = chrono::NaiveDate::parse_from_str(date, "%Y%m%d").ok()?;
+    Some((date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days())
+}
 
 /// A notice's payload is at most 8,000 bytes; longer keys are announced as "reread all".
 const MAX_NOTICE_KEY: usize = 3000;
@@ -68,6 +122,10 @@ struct Inner {
     /// Told apart from other nodes' notices by this (random, per process).
     origin: String,
     watched: Vec<String>,
+    /// The time-partitioned trees.
+    timed: Vec<(String, TimeIn)>,
+    /// Day tables known to exist.
+    days: std::sync::Mutex<std::collections::BTreeSet<i64>>,
     changes: broadcast::Sender<StateChange>,
     healthy: AtomicBool,
 }
@@ -87,10 +145,15 @@ impl Drop for Inner {
 }
 
 impl PostgresState {
-    /// Connects to `url` (see [`crate::postgres::pool`]), creates the table if missing (under
+    /// Connects to `url` (see [`crate::postgres::pool`]), creates or updates the tables (under
     /// the schema lock the document store takes too) and starts listening for changes to the
-    /// `watched` trees. Fails when PostgreSQL cannot be reached.
-    pub fn connect(url: &str, watched: &[&str]) -> Result<Self, StateError> {
+    /// `watched` trees; the `timed` trees are partitioned by day. Fails when PostgreSQL cannot
+    /// be reached, or holds a schema of a newer wasmfn.
+    pub fn connect(
+        url: &str,
+        watched: &[&str],
+        timed: &[(&str, TimeIn)],
+    ) -> Result<Self, StateError> {
         let pool =
             crate::postgres::pool(url, POOL_SIZE, Some(STATEMENT_TIMEOUT)).map_err(StateError)?;
         let listen_settings = crate::postgres::settings(url).map_err(StateError)?;
@@ -108,20 +171,26 @@ impl PostgresState {
             runtime: Some(runtime),
             origin: hex::encode(rand::random::<[u8; 8]>()),
             watched: watched.iter().map(|t| t.to_string()).collect(),
+            timed: timed.iter().map(|(tree, time)| (tree.to_string(), *time)).collect(),
+            days: Default::default(),
             changes,
             healthy: AtomicBool::new(true),
         });
         let state = Self { inner };
-        let pool = state.inner.pool.clone();
+        let (pool, timed) = (state.inner.pool.clone(), state.inner.timed.clone());
         state.run(async move {
             let mut client = pool.get().await.map_err(|error| {
                 tracing::error!(%error, "state store (PostgreSQL) unreachable");
                 StateError("the state store (PostgreSQL) cannot be reached".into())
             })?;
-            migrate(&mut client).await.map_err(|error| {
-                tracing::error!(%error, "setting up the state table in PostgreSQL failed");
-                StateError("the state store (PostgreSQL) could not be set up".into())
-            })
+            match migrate(&mut client, &timed).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(newer)) => Err(newer),
+                Err(error) => {
+                    tracing::error!(%error, "setting up the state tables in PostgreSQL failed");
+                    Err(StateError("the state store (PostgreSQL) could not be set up".into()))
+                }
+            }
         })?;
         let weak = Arc::downgrade(&state.inner);
         state.inner.handle.spawn(listen(listen_settings, weak));
@@ -148,6 +217,25 @@ impl PostgresState {
         done
     }
 
+    /// Makes the day tables of `days` that are not known to exist yet.
+    fn ensure_days(&self, days: std::collections::BTreeSet<i64>) -> Result<(), StateError> {
+        let missing: Vec<i64> = {
+            let known = self.inner.days.lock().expect("days");
+            days.into_iter().filter(|day| !known.contains(day)).collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let pool = self.inner.pool.clone();
+        let made = missing.clone();
+        self.run(async move {
+            let mut client = pool.get().await.map_err(|_| unavailable())?;
+            make_days(&mut client, &made).await.map_err(failed)
+        })?;
+        self.inner.days.lock().expect("days").extend(missing);
+        Ok(())
+    }
+
     fn notice(&self, tree: &str, key: &[u8]) -> Option<String> {
         if !self.inner.watched.iter().any(|t| t == tree) {
             return None;
@@ -157,13 +245,18 @@ impl PostgresState {
     }
 }
 
-async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), tokio_postgres::Error> {
+/// Creates the tables, or brings those of an older version up to [`VERSION`], in one
+/// transaction under the schema lock. The inner error: the schema is of a newer wasmfn.
+async fn migrate(
+    client: &mut deadpool_postgres::Object,
+    timed: &[(String, TimeIn)],
+) -> Result<Result<(), StateError>, tokio_postgres::Error> {
     let transaction = client.transaction().await?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&crate::docstore::postgres::schema::LOCK])
         .await?;
     transaction
-        .batch_execute(
+        .batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS wasmfn_schema (
                 component text PRIMARY KEY,
                 version integer NOT NULL
@@ -173,17 +266,108 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), tokio_pos
                 key bytea NOT NULL,
                 value bytea NOT NULL,
                 PRIMARY KEY (tree, key)
-            )",
-        )
+            );
+            CREATE TABLE IF NOT EXISTS {TIMED} (
+                tree text NOT NULL,
+                key bytea NOT NULL,
+                value bytea NOT NULL,
+                ms bigint NOT NULL,
+                PRIMARY KEY (tree, key, ms)
+            ) PARTITION BY RANGE (ms)"
+        ))
         .await?;
+    let found = transaction
+        .query("SELECT version FROM wasmfn_schema WHERE component = 'state'", &[])
+        .await?;
+    let found: Option<i32> = found.first().map(|row| row.get(0));
+    match found {
+        Some(version) if version > VERSION => {
+            return Ok(Err(StateError(format!(
+                "the state database was set up by a newer wasmfn (state schema version \
+                 {version}; this one knows up to {VERSION}): upgrade this server"
+            ))));
+        }
+        Some(1) => {
+            // Version 1 kept the time-partitioned trees in wasmfn_state: move their entries.
+            for (tree, time) in timed {
+                let column = match time {
+                    TimeIn::Key => "key",
+                    TimeIn::Value => "value",
+                };
+                let ms = format!(
+                    "CASE WHEN length({column}) >= 8 THEN greatest(0, ('x' || \
+                     encode(substring({column} from 1 for 8), 'hex'))::bit(64)::bigint) ELSE 0 END"
+                );
+                let days = transaction
+                    .query(
+                        &format!(
+                            "SELECT DISTINCT ({ms}) / {DAY_MS} FROM wasmfn_state WHERE tree = $1"
+                        ),
+                        &[tree],
+                    )
+                    .await?;
+                let days: Vec<i64> = days.iter().map(|row| row.get(0)).collect();
+                make_days_in(&transaction, &days).await?;
+                transaction
+                    .execute(
+                        &format!(
+                            "INSERT INTO {TIMED} (tree, key, value, ms)
+                             SELECT tree, key, value, {ms} FROM wasmfn_state WHERE tree = $1"
+                        ),
+                        &[tree],
+                    )
+                    .await?;
+                transaction.execute("DELETE FROM wasmfn_state WHERE tree = $1", &[tree]).await?;
+            }
+            transaction
+                .execute(
+                    "UPDATE wasmfn_schema SET version = $1 WHERE component = 'state'",
+                    &[&VERSION],
+                )
+                .await?;
+        }
+        Some(_) => {}
+        None => {
+            transaction
+                .execute(
+                    "INSERT INTO wasmfn_schema (component, version) VALUES ('state', $1)",
+                    &[&VERSION],
+                )
+                .await?;
+        }
+    }
+    transaction.commit().await?;
+    Ok(Ok(()))
+}
+
+/// Makes the day tables of `days` (if missing), in a transaction of its own under the schema
+/// lock (two nodes making the same day at once would otherwise collide).
+async fn make_days(
+    client: &mut deadpool_postgres::Object,
+    days: &[i64],
+) -> Result<(), tokio_postgres::Error> {
+    let transaction = client.transaction().await?;
     transaction
-        .execute(
-            "INSERT INTO wasmfn_schema (component, version) VALUES ('state', $1)
-             ON CONFLICT (component) DO NOTHING",
-            &[&VERSION],
-        )
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&crate::docstore::postgres::schema::LOCK])
         .await?;
+    make_days_in(&transaction, days).await?;
     transaction.commit().await
+}
+
+async fn make_days_in(
+    transaction: &tokio_postgres::Transaction<'_>,
+    days: &[i64],
+) -> Result<(), tokio_postgres::Error> {
+    for day in days {
+        let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
+        transaction
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF {TIMED} FOR VALUES FROM ({from}) TO ({to})",
+                day_table(*day)
+            ))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Listens for notices as long as the backend lives, reconnecting after a failure.
@@ -285,7 +469,8 @@ fn parse_notice(payload: &str, own_origin: &str) -> Option<StateChange> {
 
 impl StateBackend for PostgresState {
     fn tree(&self, name: &str) -> Result<StateTree, StateError> {
-        Ok(StateTree::new(PostgresTree { state: self.clone(), name: name.to_string() }))
+        let time = self.inner.timed.iter().find(|(tree, _)| tree == name).map(|(_, time)| *time);
+        Ok(StateTree::new(PostgresTree { state: self.clone(), name: name.to_string(), time }))
     }
 
     fn changes(&self) -> Option<broadcast::Receiver<StateChange>> {
@@ -315,11 +500,42 @@ impl StateBackend for PostgresState {
 struct PostgresTree {
     state: PostgresState,
     name: String,
+    /// Set for a time-partitioned tree.
+    time: Option<TimeIn>,
 }
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
 impl PostgresTree {
+    fn table(&self) -> &'static str {
+        match self.time {
+            Some(_) => TIMED,
+            None => "wasmfn_state",
+        }
+    }
+
+    /// `INSERT … ON CONFLICT (…)` of one entry (the caller says what a conflict does), with its
+    /// parameters; a time-partitioned entry's day table is made first if it is new.
+    fn insert_row(&self, key: &[u8], value: &[u8]) -> Result<(String, Params), StateError> {
+        let mut params: Params =
+            vec![Box::new(self.name.clone()), Box::new(key.to_vec()), Box::new(value.to_vec())];
+        let sql = match self.time {
+            None => "INSERT INTO wasmfn_state (tree, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (tree, key)"
+                .to_string(),
+            Some(time) => {
+                let ms = time_of(time, key, value);
+                self.state.ensure_days([ms.div_euclid(DAY_MS)].into())?;
+                params.push(Box::new(ms));
+                format!(
+                    "INSERT INTO {TIMED} (tree, key, value, ms) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (tree, key, ms)"
+                )
+            }
+        };
+        Ok((sql, params))
+    }
+
     /// Runs one statement with `params` and returns its rows.
     fn query(&self, sql: String, params: Params) -> Result<Vec<tokio_postgres::Row>, StateError> {
         let pool = self.state.inner.pool.clone();
@@ -360,19 +576,15 @@ impl PostgresTree {
 impl KvTree for PostgresTree {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         let rows = self.query(
-            "SELECT value FROM wasmfn_state WHERE tree = $1 AND key = $2".into(),
+            format!("SELECT value FROM {} WHERE tree = $1 AND key = $2", self.table()),
             vec![Box::new(self.name.clone()), Box::new(key.to_vec())],
         )?;
         Ok(rows.first().map(|row| row.get(0)))
     }
 
     fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        self.write(
-            "INSERT INTO wasmfn_state (tree, key, value) VALUES ($1, $2, $3)
-             ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
-            vec![Box::new(self.name.clone()), Box::new(key.to_vec()), Box::new(value.to_vec())],
-            key,
-        )?;
+        let (sql, params) = self.insert_row(key, value)?;
+        self.write(&format!("{sql} DO UPDATE SET value = EXCLUDED.value"), params, key)?;
         Ok(())
     }
 
@@ -380,12 +592,8 @@ impl KvTree for PostgresTree {
         // A row another node inserts at the same time makes ours do nothing, and may be
         // invisible to the same statement's read: then read again.
         for _ in 0..3 {
-            let inserted = self.write(
-                "INSERT INTO wasmfn_state (tree, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (tree, key) DO NOTHING",
-                vec![Box::new(self.name.clone()), Box::new(key.to_vec()), Box::new(value.to_vec())],
-                key,
-            )?;
+            let (sql, params) = self.insert_row(key, value)?;
+            let inserted = self.write(&format!("{sql} DO NOTHING"), params, key)?;
             if !inserted.is_empty() {
                 return Ok(value.to_vec());
             }
@@ -398,7 +606,7 @@ impl KvTree for PostgresTree {
 
     fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         let rows = self.write(
-            "DELETE FROM wasmfn_state WHERE tree = $1 AND key = $2",
+            &format!("DELETE FROM {} WHERE tree = $1 AND key = $2", self.table()),
             vec![Box::new(self.name.clone()), Box::new(key.to_vec())],
             key,
         )?;
@@ -411,17 +619,17 @@ impl KvTree for PostgresTree {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<bool, StateError> {
-        let (tree, key_bytes) = (self.name.clone(), key.to_vec());
+        let (tree, key_bytes, table) = (self.name.clone(), key.to_vec(), self.table());
         let rows = match (expected, new) {
             (None, None) => return Ok(self.get(key)?.is_none()),
-            (None, Some(new)) => self.write(
-                "INSERT INTO wasmfn_state (tree, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (tree, key) DO NOTHING",
-                vec![Box::new(tree), Box::new(key_bytes), Box::new(new.to_vec())],
-                key,
-            )?,
+            (None, Some(new)) => {
+                let (sql, params) = self.insert_row(key, new)?;
+                self.write(&format!("{sql} DO NOTHING"), params, key)?
+            }
             (Some(expected), Some(new)) => self.write(
-                "UPDATE wasmfn_state SET value = $3 WHERE tree = $1 AND key = $2 AND value = $4",
+                &format!(
+                    "UPDATE {table} SET value = $3 WHERE tree = $1 AND key = $2 AND value = $4"
+                ),
                 vec![
                     Box::new(tree),
                     Box::new(key_bytes),
@@ -431,7 +639,7 @@ impl KvTree for PostgresTree {
                 key,
             )?,
             (Some(expected), None) => self.write(
-                "DELETE FROM wasmfn_state WHERE tree = $1 AND key = $2 AND value = $3",
+                &format!("DELETE FROM {table} WHERE tree = $1 AND key = $2 AND value = $3"),
                 vec![Box::new(tree), Box::new(key_bytes), Box::new(expected.to_vec())],
                 key,
             )?,
@@ -446,29 +654,51 @@ impl KvTree for PostgresTree {
         let notices: Vec<String> =
             batch.iter().filter_map(|(key, _)| self.state.notice(&self.name, key)).collect();
         let (mut set_keys, mut set_values, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+        let mut set_ms: Vec<i64> = Vec::new();
         for (key, value) in batch {
             match value {
                 Some(value) => {
+                    if let Some(time) = self.time {
+                        set_ms.push(time_of(time, &key, &value));
+                    }
                     set_keys.push(key);
                     set_values.push(value);
                 }
                 None => removed.push(key),
             }
         }
-        let (pool, tree) = (self.state.inner.pool.clone(), self.name.clone());
+        self.state.ensure_days(set_ms.iter().map(|ms| ms.div_euclid(DAY_MS)).collect())?;
+        let (pool, tree, table) = (self.state.inner.pool.clone(), self.name.clone(), self.table());
+        let timed = self.time.is_some();
         self.state.run(async move {
             let mut client = pool.get().await.map_err(|_| unavailable())?;
             let transaction = client.transaction().await.map_err(failed)?;
             if !removed.is_empty() {
                 transaction
                     .execute(
-                        "DELETE FROM wasmfn_state WHERE tree = $1 AND key = ANY($2)",
+                        &format!("DELETE FROM {table} WHERE tree = $1 AND key = ANY($2)"),
                         &[&tree, &removed],
                     )
                     .await
                     .map_err(failed)?;
             }
-            if !set_keys.is_empty() {
+            if !set_keys.is_empty() && timed {
+                // Later entries for the same key win, as in a sled batch.
+                transaction
+                    .execute(
+                        &format!(
+                            "INSERT INTO {TIMED} (tree, key, value, ms)
+                             SELECT DISTINCT ON (k) $1, k, v, m
+                             FROM unnest($2::bytea[], $3::bytea[], $4::int8[])
+                                 WITH ORDINALITY AS b(k, v, m, i)
+                             ORDER BY k, i DESC
+                             ON CONFLICT (tree, key, ms) DO UPDATE SET value = EXCLUDED.value"
+                        ),
+                        &[&tree, &set_keys, &set_values, &set_ms],
+                    )
+                    .await
+                    .map_err(failed)?;
+            } else if !set_keys.is_empty() {
                 // Later entries for the same key win, as in a sled batch.
                 transaction
                     .execute(
@@ -505,7 +735,7 @@ impl KvTree for PostgresTree {
 
     fn len(&self) -> Result<usize, StateError> {
         let rows = self.query(
-            "SELECT count(*) FROM wasmfn_state WHERE tree = $1".into(),
+            format!("SELECT count(*) FROM {} WHERE tree = $1", self.table()),
             vec![Box::new(self.name.clone())],
         )?;
         Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0)) as usize)
@@ -514,6 +744,53 @@ impl KvTree for PostgresTree {
     fn flush(&self) -> Result<(), StateError> {
         // Each write is committed before it returns.
         Ok(())
+    }
+
+    fn drop_days_before(&self, ms: u64) -> Result<Option<usize>, StateError> {
+        if self.time.is_none() {
+            return Ok(None);
+        }
+        // Days whose end is at or before `ms`.
+        let before = i64::try_from(ms).unwrap_or(i64::MAX).div_euclid(DAY_MS);
+        let pool = self.state.inner.pool.clone();
+        let dropped = self.state.run(async move {
+            let mut client = pool.get().await.map_err(|_| unavailable())?;
+            let transaction = client.transaction().await.map_err(failed)?;
+            let lock = crate::docstore::postgres::schema::LOCK;
+            transaction
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&lock])
+                .await
+                .map_err(failed)?;
+            let tables = transaction
+                .query(
+                    &format!(
+                        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = \
+                         i.inhrelid WHERE i.inhparent = '{TIMED}'::regclass"
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(failed)?;
+            let mut dropped = Vec::new();
+            for row in tables {
+                let name: String = row.get(0);
+                let Some(day) = table_day(&name) else { continue };
+                if day < before {
+                    transaction
+                        .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+                        .await
+                        .map_err(failed)?;
+                    dropped.push(day);
+                }
+            }
+            transaction.commit().await.map_err(failed)?;
+            Ok(dropped)
+        })?;
+        let mut known = self.state.inner.days.lock().expect("days");
+        for day in &dropped {
+            known.remove(day);
+        }
+        Ok(Some(dropped.len()))
     }
 }
 
@@ -530,9 +807,11 @@ struct Scan<'a> {
 
 impl Scan<'_> {
     fn fetch(&mut self) -> Result<(), StateError> {
-        let mut sql = String::from("SELECT key, value FROM wasmfn_state WHERE tree = $1");
+        let mut sql = format!("SELECT key, value FROM {} WHERE tree = $1", self.tree.table());
         let mut params: Params = vec![Box::new(self.tree.name.clone())];
-        for (bound, inclusive, exclusive) in [(&self.lower, ">=", ">"), (&self.upper, "<=", "<")] {
+        for (bound, inclusive, exclusive, same_ms) in
+            [(&self.lower, ">=", ">", ">="), (&self.upper, "<=", "<", "<=")]
+        {
             let (op, key) = match bound {
                 Bound::Included(key) => (inclusive, key),
                 Bound::Excluded(key) => (exclusive, key),
@@ -540,6 +819,12 @@ impl Scan<'_> {
             };
             params.push(Box::new(key.clone()));
             sql.push_str(&format!(" AND key {op} ${}", params.len()));
+            // Entries filed by their key's time: the same bound on `ms` reads only the days
+            // within it.
+            if self.tree.time == Some(TimeIn::Key) && key.len() >= 8 {
+                params.push(Box::new(time_of(TimeIn::Key, key, &[])));
+                sql.push_str(&format!(" AND ms {same_ms} ${}", params.len()));
+            }
         }
         let order = if self.reverse { "DESC" } else { "ASC" };
         sql.push_str(&format!(" ORDER BY key {order} LIMIT {PAGE}"));

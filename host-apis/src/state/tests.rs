@@ -86,8 +86,8 @@ async fn postgres_backend_keeps_records_in_byte_order_and_tells_other_nodes() {
     let url = url.to_string();
     // Called from inside a runtime, as the server does: the backend runs its own.
     let (node_a, node_b) = tokio::task::spawn_blocking(move || {
-        let a = PostgresState::connect(&url, &["watched"]).unwrap();
-        let b = PostgresState::connect(&url, &["watched"]).unwrap();
+        let a = PostgresState::connect(&url, &["watched"], &[]).unwrap();
+        let b = PostgresState::connect(&url, &["watched"], &[]).unwrap();
         (a, b)
     })
     .await
@@ -141,16 +141,130 @@ async fn postgres_backend_keeps_records_in_byte_order_and_tells_other_nodes() {
     admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
 }
 
+/// A key starting with `ms` (big-endian), as the invocation log's are.
+fn timed_key(ms: u64, id: &str) -> Vec<u8> {
+    let mut key = ms.to_be_bytes().to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+const DAY: u64 = 86_400_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_partitioned_trees_keep_a_table_per_day_and_drop_whole_days() {
+    use super::postgres::TimeIn;
+    let (name, url, admin) = fresh_database("wasmfn_state").await;
+    let url = url.to_string();
+    // A version 1 database: one table, a log record and its id entry in it (2026-12-01).
+    let (old, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let first = 20_788 * DAY + 5;
+    old.batch_execute(
+        "CREATE TABLE wasmfn_schema (component text PRIMARY KEY, version integer NOT NULL);
+         INSERT INTO wasmfn_schema VALUES ('state', 1);
+         CREATE TABLE wasmfn_state (tree text NOT NULL, key bytea NOT NULL,
+             value bytea NOT NULL, PRIMARY KEY (tree, key));",
+    )
+    .await
+    .unwrap();
+    let old_key = timed_key(first, "old");
+    let insert = "INSERT INTO wasmfn_state VALUES ($1, $2, $3)";
+    old.execute(insert, &[&"log", &old_key, &b"record".to_vec()]).await.unwrap();
+    old.execute(insert, &[&"ids", &b"old".to_vec(), &old_key]).await.unwrap();
+    old.execute(insert, &[&"other", &b"k".to_vec(), &b"v".to_vec()]).await.unwrap();
+
+    let connect = url.clone();
+    let state = tokio::task::spawn_blocking(move || {
+        PostgresState::connect(&connect, &[], &[("log", TimeIn::Key), ("ids", TimeIn::Value)])
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (log, ids, other) =
+        (state.tree("log").unwrap(), state.tree("ids").unwrap(), state.tree("other").unwrap());
+    // Moved by the migration, readable as before; the other trees untouched.
+    assert_eq!(log.get(&old_key).unwrap(), Some(b"record".to_vec()));
+    assert_eq!(ids.get(b"old").unwrap(), Some(old_key.clone()));
+    assert_eq!(other.get(b"k").unwrap(), Some(b"v".to_vec()));
+    let version = old.query_one("SELECT version FROM wasmfn_schema WHERE component = 'state'", &[]);
+    assert_eq!(version.await.unwrap().get::<_, i32>(0), 2);
+    let left = old.query_one("SELECT count(*) FROM wasmfn_state WHERE tree IN ('log', 'ids')", &[]);
+    assert_eq!(left.await.unwrap().get::<_, i64>(0), 0);
+
+    // Records of three more days, written one by one and in a batch.
+    let written: Vec<Vec<u8>> =
+        (1..=3).map(|day| timed_key(first + day * DAY, &format!("r{day}"))).collect();
+    log.insert(&written[0], b"1").unwrap();
+    ids.insert(b"r1", &written[0]).unwrap();
+    log.apply(vec![
+        (written[1].clone(), Some(b"2".to_vec())),
+        (written[2].clone(), Some(b"3".to_vec())),
+    ])
+    .unwrap();
+    ids.apply(vec![
+        (b"r2".to_vec(), Some(written[1].clone())),
+        (b"r3".to_vec(), Some(written[2].clone())),
+    ])
+    .unwrap();
+    assert_eq!(log.insert_new(&written[2], b"again").unwrap(), b"3".to_vec());
+    let tables = old
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'wasmfn_state_timed'::regclass ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let tables: Vec<String> = tables.iter().map(|row| row.get(0)).collect();
+    assert_eq!(
+        tables,
+        ["20261201", "20261202", "20261203", "20261204"].map(|d| format!("wasmfn_state_timed_{d}"))
+    );
+    // One order across the day tables, both ways; a bounded scan.
+    assert_eq!(keys(log.iter()), [vec![old_key.clone()], written.clone()].concat());
+    let newest_first = keys(log.scan((Bound::Unbounded, Bound::Unbounded), true));
+    assert_eq!(newest_first.first(), Some(&written[2]));
+    assert_eq!(keys(log.below(&written[1], true)), vec![written[0].clone(), old_key.clone()]);
+    assert_eq!(log.len().unwrap(), 4);
+
+    // Retention: the days that ended by the cutoff go, in both trees, at once.
+    let cutoff = first - 5 + 2 * DAY + 1000; // within 2026-12-03
+    assert_eq!(log.drop_days_before(cutoff).unwrap(), Some(2));
+    assert_eq!(keys(log.iter()), vec![written[1].clone(), written[2].clone()]);
+    assert_eq!(ids.get(b"old").unwrap(), None);
+    assert_eq!(ids.get(b"r1").unwrap(), None);
+    assert_eq!(ids.get(b"r2").unwrap(), Some(written[1].clone()));
+    assert_eq!(log.drop_days_before(cutoff).unwrap(), Some(0));
+    // A day dropped and written again gets its table back.
+    log.insert(&written[0], b"back").unwrap();
+    assert_eq!(log.get(&written[0]).unwrap(), Some(b"back".to_vec()));
+    // Trees not partitioned say so: their callers delete entries one by one.
+    assert_eq!(other.drop_days_before(cutoff).unwrap(), None);
+
+    // A database of a newer wasmfn is refused, saying why.
+    old.execute("UPDATE wasmfn_schema SET version = 99 WHERE component = 'state'", &[])
+        .await
+        .unwrap();
+    let error = tokio::task::spawn_blocking(move || {
+        PostgresState::connect(&url, &[], &[("log", TimeIn::Key)]).unwrap_err()
+    })
+    .await
+    .unwrap();
+    assert!(error.0.contains("newer wasmfn"), "{error}");
+    drop((log, ids, other, state, old));
+    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+}
+
 #[tokio::test]
 async fn an_unreachable_postgres_is_a_clear_error() {
     let error = tokio::task::spawn_blocking(|| {
-        PostgresState::connect("postgres://nobody:secret@127.0.0.1:1/none", &[]).unwrap_err()
+        PostgresState::connect("postgres://nobody:secret@127.0.0.1:1/none", &[], &[]).unwrap_err()
     })
     .await
     .unwrap();
     assert!(error.0.contains("cannot be reached"), "{error}");
     assert!(!error.0.contains("secret"), "no password in errors: {error}");
-    let error = PostgresState::connect("not a url", &[]).unwrap_err();
+    let error = PostgresState::connect("not a url", &[], &[]).unwrap_err();
     assert!(error.0.contains("not valid"), "{error}");
 }
 

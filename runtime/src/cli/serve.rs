@@ -446,7 +446,11 @@ async fn shared_state(url: String) -> Result<Arc<dyn wasmfn_host_apis::state::St
         );
     }
     let connected = tokio::task::spawn_blocking(move || {
-        wasmfn_host_apis::state::postgres::PostgresState::connect(&url, &state::WATCHED_TREES)
+        wasmfn_host_apis::state::postgres::PostgresState::connect(
+            &url,
+            &state::WATCHED_TREES,
+            &state::TIMED_TREES,
+        )
     })
     .await?
     .map_err(|error| anyhow::anyhow!("--state: {error}"))?;

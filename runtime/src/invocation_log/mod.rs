@@ -170,9 +170,25 @@ impl InvocationLog {
     }
 
     /// Removes records older than the retention, then the oldest beyond `max_records`.
-    /// Returns how many went.
+    /// Returns how many went one by one. In a store that keeps the log partitioned by day
+    /// (PostgreSQL), old records go a whole day at a time, once the day is past the retention
+    /// (so they stay up to a day longer than the retention).
     pub fn sweep(&self, now: DateTime<Utc>) -> usize {
         let cutoff = (now - self.options.retention).timestamp_millis().max(0) as u64;
+        let by_day = match self.records.drop_days_before(cutoff) {
+            Ok(Some(days)) => {
+                if days > 0 {
+                    tracing::info!(days, "days of the invocation log past the retention dropped");
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(%error, "could not drop old days of the invocation log");
+                true
+            }
+        };
+        let cutoff = if by_day { 0 } else { cutoff };
         let Ok(count) = self.records.len() else { return 0 };
         let mut excess = count.saturating_sub(self.options.max_records);
         let (mut records, mut ids) = (Vec::new(), Vec::new());
