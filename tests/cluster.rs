@@ -214,6 +214,30 @@ async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration
             }
         }
 
+        // Two deploys of the function at the same instant on two servers: the record keeps
+        // both versions (it is changed by compare-and-swap), the newer is active everywhere.
+        let (v3, v4) = (relabelled(&v1, "3.0.0", "eu"), relabelled(&v1, "4.0.0", "eu"));
+        futures::future::join(a.deploy(&v3), c.deploy(&v4)).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let path = "/admin/spaces/default/functions/calc";
+            let (_, shown) = json(b.admin(Method::GET, path).send().await.unwrap()).await;
+            let versions: Vec<&str> = shown["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["version"].as_str().unwrap())
+                .collect();
+            assert!(versions.contains(&"3.0.0") && versions.contains(&"4.0.0"), "{shown}");
+            let everywhere =
+                shown["nodes"].as_array().unwrap().iter().all(|n| n["version"] == "4.0.0");
+            if shown["active_version"] == "4.0.0" && everywhere {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not 4.0.0 everywhere: {shown}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
         // Deleted on C: gone everywhere.
         let deleted = c.admin(Method::DELETE, "/admin/spaces/default/functions/calc");
         assert!(deleted.send().await.unwrap().status().is_success());
@@ -403,6 +427,30 @@ async fn three_servers_behind_haproxy_share_calls_and_cron_ticks_and_survive_a_k
         assert_eq!(served.iter().sum::<u64>(), 30, "{served:?}");
         assert!(served.iter().all(|&n| n > 0), "every server took calls: {served:?}");
 
+        // The invocation log is the cluster's: every server lists the same records, those of
+        // the calls the others ran among them (records are written within a second).
+        let logged = |node: &Node| {
+            let request =
+                node.admin(Method::GET, "/admin/logs?function=calc&trigger=http&limit=1000");
+            async move {
+                let (status, body) = json(request.send().await.unwrap()).await;
+                assert_eq!(status, 200, "{body}");
+                let ids = body["records"].as_array().unwrap().iter();
+                ids.map(|r| r["id"].as_str().unwrap().to_string())
+                    .collect::<std::collections::BTreeSet<String>>()
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let seen: Vec<_> = futures::future::join_all(nodes.iter().map(logged)).await;
+            if seen[0].len() >= 30 && seen.iter().all(|ids| *ids == seen[0]) {
+                break;
+            }
+            let counts: Vec<usize> = seen.iter().map(|ids| ids.len()).collect();
+            assert!(Instant::now() < deadline, "records seen by each server: {counts:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
         // A browser keeps to one server (the console's session is in that server's memory):
         // the balancer's cookie pins every call that sends it back.
         let page = client.get(format!("{}/console", balancer.base)).send().await.unwrap();
@@ -447,8 +495,8 @@ async fn three_servers_behind_haproxy_share_calls_and_cron_ticks_and_survive_a_k
     outcome
 }
 
-/// Asynchronous invocations are one queue for the cluster: accepted on A, readable on B, and
-/// when A is killed -9 with jobs waiting and running, B takes them over once A's leases
+/// Asynchronous invocations are one queue for the cluster: 2,000 accepted on A, readable on
+/// B, and when A is killed -9 with jobs waiting and running, B takes them over once A's leases
 /// expire; every job's callback arrives (at least once) and B answers every status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
@@ -461,7 +509,7 @@ async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
 
     let outcome = async {
-        // A runs one job at a time: most of the ten wait in its queue when it is killed.
+        // A runs one job at a time: most of the 2,000 wait in its queue when it is killed.
         let flags = ["--async-lease", "3s", "--async-concurrency", "1"];
         let a = Node::start_with(dirs[0].path(), &state, &key, "a", &flags).await;
         let b = Node::start_with(dirs[1].path(), &state, &key, "b", &flags[..2]).await;
@@ -476,37 +524,50 @@ async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
         .await;
         assert_eq!(status, 201, "{made}");
         let api_key = made["key"].as_str().unwrap().to_string();
-        let url = format!("{}/spaces/default/functions/calc:behave.nap/async-invoke", a.base);
+        // Ten slow jobs first (one is running when A dies), then 1,990 quick ones, sent 16 at
+        // a time.
+        let accept = |entry: &str, arguments: Value| {
+            let url = format!("{}/spaces/default/functions/calc:behave.{entry}/async-invoke", a.base);
+            let request = a
+                .client
+                .post(url)
+                .bearer_auth(&api_key)
+                .header("x-callback-url", &hook)
+                .json(&arguments);
+            async move {
+                let (status, body) = json(request.send().await.unwrap()).await;
+                assert_eq!(status, 202, "{body}");
+                body["id"].as_str().unwrap().to_string()
+            }
+        };
         let mut ids = Vec::new();
         for _ in 0..10 {
-            let (status, body) = json(
-                a.client
-                    .post(&url)
-                    .bearer_auth(&api_key)
-                    .header("x-callback-url", &hook)
-                    .json(&json!({"ms": 400}))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await;
-            assert_eq!(status, 202, "{body}");
-            ids.push(body["id"].as_str().unwrap().to_string());
+            ids.push(accept("nap", json!({"ms": 400})).await);
         }
+        use futures::StreamExt as _;
+        let quick: Vec<String> = futures::stream::iter(0..1990)
+            .map(|n| accept("echo", json!({"n": n})))
+            .buffered(16)
+            .collect()
+            .await;
+        ids.extend(quick);
+        assert_eq!(ids.iter().collect::<std::collections::BTreeSet<_>>().len(), 2000);
         // Any server answers the status of any job.
         let (status, shown) =
             json(b.client.get(format!("{}/invocations/{}", b.base, ids[9])).send().await.unwrap())
                 .await;
         assert_eq!(status, 200, "{shown}");
 
-        // A is killed once its first job called back.
+        // A is killed once all are accepted and its first job called back.
         let deadline = Instant::now() + Duration::from_secs(60);
         while received.lock().unwrap().is_empty() {
             assert!(Instant::now() < deadline, "A ran no job");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         drop(a);
-        let deadline = Instant::now() + Duration::from_secs(90);
+        let called_before_kill = received.lock().unwrap().len();
+        assert!(called_before_kill < 1000, "A had run {called_before_kill} jobs: kill it earlier");
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let called: std::collections::BTreeSet<String> = received
                 .lock()
@@ -519,9 +580,11 @@ async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
             if ids.iter().all(|id| called.contains(id)) {
                 break;
             }
-            assert!(Instant::now() < deadline, "callbacks came for {called:?} of {ids:?}");
+            assert!(Instant::now() < deadline, "callbacks came for {} of 2000", called.len());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let callbacks = received.lock().unwrap().len();
+        eprintln!("{called_before_kill} called back before A was killed; {callbacks} callbacks for 2000 jobs");
         for id in &ids {
             let (status, shown) =
                 json(b.client.get(format!("{}/invocations/{id}", b.base)).send().await.unwrap())
