@@ -633,6 +633,51 @@ async fn nodes_of_a_cluster_share_a_triggers_messages() {
     assert!(received.iter().all(|&n| n > 0), "both nodes took part: {received:?}");
 }
 
+/// Payload → how many times its outcome reached the callback receiver.
+type Seen = std::collections::BTreeMap<String, u32>;
+
+/// Counts a callback of a kill test (every outcome must be a 200).
+fn count(callback: Callback, seen: &mut Seen) {
+    assert_eq!(header(&callback, "x-function-status"), "200", "{:?}", callback.body);
+    *seen.entry(callback.body["body"].as_str().unwrap_or_default().to_string()).or_insert(0) += 1;
+}
+
+/// The 1,000 payloads of the kill tests.
+fn readings() -> Vec<String> {
+    (0..1000).map(|i| format!("{{\"reading\": {i}}}")).collect()
+}
+
+/// The first 400 `payloads` (QoS 1) with both servers up; once 300 were processed, server B
+/// (`nodes[1]`) is killed -9 with messages in flight, and the other 600 are published. Returns
+/// what was seen so far and how many messages B had received.
+async fn kill_b_mid_stream(
+    broker: &Broker,
+    receiver: &mut Receiver,
+    nodes: &mut Vec<(support::ServeProcess, String)>,
+    payloads: &[String],
+) -> (Seen, u64) {
+    let messages: Vec<(&str, &[u8], QoS)> =
+        payloads.iter().map(|p| ("readings/pump", p.as_bytes(), QoS::AtLeastOnce)).collect();
+    let mut seen = Seen::new();
+    for batch in messages[..400].chunks(50) {
+        publish(broker.port, batch).await;
+    }
+    while seen.len() < 300 {
+        count(receiver.next().await, &mut seen);
+    }
+    let status = shared_status(&reqwest::Client::new(), &nodes[1].1).await;
+    let b_received = status["received"].as_u64().unwrap();
+    assert!(b_received > 0, "B took part before it was killed: {status}");
+    let (mut killed, _) = nodes.remove(1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    drop(killed);
+    for batch in messages[400..].chunks(50) {
+        publish(broker.port, batch).await;
+    }
+    (seen, b_received)
+}
+
 /// Two servers sharing a trigger (`--node-id`), 1,000 QoS 1 messages, and one server killed -9
 /// mid-stream: every message is processed at least once. Messages the broker had given to the
 /// killed server's session (sent, not acknowledged, or queued for it) stay in that session and
@@ -654,34 +699,13 @@ async fn a_node_killed_mid_stream_loses_no_message() {
     for (_, base) in &nodes {
         create_shared(&client, base, &broker.url(), &receiver.url).await;
     }
-    let payloads: Vec<String> = (0..1000).map(|i| format!("{{\"reading\": {i}}}")).collect();
-    let messages: Vec<(&str, &[u8], QoS)> =
-        payloads.iter().map(|p| ("readings/pump", p.as_bytes(), QoS::AtLeastOnce)).collect();
-    let mut seen = std::collections::BTreeMap::<String, u32>::new();
-    let take = |callback: Callback, seen: &mut std::collections::BTreeMap<String, u32>| {
-        assert_eq!(header(&callback, "x-function-status"), "200", "{:?}", callback.body);
-        *seen.entry(callback.body["body"].as_str().unwrap_or_default().to_string()).or_insert(0) +=
-            1;
-    };
-    // The first 400 with both servers up, then node B is killed with messages in flight.
-    for batch in messages[..400].chunks(50) {
-        publish(broker.port, batch).await;
-    }
-    while seen.len() < 300 {
-        take(receiver.next().await, &mut seen);
-    }
-    let (mut killed, _) = nodes.remove(1);
-    killed.kill().unwrap();
-    killed.wait().unwrap();
-    drop(killed);
-    for batch in messages[400..].chunks(50) {
-        publish(broker.port, batch).await;
-    }
+    let payloads = readings();
+    let (mut seen, _) = kill_b_mid_stream(&broker, &mut receiver, &mut nodes, &payloads).await;
     // What the live server gets; then B comes back and processes what its session holds.
     while let Ok(Some(callback)) =
         tokio::time::timeout(Duration::from_secs(3), receiver.received.recv()).await
     {
-        take(callback, &mut seen);
+        count(callback, &mut seen);
     }
     let after_kill = seen.len();
     let (restarted, base_b) = start(dirs[1].path(), "node-b");
@@ -691,7 +715,7 @@ async fn a_node_killed_mid_stream_loses_no_message() {
     while seen.len() < 1000 {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, receiver.received.recv()).await {
-            Ok(Some(callback)) => take(callback, &mut seen),
+            Ok(Some(callback)) => count(callback, &mut seen),
             _ => panic!("{} of 1000 processed ({after_kill} before B came back)", seen.len()),
         }
     }
@@ -728,36 +752,15 @@ async fn in_a_cluster_a_killed_nodes_messages_are_processed_by_another() {
     // Created on A; B follows (the trigger is one record of the cluster).
     create_shared(&client, &nodes[0].1, &broker.url(), &receiver.url).await;
     shared_running(&client, &nodes[1].1).await;
-    let payloads: Vec<String> = (0..1000).map(|i| format!("{{\"reading\": {i}}}")).collect();
-    let messages: Vec<(&str, &[u8], QoS)> =
-        payloads.iter().map(|p| ("readings/pump", p.as_bytes(), QoS::AtLeastOnce)).collect();
-    let mut seen = std::collections::BTreeMap::<String, u32>::new();
-    let take = |callback: Callback, seen: &mut std::collections::BTreeMap<String, u32>| {
-        assert_eq!(header(&callback, "x-function-status"), "200", "{:?}", callback.body);
-        *seen.entry(callback.body["body"].as_str().unwrap_or_default().to_string()).or_insert(0) +=
-            1;
-    };
-    for batch in messages[..400].chunks(50) {
-        publish(broker.port, batch).await;
-    }
-    while seen.len() < 300 {
-        take(receiver.next().await, &mut seen);
-    }
-    let b_received = shared_status(&client, &nodes[1].1).await["received"].as_u64().unwrap();
-    assert!(b_received > 0, "B took part before it was killed");
-    let (mut killed, _) = nodes.remove(1);
-    killed.kill().unwrap();
-    killed.wait().unwrap();
-    drop(killed);
-    for batch in messages[400..].chunks(50) {
-        publish(broker.port, batch).await;
-    }
+    let payloads = readings();
+    let (mut seen, b_received) =
+        kill_b_mid_stream(&broker, &mut receiver, &mut nodes, &payloads).await;
     // B stays dead: A finds it gone (its record is not renewed for 20 s) and takes over.
     let deadline = Instant::now() + Duration::from_secs(120);
     while seen.len() < 1000 {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, receiver.received.recv()).await {
-            Ok(Some(callback)) => take(callback, &mut seen),
+            Ok(Some(callback)) => count(callback, &mut seen),
             _ => panic!("{} of 1000 processed, node B dead", seen.len()),
         }
     }

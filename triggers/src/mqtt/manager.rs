@@ -151,16 +151,9 @@ impl MqttTriggers {
             let (key, value) = entry.map_err(|e| MqttError::Store(e.to_string()))?;
             // Unreadable records are skipped (and logged) by `restore`.
             let Ok(mut saved) = serde_json::from_slice::<Saved>(&value) else { continue };
-            let Some(stored) = &saved.password else { continue };
-            let label = password_label(&saved.space, &saved.config.name);
-            let (password, stale) = sealer.unseal_text(&label, stored).map_err(|e| {
-                let record = format!(
-                    "password of mqtt trigger '{}' in space '{}'",
-                    saved.config.name, saved.space
-                );
-                MqttError::Sealed(format!("{:#}", open_failed(&record, &e)))
-            })?;
+            let Some((password, stale)) = self.unseal(&saved)? else { continue };
             if stale {
+                let label = password_label(&saved.space, &saved.config.name);
                 saved.password = Some(
                     sealer
                         .seal(&label, password.as_bytes())
@@ -199,20 +192,25 @@ impl MqttTriggers {
         Ok(restored)
     }
 
+    /// A saved trigger's password, opened, and whether it was sealed in plain text or under
+    /// the previous key; an error names the trigger, never the value.
+    fn unseal(&self, saved: &Saved) -> Result<Option<(String, bool)>, MqttError> {
+        let Some((_, sealer)) = &self.store else { unreachable!("saved triggers have a store") };
+        let Some(stored) = &saved.password else { return Ok(None) };
+        let label = password_label(&saved.space, &saved.config.name);
+        let opened = sealer.unseal_text(&label, stored).map_err(|e| {
+            let record = format!(
+                "password of mqtt trigger '{}' in space '{}'",
+                saved.config.name, saved.space
+            );
+            MqttError::Sealed(format!("{:#}", open_failed(&record, &e)))
+        })?;
+        Ok(Some(opened))
+    }
+
     /// A saved trigger's space and configuration, its password opened.
     fn opened(&self, saved: Saved) -> Result<(String, MqttTriggerConfig), MqttError> {
-        let Some((_, sealer)) = &self.store else { unreachable!("saved triggers have a store") };
-        let label = password_label(&saved.space, &saved.config.name);
-        let password = match &saved.password {
-            Some(stored) => Some(sealer.unseal_text(&label, stored).map_err(|e| {
-                let record = format!(
-                    "password of mqtt trigger '{}' in space '{}'",
-                    saved.config.name, saved.space
-                );
-                MqttError::Sealed(format!("{:#}", open_failed(&record, &e)))
-            })?),
-            None => None,
-        };
+        let password = self.unseal(&saved)?;
         let mut config = saved.config;
         config.password = password.map(|(password, _)| super::Secret(password));
         Ok((saved.space, config))
