@@ -554,26 +554,40 @@ impl PostgresTree {
     }
 
     /// `sql` (whose rows, if any, are the write's) followed by this write's notice, as one
-    /// statement: `WITH w AS (<sql>) SELECT … FROM w`.
+    /// statement: `WITH w AS (<sql>) SELECT … FROM w`. Each row written answers one column:
+    /// the value (`returning` is `value`: a removal's), or `true` (a large value is not sent
+    /// back when only whether a row was written matters).
     fn write(
         &self,
         sql: &str,
         mut params: Params,
         key: &[u8],
+        returning: Returning,
     ) -> Result<Vec<tokio_postgres::Row>, StateError> {
+        let column = match returning {
+            Returning::Value => "value",
+            Returning::Written => "true",
+        };
         match self.state.notice(&self.name, key) {
             Some(notice) => {
                 params.push(Box::new(notice));
                 let n = params.len();
                 let sql = format!(
-                    "WITH w AS ({sql} RETURNING *), n AS (SELECT pg_notify('{CHANNEL}', ${n}) \
-                     WHERE EXISTS (SELECT 1 FROM w)) SELECT w.value FROM w CROSS JOIN n"
+                    "WITH w AS ({sql} RETURNING {column}), n AS (SELECT pg_notify('{CHANNEL}', \
+                     ${n}) WHERE EXISTS (SELECT 1 FROM w)) SELECT w.* FROM w CROSS JOIN n"
                 );
                 self.query(sql, params)
             }
-            None => self.query(format!("{sql} RETURNING value"), params),
+            None => self.query(format!("{sql} RETURNING {column}"), params),
         }
     }
+}
+
+/// What [`PostgresTree::write`] answers for each row written.
+#[derive(Clone, Copy)]
+enum Returning {
+    Value,
+    Written,
 }
 
 impl KvTree for PostgresTree {
@@ -588,12 +602,7 @@ impl KvTree for PostgresTree {
     fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
         let (sql, params) = self.insert_row(key, value)?;
         let sql = format!("{sql} DO UPDATE SET value = EXCLUDED.value");
-        if self.state.notice(&self.name, key).is_none() {
-            // Nothing to return: a large value is not sent back.
-            self.query(sql, params)?;
-            return Ok(());
-        }
-        self.write(&sql, params, key)?;
+        self.write(&sql, params, key, Returning::Written)?;
         Ok(())
     }
 
@@ -602,7 +611,8 @@ impl KvTree for PostgresTree {
         // invisible to the same statement's read: then read again.
         for _ in 0..3 {
             let (sql, params) = self.insert_row(key, value)?;
-            let inserted = self.write(&format!("{sql} DO NOTHING"), params, key)?;
+            let inserted =
+                self.write(&format!("{sql} DO NOTHING"), params, key, Returning::Written)?;
             if !inserted.is_empty() {
                 return Ok(value.to_vec());
             }
@@ -618,6 +628,7 @@ impl KvTree for PostgresTree {
             &format!("DELETE FROM {} WHERE tree = $1 AND key = $2", self.table()),
             vec![Box::new(self.name.clone()), Box::new(key.to_vec())],
             key,
+            Returning::Value,
         )?;
         Ok(rows.first().map(|row| row.get(0)))
     }
@@ -633,7 +644,7 @@ impl KvTree for PostgresTree {
             (None, None) => return Ok(self.get(key)?.is_none()),
             (None, Some(new)) => {
                 let (sql, params) = self.insert_row(key, new)?;
-                self.write(&format!("{sql} DO NOTHING"), params, key)?
+                self.write(&format!("{sql} DO NOTHING"), params, key, Returning::Written)?
             }
             (Some(expected), Some(new)) => self.write(
                 &format!(
@@ -646,11 +657,13 @@ impl KvTree for PostgresTree {
                     Box::new(expected.to_vec()),
                 ],
                 key,
+                Returning::Written,
             )?,
             (Some(expected), None) => self.write(
                 &format!("DELETE FROM {table} WHERE tree = $1 AND key = $2 AND value = $3"),
                 vec![Box::new(tree), Box::new(key_bytes), Box::new(expected.to_vec())],
                 key,
+                Returning::Written,
             )?,
         };
         Ok(!rows.is_empty())
