@@ -57,6 +57,13 @@ pub struct NodeRecord {
     pub taken_over_by: Option<String>,
 }
 
+impl NodeRecord {
+    /// Whether the server still renews its record (and has not said it left), at `now_ms`.
+    fn alive(&self, now_ms: i64) -> bool {
+        now_ms - self.seen_ms <= ALIVE_FOR.num_milliseconds() && !self.left
+    }
+}
+
 /// What a server does with another found gone: given its id.
 pub type GoneHook = Box<dyn Fn(&str) + Send + Sync>;
 
@@ -160,7 +167,7 @@ impl NodeDirectory {
                 let _ = self.tree.compare_and_swap(&key, Some(&value), None);
                 continue;
             }
-            let alive = age <= ALIVE_FOR.num_milliseconds() && !record.left;
+            let alive = record.alive(now_ms);
             all.push(NodeView { record, alive });
         }
         all.sort_by_key(|view| (view.record.id != self.id, view.record.id.clone()));
@@ -175,8 +182,7 @@ impl NodeDirectory {
         for entry in self.tree.iter() {
             let Ok((key, value)) = entry else { break };
             let Ok(mut record) = serde_json::from_slice::<NodeRecord>(&value) else { continue };
-            let stale = now_ms - record.seen_ms > ALIVE_FOR.num_milliseconds();
-            if record.id == self.id || record.taken_over_by.is_some() || !(stale || record.left) {
+            if record.id == self.id || record.taken_over_by.is_some() || record.alive(now_ms) {
                 continue;
             }
             record.taken_over_by = Some(self.id.clone());

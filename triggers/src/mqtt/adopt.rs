@@ -58,15 +58,7 @@ pub async fn drain(trigger: &TriggerShared, options: MqttOptions) -> Adopted {
         client: client.clone(),
         shared_group: trigger.shared_group.clone(),
     });
-    let filters: Vec<String> = trigger
-        .config
-        .topics
-        .iter()
-        .map(|topic| match &trigger.shared_group {
-            Some(group) => format!("$share/{group}/{}", topic.as_str()),
-            None => topic.as_str().to_string(),
-        })
-        .collect();
+    let filters = shared.filters();
     let slots = Arc::new(Semaphore::new(trigger.config.concurrency.max(1)));
     let mut processing = JoinSet::new();
     let mut messages = 0u64;

@@ -74,18 +74,8 @@ pub async fn run(
 ) {
     let name = shared.config.name.clone();
     let qos = if shared.config.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
-    let filters: Vec<SubscribeFilter> = shared
-        .config
-        .topics
-        .iter()
-        .map(|topic| {
-            let filter = match &shared.shared_group {
-                Some(group) => format!("$share/{group}/{}", topic.as_str()),
-                None => topic.as_str().to_string(),
-            };
-            SubscribeFilter::new(filter, qos)
-        })
-        .collect();
+    let filters: Vec<SubscribeFilter> =
+        shared.filters().into_iter().map(|filter| SubscribeFilter::new(filter, qos)).collect();
     let status = &shared.status;
     let counters = &status.counters;
     let mut backoff = retry.initial;

@@ -46,6 +46,16 @@ impl TriggerShared {
         format!("mqtt:{}/{}", self.space, self.config.name)
     }
 
+    /// The filters its topics are subscribed with: `$share/<group>/<topic>` in a shared group,
+    /// else the topics as they are.
+    pub fn filters(&self) -> Vec<String> {
+        let topics = self.config.topics.iter().map(|topic| topic.as_str());
+        match &self.shared_group {
+            Some(group) => topics.map(|topic| format!("$share/{group}/{topic}")).collect(),
+            None => topics.map(str::to_string).collect(),
+        }
+    }
+
     /// The invocation of `target` for `message`: `POST /` with the payload as body, the topic
     /// in `x-topic`; a JSON-object payload also becomes keyword arguments.
     pub fn invocation(&self, target: &MqttTarget, message: &Publish) -> Invocation {
