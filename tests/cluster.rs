@@ -1,7 +1,7 @@
 //! Servers sharing their state in PostgreSQL (`wasmfn serve --state postgres://…`): a deploy,
 //! rollback, configuration change, API key or delete made on one server reaches the others; a
 //! server started later on an empty data directory serves what the cluster deployed; a server
-//! with another secrets key refuses to start. Real `wasmfn serve` processes and the machine's
+//! with another secrets key refuses to start; the servers accept one admin token. Real `wasmfn serve` processes and the machine's
 //! PostgreSQL, on a database of the test's own.
 
 mod support;
@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{json, Value};
+use wasmfn_runtime::access::admin_token::{AdminToken, TokenSource, DIGEST_KEY};
 use wasmfn_runtime::bundle::{read_meta, with_meta};
+use wasmfn_runtime::host_apis::state::postgres::PostgresState;
+use wasmfn_runtime::host_apis::state::{StateBackend, StateChange};
+use wasmfn_runtime::state::{admin_token_path, StateDb, TIMED_TREES, WATCHED_TREES};
 
 use support::postgres::{connect, Scratch};
 use support::{fixture_bundle, json, spawn_serve_env, ADMIN_TOKEN};
@@ -244,18 +248,17 @@ async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration
         a.answers(&key_a, (404, Value::Null)).await;
         b.answers(&key_a, (404, Value::Null)).await;
 
-        // The cluster has one presign key and one session key, each with the previous one.
+        // The cluster has one presign key and one session key, each with the previous one, and
+        // the admin token's digest.
         let db = connect(&state).await;
         let rows = db
             .query("SELECT key FROM wasmfn_state WHERE tree = 'secrets' ORDER BY key", &[])
             .await
             .unwrap();
         let names: Vec<Vec<u8>> = rows.iter().map(|row| row.get(0)).collect();
-        assert_eq!(
-            names,
-            [&b"presign"[..], b"presign.previous", b"sessions", b"sessions.previous"]
-                .map(<[u8]>::to_vec)
-        );
+        let expected =
+            ["admin-token.sha256", "presign", "presign.previous", "sessions", "sessions.previous"];
+        assert_eq!(names, expected.map(|n| n.as_bytes().to_vec()));
     }
     .await;
     drop(scratch);
@@ -308,6 +311,75 @@ async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
             "{stderr}"
         );
         assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+    .await;
+    drop(scratch);
+    outcome
+}
+
+/// A server's state: its own data directory, the records in the shared database.
+async fn shared_state(url: &str) -> (StateDb, tokio::sync::broadcast::Receiver<StateChange>) {
+    let url = url.to_string();
+    let backend = tokio::task::spawn_blocking(move || {
+        PostgresState::connect(&url, &WATCHED_TREES, &TIMED_TREES).unwrap()
+    })
+    .await
+    .unwrap();
+    let changes = backend.changes().unwrap();
+    (StateDb::temporary().unwrap().with_backend(std::sync::Arc::new(backend)), changes)
+}
+
+async fn resolve(state: &StateDb, given: Option<&str>) -> (AdminToken, TokenSource) {
+    let (state, given) = (state.clone(), given.map(str::to_string));
+    tokio::task::spawn_blocking(move || AdminToken::resolve(&state, given).unwrap()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_sharing_state_accept_one_admin_token_and_a_given_one_replaces_it() {
+    let scratch = Scratch::new("wasmfn_cluster").await;
+    let outcome = async {
+        // The first server generates the token; a second one, with an empty data directory,
+        // accepts it and writes no token file of its own.
+        let (a, _) = shared_state(&scratch.url).await;
+        let (token_a, source) = resolve(&a, None).await;
+        let TokenSource::Generated(generated) = source else { panic!("{source:?}") };
+        let (b, mut b_hears) = shared_state(&scratch.url).await;
+        let (token_b, source) = resolve(&b, None).await;
+        assert_eq!(source, TokenSource::Cluster { stale: false });
+        assert!(token_b.verify(&generated) && token_a.verify(&generated));
+        assert!(!admin_token_path(b.data_dir()).exists());
+
+        // A server whose data directory holds another token accepts the cluster's only.
+        let (c, _) = shared_state(&scratch.url).await;
+        std::fs::write(admin_token_path(c.data_dir()), "left-from-before").unwrap();
+        let (token_c, source) = resolve(&c, None).await;
+        assert_eq!(source, TokenSource::Cluster { stale: true });
+        assert!(token_c.verify(&generated) && !token_c.verify("left-from-before"));
+
+        // One given --admin-token sets the cluster's: the others hear of it, and once they
+        // read it again the old token is refused everywhere.
+        let (d, _) = shared_state(&scratch.url).await;
+        let (token_d, source) = resolve(&d, Some("rotated-by-d")).await;
+        assert_eq!(source, TokenSource::Given);
+        assert!(token_d.verify("rotated-by-d"));
+        let heard = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match b_hears.recv().await.unwrap() {
+                    StateChange::Key { tree, key }
+                        if tree == "secrets" && key == DIGEST_KEY.as_bytes() =>
+                    {
+                        return
+                    }
+                    _ => continue,
+                }
+            }
+        })
+        .await;
+        assert!(heard.is_ok(), "B heard nothing of the new token");
+        for token in [&token_a, &token_b, &token_c] {
+            token.reload().unwrap();
+            assert!(token.verify("rotated-by-d") && !token.verify(&generated));
+        }
     }
     .await;
     drop(scratch);
@@ -501,7 +573,11 @@ async fn three_servers_behind_haproxy_share_calls_and_cron_ticks_and_survive_a_k
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
     let behave = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
-    let bundle = relabelled(&behave, "1.0.0", "eu");
+    // A 10 s timeout rather than the fixture's 1 s: with 2,000 jobs and the other tests of this
+    // file on the machine's 2 cores, a 400 ms nap can take over a second.
+    let mut meta = read_meta(&relabelled(&behave, "1.0.0", "eu")).unwrap().unwrap();
+    meta.limits.get_or_insert_with(Default::default).timeout_ms = Some(10_000);
+    let bundle = with_meta(&behave, &meta);
     let (hook, received) = support::webhook_receiver().await;
     let scratch = Scratch::new("wasmfn_cluster").await;
     let state = scratch.url.clone();
@@ -563,6 +639,20 @@ async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
         while received.lock().unwrap().is_empty() {
             assert!(Instant::now() < deadline, "A ran no job");
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The delivery log is the cluster's: B lists the callback A delivered.
+        let first = received.lock().unwrap()[0].0["x-invocation-id"].to_str().unwrap().to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, log) =
+                json(b.admin(Method::GET, "/admin/deliveries").send().await.unwrap()).await;
+            assert_eq!(status, 200, "{log}");
+            let listed = log["deliveries"].as_array().unwrap();
+            if listed.iter().any(|d| d["invocation_id"] == first.as_str()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "B does not list A's delivery {first}: {log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         drop(a);
         let called_before_kill = received.lock().unwrap().len();

@@ -1,9 +1,9 @@
 //! The server's own state: one sled database per process under the data directory, opened
-//! once, the admin token beside it, and the sealer the secrets in the database are sealed with
-//! (see `sealed`). The node's records go to a [`StateBackend`]: that sled database by default,
-//! or PostgreSQL shared by the nodes of a cluster (`--state postgres://…`). The data directory
-//! is its owner's only: directories 0700, files 0600, also when an older version left them
-//! readable to others.
+//! once, the admin token beside it (see `access::admin_token`), and the sealer the secrets in
+//! the database are sealed with (see `sealed`). The node's records go to a [`StateBackend`]:
+//! that sled database by default, or PostgreSQL shared by the nodes of a cluster (`--state
+//! postgres://…`). The data directory is its owner's only: directories 0700, files 0600, also
+//! when an older version left them readable to others.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,34 +118,6 @@ pub fn admin_token_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin-token")
 }
 
-/// Where the admin token came from.
-#[derive(Debug, PartialEq, Eq)]
-pub enum TokenSource {
-    Given,
-    Saved,
-    /// Generated now: the caller shows it once.
-    Generated,
-}
-
-/// The admin token: the given one, else the one saved in the data directory, else a new
-/// random one saved there (readable by its owner only).
-pub fn admin_token(data_dir: &Path, given: Option<String>) -> Result<(String, TokenSource)> {
-    if let Some(token) = given.filter(|t| !t.is_empty()) {
-        return Ok((token, TokenSource::Given));
-    }
-    let path = admin_token_path(data_dir);
-    if let Ok(token) = std::fs::read_to_string(&path) {
-        let token = token.trim().to_string();
-        if !token.is_empty() {
-            return Ok((token, TokenSource::Saved));
-        }
-    }
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    create_private_dir(data_dir)?;
-    write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
-    Ok((token, TokenSource::Generated))
-}
-
 /// What in the data directory holds secrets or deployed code, and is made private at start.
 const PRIVATE_ENTRIES: [&str; 4] =
     ["state", "bundles", "admin-token", crate::sealed::DEFAULT_KEY_FILE];
@@ -192,7 +164,7 @@ fn set_private_mode(path: &Path, dir: bool) -> Result<()> {
     Ok(())
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -207,20 +179,6 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_generated_token_is_kept_and_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let (first, source) = admin_token(dir.path(), None).unwrap();
-        assert_eq!((first.len(), source), (64, TokenSource::Generated));
-        let again = admin_token(dir.path(), None).unwrap();
-        assert_eq!(again, (first, TokenSource::Saved), "read back, not regenerated");
-        let mode = std::fs::metadata(admin_token_path(dir.path())).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let given = admin_token(dir.path(), Some("given".into())).unwrap();
-        assert_eq!(given, ("given".to_string(), TokenSource::Given));
-    }
 
     #[test]
     fn opening_makes_an_old_readable_data_directory_private() {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::accounts::{Accounts, Role};
+use super::admin_token::AdminToken;
 use super::{constant_time_eq, Access, KeyCaller};
 
 /// The session cookie's name.
@@ -137,12 +138,12 @@ impl ConsoleSessions {
         &self,
         client: Option<IpAddr>,
         credential: &str,
-        admin_token: &str,
+        admin_token: &AdminToken,
         access: &Access,
     ) -> Result<(String, SessionView), SignInError> {
         self.may_try(client)?;
         let credential = credential.trim();
-        let scope = if constant_time_eq(credential.as_bytes(), admin_token.as_bytes()) {
+        let scope = if admin_token.verify(credential) {
             Some(Scope::Admin)
         } else {
             access.sign_in(credential).ok().flatten().map(|record| Scope::Space {
@@ -371,7 +372,7 @@ mod tests {
     #[test]
     fn the_admin_token_signs_in_and_changes_need_the_csrf_token() {
         let (sessions, access) = (ConsoleSessions::new(false), access());
-        let (id, view) = sessions.sign_in(None, " secret ", "secret", &access).unwrap();
+        let (id, view) = sessions.sign_in(None, " secret ", &"secret".into(), &access).unwrap();
         assert_eq!(view.scope, Scope::Admin);
         let read = sessions.authorize(&with_cookie(&id, None), &Method::GET, &access, &accounts());
         assert_eq!(read, Ok(Scope::Admin));
@@ -401,7 +402,7 @@ mod tests {
     fn an_api_key_signs_in_to_its_space_until_it_is_revoked() {
         let (sessions, access) = (ConsoleSessions::new(false), access());
         let (record, key) = access.create("shop", "viewer", KeyCaller::default()).unwrap();
-        let (id, view) = sessions.sign_in(None, &key, "admin-token", &access).unwrap();
+        let (id, view) = sessions.sign_in(None, &key, &"admin-token".into(), &access).unwrap();
         assert!(matches!(&view.scope, Scope::Space { space, .. } if space == "shop"));
         assert!(sessions
             .authorize(&with_cookie(&id, None), &Method::GET, &access, &accounts())
@@ -417,14 +418,14 @@ mod tests {
         let (attacker, other): (IpAddr, IpAddr) =
             ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         for _ in 0..MAX_FAILURES {
-            let wrong = sessions.sign_in(Some(attacker), "guess", "secret", &access);
+            let wrong = sessions.sign_in(Some(attacker), "guess", &"secret".into(), &access);
             assert_eq!(wrong.unwrap_err(), SignInError::Wrong);
         }
         // Even the right token is refused while the address is blocked ...
-        let blocked = sessions.sign_in(Some(attacker), "secret", "secret", &access);
+        let blocked = sessions.sign_in(Some(attacker), "secret", &"secret".into(), &access);
         assert!(matches!(blocked, Err(SignInError::TooMany { retry_after }) if retry_after > 0));
         // ... but other addresses are not locked out.
-        assert!(sessions.sign_in(Some(other), "secret", "secret", &access).is_ok());
+        assert!(sessions.sign_in(Some(other), "secret", &"secret".into(), &access).is_ok());
     }
 
     #[test]

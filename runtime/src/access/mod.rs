@@ -7,6 +7,7 @@
 //! [`replay`] that each signature is used once.
 
 pub mod accounts;
+pub mod admin_token;
 pub mod console;
 pub mod replay;
 pub mod signature;

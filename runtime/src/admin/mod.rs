@@ -25,7 +25,6 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::access::console::{Denied, Scope};
-use crate::access::constant_time_eq;
 use crate::delivery::Deliverer;
 use crate::triggers::cron::CronTriggers;
 use crate::triggers::lifecycle::TriggerKind;
@@ -34,7 +33,7 @@ use crate::triggers::mqtt::{MqttError, MqttTriggerConfig, MqttTriggers, TriggerO
 /// What the admin endpoints work on.
 #[derive(Clone, Debug)]
 pub struct AdminContext {
-    pub token: Arc<str>,
+    pub token: crate::access::admin_token::AdminToken,
     pub mqtt: Arc<MqttTriggers>,
     pub cron: Arc<CronTriggers>,
     pub deliverer: Arc<Deliverer>,
@@ -216,9 +215,7 @@ async fn authorize(
         .and_then(|v| v.to_str().ok())
         .and_then(crate::access::bearer_token);
     let scope = match given {
-        Some(token) if constant_time_eq(token.trim().as_bytes(), state.token.as_bytes()) => {
-            Scope::Admin
-        }
+        Some(token) if state.token.verify(token) => Scope::Admin,
         Some(_) => {
             return AdminError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token")
                 .into_response()
@@ -462,8 +459,23 @@ async fn metrics(State(state): State<AdminContext>) -> Response {
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
-async fn deliveries(State(state): State<AdminContext>) -> Json<Value> {
-    Json(json!({ "deliveries": state.deliverer.recent() }))
+async fn deliveries(State(state): State<AdminContext>) -> Result<Json<Value>, AdminError> {
+    let deliverer = state.deliverer.clone();
+    let unavailable = || {
+        AdminError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the delivery log could not be read; see the server log",
+        )
+    };
+    let recent = tokio::task::spawn_blocking(move || deliverer.log().recent())
+        .await
+        .map_err(|_| unavailable())?
+        .map_err(|error| {
+            tracing::error!(%error, "reading the delivery log failed");
+            unavailable()
+        })?;
+    Ok(Json(json!({ "deliveries": recent })))
 }
 
 /// The servers sharing this one's state (docs/cluster.md): each with its address, version,

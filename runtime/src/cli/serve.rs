@@ -12,6 +12,7 @@ use wasmfn_host_apis::objects::SpaceQuota as ObjectQuota;
 
 use super::dev::DevMode;
 use super::{bundle_bytes, folder_dev_config, RunArgs};
+use crate::access::admin_token::{AdminToken, TokenSource};
 use crate::access::signature::IngressVerifier;
 use crate::delivery::destination::{AllowedNet, DestinationPolicy};
 use crate::delivery::DeliveryPolicy;
@@ -22,7 +23,7 @@ use crate::outbound::OutboundLimits;
 use crate::runtime::Runtime;
 use crate::sealed::KeyOptions;
 use crate::server;
-use crate::state::{self, StateDb, TokenSource};
+use crate::state::{self, StateDb};
 use crate::triggers::async_invoke::AsyncOptions;
 use crate::triggers::cron::SystemClock;
 use crate::triggers::mqtt::RetryPolicy;
@@ -230,7 +231,6 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
         "open files limit");
     let data_dir = args.run.data_dir();
     let runtime = Arc::new(Runtime::new(args.run.runtime_config())?);
-    let (admin_token, token_source) = state::admin_token(&data_dir, args.admin_token.clone())?;
     let key_options = KeyOptions {
         key_file: args.secrets_key_file.clone(),
         previous_key_file: args.previous_secrets_key_file.clone(),
@@ -242,10 +242,14 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
     if let Some(url) = args.state.clone() {
         state_db = state_db.with_backend(shared_state(url).await?);
     }
+    let (admin_token, token_source) = {
+        let (state_db, given) = (state_db.clone(), args.admin_token.clone());
+        tokio::task::spawn_blocking(move || AdminToken::resolve(&state_db, given)).await??
+    };
     let options = NodeOptions {
         state: Some(state_db),
         keep_versions: args.keep_versions,
-        admin_token: admin_token.clone(),
+        admin_token,
         mqtt_retry: RetryPolicy {
             max: Duration::from_millis(args.mqtt_retry_max_ms.max(500)),
             ..RetryPolicy::default()
@@ -403,11 +407,24 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
             println!("  admin API: http://{address}/admin (token in {})", token_path.display())
         }
         // Shown this once, on the terminal only (never in the log); kept in the file.
-        TokenSource::Generated => println!(
+        TokenSource::Generated(token) => println!(
             "  admin API: http://{address}/admin\n  admin token (generated now, shown once, \
-             saved in {}): {admin_token}",
+             saved in {}): {token}",
             token_path.display()
         ),
+        TokenSource::Cluster { stale } => {
+            println!(
+                "  admin API: http://{address}/admin (token: the cluster's, set by the server \
+                 that started first or was given --admin-token last)"
+            );
+            if stale {
+                println!(
+                    "  note: the admin token in {} is not the cluster's: another server was \
+                     given a new one",
+                    token_path.display()
+                );
+            }
+        }
     }
     let state = node.app_state(args.ingress_root.map(|f| (args.space.clone(), f)));
     let watching = dev.map(|dev| {

@@ -3,7 +3,7 @@
 //! node reaches the others' registries; a configuration change reaches their invocations;
 //! event subscriptions are read again; an MQTT trigger created, replaced or deleted through
 //! one server's admin API is started, restarted or stopped on the others; rotated signing keys
-//! are loaded. Missed notices (the listening connection was lost) make
+//! and a new admin token are loaded. Missed notices (the listening connection was lost) make
 //! it read everything again.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use wasmfn_host_apis::state::StateChange;
 
+use crate::access::admin_token::{AdminToken, DIGEST_KEY};
 use crate::deploy::Deployments;
 use crate::events::SubscriptionStore;
 use crate::function_config::ConfigStore;
@@ -24,6 +25,7 @@ pub(super) struct Followed {
     pub subscriptions: Arc<SubscriptionStore>,
     pub mqtt: Arc<MqttTriggers>,
     pub signing: Arc<crate::signing_keys::SigningKeys>,
+    pub admin_token: AdminToken,
 }
 
 /// Which function a deploy notice is about (`None`: all of them).
@@ -34,7 +36,7 @@ pub(super) fn follow(
     mut changes: broadcast::Receiver<StateChange>,
     followed: Followed,
 ) -> Vec<JoinHandle<()>> {
-    let Followed { deployments, config, subscriptions, mqtt, signing } = followed;
+    let Followed { deployments, config, subscriptions, mqtt, signing, admin_token } = followed;
     // Deploys take seconds (a compile); they go one at a time in their own task so that
     // configuration changes are not held up behind them, and in order.
     let (deploys, mut deploy_queue) = mpsc::unbounded_channel::<FunctionKey>();
@@ -60,7 +62,7 @@ pub(super) fn follow(
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             let (config, subscriptions) = (config.clone(), subscriptions.clone());
-            let signing = signing.clone();
+            let (signing, token) = (signing.clone(), admin_token.clone());
             match change {
                 StateChange::Key { tree, key } => match tree.as_str() {
                     "functions" => {
@@ -74,6 +76,9 @@ pub(super) fn follow(
                     }
                     "event_subscriptions" => {
                         reload("event subscriptions", move || subscriptions.reload()).await;
+                    }
+                    "secrets" if key == DIGEST_KEY.as_bytes() => {
+                        reload("admin token", move || token.reload()).await;
                     }
                     "secrets" => {
                         reload("signing keys", move || signing.reload()).await;
@@ -90,6 +95,7 @@ pub(super) fn follow(
                     reload("configuration", move || config.load_all().map(drop)).await;
                     reload("event subscriptions", move || subscriptions.reload()).await;
                     reload("signing keys", move || signing.reload()).await;
+                    reload("admin token", move || token.reload()).await;
                     if let Err(error) = mqtt.follow_all() {
                         tracing::error!(%error, "could not follow the cluster's mqtt triggers");
                     }

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
+use crate::access::admin_token::AdminToken;
 use crate::access::replay::{self, SeenSignatures};
 use crate::access::signature::IngressVerifier;
 use crate::access::{Access, AccessPolicy};
 use crate::admin::AdminContext;
 use crate::capabilities::Capabilities;
-use crate::delivery::{Deliverer, DeliveryPolicy};
+use crate::delivery::{Deliverer, DeliveryLog, DeliveryPolicy};
 use crate::deploy::Deployments;
 use crate::events::{EventBus, Sessions, SubscriptionStore};
 use crate::function_config::ConfigStore;
@@ -41,7 +42,8 @@ pub use backends::{open as open_capabilities, CapabilityOptions};
 pub struct NodeOptions {
     /// Where admin-created triggers are saved; `None` keeps them in memory only.
     pub state: Option<StateDb>,
-    pub admin_token: String,
+    /// The admin API's token (the cluster's, when the state is shared).
+    pub admin_token: AdminToken,
     pub mqtt_retry: RetryPolicy,
     pub delivery: DeliveryPolicy,
     /// Versions kept per deployed function.
@@ -129,7 +131,7 @@ pub struct Node {
     log_tasks: LogTasks,
     /// Set once everything is loaded and the server listens; cleared at shutdown.
     pub ready: Arc<AtomicBool>,
-    admin_token: Arc<str>,
+    admin_token: AdminToken,
     pub cron: Arc<CronTriggers>,
     /// Every trigger kind, started and stopped with the function versions that declare them.
     pub triggers: Arc<FunctionTriggers>,
@@ -156,12 +158,13 @@ pub struct Node {
 
 impl Node {
     pub fn new(runtime: Arc<Runtime>, options: NodeOptions) -> Result<Self> {
-        let deliverer = Deliverer::new(options.delivery);
         // Without a state directory, a temporary one: nothing survives the process.
         let state = match options.state {
             Some(state) => state,
             None => StateDb::temporary()?,
         };
+        let deliverer =
+            Deliverer::with_log(options.delivery, DeliveryLog::in_tree(state.tree("deliveries")?));
         let mqtt = Arc::new(
             MqttTriggers::new(
                 runtime.invoker().clone(),
@@ -284,7 +287,7 @@ impl Node {
             logs,
             log_tasks,
             ready: Arc::new(AtomicBool::new(false)),
-            admin_token: options.admin_token.into(),
+            admin_token: options.admin_token,
             cron,
             triggers,
             state,
@@ -345,6 +348,7 @@ impl Node {
                     subscriptions: self.subscriptions.clone(),
                     mqtt: self.mqtt.clone(),
                     signing: self.signing.clone(),
+                    admin_token: self.admin_token.clone(),
                 },
             );
         }

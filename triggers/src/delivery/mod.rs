@@ -1,6 +1,7 @@
 //! Outbound deliveries: a function's outcome POSTed to a callback URL, retried with exponential
 //! back-off and a per-attempt timeout, each attempt logged and the last results kept for the
-//! admin API. Deliveries run in tasks of their own, so a slow receiver never blocks the trigger
+//! admin API ([`log`]: in the state store, so across restarts and, with shared state, one log
+//! for the cluster). Deliveries run in tasks of their own, so a slow receiver never blocks the trigger
 //! that produced the outcome.
 //!
 //! What leaves the server is bounded here: destinations pass [`destination`]'s checks, only the
@@ -9,22 +10,21 @@
 //! chain of callbacks into invocations ends ([`MAX_CALLBACK_DEPTH`]).
 
 pub mod destination;
+pub mod log;
 
 pub use crate::manifest::callback::parse_callback_url;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use reqwest::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::invoker::Outcome;
 use destination::{CheckedResolver, DestinationError, DestinationPolicy, DestinationRefused};
+pub use log::DeliveryLog;
 
-/// How many finished deliveries the log keeps.
-const LOG_CAPACITY: usize = 1000;
 /// Deliveries in flight at once; more wait for a slot in their own task.
 const MAX_IN_FLIGHT: usize = 64;
 
@@ -162,7 +162,7 @@ impl Delivery {
 }
 
 /// How a delivery ended.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     pub source: String,
     pub invocation_id: uuid::Uuid,
@@ -183,12 +183,18 @@ pub struct DeliveryRecord {
 pub struct Deliverer {
     client: reqwest::Client,
     policy: DeliveryPolicy,
-    log: Mutex<VecDeque<DeliveryRecord>>,
+    log: DeliveryLog,
     slots: Semaphore,
 }
 
 impl Deliverer {
+    /// A deliverer whose log is kept in memory only.
     pub fn new(policy: DeliveryPolicy) -> Arc<Self> {
+        Self::with_log(policy, DeliveryLog::memory())
+    }
+
+    /// A deliverer keeping its log in `log`.
+    pub fn with_log(policy: DeliveryPolicy, log: DeliveryLog) -> Arc<Self> {
         // Redirects are not followed (a 3xx is a failed delivery), so the checked address is
         // the only one; no proxy from the environment, so the connection goes to that address.
         let client = reqwest::Client::builder()
@@ -199,12 +205,7 @@ impl Deliverer {
             .dns_resolver(Arc::new(CheckedResolver(Arc::new(policy.destinations.clone()))))
             .build()
             .expect("building the delivery HTTP client");
-        Arc::new(Self {
-            client,
-            policy,
-            log: Mutex::new(VecDeque::new()),
-            slots: Semaphore::new(MAX_IN_FLIGHT),
-        })
+        Arc::new(Self { client, policy, log, slots: Semaphore::new(MAX_IN_FLIGHT) })
     }
 
     /// Delivers in the background.
@@ -259,11 +260,7 @@ impl Deliverer {
             error,
             finished_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         };
-        let mut log = self.log.lock().expect("delivery log lock");
-        if log.len() == LOG_CAPACITY {
-            log.pop_front();
-        }
-        log.push_back(record.clone());
+        self.log.add(record.clone()).await;
         record
     }
 
@@ -311,9 +308,9 @@ impl Deliverer {
         }
     }
 
-    /// The most recent deliveries, oldest first.
-    pub fn recent(&self) -> Vec<DeliveryRecord> {
-        self.log.lock().expect("delivery log lock").iter().cloned().collect()
+    /// The log of finished deliveries.
+    pub fn log(&self) -> &DeliveryLog {
+        &self.log
     }
 }
 
