@@ -165,6 +165,35 @@ pub enum StateChange {
     Resync,
 }
 
+/// The leases of a job queue shared by the nodes of a cluster: which node runs each unfinished
+/// job, until when (milliseconds since 1970). The node running a job renews its lease (a
+/// heartbeat) well before it ends; a lease not renewed in time is claimed by another node,
+/// which carries on with the job. Claims never overlap: of nodes claiming at once, each gets
+/// other leases (in PostgreSQL, `FOR UPDATE SKIP LOCKED`).
+pub trait LeaseTable: Send + Sync + std::fmt::Debug {
+    /// A new lease on `id` for `node`; false when `id` has one already.
+    fn take(&self, id: &[u8], node: &str, until_ms: i64) -> Result<bool, StateError>;
+    /// Extends `node`'s leases on `ids` to `until_ms`; returns those it still held (the others
+    /// were claimed by another node after they expired).
+    fn renew(&self, node: &str, ids: &[Vec<u8>], until_ms: i64)
+        -> Result<Vec<Vec<u8>>, StateError>;
+    /// Claims for `node`, until `until_ms`, at most `limit` leases that ended before `now_ms`
+    /// (those that ended first, when there are more); returns each claimed id, in no order,
+    /// with the node that held it.
+    fn claim_expired(
+        &self,
+        node: &str,
+        now_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, String)>, StateError>;
+    /// Ends `node`'s lease on `id` (its job is done); nothing when another node holds it.
+    fn release(&self, id: &[u8], node: &str) -> Result<(), StateError>;
+    /// Ends `node`'s leases now without removing them, for any node to claim: those of `ids`,
+    /// or (`None`) all of them (the node's run before a restart held them).
+    fn expire(&self, node: &str, ids: Option<&[Vec<u8>]>) -> Result<usize, StateError>;
+}
+
 /// Where a node's trees are.
 pub trait StateBackend: Send + Sync + std::fmt::Debug {
     /// The tree `name`, made when first written.
@@ -176,6 +205,10 @@ pub trait StateBackend: Send + Sync + std::fmt::Debug {
     fn healthy(&self) -> bool;
     /// A short name for messages (`sled`, `postgres`).
     fn kind(&self) -> &'static str;
+    /// The leases of the shared queue `queue`; `None` where nothing is shared.
+    fn leases(&self, _queue: &str) -> Option<Arc<dyn LeaseTable>> {
+        None
+    }
 }
 
 /// `(Bound, Bound)` for the keys starting with `prefix`.

@@ -36,7 +36,7 @@ use tokio::sync::broadcast;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::{Entries, Entry, KvTree, StateBackend, StateChange, StateError, StateTree};
+use super::{Entries, Entry, KvTree, LeaseTable, StateBackend, StateChange, StateError, StateTree};
 
 /// How long one statement may take, from the caller's view and PostgreSQL's.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,8 +48,9 @@ const PAGE: i64 = 256;
 const CHANNEL: &str = "wasmfn_state";
 
 /// This build's version of the `state` component of `wasmfn_schema`: 1 the one table, 2 the
-/// time-partitioned trees in a table of their own.
-const VERSION: i32 = 2;
+/// time-partitioned trees in a table of their own, 3 the queues' leases in a table of their own
+/// (`wasmfn_leases`, see [`LeaseTable`]).
+const VERSION: i32 = 3;
 
 /// The table of the time-partitioned trees; its day tables are named `<TIMED>_<yyyymmdd>`.
 const TIMED: &str = "wasmfn_state_timed";
@@ -236,6 +237,20 @@ impl PostgresState {
         Ok(())
     }
 
+    /// Runs one statement with `params` and returns its rows.
+    fn query(&self, sql: String, params: Params) -> Result<Vec<tokio_postgres::Row>, StateError> {
+        let pool = self.inner.pool.clone();
+        self.run(async move {
+            let client = pool.get().await.map_err(|error| {
+                tracing::error!(%error, "state store (PostgreSQL) unreachable");
+                unavailable()
+            })?;
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            client.query(&sql, &refs).await.map_err(failed)
+        })
+    }
+
     fn notice(&self, tree: &str, key: &[u8]) -> Option<String> {
         if !self.inner.watched.iter().any(|t| t == tree) {
             return None;
@@ -274,6 +289,14 @@ async fn migrate(
                 ms bigint NOT NULL,
                 PRIMARY KEY (tree, key, ms)
             ) PARTITION BY RANGE (ms);
+            CREATE TABLE IF NOT EXISTS wasmfn_leases (
+                queue text NOT NULL,
+                id bytea NOT NULL,
+                node text NOT NULL,
+                until_ms bigint NOT NULL,
+                PRIMARY KEY (queue, id)
+            );
+            CREATE INDEX IF NOT EXISTS wasmfn_leases_until ON wasmfn_leases (queue, until_ms);
             -- Values are stored as they are: bundles (tens of MB, already dense) took PostgreSQL
             -- seconds of CPU each to compress. Applies to rows written from now on.
             ALTER TABLE wasmfn_state ALTER COLUMN value SET STORAGE EXTERNAL"
@@ -290,38 +313,56 @@ async fn migrate(
                  {version}; this one knows up to {VERSION}): upgrade this server"
             ))));
         }
-        Some(1) => {
-            // Version 1 kept the time-partitioned trees in wasmfn_state: move their entries.
-            for (tree, time) in timed {
-                let column = match time {
-                    TimeIn::Key => "key",
-                    TimeIn::Value => "value",
-                };
-                let ms = format!(
-                    "CASE WHEN length({column}) >= 8 THEN greatest(0, ('x' || \
-                     encode(substring({column} from 1 for 8), 'hex'))::bit(64)::bigint) ELSE 0 END"
-                );
-                let days = transaction
-                    .query(
-                        &format!(
-                            "SELECT DISTINCT ({ms}) / {DAY_MS} FROM wasmfn_state WHERE tree = $1"
-                        ),
-                        &[tree],
-                    )
-                    .await?;
-                let days: Vec<i64> = days.iter().map(|row| row.get(0)).collect();
-                make_days_in(&transaction, &days).await?;
-                transaction
-                    .execute(
-                        &format!(
-                            "INSERT INTO {TIMED} (tree, key, value, ms)
-                             SELECT tree, key, value, {ms} FROM wasmfn_state WHERE tree = $1"
-                        ),
-                        &[tree],
-                    )
-                    .await?;
-                transaction.execute("DELETE FROM wasmfn_state WHERE tree = $1", &[tree]).await?;
+        Some(version) if version < VERSION => {
+            if version == 1 {
+                // Version 1 kept the time-partitioned trees in wasmfn_state: move their entries.
+                for (tree, time) in timed {
+                    let column = match time {
+                        TimeIn::Key => "key",
+                        TimeIn::Value => "value",
+                    };
+                    let ms = format!(
+                        "CASE WHEN length({column}) >= 8 THEN greatest(0, ('x' || \
+                         encode(substring({column} from 1 for 8), 'hex'))::bit(64)::bigint) ELSE 0 END"
+                    );
+                    let days = transaction
+                        .query(
+                            &format!(
+                                "SELECT DISTINCT ({ms}) / {DAY_MS} FROM wasmfn_state WHERE tree = $1"
+                            ),
+                            &[tree],
+                        )
+                        .await?;
+                    let days: Vec<i64> = days.iter().map(|row| row.get(0)).collect();
+                    make_days_in(&transaction, &days).await?;
+                    transaction
+                        .execute(
+                            &format!(
+                                "INSERT INTO {TIMED} (tree, key, value, ms)
+                                 SELECT tree, key, value, {ms} FROM wasmfn_state WHERE tree = $1"
+                            ),
+                            &[tree],
+                        )
+                        .await?;
+                    transaction
+                        .execute("DELETE FROM wasmfn_state WHERE tree = $1", &[tree])
+                        .await?;
+                }
             }
+            // Versions 1 and 2 kept the async queue's leases as JSON in tree `async_leases`.
+            transaction
+                .execute(
+                    "INSERT INTO wasmfn_leases (queue, id, node, until_ms)
+                     SELECT 'async', key, v->>'node', (v->>'until_ms')::bigint
+                     FROM (SELECT key, convert_from(value, 'UTF8')::jsonb AS v FROM wasmfn_state
+                           WHERE tree = 'async_leases') AS old
+                     ON CONFLICT DO NOTHING",
+                    &[],
+                )
+                .await?;
+            transaction
+                .execute("DELETE FROM wasmfn_state WHERE tree = 'async_leases'", &[])
+                .await?;
             transaction
                 .execute(
                     "UPDATE wasmfn_schema SET version = $1 WHERE component = 'state'",
@@ -496,6 +537,106 @@ impl StateBackend for PostgresState {
     fn kind(&self) -> &'static str {
         "postgres"
     }
+
+    fn leases(&self, queue: &str) -> Option<Arc<dyn LeaseTable>> {
+        Some(Arc::new(PostgresLeases { state: self.clone(), queue: queue.to_string() }))
+    }
+}
+
+/// The leases of one queue, rows of `wasmfn_leases (queue, id, node, until_ms)`.
+#[derive(Debug)]
+struct PostgresLeases {
+    state: PostgresState,
+    queue: String,
+}
+
+impl LeaseTable for PostgresLeases {
+    fn take(&self, id: &[u8], node: &str, until_ms: i64) -> Result<bool, StateError> {
+        let rows = self.state.query(
+            "INSERT INTO wasmfn_leases (queue, id, node, until_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (queue, id) DO NOTHING RETURNING true"
+                .into(),
+            vec![
+                Box::new(self.queue.clone()),
+                Box::new(id.to_vec()),
+                Box::new(node.to_string()),
+                Box::new(until_ms),
+            ],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    fn renew(
+        &self,
+        node: &str,
+        ids: &[Vec<u8>],
+        until_ms: i64,
+    ) -> Result<Vec<Vec<u8>>, StateError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.state.query(
+            "UPDATE wasmfn_leases SET until_ms = $3
+             WHERE queue = $1 AND node = $2 AND id = ANY($4) RETURNING id"
+                .into(),
+            vec![
+                Box::new(self.queue.clone()),
+                Box::new(node.to_string()),
+                Box::new(until_ms),
+                Box::new(ids.to_vec()),
+            ],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    fn claim_expired(
+        &self,
+        node: &str,
+        now_ms: i64,
+        until_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, String)>, StateError> {
+        // Rows another node is claiming at this moment are skipped, not waited for.
+        let rows = self.state.query(
+            "WITH expired AS (
+                SELECT id, node FROM wasmfn_leases
+                WHERE queue = $1 AND until_ms < $2
+                ORDER BY until_ms LIMIT $5
+                FOR UPDATE SKIP LOCKED
+             )
+             UPDATE wasmfn_leases AS l SET node = $3, until_ms = $4 FROM expired
+             WHERE l.queue = $1 AND l.id = expired.id
+             RETURNING l.id, expired.node"
+                .into(),
+            vec![
+                Box::new(self.queue.clone()),
+                Box::new(now_ms),
+                Box::new(node.to_string()),
+                Box::new(until_ms),
+                Box::new(i64::try_from(limit).unwrap_or(i64::MAX)),
+            ],
+        )?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    fn release(&self, id: &[u8], node: &str) -> Result<(), StateError> {
+        self.state.query(
+            "DELETE FROM wasmfn_leases WHERE queue = $1 AND id = $2 AND node = $3".into(),
+            vec![Box::new(self.queue.clone()), Box::new(id.to_vec()), Box::new(node.to_string())],
+        )?;
+        Ok(())
+    }
+
+    fn expire(&self, node: &str, ids: Option<&[Vec<u8>]>) -> Result<usize, StateError> {
+        let mut params: Params = vec![Box::new(self.queue.clone()), Box::new(node.to_string())];
+        let mut sql =
+            "UPDATE wasmfn_leases SET until_ms = 0 WHERE queue = $1 AND node = $2".to_string();
+        if let Some(ids) = ids {
+            params.push(Box::new(ids.to_vec()));
+            sql.push_str(" AND id = ANY($3)");
+        }
+        Ok(self.state.query(format!("{sql} RETURNING true"), params)?.len())
+    }
 }
 
 /// One tree of [`PostgresState`].
@@ -541,16 +682,7 @@ impl PostgresTree {
 
     /// Runs one statement with `params` and returns its rows.
     fn query(&self, sql: String, params: Params) -> Result<Vec<tokio_postgres::Row>, StateError> {
-        let pool = self.state.inner.pool.clone();
-        self.state.run(async move {
-            let client = pool.get().await.map_err(|error| {
-                tracing::error!(%error, "state store (PostgreSQL) unreachable");
-                unavailable()
-            })?;
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-            client.query(&sql, &refs).await.map_err(failed)
-        })
+        self.state.query(sql, params)
     }
 
     /// `sql` (whose rows, if any, are the write's) followed by this write's notice, as one

@@ -172,6 +172,9 @@ async fn time_partitioned_trees_keep_a_table_per_day_and_drop_whole_days() {
     old.execute(insert, &[&"log", &old_key, &b"record".to_vec()]).await.unwrap();
     old.execute(insert, &[&"ids", &b"old".to_vec(), &old_key]).await.unwrap();
     old.execute(insert, &[&"other", &b"k".to_vec(), &b"v".to_vec()]).await.unwrap();
+    // And a lease of the async queue, kept as JSON in a tree up to version 2.
+    let lease = br#"{"node":"gone","until_ms":1000}"#.to_vec();
+    old.execute(insert, &[&"async_leases", &b"job-1".to_vec(), &lease]).await.unwrap();
 
     let connect = url.clone();
     let state = tokio::task::spawn_blocking(move || {
@@ -187,9 +190,17 @@ async fn time_partitioned_trees_keep_a_table_per_day_and_drop_whole_days() {
     assert_eq!(ids.get(b"old").unwrap(), Some(old_key.clone()));
     assert_eq!(other.get(b"k").unwrap(), Some(b"v".to_vec()));
     let version = old.query_one("SELECT version FROM wasmfn_schema WHERE component = 'state'", &[]);
-    assert_eq!(version.await.unwrap().get::<_, i32>(0), 2);
-    let left = old.query_one("SELECT count(*) FROM wasmfn_state WHERE tree IN ('log', 'ids')", &[]);
+    assert_eq!(version.await.unwrap().get::<_, i32>(0), 3);
+    let left = old.query_one(
+        "SELECT count(*) FROM wasmfn_state WHERE tree IN ('log', 'ids', 'async_leases')",
+        &[],
+    );
     assert_eq!(left.await.unwrap().get::<_, i64>(0), 0);
+    // The lease moved to the lease table, as it was.
+    let leases = state.leases("async").unwrap();
+    assert_eq!(leases.claim_expired("me", 999, 5000, 10).unwrap(), vec![]);
+    let claimed = leases.claim_expired("me", 1001, 5000, 10).unwrap();
+    assert_eq!(claimed, vec![(b"job-1".to_vec(), "gone".to_string())]);
 
     // Records of three more days, written one by one and in a batch.
     let written: Vec<Vec<u8>> =
@@ -252,6 +263,71 @@ async fn time_partitioned_trees_keep_a_table_per_day_and_drop_whole_days() {
     .unwrap();
     assert!(error.0.contains("newer wasmfn"), "{error}");
     drop((log, ids, other, state, old));
+    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_are_renewed_by_their_node_and_claimed_once_when_they_expire() {
+    let (name, url, admin) = fresh_database("wasmfn_state").await;
+    let url = url.to_string();
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        let a = PostgresState::connect(&url, &[], &[]).unwrap().leases("q").unwrap();
+        let b = PostgresState::connect(&url, &[], &[]).unwrap().leases("q").unwrap();
+        (a, b)
+    })
+    .await
+    .unwrap();
+    let id = |n: usize| format!("job-{n:03}").into_bytes();
+    // Times are given, not read from a clock: a lease taken until 1000 is expired at 1001.
+    assert!(a.take(&id(1), "a", 1000).unwrap());
+    assert!(!b.take(&id(1), "b", 1000).unwrap(), "one lease per job");
+    assert!(a.take(&id(2), "a", 1000).unwrap());
+    assert_eq!(b.claim_expired("b", 1000, 3000, 10).unwrap(), vec![], "not expired yet");
+    // A renews both (its heartbeat); B finds nothing to claim before the new end.
+    assert_eq!(a.renew("a", &[id(1), id(2)], 2000).unwrap().len(), 2);
+    assert_eq!(b.claim_expired("b", 1500, 3000, 10).unwrap(), vec![]);
+    // A stops renewing: B claims both once expired, the longest-expired first, and A hears at
+    // its next renewal that it lost them.
+    a.renew("a", &[id(2)], 1800).unwrap();
+    let first = b.claim_expired("b", 2001, 3000, 1).unwrap();
+    assert_eq!(first, vec![(id(2), "a".to_string())]);
+    let second = b.claim_expired("b", 2001, 3000, 10).unwrap();
+    assert_eq!(second, vec![(id(1), "a".to_string())]);
+    assert_eq!(a.renew("a", &[id(1), id(2)], 4000).unwrap(), Vec::<Vec<u8>>::new());
+    // Released by another node: nothing; by its holder: gone.
+    a.release(&id(1), "a").unwrap();
+    assert!(!a.take(&id(1), "a", 9000).unwrap());
+    b.release(&id(1), "b").unwrap();
+    assert!(a.take(&id(1), "a", 9000).unwrap());
+    // Expired by its holder (given back, or after a restart): claimable at once.
+    assert_eq!(a.expire("a", Some(&[id(1)])).unwrap(), 1);
+    assert_eq!(b.claim_expired("b", 10, 20, 10).unwrap(), vec![(id(1), "a".to_string())]);
+    assert_eq!(b.expire("b", None).unwrap(), 2);
+
+    // 300 expired leases claimed by both nodes at once, 25 at a time: each claimed once.
+    for n in 100..400 {
+        assert!(a.take(&id(n), "gone", 5).unwrap());
+    }
+    let claim_all = |leases: Arc<dyn LeaseTable>, node: &'static str| {
+        std::thread::spawn(move || {
+            let mut mine = Vec::new();
+            loop {
+                let batch = leases.claim_expired(node, 100, 1_000_000, 25).unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|(id, _)| id));
+            }
+        })
+    };
+    let (by_a, by_b) = (claim_all(a.clone(), "a"), claim_all(b.clone(), "b"));
+    let (by_a, by_b) = (by_a.join().unwrap(), by_b.join().unwrap());
+    let mut all: Vec<Vec<u8>> = by_a.iter().chain(&by_b).cloned().collect();
+    all.sort();
+    let expected: Vec<Vec<u8>> =
+        (0..400).filter(|n| *n == 1 || *n == 2 || *n >= 100).map(id).collect();
+    assert_eq!(all, expected, "every expired lease claimed exactly once ({} by a)", by_a.len());
+    drop((a, b));
     admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
 }
 

@@ -198,7 +198,10 @@ impl Node {
             let trees = SharedTrees {
                 records: state.tree("async_jobs")?,
                 bodies: state.tree("async_bodies")?,
-                leases: state.tree("async_leases")?,
+                leases: state
+                    .backend()
+                    .leases("async")
+                    .context("the shared state store keeps no job leases")?,
             };
             let node =
                 options.node_id.clone().unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));

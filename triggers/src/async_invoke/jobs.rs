@@ -19,7 +19,7 @@ use base64::Engine as _;
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch, Mutex as AsyncMutex};
-use wasmfn_host_apis::state::StateTree;
+use wasmfn_host_apis::state::{LeaseTable, StateTree};
 
 use crate::delivery::{Deliverer, Delivery};
 use crate::invoker::{Caller, Invocation, Invoker, Outcome, RequestData};
@@ -325,25 +325,25 @@ fn store_error(error: impl std::fmt::Display) -> JobError {
     JobError::Store(error.to_string())
 }
 
-/// Who runs an unfinished job of a cluster's shared queue, and until when (`async_leases`, by
-/// job id). The owner renews its leases every third of [`AsyncOptions::lease`]; a lease not
-/// renewed in time is taken over (compare-and-swap, so by one node) by another node, which
-/// runs the job again or delivers its callback again: at least once, as after a crash.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-struct Lease {
-    node: String,
-    until_ms: i64,
-}
-
-/// The cluster side of a node's queue.
+/// The cluster side of a node's queue: who runs each unfinished job of the shared queue, and
+/// until when ([`LeaseTable`], `wasmfn_leases` in PostgreSQL). A node takes the lease of each job
+/// it accepts and holds it until the job's callback ended; it renews its leases every third of
+/// [`AsyncOptions::lease`] (its heartbeat) and then claims leases of other nodes that were not
+/// renewed in time (`FOR UPDATE SKIP LOCKED`, so each by one node), running those jobs again or
+/// delivering their callbacks again: at least once, as after a crash.
 #[derive(Debug)]
 struct ClusterQueue {
-    leases: StateTree,
+    leases: Arc<dyn LeaseTable>,
     /// This node's name in leases (its `--node-id`, else random per process).
     node: String,
     /// The jobs this node holds leases for.
     owned: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
 }
+
+/// Leases claimed per statement when taking over; a node claims until fewer come back, at most
+/// this many times per round.
+const CLAIM_BATCH: usize = 256;
+const CLAIM_ROUNDS: usize = 8;
 
 /// The trees of a cluster's shared queue.
 #[derive(Debug)]
@@ -353,7 +353,7 @@ pub struct SharedTrees {
     /// Request and result bodies.
     pub bodies: StateTree,
     /// Who runs each unfinished job.
-    pub leases: StateTree,
+    pub leases: Arc<dyn LeaseTable>,
 }
 
 /// The async jobs of a node.
@@ -454,7 +454,7 @@ impl AsyncJobs {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(error);
         }
-        let stored = match self.save_new(&job).and_then(|()| self.take_lease(job.id, None)) {
+        let stored = match self.save_new(&job).and_then(|()| self.take_lease(job.id)) {
             Ok(()) => {
                 let tree = self.tree.clone();
                 tokio::task::spawn_blocking(move || tree.flush())
@@ -667,8 +667,7 @@ impl AsyncJobs {
                 used.bytes += self.stored_size(&job);
             }
             if self.cluster.is_some() {
-                // Leases say who runs what: jobs this node held before it stopped are taken
-                // again by the lease keeper, by this node or another.
+                // Leases say who runs what: see below.
                 continue;
             }
             match job.state {
@@ -681,6 +680,14 @@ impl AsyncJobs {
                     redelivered += 1;
                 }
                 _ => {}
+            }
+        }
+        if let Some(cluster) = &self.cluster {
+            // The jobs this node held before it stopped: claimable at once, by this node's
+            // lease keeper or another node's, instead of when their leases would end.
+            let expired = cluster.leases.expire(&cluster.node, None).map_err(store_error)?;
+            if expired > 0 {
+                tracing::info!(expired, "async jobs held before a restart are claimable again");
             }
         }
         let orphans = self.bodies.remove_orphans(&known);
@@ -722,15 +729,12 @@ impl AsyncJobs {
         tasks
     }
 
-    /// Takes the lease of job `id` for this node: a new one (`expected` none), or one found
-    /// expired (`expected`, the lease as read). An error when another node was faster.
-    fn take_lease(&self, id: uuid::Uuid, expected: Option<&[u8]>) -> Result<(), JobError> {
+    /// Takes the lease of new job `id` for this node.
+    fn take_lease(&self, id: uuid::Uuid) -> Result<(), JobError> {
         let Some(cluster) = &self.cluster else { return Ok(()) };
-        let lease = Lease { node: cluster.node.clone(), until_ms: self.lease_end() };
-        let value = serde_json::to_vec(&lease).expect("leases serialise");
         let taken = cluster
             .leases
-            .compare_and_swap(id.as_bytes(), expected, Some(&value))
+            .take(id.as_bytes(), &cluster.node, self.lease_end())
             .map_err(store_error)?;
         if !taken {
             return Err(JobError::Store("another node holds this job".into()));
@@ -747,17 +751,14 @@ impl AsyncJobs {
     fn release_lease(&self, id: uuid::Uuid) {
         let Some(cluster) = &self.cluster else { return };
         cluster.owned.lock().expect("owned jobs").remove(&id);
-        if let Ok(Some(value)) = cluster.leases.get(id.as_bytes()) {
-            let ours =
-                serde_json::from_slice::<Lease>(&value).is_ok_and(|l| l.node == cluster.node);
-            if ours {
-                let _ = cluster.leases.compare_and_swap(id.as_bytes(), Some(&value), None);
-            }
+        if let Err(error) = cluster.leases.release(id.as_bytes(), &cluster.node) {
+            // It expires and another node finds the job done.
+            tracing::warn!(invocation_id = %id, %error, "could not release an async job's lease");
         }
     }
 
     /// Every third of the lease period until `stop`: renews this node's leases and takes over
-    /// the expired leases of other nodes (or its own from before a restart).
+    /// the expired leases of other nodes (and its own from before a restart).
     async fn keep_leases(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let every = (self.options.lease / 3).max(Duration::from_millis(100));
         loop {
@@ -772,36 +773,58 @@ impl AsyncJobs {
 
     fn renew_and_take_over(self: &Arc<Self>) {
         let Some(cluster) = &self.cluster else { return };
-        let now_ms = Utc::now().timestamp_millis();
-        let mut found = Vec::new();
-        for entry in cluster.leases.iter() {
-            let Ok((key, value)) = entry else { break };
-            let (Ok(id), Ok(lease)) =
-                (uuid::Uuid::from_slice(&key), serde_json::from_slice::<Lease>(&value))
-            else {
-                continue;
-            };
-            found.push((id, value, lease));
-        }
-        for (id, value, lease) in found {
-            let held = cluster.owned.lock().expect("owned jobs").contains(&id);
-            if lease.node == cluster.node && held {
-                let renewed = Lease { node: lease.node, until_ms: self.lease_end() };
-                let renewed = serde_json::to_vec(&renewed).expect("leases serialise");
-                if !matches!(
-                    cluster.leases.compare_and_swap(id.as_bytes(), Some(&value), Some(&renewed)),
-                    Ok(true)
-                ) {
+        // The heartbeat: this node's leases extended; those another node claimed meanwhile
+        // (this node was too slow to renew them) are no longer this node's to finish.
+        let owned: Vec<uuid::Uuid> =
+            cluster.owned.lock().expect("owned jobs").iter().copied().collect();
+        let ids: Vec<Vec<u8>> = owned.iter().map(|id| id.as_bytes().to_vec()).collect();
+        match cluster.leases.renew(&cluster.node, &ids, self.lease_end()) {
+            Ok(held) => {
+                let held: std::collections::HashSet<Vec<u8>> = held.into_iter().collect();
+                for id in owned.iter().filter(|id| !held.contains(id.as_bytes().as_slice())) {
                     tracing::warn!(invocation_id = %id, "lost the lease of an async job");
-                    cluster.owned.lock().expect("owned jobs").remove(&id);
+                    cluster.owned.lock().expect("owned jobs").remove(id);
                 }
-            } else if (lease.until_ms < now_ms || (lease.node == cluster.node && !held))
-                && self.serves(id)
-                && self.take_lease(id, Some(&value)).is_ok()
-            {
-                tracing::info!(invocation_id = %id, from = %lease.node,
+            }
+            Err(error) => tracing::warn!(%error, "could not renew the async jobs' leases"),
+        }
+        for _ in 0..CLAIM_ROUNDS {
+            let now_ms = Utc::now().timestamp_millis();
+            let claimed = match cluster.leases.claim_expired(
+                &cluster.node,
+                now_ms,
+                self.lease_end(),
+                CLAIM_BATCH,
+            ) {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(%error, "could not claim expired async job leases");
+                    return;
+                }
+            };
+            let full = claimed.len() == CLAIM_BATCH;
+            let mut given_back = Vec::new();
+            for (key, from) in claimed {
+                let Ok(id) = uuid::Uuid::from_slice(&key) else { continue };
+                if !self.serves(id) {
+                    given_back.push(key);
+                    continue;
+                }
+                cluster.owned.lock().expect("owned jobs").insert(id);
+                tracing::info!(invocation_id = %id, %from,
                     "async job taken over (its node stopped renewing it)");
                 self.resume(id);
+            }
+            if !given_back.is_empty() {
+                // Not this node's to run (it does not serve the function yet): left expired
+                // for another node, or for this one once it serves the function.
+                if let Err(error) = cluster.leases.expire(&cluster.node, Some(&given_back)) {
+                    tracing::warn!(%error, "could not give back async job leases");
+                }
+                return;
+            }
+            if !full {
+                return;
             }
         }
     }
