@@ -317,6 +317,68 @@ async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
     outcome
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_a_killed_server_was_compiling_is_compiled_by_another() {
+    let behave = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
+    // A region of its own: bytes no compile cache holds, so the compile takes seconds.
+    let region = format!("r{}", rand::random::<u32>());
+    let bundle = relabelled(&behave, "7.0.0", &region);
+    let scratch = Scratch::new("wasmfn_cluster").await;
+    let state = scratch.url.clone();
+    let key = secrets_key();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+
+    let outcome = async {
+        let a = Node::start(dirs[0].path(), &state, &key, "a").await;
+        let b = Node::start(dirs[1].path(), &state, &key, "b").await;
+        let (status, made) = json(
+            b.admin(Method::POST, "/admin/spaces/default/keys")
+                .json(&json!({"name": "k"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+        let api_key = made["key"].as_str().unwrap().to_string();
+
+        // Accepted by A, which is killed at once, mid-compile.
+        let path = "/admin/spaces/default/functions/calc/versions?wait=false";
+        let (status, accepted) =
+            json(a.admin(Method::POST, path).body(bundle).send().await.unwrap()).await;
+        assert_eq!(status, 202, "{accepted}");
+        drop(a);
+        let shown = |node: &Node| {
+            let request = node.admin(Method::GET, "/admin/spaces/default/functions/calc");
+            async move { json(request.send().await.unwrap()).await.1 }
+        };
+        let record = shown(&b).await;
+        assert_eq!(record["versions"][0]["state"], "compiling", "{record}");
+        assert_eq!(record["versions"][0]["compiling_on"], "a", "{record}");
+
+        // Once A is found gone (20 s without a beat), B takes the compile over and serves it.
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let record = shown(&b).await;
+            let version = &record["versions"][0];
+            if version["state"] == "active" {
+                assert!(version.get("compiling_on").is_none(), "{record}");
+                break;
+            }
+            assert_eq!(version["state"], "compiling", "{record}");
+            assert!(Instant::now() < deadline, "never compiled: {record}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        b.answers(&api_key, (200, json!(region))).await;
+        let (_, nodes) = json(b.admin(Method::GET, "/admin/nodes").send().await.unwrap()).await;
+        let a_listed = nodes["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "a");
+        assert_eq!(a_listed.unwrap()["taken_over_by"], "b", "{nodes}");
+    }
+    .await;
+    drop(scratch);
+    outcome
+}
+
 /// A server's state: its own data directory, the records in the shared database.
 async fn shared_state(url: &str) -> (StateDb, tokio::sync::broadcast::Receiver<StateChange>) {
     let url = url.to_string();

@@ -49,6 +49,10 @@ pub struct VersionRecord {
     /// (see [`Deployments::note_served`]), not deployed through the admin API.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub served: bool,
+    /// In a cluster, the server compiling it (while `compiling`): the one that accepted it, or
+    /// the one that took the compile over when that server was gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiling_on: Option<String>,
 }
 
 /// The deployed versions of one function, oldest first.
@@ -130,6 +134,8 @@ pub struct Deployments {
     /// The versions served from the command line that no record keeps yet, by `(space, name)`,
     /// with the file their bundle waits in (one per function).
     served: Mutex<std::collections::HashMap<(String, String), (VersionRecord, PathBuf)>>,
+    /// This server's id in a cluster (see [`Deployments::in_cluster`]).
+    node: Option<String>,
 }
 
 impl std::fmt::Debug for Deployments {
@@ -161,6 +167,7 @@ impl Deployments {
             dir,
             tree,
             shared_bundles: None,
+            node: None,
             keep: keep.max(1),
             lock: Mutex::new(()),
             served: Mutex::new(Default::default()),
@@ -168,9 +175,11 @@ impl Deployments {
     }
 
     /// Shares bundles with the other nodes of a cluster through `tree` (by sha256): a node that
-    /// hears of a version it has no file for reads it from there.
-    pub fn share_bundles(mut self, tree: StateTree) -> Self {
+    /// hears of a version it has no file for reads it from there. `node` is this server's id
+    /// in the cluster, which the versions it compiles name (`compiling_on`).
+    pub fn in_cluster(mut self, tree: StateTree, node: String) -> Self {
         self.shared_bundles = Some(tree);
+        self.node = Some(node);
         self
     }
 
@@ -245,6 +254,7 @@ impl Deployments {
                     state: VersionState::Compiling,
                     error: None,
                     served: false,
+                    compiling_on: self.node.clone(),
                 };
                 record.versions.push(accepted.clone());
                 // After the push: a served version equal to the deployed one is not kept.
@@ -328,6 +338,7 @@ impl Deployments {
             };
             let mut record = record.ok_or_else(no_such)?;
             let entry = record.find_mut(&version).ok_or_else(no_such)?;
+            entry.compiling_on = None;
             match &prepared {
                 Ok(Some(_)) => entry.state = VersionState::Active,
                 Ok(None) => entry.state = VersionState::Inactive,
@@ -351,6 +362,67 @@ impl Deployments {
             self.remove_bundle_if_unused(&sha256)?;
         }
         Ok(result)
+    }
+
+    /// Takes over the compiles of the versions server `gone` accepted (or adopted) and did not
+    /// finish: each claimed by compare-and-swap on its record, so by one server, then compiled
+    /// here and made active as if deployed here. Returns how many it took.
+    pub async fn adopt_compiles(self: &Arc<Self>, gone: &str) -> Result<usize, DeployError> {
+        let Some(node) = self.node.clone() else { return Ok(0) };
+        let store = self.clone();
+        let all = tokio::task::spawn_blocking(move || store.all()).await.map_err(store_error)??;
+        let mut adopted = 0;
+        for record in all {
+            let orphaned = record.versions.iter().filter(|v| {
+                v.state == VersionState::Compiling && v.compiling_on.as_deref() == Some(gone)
+            });
+            for version in orphaned.cloned().collect::<Vec<_>>() {
+                let (space, name) = (record.space.clone(), record.name.clone());
+                let (store, claimed_by) = (self.clone(), node.clone());
+                let wanted = version.version.clone();
+                let from = gone.to_string();
+                let claimed = tokio::task::spawn_blocking(move || {
+                    let _guard = store.lock.lock().expect("deployments lock");
+                    store.update(&space, &name, |record| {
+                        let Some(mut record) = record else { return Ok((None, false)) };
+                        let Some(entry) = record.find_mut(&wanted) else {
+                            return Ok((Some(record), false));
+                        };
+                        let still = entry.state == VersionState::Compiling
+                            && entry.compiling_on.as_deref() == Some(from.as_str());
+                        if still {
+                            entry.compiling_on = Some(claimed_by.clone());
+                        }
+                        Ok((Some(record), still))
+                    })
+                })
+                .await
+                .map_err(store_error)??;
+                if !claimed {
+                    continue;
+                }
+                let (space, name) = (record.space.clone(), record.name.clone());
+                tracing::info!(%space, function = %name, version = %version.version, %gone,
+                    "taking over the compile of a version a gone server accepted");
+                match self.read_bundle(&version.sha256).await {
+                    Ok(bytes) => {
+                        let this = self.clone();
+                        let version = version.version.clone();
+                        tokio::spawn(
+                            async move { this.compile(space, name, version, bytes).await },
+                        );
+                        adopted += 1;
+                    }
+                    Err(error) => {
+                        tracing::error!(%space, function = %name, version = %version.version,
+                            %error, "the bundle of a version to compile is missing");
+                        let reason = "its bundle is missing from the bundle store";
+                        self.mark_failed(&space, &name, &version.version, reason)?;
+                    }
+                }
+            }
+        }
+        Ok(adopted)
     }
 
     /// Makes a kept version active again.
@@ -438,10 +510,12 @@ impl Deployments {
             for version in &record.versions {
                 let wanted =
                     matches!(version.state, VersionState::Active | VersionState::Compiling);
-                // In a cluster the node that accepted a deploy compiles it; the others load it
-                // once it is active (`follow`).
-                let elsewhere =
-                    version.state == VersionState::Compiling && self.shared_bundles.is_some();
+                // In a cluster the node that accepted a deploy compiles it (this one, if it
+                // restarted with the same id); the others load it once it is active (`follow`),
+                // or take the compile over if that node is gone (`adopt_compiles`).
+                let elsewhere = version.state == VersionState::Compiling
+                    && self.shared_bundles.is_some()
+                    && version.compiling_on != self.node;
                 if !wanted || elsewhere {
                     continue;
                 }
@@ -510,6 +584,7 @@ impl Deployments {
             state: VersionState::Inactive,
             error: None,
             served: true,
+            compiling_on: None,
         };
         self.served
             .lock()

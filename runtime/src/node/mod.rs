@@ -182,8 +182,12 @@ impl Node {
             state.tree("functions")?,
             options.keep_versions,
         );
+        // This server's id in the directory, the versions it compiles and (without
+        // `--node-id`, random) its async leases.
+        let node_id =
+            options.node_id.clone().unwrap_or_else(|| hex::encode(rand::random::<[u8; 4]>()));
         if state.shared() {
-            deployments = deployments.share_bundles(state.tree("bundles")?);
+            deployments = deployments.in_cluster(state.tree("bundles")?, node_id.clone());
         }
         let deployments = Arc::new(deployments);
         let seen = SeenSignatures::open(state.tree("ingress_seen")?, replay::DEFAULT_CAPACITY);
@@ -203,11 +207,9 @@ impl Node {
                     .leases("async")
                     .context("the shared state store keeps no job leases")?,
             };
-            let node =
-                options.node_id.clone().unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
             AsyncJobs::shared(
                 trees,
-                node,
+                node_id.clone(),
                 runtime.invoker().clone(),
                 deliverer.clone(),
                 options.async_options,
@@ -223,7 +225,7 @@ impl Node {
         };
         let directory = Arc::new(crate::directory::NodeDirectory::new(
             state.tree("nodes")?,
-            options.node_id.clone().unwrap_or_else(|| hex::encode(rand::random::<[u8; 4]>())),
+            node_id,
             runtime.registry().clone(),
             runtime.invoker().run_slots().clone(),
         ));
@@ -386,8 +388,16 @@ impl Node {
 
     /// Lists this node in the directory as reachable at `address`, renewed until shutdown.
     pub fn announce(&mut self, address: String) {
-        let mqtt = self.mqtt.clone();
-        self.directory.on_gone(Box::new(move |gone| drop(mqtt.adopt(gone))));
+        let (mqtt, deployments) = (self.mqtt.clone(), self.deployments.clone());
+        self.directory.on_gone(Box::new(move |gone| {
+            drop(mqtt.adopt(gone));
+            let (deployments, gone) = (deployments.clone(), gone.to_string());
+            tokio::spawn(async move {
+                if let Err(error) = deployments.adopt_compiles(&gone).await {
+                    tracing::error!(%gone, %error, "could not take over a gone server's compiles");
+                }
+            });
+        }));
         self.followers.push(self.directory.announce(address));
     }
 
