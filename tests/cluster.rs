@@ -58,6 +58,15 @@ impl Node {
         self.client.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN)
     }
 
+    /// A new API key of space `default`.
+    async fn api_key(&self) -> String {
+        let request =
+            self.admin(Method::POST, "/admin/spaces/default/keys").json(&json!({"name": "k"}));
+        let (status, made) = json(request.send().await.unwrap()).await;
+        assert_eq!(status, 201, "{made}");
+        made["key"].as_str().unwrap().to_string()
+    }
+
     async fn deploy(&self, bytes: &[u8]) -> Value {
         let path = "/admin/spaces/default/functions/calc/versions";
         let (status, body) =
@@ -331,16 +340,7 @@ async fn a_version_a_killed_server_was_compiling_is_compiled_by_another() {
     let outcome = async {
         let a = Node::start(dirs[0].path(), &state, &key, "a").await;
         let b = Node::start(dirs[1].path(), &state, &key, "b").await;
-        let (status, made) = json(
-            b.admin(Method::POST, "/admin/spaces/default/keys")
-                .json(&json!({"name": "k"}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(status, 201, "{made}");
-        let api_key = made["key"].as_str().unwrap().to_string();
+        let api_key = b.api_key().await;
 
         // Accepted by A, which is killed at once, mid-compile.
         let path = "/admin/spaces/default/functions/calc/versions?wait=false";
@@ -652,16 +652,7 @@ async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
         let a = Node::start_with(dirs[0].path(), &state, &key, "a", &flags).await;
         let b = Node::start_with(dirs[1].path(), &state, &key, "b", &flags[..2]).await;
         a.deploy(&bundle).await;
-        let (status, made) = json(
-            a.admin(Method::POST, "/admin/spaces/default/keys")
-                .json(&json!({"name": "k"}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(status, 201, "{made}");
-        let api_key = made["key"].as_str().unwrap().to_string();
+        let api_key = a.api_key().await;
         // Ten slow jobs first (one is running when A dies), then 1,990 quick ones, sent 16 at
         // a time.
         let accept = |entry: &str, arguments: Value| {
