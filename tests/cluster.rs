@@ -327,7 +327,7 @@ async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_version_a_killed_server_was_compiling_is_compiled_by_another() {
+async fn compiles_of_a_killed_server_are_taken_over_and_a_failed_load_leaves_the_record() {
     let behave = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
     // A region of its own: bytes no compile cache holds, so the compile takes seconds.
     let region = format!("r{}", rand::random::<u32>());
@@ -335,7 +335,7 @@ async fn a_version_a_killed_server_was_compiling_is_compiled_by_another() {
     let scratch = Scratch::new("wasmfn_cluster").await;
     let state = scratch.url.clone();
     let key = secrets_key();
-    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
 
     let outcome = async {
         let a = Node::start(dirs[0].path(), &state, &key, "a").await;
@@ -373,6 +373,15 @@ async fn a_version_a_killed_server_was_compiling_is_compiled_by_another() {
         let (_, nodes) = json(b.admin(Method::GET, "/admin/nodes").send().await.unwrap()).await;
         let a_listed = nodes["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "a");
         assert_eq!(a_listed.unwrap()["taken_over_by"], "b", "{nodes}");
+
+        // A server that cannot load the version (its memory cap is below the function's 128
+        // MiB) starts without it, and leaves the cluster's record alone: B serves on.
+        let small = ["--max-memory-mb", "64"];
+        let c = Node::start_with(dirs[2].path(), &state, &key, "c", &small).await;
+        let record = shown(&c).await;
+        assert_eq!(record["versions"][0]["state"], "active", "{record}");
+        assert_eq!(c.call(&api_key).await.0, 404);
+        b.answers(&api_key, (200, json!(region))).await;
     }
     .await;
     drop(scratch);

@@ -502,7 +502,9 @@ impl Deployments {
     /// versions a crash interrupted (in the background, under the same deadline as a deploy).
     /// A version that cannot be loaded is marked `failed` with the reason, so that the server
     /// starts ready without it and never tries it again; deploying it again, or rolling back to
-    /// a kept version, brings the function back. Returns how many functions are active.
+    /// a kept version, brings the function back. (In a cluster it is only logged: the record is
+    /// the cluster's, and the other servers may serve the version.) Returns how many functions
+    /// are active.
     pub async fn restore(self: &Arc<Self>) -> Result<usize, DeployError> {
         let records: Vec<FunctionRecord> = self.all()?;
         let mut restored = 0;
@@ -547,6 +549,13 @@ impl Deployments {
                     .and_then(|prepared| self.runtime.registry().activate(prepared))
                 {
                     Ok(_) => restored += 1,
+                    // In a cluster the record is every server's: a version the others serve is
+                    // not marked failed for what went wrong on this one.
+                    Err(error) if self.node.is_some() => {
+                        tracing::error!(%space, function = %name, version = %version.version,
+                            %error, "deployed version failed to load on this server; serving \
+                            without it (the other servers are not affected)");
+                    }
                     Err(error) => {
                         tracing::error!(%space, function = %name, version = %version.version,
                             %error, "deployed version failed to load; marked failed, serving \
