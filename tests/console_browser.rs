@@ -220,9 +220,12 @@ async fn an_operator_works_through_the_console_in_chromium() {
     client.active_element().await.unwrap().send_keys(&tab).await.unwrap();
     assert_eq!(client.execute(focused, vec![]).await.unwrap(), "behave");
 
-    // Functions, the node and the charts (drawn by the chart library into canvases).
+    // Functions, the node, its servers and the charts (drawn by the chart library into canvases).
     wait_for(&client, "//table//a[text()='behave']").await;
     wait_for(&client, "//*[@id='node']//dd[contains(., 'run slots')]").await;
+    // The servers sharing the state: here this one only, alive.
+    wait_for(&client, "//*[@id='servers']//tr[td[contains(., '(this one)')]]/td[text()='alive']")
+        .await;
     wait_for(&client, "//figure[@aria-label='Duration']//canvas").await;
     assert_accessible(&client, "functions").await;
     let source = client.source().await.unwrap();

@@ -312,7 +312,25 @@ async function nodePanel() {
       h('dt', {}, 'Instance pool'), h('dd', {}, `${node.pooled_instances} instances ready, ${node.free_instance_slots} slots free`),
       h('dt', {}, 'Resident memory'), h('dd', {}, mib),
       h('dt', {}, 'Log records dropped'), h('dd', {}, String(node.log_records_dropped)),
-      h('dt', {}, 'wasmfn'), h('dd', {}, node.version)));
+      h('dt', {}, 'wasmfn'), h('dd', {}, node.version)),
+    await serversTable());
+}
+
+// The servers sharing this one's state (one row without a cluster): each renews its record
+// every few seconds; one that stopped is shown gone, with the server that took over from it.
+async function serversTable() {
+  const { this_node: self, nodes } = await api('GET', '/admin/nodes');
+  const rows = nodes.map((n) => h('tr', {},
+    h('td', {}, n.id === self ? `${n.id} (this one)` : n.id),
+    h('td', {}, n.address),
+    h('td', {}, n.version),
+    h('td', {}, `${n.running} of ${n.run_slots}`),
+    h('td', {}, String(n.functions.length)),
+    h('td', {}, when(n.seen_at)),
+    h('td', {}, n.alive ? 'alive' : (n.taken_over_by ? `gone, taken over by ${n.taken_over_by}` : 'gone'))));
+  return h('div', { id: 'servers' },
+    h('h3', {}, nodes.length > 1 ? `Servers of the cluster (${nodes.length})` : 'Servers'),
+    table(['Server', 'Address', 'wasmfn', 'Running', 'Functions', 'Last seen', 'State'], rows));
 }
 
 // Charts of calls and errors, p50/p99 duration, and queue wait and instantiation, over a
