@@ -300,6 +300,8 @@ pub async fn start_bundles(
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding port 0");
     let base = format!("http://{}", listener.local_addr().unwrap());
     capabilities.presigner.set_base_url(&base);
+    // Listed in the node directory (`/admin/nodes`, the console), as `wasmfn serve` does.
+    node.announce(base.clone());
     let state = node.app_state(ingress_root.map(|f| ("default".to_string(), f.to_string())));
     let mqtt = node.mqtt.clone();
     let sessions = state.sessions.clone();
