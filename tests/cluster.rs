@@ -58,13 +58,13 @@ impl Node {
         self.client.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN)
     }
 
-    /// A new API key of space `default`.
-    async fn api_key(&self) -> String {
+    /// A new API key of space `default`: its id and the key.
+    async fn api_key(&self) -> (String, String) {
         let request =
             self.admin(Method::POST, "/admin/spaces/default/keys").json(&json!({"name": "k"}));
         let (status, made) = json(request.send().await.unwrap()).await;
         assert_eq!(status, 201, "{made}");
-        made["key"].as_str().unwrap().to_string()
+        (made["id"].as_str().unwrap().to_string(), made["key"].as_str().unwrap().to_string())
     }
 
     async fn deploy(&self, bytes: &[u8]) -> Value {
@@ -119,20 +119,8 @@ async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration
         let b = Node::start(dirs[1].path(), &state, &key, "b").await;
 
         // An API key made on A opens calls on B; one made on B, on A.
-        let made = |node: &Node| {
-            let request =
-                node.admin(Method::POST, "/admin/spaces/default/keys").json(&json!({"name": "k"}));
-            async move {
-                let (status, body) = json(request.send().await.unwrap()).await;
-                assert_eq!(status, 201, "{body}");
-                (
-                    body["id"].as_str().unwrap().to_string(),
-                    body["key"].as_str().unwrap().to_string(),
-                )
-            }
-        };
-        let (_, key_a) = made(&a).await;
-        let (id_b, key_b) = made(&b).await;
+        let (_, key_a) = a.api_key().await;
+        let (id_b, key_b) = b.api_key().await;
 
         // Deployed on A (compiled there), served by B without a deploy of its own.
         let deployed = a.deploy(&v1).await;
@@ -340,7 +328,7 @@ async fn compiles_of_a_killed_server_are_taken_over_and_a_failed_load_leaves_the
     let outcome = async {
         let a = Node::start(dirs[0].path(), &state, &key, "a").await;
         let b = Node::start(dirs[1].path(), &state, &key, "b").await;
-        let api_key = b.api_key().await;
+        let (_, api_key) = b.api_key().await;
 
         // Accepted by A, which is killed at once, mid-compile.
         let path = "/admin/spaces/default/functions/calc/versions?wait=false";
@@ -661,7 +649,7 @@ async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
         let a = Node::start_with(dirs[0].path(), &state, &key, "a", &flags).await;
         let b = Node::start_with(dirs[1].path(), &state, &key, "b", &flags[..2]).await;
         a.deploy(&bundle).await;
-        let api_key = a.api_key().await;
+        let (_, api_key) = a.api_key().await;
         // Ten slow jobs first (one is running when A dies), then 1,990 quick ones, sent 16 at
         // a time.
         let accept = |entry: &str, arguments: Value| {

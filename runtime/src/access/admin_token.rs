@@ -103,7 +103,7 @@ impl AdminToken {
             (None, None) if tree.contains_key(DIGEST_KEY)? => TokenSource::Cluster { stale: false },
             (None, None) => {
                 // Saved only once it is the cluster's: another server may set one meanwhile.
-                let token = hex::encode(rand::random::<[u8; 32]>());
+                let token = new_token();
                 match share(&tree, &token)? {
                     true => {
                         save(state, &token)?;
@@ -148,8 +148,13 @@ fn share(tree: &StateTree, token: &str) -> Result<bool> {
     Ok(kept == ours.as_bytes())
 }
 
+/// A new random token: 64 hex characters.
+fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
 fn generate(state: &StateDb) -> Result<String> {
-    let token = hex::encode(rand::random::<[u8; 32]>());
+    let token = new_token();
     save(state, &token)?;
     Ok(token)
 }

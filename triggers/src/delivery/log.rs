@@ -85,7 +85,7 @@ impl DeliveryLog {
             }
             Kept::Tree { tree, .. } => {
                 let mut recent = Vec::with_capacity(CAPACITY);
-                for entry in tree.iter_newest().take(CAPACITY) {
+                for entry in newest(tree).take(CAPACITY) {
                     let (_, value) = entry?;
                     match serde_json::from_slice(&value) {
                         Ok(record) => recent.push(record),
@@ -102,7 +102,7 @@ impl DeliveryLog {
 /// Removes the entries beyond the newest [`CAPACITY`].
 fn trim_tree(tree: &StateTree) -> Result<(), StateError> {
     let mut old = Vec::new();
-    for entry in tree.iter_newest().skip(CAPACITY) {
+    for entry in newest(tree).skip(CAPACITY) {
         old.push((entry?.0, None));
     }
     if !old.is_empty() {
@@ -111,14 +111,9 @@ fn trim_tree(tree: &StateTree) -> Result<(), StateError> {
     Ok(())
 }
 
-trait Newest {
-    fn iter_newest(&self) -> wasmfn_host_apis::state::Entries<'_>;
-}
-
-impl Newest for StateTree {
-    fn iter_newest(&self) -> wasmfn_host_apis::state::Entries<'_> {
-        self.scan((Bound::Unbounded, Bound::Unbounded), true)
-    }
+/// The entries of `tree`, newest first.
+fn newest(tree: &StateTree) -> wasmfn_host_apis::state::Entries<'_> {
+    tree.scan((Bound::Unbounded, Bound::Unbounded), true)
 }
 
 #[cfg(test)]

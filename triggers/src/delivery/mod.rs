@@ -1,8 +1,8 @@
 //! Outbound deliveries: a function's outcome POSTed to a callback URL, retried with exponential
 //! back-off and a per-attempt timeout, each attempt logged and the last results kept for the
 //! admin API ([`log`]: in the state store, so across restarts and, with shared state, one log
-//! for the cluster). Deliveries run in tasks of their own, so a slow receiver never blocks the trigger
-//! that produced the outcome.
+//! for the cluster). Deliveries run in tasks of their own, so a slow receiver never blocks the
+//! trigger that produced the outcome.
 //!
 //! What leaves the server is bounded here: destinations pass [`destination`]'s checks, only the
 //! function's own headers minus the ones that steer HTTP or carry credentials are forwarded
