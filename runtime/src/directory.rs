@@ -175,20 +175,47 @@ impl NodeDirectory {
     }
 
     /// Claims the records of the servers gone and not claimed yet (each by compare-and-swap,
-    /// so by one server of the cluster); returns their ids.
+    /// so by one server of the cluster); returns their ids. A server gone while it was taking
+    /// over what another left hands that on too: a record claimed by a server now gone (its
+    /// record stale, left or forgotten) is claimed again, so nothing a gone server left waits
+    /// for one that will not come back. (Taking over twice is harmless: a drained session
+    /// drains at once, and a compile is claimed by compare-and-swap.)
     pub fn claim_gone(&self) -> Vec<String> {
         let now_ms = Utc::now().timestamp_millis();
+        let entries: Vec<(Vec<u8>, Vec<u8>, NodeRecord)> = self
+            .tree
+            .iter()
+            .map_while(Result::ok)
+            .filter_map(|(key, value)| {
+                let record = serde_json::from_slice::<NodeRecord>(&value).ok()?;
+                Some((key, value, record))
+            })
+            .collect();
+        let alive: std::collections::HashSet<&str> = entries
+            .iter()
+            .filter(|(_, _, record)| record.alive(now_ms))
+            .map(|(_, _, record)| record.id.as_str())
+            .collect();
         let mut claimed = Vec::new();
-        for entry in self.tree.iter() {
-            let Ok((key, value)) = entry else { break };
-            let Ok(mut record) = serde_json::from_slice::<NodeRecord>(&value) else { continue };
-            if record.id == self.id || record.taken_over_by.is_some() || record.alive(now_ms) {
+        for (key, value, record) in &entries {
+            let taker_alive = match record.taken_over_by.as_deref() {
+                None => false,
+                Some(taker) => taker == self.id || alive.contains(taker),
+            };
+            if record.id == self.id || taker_alive || alive.contains(record.id.as_str()) {
                 continue;
             }
-            record.taken_over_by = Some(self.id.clone());
+            let mut record = record.clone();
+            let from = record.taken_over_by.replace(self.id.clone());
             let new = serde_json::to_vec(&record).expect("node records serialise");
-            if let Ok(true) = self.tree.compare_and_swap(&key, Some(&value), Some(&new)) {
-                tracing::info!(gone = %record.id, "a server is gone; taking over what it left");
+            if let Ok(true) = self.tree.compare_and_swap(key, Some(value), Some(&new)) {
+                match from {
+                    None => tracing::info!(gone = %record.id,
+                        "a server is gone; taking over what it left"),
+                    Some(from) => tracing::info!(gone = %record.id, %from,
+                        "the server taking over what a gone server left is gone too; \
+                        taking it over again"),
+                }
                 claimed.push(record.id);
             }
         }
@@ -224,5 +251,62 @@ impl NodeDirectory {
     /// or is renewed if the server comes back.
     pub fn leave(&self) {
         self.write(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmfn_host_apis::state::sled_tree;
+
+    fn record(id: &str, seen_ms: i64, taken_over_by: Option<&str>) -> NodeRecord {
+        NodeRecord {
+            id: id.into(),
+            address: format!("http://{id}"),
+            version: "test".into(),
+            started_at: String::new(),
+            seen_at: String::new(),
+            seen_ms,
+            running: 0,
+            run_slots: 1,
+            functions: Vec::new(),
+            left: false,
+            taken_over_by: taken_over_by.map(String::from),
+        }
+    }
+
+    /// Server `b` finds: `x` gone and taken over by `a`, which is gone too; `y` gone and
+    /// taken over by `c`, which is alive; `z` gone and claimed by nobody.
+    #[test]
+    fn a_gone_servers_leftovers_are_claimed_again_when_their_taker_is_gone_too() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = sled_tree::open(&db, "nodes").unwrap();
+        let now = Utc::now().timestamp_millis();
+        let stale = now - ALIVE_FOR.num_milliseconds() - 1_000;
+        for record in [
+            record("a", stale, None),
+            record("x", stale, Some("a")),
+            record("c", now, None),
+            record("y", stale, Some("c")),
+            record("z", stale, None),
+        ] {
+            tree.insert(&record.id, serde_json::to_vec(&record).unwrap()).unwrap();
+        }
+        let b = NodeDirectory::new(tree.clone(), "b".into(), Default::default(), RunSlots::new(1));
+        *b.address.lock().unwrap() = Some("http://b".into());
+        b.beat();
+        let mut claimed = b.claim_gone();
+        claimed.sort();
+        assert_eq!(claimed, ["a", "x", "z"]);
+        let taker = |id: &str| {
+            let value = tree.get(id).unwrap().unwrap();
+            serde_json::from_slice::<NodeRecord>(&value).unwrap().taken_over_by
+        };
+        assert_eq!(taker("x").as_deref(), Some("b"));
+        assert_eq!(taker("y").as_deref(), Some("c"));
+        // Claimed once: another round (or another server) finds nothing left.
+        assert!(b.claim_gone().is_empty());
+        let d = NodeDirectory::new(tree, "d".into(), Default::default(), RunSlots::new(1));
+        assert!(d.claim_gone().is_empty(), "b is alive: what it claimed stays its own");
     }
 }
