@@ -160,7 +160,7 @@ async fn accept(
 pub async fn status(State(state): State<ServerContext>, Path(id): Path<String>) -> Response {
     let not_found = || InvokeError::NotFound(format!("no async invocation '{id}'")).into_response();
     let Ok(uuid) = uuid::Uuid::parse_str(&id) else { return not_found() };
-    let job = match state.async_jobs.get(uuid) {
+    let job = match state.async_jobs.fetch(uuid).await {
         Ok(Some(job)) => job,
         Ok(None) => return not_found(),
         Err(error) => {

@@ -440,7 +440,7 @@ impl AsyncJobs {
     }
 
     /// Stores the job durably, then queues it. Only after this returns may the caller hear 202.
-    pub async fn accept(&self, mut job: Job) -> Result<Job, JobError> {
+    pub async fn accept(self: &Arc<Self>, mut job: Job) -> Result<Job, JobError> {
         let limit = self.options.queue_limit;
         // Reserve a place first, so concurrent requests cannot overshoot the limit.
         let reserved = self
@@ -454,24 +454,44 @@ impl AsyncJobs {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(error);
         }
-        let stored = match self.save_new(&job).and_then(|()| self.take_lease(job.id)) {
-            Ok(()) => {
-                let tree = self.tree.clone();
-                tokio::task::spawn_blocking(move || tree.flush())
-                    .await
-                    .map_err(|e| JobError::Store(e.to_string()))
-                    .and_then(|flushed| flushed.map_err(|e| JobError::Store(e.to_string())))
+        let (space, bytes) = (job.space.clone(), job.stored_bytes);
+        // The store is written off the async workers: with PostgreSQL each write is a round
+        // trip the thread waits for.
+        let stored = self
+            .blocking(move |jobs| {
+                jobs.save_new(&job)?;
+                jobs.take_lease(job.id)?;
+                jobs.tree.flush().map_err(store_error)?;
+                Ok(job)
+            })
+            .await
+            .and_then(|stored| stored);
+        match stored {
+            Ok(job) => {
+                // The receiver lives as long as `self`.
+                let _ = self.sender.send(job.id);
+                Ok(job)
             }
-            Err(error) => Err(error),
-        };
-        if let Err(error) = stored {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            self.release(&job.space, 1, job.stored_bytes);
-            return Err(error);
+            Err(error) => {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                self.release(&space, 1, bytes);
+                Err(error)
+            }
         }
-        // The receiver lives as long as `self`.
-        let _ = self.sender.send(job.id);
-        Ok(job)
+    }
+
+    /// Runs `work` (reads and writes of the store) on the blocking threads.
+    async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&AsyncJobs) -> T + Send + 'static,
+    ) -> Result<T, JobError> {
+        let jobs = self.clone();
+        tokio::task::spawn_blocking(move || work(&jobs)).await.map_err(store_error)
+    }
+
+    /// [`AsyncJobs::get`] off the async workers (the status resource).
+    pub async fn fetch(self: &Arc<Self>, id: uuid::Uuid) -> Result<Option<Job>, JobError> {
+        self.blocking(move |jobs| jobs.get(id)).await?
     }
 
     /// Counts a new job of `bytes` against its space's quota, or refuses it.
@@ -676,7 +696,7 @@ impl AsyncJobs {
                     requeued += 1;
                 }
                 _ if job.callback == Some(CallbackState::Pending) => {
-                    self.deliver(&job);
+                    self.deliver(job.id);
                     redelivered += 1;
                 }
                 _ => {}
@@ -850,7 +870,7 @@ impl AsyncJobs {
         match self.record(id) {
             Ok(Some(job)) => match job.state {
                 JobState::Queued | JobState::Running => self.enqueue(id),
-                _ if job.callback == Some(CallbackState::Pending) => self.deliver(&job),
+                _ if job.callback == Some(CallbackState::Pending) => self.deliver(id),
                 _ => self.release_lease(id),
             },
             // Swept meanwhile.
@@ -860,16 +880,20 @@ impl AsyncJobs {
     }
 
     async fn run(self: &Arc<Self>, id: uuid::Uuid) {
-        let Some(_) = self.update(id, |job| {
-            job.state = JobState::Running;
-            job.started_at = Some(now());
-            job.attempts += 1;
-        }) else {
-            tracing::error!(invocation_id = %id, "an async job vanished from the store");
-            return;
-        };
-        let job = match self.get(id) {
-            Ok(Some(job)) => job,
+        let started = self.blocking(move |jobs| {
+            let started = jobs.update(id, |job| {
+                job.state = JobState::Running;
+                job.started_at = Some(now());
+                job.attempts += 1;
+            });
+            started.map(|_| jobs.get(id))
+        });
+        let job = match started.await {
+            Ok(Some(Ok(Some(job)))) => job,
+            Ok(None) => {
+                tracing::error!(invocation_id = %id, "an async job vanished from the store");
+                return;
+            }
             _ => {
                 tracing::error!(invocation_id = %id, "an async job's request could not be read");
                 return;
@@ -877,33 +901,44 @@ impl AsyncJobs {
         };
         let outcome = self.invoker.invoke(invocation(&job)).await;
         let result = job_result(&outcome);
-        let Some(job) = self.update(id, |job| {
-            job.state = if outcome.result.is_ok() { JobState::Succeeded } else { JobState::Failed };
-            job.finished_at = Some(now());
-            job.result = Some(result);
-            if job.callback_url.is_some() {
-                job.callback = Some(CallbackState::Pending);
+        let succeeded = outcome.result.is_ok();
+        let finished = self.blocking(move |jobs| {
+            let job = jobs.update(id, |job| {
+                job.state = if succeeded { JobState::Succeeded } else { JobState::Failed };
+                job.finished_at = Some(now());
+                job.result = Some(result);
+                if job.callback_url.is_some() {
+                    job.callback = Some(CallbackState::Pending);
+                }
+            })?;
+            if job.callback_url.is_none() {
+                jobs.release_lease(id);
+                return None;
             }
-        }) else {
-            return;
-        };
-        if job.callback_url.is_some() {
-            self.deliver(&job);
-        } else {
-            self.release_lease(id);
+            Some(())
+        });
+        if let Ok(Some(())) = finished.await {
+            self.deliver(id);
         }
     }
 
     /// Delivers a finished job's callback in the background and records how it ended.
-    fn deliver(self: &Arc<Self>, job: &Job) {
-        // The record has no bodies: read the result's.
-        let job = match self.get(job.id) {
-            Ok(Some(job)) => job,
-            _ => {
-                tracing::error!(invocation_id = %job.id, "an async job's result could not be read");
-                return;
-            }
-        };
+    fn deliver(self: &Arc<Self>, id: uuid::Uuid) {
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            // The record has no bodies: read the result's.
+            let job = match jobs.blocking(move |jobs| jobs.get(id)).await {
+                Ok(Ok(Some(job))) => job,
+                _ => {
+                    tracing::error!(invocation_id = %id, "an async job's result could not be read");
+                    return;
+                }
+            };
+            jobs.deliver_callback(job).await;
+        });
+    }
+
+    async fn deliver_callback(self: &Arc<Self>, job: Job) {
         let (Some(url), Some(result)) = (&job.callback_url, &job.result) else { return };
         let Ok(url) = url::Url::parse(url) else { return };
         let headers = job.request.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
@@ -917,20 +952,19 @@ impl AsyncJobs {
             bytes::Bytes::from(result.body.clone()),
             depth,
         );
-        let (jobs, id) = (self.clone(), job.id);
-        tokio::spawn(async move {
-            let record = jobs.deliverer.deliver(delivery).await;
-            let state = if record.delivered {
-                CallbackState::Delivered
-            } else {
-                CallbackState::CallbackFailed
-            };
-            jobs.update(id, |job| {
-                job.callback = Some(state);
-                job.callback_error = record.error;
-            });
-            jobs.release_lease(id);
-        });
+        let id = job.id;
+        let record = self.deliverer.deliver(delivery).await;
+        let state =
+            if record.delivered { CallbackState::Delivered } else { CallbackState::CallbackFailed };
+        let _ = self
+            .blocking(move |jobs| {
+                jobs.update(id, |job| {
+                    job.callback = Some(state);
+                    job.callback_error = record.error;
+                });
+                jobs.release_lease(id);
+            })
+            .await;
     }
 }
 
