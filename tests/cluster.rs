@@ -36,10 +36,6 @@ struct Node {
 }
 
 impl Node {
-    async fn start(data_dir: &Path, state: &str, key: &str, id: &str) -> Node {
-        Self::start_with(data_dir, state, key, id, &[]).await
-    }
-
     async fn start_with(data_dir: &Path, state: &str, key: &str, id: &str, more: &[&str]) -> Node {
         let (dir, state, key, id) =
             (data_dir.to_path_buf(), state.to_string(), key.to_string(), id.to_string());
@@ -104,19 +100,47 @@ fn secrets_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
 }
 
+/// What the servers of a test cluster share (a scratch database, the secrets key) and a data
+/// directory for each. Servers started from it are dropped (killed) before it, so before the
+/// database goes.
+struct Cluster {
+    scratch: Scratch,
+    key: String,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+impl Cluster {
+    async fn new(servers: usize) -> Self {
+        let scratch = Scratch::new("wasmfn_cluster").await;
+        let dirs = (0..servers).map(|_| tempfile::tempdir().unwrap()).collect();
+        Self { scratch, key: secrets_key(), dirs }
+    }
+
+    /// The `--state` URL.
+    fn state(&self) -> &str {
+        &self.scratch.url
+    }
+
+    /// Server `id` on data directory `server`.
+    async fn start(&self, server: usize, id: &str) -> Node {
+        self.start_with(server, id, &[]).await
+    }
+
+    async fn start_with(&self, server: usize, id: &str, more: &[&str]) -> Node {
+        Node::start_with(self.dirs[server].path(), self.state(), &self.key, id, more).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration() {
     let v1 = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
     let v1 = relabelled(&v1, "1.0.0", "eu");
     let v2 = relabelled(&v1, "2.0.0", "us");
-    let scratch = Scratch::new("wasmfn_cluster").await;
-    let state = scratch.url.clone();
-    let key = secrets_key();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let cluster = Cluster::new(3).await;
 
     let outcome = async {
-        let a = Node::start(dirs[0].path(), &state, &key, "a").await;
-        let b = Node::start(dirs[1].path(), &state, &key, "b").await;
+        let a = cluster.start(0, "a").await;
+        let b = cluster.start(1, "b").await;
 
         // An API key made on A opens calls on B; one made on B, on A.
         let (_, key_a) = a.api_key().await;
@@ -162,7 +186,7 @@ async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration
 
         // A third server on an empty data directory serves what the cluster has, at once: the
         // bundle comes from PostgreSQL.
-        let c = Node::start(dirs[2].path(), &state, &key, "c").await;
+        let c = cluster.start(2, "c").await;
         assert_eq!(c.call(&key_a).await, (200, json!("ca")));
         let (_, ready) =
             json(c.client.get(format!("{}/readyz", c.base)).send().await.unwrap()).await;
@@ -239,15 +263,36 @@ async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
-        // Deleted on C: gone everywhere.
+        // The four versions' bundles are in PostgreSQL in rows of at most 1 MiB, each bundle
+        // with its record.
+        let db = connect(cluster.state()).await;
+        let bundle_rows = || async {
+            let row = db
+                .query_one(
+                    "SELECT count(*), coalesce(max(octet_length(value)), 0),
+                            count(*) FILTER (WHERE key LIKE 'whole:%')
+                     FROM wasmfn_state WHERE tree = 'bundles'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, i64>(0), row.get::<_, i32>(1), row.get::<_, i64>(2))
+        };
+        let (rows, largest, bundles) = bundle_rows().await;
+        let chunks_of_v1 = v1.len().div_ceil(1 << 20) as i64;
+        assert_eq!(bundles, 4, "one record per bundle ({rows} rows, largest {largest})");
+        assert!(rows >= 4 * chunks_of_v1, "{rows} rows for four bundles of {} bytes", v1.len());
+        assert!(largest <= 1 << 20, "a row of {largest} bytes");
+
+        // Deleted on C: gone everywhere, its bundles too.
         let deleted = c.admin(Method::DELETE, "/admin/spaces/default/functions/calc");
         assert!(deleted.send().await.unwrap().status().is_success());
         a.answers(&key_a, (404, Value::Null)).await;
         b.answers(&key_a, (404, Value::Null)).await;
+        assert_eq!(bundle_rows().await.0, 0, "the bundles' rows are removed");
 
         // The cluster has one presign key and one session key, each with the previous one, and
         // the admin token's digest.
-        let db = connect(&state).await;
         let rows = db
             .query("SELECT key FROM wasmfn_state WHERE tree = 'secrets' ORDER BY key", &[])
             .await
@@ -258,20 +303,18 @@ async fn servers_sharing_state_follow_each_others_deploys_keys_and_configuration
         assert_eq!(names, expected.map(|n| n.as_bytes().to_vec()));
     }
     .await;
-    drop(scratch);
+    drop(cluster);
     outcome
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
-    let scratch = Scratch::new("wasmfn_cluster").await;
-    let state = scratch.url.clone();
-    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cluster = Cluster::new(2).await;
 
     let outcome = async {
-        let _a = Node::start(first.path(), &state, &secrets_key(), "a").await;
+        let _a = cluster.start(0, "a").await;
         let refused = |state: String, key: String| {
-            let dir = second.path().to_path_buf();
+            let dir = cluster.dirs[1].path().to_path_buf();
             tokio::task::spawn_blocking(move || {
                 let child = support::wasmfn()
                     .args(["serve", "--listen", "127.0.0.1:0", "--state", &state])
@@ -294,7 +337,7 @@ async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
                 (child.try_wait().unwrap().unwrap(), stderr)
             })
         };
-        let (status, stderr) = refused(state.clone(), secrets_key()).await.unwrap();
+        let (status, stderr) = refused(cluster.state().into(), secrets_key()).await.unwrap();
         assert!(!status.success(), "{stderr}");
         assert!(stderr.contains("cannot read the "), "{stderr}");
         assert!(stderr.contains("--secrets-key-file"), "{stderr}");
@@ -310,7 +353,7 @@ async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
     .await;
-    drop(scratch);
+    drop(cluster);
     outcome
 }
 
@@ -320,14 +363,11 @@ async fn compiles_of_a_killed_server_are_taken_over_and_a_failed_load_leaves_the
     // A region of its own: bytes no compile cache holds, so the compile takes seconds.
     let region = format!("r{}", rand::random::<u32>());
     let bundle = relabelled(&behave, "7.0.0", &region);
-    let scratch = Scratch::new("wasmfn_cluster").await;
-    let state = scratch.url.clone();
-    let key = secrets_key();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let cluster = Cluster::new(3).await;
 
     let outcome = async {
-        let a = Node::start(dirs[0].path(), &state, &key, "a").await;
-        let b = Node::start(dirs[1].path(), &state, &key, "b").await;
+        let a = cluster.start(0, "a").await;
+        let b = cluster.start(1, "b").await;
         let (_, api_key) = b.api_key().await;
 
         // Accepted by A, which is killed at once, mid-compile.
@@ -365,14 +405,14 @@ async fn compiles_of_a_killed_server_are_taken_over_and_a_failed_load_leaves_the
         // A server that cannot load the version (its memory cap is below the function's 128
         // MiB) starts without it, and leaves the cluster's record alone: B serves on.
         let small = ["--max-memory-mb", "64"];
-        let c = Node::start_with(dirs[2].path(), &state, &key, "c", &small).await;
+        let c = cluster.start_with(2, "c", &small).await;
         let record = shown(&c).await;
         assert_eq!(record["versions"][0]["state"], "active", "{record}");
         assert_eq!(c.call(&api_key).await.0, 404);
         b.answers(&api_key, (200, json!(region))).await;
     }
     .await;
-    drop(scratch);
+    drop(cluster);
     outcome
 }
 
@@ -511,15 +551,12 @@ async fn three_servers_behind_haproxy_share_calls_and_cron_ticks_and_survive_a_k
     }]))
     .unwrap();
     let bundle = with_meta(&behave, &meta);
-    let scratch = Scratch::new("wasmfn_cluster").await;
-    let state = scratch.url.clone();
-    let key = secrets_key();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let cluster = Cluster::new(3).await;
 
     let outcome = async {
         let mut nodes = Vec::new();
-        for (dir, id) in dirs.iter().zip(["a", "b", "c"]) {
-            nodes.push(Node::start(dir.path(), &state, &key, id).await);
+        for (server, id) in ["a", "b", "c"].into_iter().enumerate() {
+            nodes.push(cluster.start(server, id).await);
         }
         let servers: Vec<&str> = nodes.iter().map(|n| n.base.as_str()).collect();
         let balancer = Balancer::start(&servers);
@@ -622,7 +659,7 @@ async fn three_servers_behind_haproxy_share_calls_and_cron_ticks_and_survive_a_k
         }
     }
     .await;
-    drop(scratch);
+    drop(cluster);
     outcome
 }
 
@@ -638,16 +675,13 @@ async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
     meta.limits.get_or_insert_with(Default::default).timeout_ms = Some(10_000);
     let bundle = with_meta(&behave, &meta);
     let (hook, received) = support::webhook_receiver().await;
-    let scratch = Scratch::new("wasmfn_cluster").await;
-    let state = scratch.url.clone();
-    let key = secrets_key();
-    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let cluster = Cluster::new(2).await;
 
     let outcome = async {
         // A runs one job at a time: most of the 2,000 wait in its queue when it is killed.
         let flags = ["--async-lease", "3s", "--async-concurrency", "1"];
-        let a = Node::start_with(dirs[0].path(), &state, &key, "a", &flags).await;
-        let b = Node::start_with(dirs[1].path(), &state, &key, "b", &flags[..2]).await;
+        let a = cluster.start_with(0, "a", &flags).await;
+        let b = cluster.start_with(1, "b", &flags[..2]).await;
         a.deploy(&bundle).await;
         let (_, api_key) = a.api_key().await;
         // Ten slow jobs first (one is running when A dies), then 1,990 quick ones, sent 16 at
@@ -733,6 +767,6 @@ async fn async_jobs_of_a_killed_server_are_taken_over_by_another() {
         }
     }
     .await;
-    drop(scratch);
+    drop(cluster);
     outcome
 }

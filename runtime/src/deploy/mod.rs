@@ -14,6 +14,9 @@ use crate::registry::FunctionVersion;
 use crate::runtime::Runtime;
 use wasmfn_host_apis::state::StateTree;
 
+mod shared_bundles;
+use shared_bundles::SharedBundles;
+
 /// Versions kept per function by default (the active one always is).
 pub const DEFAULT_KEEP_VERSIONS: usize = 5;
 
@@ -127,7 +130,7 @@ pub struct Deployments {
     tree: StateTree,
     /// Bundles by sha256, shared with the other nodes of a cluster (none on a single node: the
     /// files in `dir` are all there is).
-    shared_bundles: Option<StateTree>,
+    shared_bundles: Option<SharedBundles>,
     keep: usize,
     /// Serialises read-modify-write of records; never held across an await.
     lock: Mutex<()>,
@@ -178,7 +181,7 @@ impl Deployments {
     /// hears of a version it has no file for reads it from there. `node` is this server's id
     /// in the cluster, which the versions it compiles name (`compiling_on`).
     pub fn in_cluster(mut self, tree: StateTree, node: String) -> Self {
-        self.shared_bundles = Some(tree);
+        self.shared_bundles = Some(SharedBundles::new(tree));
         self.node = Some(node);
         self
     }
@@ -404,21 +407,11 @@ impl Deployments {
                 let (space, name) = (record.space.clone(), record.name.clone());
                 tracing::info!(%space, function = %name, version = %version.version, %gone,
                     "taking over the compile of a version a gone server accepted");
-                match self.read_bundle(&version.sha256).await {
-                    Ok(bytes) => {
-                        let this = self.clone();
-                        let version = version.version.clone();
-                        tokio::spawn(
-                            async move { this.compile(space, name, version, bytes).await },
-                        );
-                        adopted += 1;
-                    }
-                    Err(error) => {
-                        tracing::error!(%space, function = %name, version = %version.version,
-                            %error, "the bundle of a version to compile is missing");
-                        let reason = "its bundle is missing from the bundle store";
-                        self.mark_failed(&space, &name, &version.version, reason)?;
-                    }
+                if let Some(bytes) = self.bundle_or_mark_failed(&space, &name, &version).await? {
+                    let this = self.clone();
+                    let version = version.version.clone();
+                    tokio::spawn(async move { this.compile(space, name, version, bytes).await });
+                    adopted += 1;
                 }
             }
         }
@@ -522,19 +515,8 @@ impl Deployments {
                     continue;
                 }
                 let (space, name) = (record.space.clone(), record.name.clone());
-                let bytes = match self.read_bundle(&version.sha256).await {
-                    Ok(bytes) => bytes,
-                    Err(error) => {
-                        tracing::error!(%space, function = %name, version = %version.version,
-                            %error, "bundle missing from the store; version marked failed");
-                        self.mark_failed(
-                            &space,
-                            &name,
-                            &version.version,
-                            "its bundle file is missing from the bundle store",
-                        )?;
-                        continue;
-                    }
+                let Some(bytes) = self.bundle_or_mark_failed(&space, &name, version).await? else {
+                    continue;
                 };
                 if version.state == VersionState::Compiling {
                     let this = self.clone();
@@ -741,6 +723,26 @@ impl Deployments {
         Ok(())
     }
 
+    /// The bundle of a version to load or compile; if no store has it, the version is marked
+    /// failed (nothing could ever load it) and `None` is returned.
+    async fn bundle_or_mark_failed(
+        &self,
+        space: &str,
+        name: &str,
+        version: &VersionRecord,
+    ) -> Result<Option<Vec<u8>>, DeployError> {
+        match self.read_bundle(&version.sha256).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) => {
+                tracing::error!(%space, function = %name, version = %version.version, %error,
+                    "the version's bundle is missing from the bundle store; version marked failed");
+                let reason = "its bundle is missing from the bundle store";
+                self.mark_failed(space, name, &version.version, reason)?;
+                Ok(None)
+            }
+        }
+    }
+
     /// A stored bundle: this node's file, else the cluster's copy (kept as a file from then on).
     async fn read_bundle(&self, sha256: &str) -> Result<Vec<u8>, DeployError> {
         let path = self.bundle_path(sha256);
@@ -751,7 +753,7 @@ impl Deployments {
         }
         let shared = self.shared_bundles.clone().expect("checked above");
         let key = sha256.to_string();
-        let bytes = tokio::task::spawn_blocking(move || shared.get(key))
+        let bytes = tokio::task::spawn_blocking(move || shared.get(&key))
             .await
             .map_err(store_error)?
             .map_err(store_error)?
@@ -789,6 +791,20 @@ impl Deployments {
             .runtime
             .prepare(bytes, space, Some(name.into()), Some(active.version.clone()))
             .await?;
+        // The compile took seconds: if the record changed meanwhile (another deploy, or one of
+        // this server's own compiles activated a newer version), this version is stale, and
+        // the change's own notice brings the function up to date. Checked and swapped under
+        // the lock this server's compiles activate under, so neither undoes the other.
+        let _guard = self.lock.lock().expect("deployments lock");
+        let still = self
+            .record(space, name)?
+            .and_then(|record| record.active().cloned())
+            .is_some_and(|now| now.version == active.version && now.sha256 == active.sha256);
+        if !still {
+            tracing::debug!(%space, function = %name, version = %active.version,
+                "the active version changed while this one compiled; not swapped in");
+            return Ok(());
+        }
         self.runtime.registry().activate(prepared)?;
         tracing::info!(%space, function = %name, version = %active.version,
             "version made active on another node; now served here too");
@@ -822,9 +838,7 @@ impl Deployments {
     /// `bytes`).
     fn write_bundle(&self, path: &Path, sha256: &str, bytes: &[u8]) -> Result<(), DeployError> {
         if let Some(shared) = &self.shared_bundles {
-            if !shared.contains_key(sha256).map_err(store_error)? {
-                shared.insert(sha256, bytes).map_err(store_error)?;
-            }
+            shared.put(sha256, bytes).map_err(store_error)?;
         }
         if path.exists() {
             return Ok(());
