@@ -10,6 +10,9 @@
 2. The asynchronous queue: jobs accepted and run per second (accept -> callback received), on
    one server with embedded state, and on 1 and 2 servers sharing PostgreSQL (jobs sent to the
    servers in turn).
+3. Takeover: 2,000 jobs accepted by server A of two (A runs one at a time, leases of 3 s), A
+   killed -9 once they are accepted: how long until B delivers the first and the last job A
+   left, and at what rate B runs them (jobs left / (last callback - first taken-over one)).
 
 Writes <out>/cluster.json and <out>/cluster.md.
 
@@ -189,16 +192,16 @@ class Callbacks(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def async_rate(servers: list[Server], hook: str) -> dict:
-    """Sends ASYNC_JOBS jobs to the servers in turn (8 senders) and waits for every callback."""
+def send_jobs(servers: list[Server], jobs: int, hook: str) -> None:
+    """Expects `jobs` callbacks, then sends that many jobs to the servers in turn (8 senders);
+    returns once all were accepted."""
     Callbacks.seen = set()
     Callbacks.done = threading.Event()
-    Callbacks.wanted = ASYNC_JOBS
-    started = time.monotonic()
+    Callbacks.wanted = jobs
     refused = []
 
     def send(worker: int) -> None:
-        for i in range(worker, ASYNC_JOBS, 8):
+        for i in range(worker, jobs, 8):
             server = servers[i % len(servers)]
             status, body = request(
                 "POST", server.base + "/spaces/default/functions/hello/async-invoke", b"{}",
@@ -211,14 +214,49 @@ def async_rate(servers: list[Server], hook: str) -> dict:
         thread.start()
     for thread in threads:
         thread.join()
-    accepted_s = time.monotonic() - started
     if refused:
         raise BenchError(f"{len(refused)} async jobs refused, e.g. {refused[0]}")
+
+
+def async_rate(servers: list[Server], hook: str) -> dict:
+    """Sends ASYNC_JOBS jobs to the servers in turn and waits for every callback."""
+    started = time.monotonic()
+    send_jobs(servers, ASYNC_JOBS, hook)
+    accepted_s = time.monotonic() - started
     if not Callbacks.done.wait(timeout=600):
         raise BenchError(f"only {len(Callbacks.seen)} of {ASYNC_JOBS} callbacks arrived")
     total_s = time.monotonic() - started
     return {"jobs": ASYNC_JOBS, "accepted_per_s": round(ASYNC_JOBS / accepted_s, 1),
             "completed_per_s": round(ASYNC_JOBS / total_s, 1)}
+
+
+TAKEOVER_JOBS = 2000
+TAKEOVER_LEASE_S = 3
+
+
+def takeover_rate(a: Server, hook: str) -> dict:
+    """Sends TAKEOVER_JOBS jobs to `a` (8 senders), kills it -9 as soon as all are accepted and
+    times how the other server of its cluster delivers the rest."""
+    send_jobs([a], TAKEOVER_JOBS, hook)
+    a.process.kill()
+    a.process.wait()
+    killed = time.monotonic()
+    with Callbacks.lock:
+        left = TAKEOVER_JOBS - len(Callbacks.seen)
+    first = None
+    while not Callbacks.done.is_set():
+        with Callbacks.lock:
+            if first is None and TAKEOVER_JOBS - len(Callbacks.seen) < left:
+                first = time.monotonic()
+        if time.monotonic() - killed > 600:
+            raise BenchError(f"only {len(Callbacks.seen)} of {TAKEOVER_JOBS} callbacks arrived")
+        time.sleep(0.005)
+    last = time.monotonic()
+    first = first or last
+    return {"jobs": TAKEOVER_JOBS, "left_at_kill": left, "lease_s": TAKEOVER_LEASE_S,
+            "first_after_kill_s": round(first - killed, 2),
+            "last_after_kill_s": round(last - killed, 2),
+            "taken_over_per_s": round(left / max(last - first, 0.001), 1)}
 
 
 def main() -> int:
@@ -252,15 +290,16 @@ def main() -> int:
     results: dict = {"http": [], "async": []}
     databases = []
 
-    def cluster(n: int) -> list[Server]:
+    def cluster(n: int, flags: list[list[str]] | None = None) -> list[Server]:
         name = f"wasmfn_bench_cluster_{secrets.token_hex(4)}"
         psql(f"CREATE DATABASE {name}")
         databases.append(name)
         state = f"postgres://postgres@127.0.0.1:5432/{name}"
         servers = []
         for i in range(n):
+            more = flags[i] if flags else []
             servers.append(Server(args.wasmfn, work / f"{name}-{i}",
-                                  ["--state", state, "--node-id", f"n{i}"], env))
+                                  ["--state", state, "--node-id", f"n{i}", *more], env))
         deploy(servers[0], bundle)
         for server in servers:
             wait_serving(server, path)
@@ -290,6 +329,11 @@ def main() -> int:
                                          **async_rate(servers, hook)})
             for server in servers:
                 server.stop()
+        log("takeover: server A killed -9 with the jobs it accepted, server B takes them over")
+        lease = ["--async-lease", f"{TAKEOVER_LEASE_S}s"]
+        servers = cluster(2, [[*lease, "--async-concurrency", "1"], lease])
+        results["takeover"] = takeover_rate(servers[0], hook)
+        servers[1].stop()
     finally:
         hook_server.shutdown()
         for name in databases:
@@ -314,6 +358,12 @@ def main() -> int:
     for run in results["async"]:
         lines.append(f"| {run['setup']} | {run['jobs']} | {run['accepted_per_s']:,.0f} | "
                      f"{run['completed_per_s']:,.0f} |")
+    run = results["takeover"]
+    lines += ["", "| takeover (2 servers, A killed -9) | jobs | left by A | lease | first taken-over "
+              "callback after the kill | last | B's rate |", "|---|---:|---:|---:|---:|---:|---:|",
+              f"| A runs 1 at a time | {run['jobs']} | {run['left_at_kill']} | {run['lease_s']} s | "
+              f"{run['first_after_kill_s']} s | {run['last_after_kill_s']} s | "
+              f"{run['taken_over_per_s']:,.0f} jobs/s |"]
     table = "\n".join(lines) + "\n"
     (args.out / "cluster.md").write_text(table)
     print(table)
