@@ -358,12 +358,12 @@ async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compiles_of_a_killed_server_are_taken_over_and_a_failed_load_leaves_the_record() {
+async fn compiles_of_a_killed_server_are_taken_over_and_a_failed_load_or_read_leaves_the_record() {
     let behave = tokio::task::spawn_blocking(|| fixture_bundle("behave")).await.unwrap();
     // A region of its own: bytes no compile cache holds, so the compile takes seconds.
     let region = format!("r{}", rand::random::<u32>());
     let bundle = relabelled(&behave, "7.0.0", &region);
-    let cluster = Cluster::new(3).await;
+    let cluster = Cluster::new(4).await;
 
     let outcome = async {
         let a = cluster.start(0, "a").await;
@@ -409,6 +409,18 @@ async fn compiles_of_a_killed_server_are_taken_over_and_a_failed_load_leaves_the
         let record = shown(&c).await;
         assert_eq!(record["versions"][0]["state"], "active", "{record}");
         assert_eq!(c.call(&api_key).await.0, 404);
+        b.answers(&api_key, (200, json!(region))).await;
+        drop(c);
+
+        // Nor does a server that cannot read the version's bundle from the cluster's store (its
+        // rows damaged here; a store not answering as the server starts is the same to it).
+        let db = connect(cluster.state()).await;
+        let damage = "DELETE FROM wasmfn_state WHERE tree = 'bundles' AND key LIKE 'chunk:%'";
+        assert!(db.execute(damage, &[]).await.unwrap() > 0);
+        let d = cluster.start(3, "d").await;
+        let record = shown(&d).await;
+        assert_eq!(record["versions"][0]["state"], "active", "{record}");
+        assert_eq!(d.call(&api_key).await.0, 404);
         b.answers(&api_key, (200, json!(region))).await;
     }
     .await;

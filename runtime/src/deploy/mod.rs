@@ -495,9 +495,10 @@ impl Deployments {
     /// versions a crash interrupted (in the background, under the same deadline as a deploy).
     /// A version that cannot be loaded is marked `failed` with the reason, so that the server
     /// starts ready without it and never tries it again; deploying it again, or rolling back to
-    /// a kept version, brings the function back. (In a cluster it is only logged: the record is
-    /// the cluster's, and the other servers may serve the version.) Returns how many functions
-    /// are active.
+    /// a kept version, brings the function back. (In a cluster an active version that cannot be
+    /// read or loaded is only logged: the record is the cluster's, and the other servers may
+    /// serve the version; the next deploy or rollback brings it here too.) Returns how many
+    /// functions are active.
     pub async fn restore(self: &Arc<Self>) -> Result<usize, DeployError> {
         let records: Vec<FunctionRecord> = self.all()?;
         let mut restored = 0;
@@ -515,8 +516,24 @@ impl Deployments {
                     continue;
                 }
                 let (space, name) = (record.space.clone(), record.name.clone());
-                let Some(bytes) = self.bundle_or_mark_failed(&space, &name, version).await? else {
-                    continue;
+                // In a cluster, an active version this server cannot read (the state store
+                // not answering as it starts) is the others' to serve: only logged.
+                let shared_active = self.node.is_some() && version.state == VersionState::Active;
+                let bytes = if shared_active {
+                    match self.read_bundle(&version.sha256).await {
+                        Ok(bytes) => bytes,
+                        Err(error) => {
+                            tracing::error!(%space, function = %name, version = %version.version,
+                                %error, "could not read an active version's bundle; serving \
+                                without it (the other servers are not affected)");
+                            continue;
+                        }
+                    }
+                } else {
+                    match self.bundle_or_mark_failed(&space, &name, version).await? {
+                        Some(bytes) => bytes,
+                        None => continue,
+                    }
                 };
                 if version.state == VersionState::Compiling {
                     let this = self.clone();
