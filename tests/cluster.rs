@@ -82,9 +82,12 @@ impl Node {
         (status, body["config"]["region"].clone())
     }
 
-    /// Waits (at most a minute: another node may be compiling) until `calc` answers `wanted`.
+    /// Waits until `calc` answers `wanted`: at most three minutes, since every server may be
+    /// compiling the version at once (on a fresh machine with no compile cache, three servers
+    /// each compile it with Winch and then Cranelift on two cores: one took 21 s to serve it
+    /// on a warm machine, and more than 60 s once on CI's fresh one).
     async fn answers(&self, key: &str, wanted: (u16, Value)) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let got = self.call(key).await;
             if got == wanted {
