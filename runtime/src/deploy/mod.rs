@@ -516,24 +516,8 @@ impl Deployments {
                     continue;
                 }
                 let (space, name) = (record.space.clone(), record.name.clone());
-                // In a cluster, an active version this server cannot read (the state store
-                // not answering as it starts) is the others' to serve: only logged.
-                let shared_active = self.node.is_some() && version.state == VersionState::Active;
-                let bytes = if shared_active {
-                    match self.read_bundle(&version.sha256).await {
-                        Ok(bytes) => bytes,
-                        Err(error) => {
-                            tracing::error!(%space, function = %name, version = %version.version,
-                                %error, "could not read an active version's bundle; serving \
-                                without it (the other servers are not affected)");
-                            continue;
-                        }
-                    }
-                } else {
-                    match self.bundle_or_mark_failed(&space, &name, version).await? {
-                        Some(bytes) => bytes,
-                        None => continue,
-                    }
+                let Some(bytes) = self.bundle_or_mark_failed(&space, &name, version).await? else {
+                    continue;
                 };
                 if version.state == VersionState::Compiling {
                     let this = self.clone();
@@ -741,7 +725,9 @@ impl Deployments {
     }
 
     /// The bundle of a version to load or compile; if no store has it, the version is marked
-    /// failed (nothing could ever load it) and `None` is returned.
+    /// failed (nothing could ever load it) and `None` is returned. In a cluster an active
+    /// version is only logged: the record is the cluster's, and the other servers serve it
+    /// (this one may only have found the state store not answering as it started).
     async fn bundle_or_mark_failed(
         &self,
         space: &str,
@@ -750,6 +736,12 @@ impl Deployments {
     ) -> Result<Option<Vec<u8>>, DeployError> {
         match self.read_bundle(&version.sha256).await {
             Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if self.node.is_some() && version.state == VersionState::Active => {
+                tracing::error!(%space, function = %name, version = %version.version, %error,
+                    "could not read an active version's bundle; serving without it (the other \
+                    servers are not affected)");
+                Ok(None)
+            }
             Err(error) => {
                 tracing::error!(%space, function = %name, version = %version.version, %error,
                     "the version's bundle is missing from the bundle store; version marked failed");
