@@ -213,7 +213,7 @@ fn build_id_and_compile_cache_file_name_are_pinned() {
     let engine = wasmtime::Engine::new(&config).unwrap();
     let cache_dir = Path::new("compile-cache");
     let sha256 = bundle::sha256_hex(CACHE_KEY_BUNDLE);
-    let path = CompileCache::new(&engine, cache_dir).path_for(&sha256);
+    let path = CompileCache::new(&engine, cache_dir, None).path_for(&sha256);
     assert_eq!(path.parent(), Some(cache_dir), "compiled bundles are kept in the cache folder");
     let file = path.file_name().unwrap().to_str().unwrap();
     writeln!(text, "bundle_sha256 = {sha256}").unwrap();

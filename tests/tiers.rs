@@ -1,7 +1,8 @@
 //! The baseline tier: a bundle whose Cranelift code is not cached is compiled by Winch and
 //! serves at once, with every limit an invocation has; Cranelift's code is compiled in the
 //! background, cached, and swapped in, and calls then run it. A node (`wasmfn serve`) shows
-//! which code a function runs in the admin API.
+//! which code a function runs in the admin API. Cranelift's function cache: a bundle compiled
+//! after another is mostly lookups, and the code is the same as compiled from nothing.
 
 mod support;
 
@@ -84,4 +85,54 @@ async fn a_new_bundle_serves_from_winch_at_once_and_moves_to_cranelift_when_comp
     let warm = Runtime::new(config).unwrap();
     let version = warm.load(fixture_bundle("behave"), "default", None).await.unwrap();
     assert_eq!(version.tier(), Tier::Optimized);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_compiled_after_another_reuses_its_functions_and_gets_the_same_code() {
+    let (first, bytes) = (fixture_bundle("warm"), fixture_bundle("behave"));
+    let sha = wasmfn_runtime::bundle::sha256_hex(&bytes);
+
+    // The reference: behave compiled from nothing, without a function cache.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = Runtime::new(RuntimeConfig {
+        cache_dir: plain_dir.path().join("compiled"),
+        function_cache_mb: 0,
+        ..runtime_config()
+    })
+    .unwrap();
+    assert!(plain.cache().functions().is_none());
+    plain.cache().load(plain.engine(), &bytes, &sha).unwrap();
+
+    // A node that has compiled one other Python bundle compiles behave mostly from its cache.
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig { cache_dir: dir.path().join("compiled"), ..runtime_config() };
+    let node = Runtime::new(config.clone()).unwrap();
+    let functions = node.cache().functions().expect("on by default").clone();
+    node.load(first, "default", None).await.unwrap();
+    let filled = functions.stats();
+    assert!(filled.misses > 1000, "the first bundle is compiled, not looked up: {filled:?}");
+    let version = node.load(bytes.clone(), "default", None).await.unwrap();
+    assert_eq!(version.tier(), Tier::Optimized);
+    let after = functions.stats();
+    let (hits, misses) = (after.hits - filled.hits, after.misses - filled.misses);
+    assert!(hits > 9 * misses, "behave after warm: {hits} hits, {misses} misses");
+
+    // Byte for byte the machine code Cranelift made from nothing, and it runs.
+    let read = |runtime: &Runtime| std::fs::read(runtime.cache().path_for(&sha)).unwrap();
+    assert!(read(&node) == read(&plain), "the function cache changed the compiled code");
+    assert_eq!(greet(&node).await, json!("Hello, Ada!"));
+    let deep = node.invoker().invoke(call("behave.recurse", json!({}))).await;
+    assert!(
+        matches!(&deep.result, Err(InvokeError::FunctionException { type_name, .. }) if type_name == "RecursionError"),
+        "{:?}",
+        deep.result.err()
+    );
+
+    // Another process on the same directory finds the functions on disk.
+    std::fs::remove_file(node.cache().path_for(&sha)).unwrap();
+    let other = Runtime::new(config).unwrap();
+    other.load(bytes, "default", None).await.unwrap();
+    let stats = other.cache().functions().unwrap().stats();
+    assert!(stats.hits > 9 * stats.misses, "from disk: {stats:?}");
+    assert!(read(&other) == read(&plain));
 }

@@ -12,6 +12,11 @@ invoke URL until it answers 200. Four cases:
                       Cranelift's code in service (`"tier": "optimized"`) is reported too;
   compile on deploy, no baseline tier
                       the same with `--baseline-tier false`: the first call waits for Cranelift;
+  another app compiled before
+                      the node has compiled another bundle (default examples/greet) but not this
+                      one: Cranelift's function cache (the default) finds most functions there;
+                      measured with the baseline tier, without it, and without it and with the
+                      function cache off (`--function-cache-mb 0`), the A/B of the cache;
   precompiled         `wasmfn build --precompile` filled the node's cache beforehand (the build
                       time, compile included, is reported separately);
   restart             `wasmfn serve BUNDLE` with that cache: process start -> first 200.
@@ -188,6 +193,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wasmfn", type=Path, default=REPO / "target/release/wasmfn")
     parser.add_argument("--function", type=Path, default=REPO / "examples/hello-world")
+    parser.add_argument("--other", type=Path, default=REPO / "examples/greet",
+                        help="the app the node compiled before, for the function cache cases")
     parser.add_argument("--out", type=Path, default=REPO / "benches/out")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
@@ -213,6 +220,27 @@ def main() -> int:
                     f"{cold[-1]['optimized_s']:.3f} s")
             results[case] = {
                 key: summary([r[key] for r in cold])
+                for key in ("first_response_s", "deploy_answer_s", "optimized_s")}
+
+        # A node that compiled another app: its compile cache, copied for each run.
+        other_cache = work / "other-compiled"
+        build(args.wasmfn, args.other, work / "dist-other", "--precompile",
+              "--cache-dir", str(other_cache))
+        for case, extra in (("another app compiled before", ()),
+                            ("another app compiled before, no baseline tier",
+                             ("--baseline-tier", "false")),
+                            ("another app compiled before, no baseline tier, no function cache",
+                             ("--baseline-tier", "false", "--function-cache-mb", "0"))):
+            runs = []
+            for run in range(args.runs):
+                cache = Path(tempfile.mkdtemp(dir=work)) / "compiled"
+                shutil.copytree(other_cache, cache)
+                runs.append(deploy_once(args.wasmfn, bundle, name, cache, work, extra))
+                log(f"{case}, run {run + 1}: first response "
+                    f"{runs[-1]['first_response_s']:.3f} s, Cranelift's code in service "
+                    f"{runs[-1]['optimized_s']:.3f} s")
+            results[case] = {
+                key: summary([r[key] for r in runs])
                 for key in ("first_response_s", "deploy_answer_s", "optimized_s")}
 
         warm, builds, restarts = [], [], []
@@ -241,6 +269,9 @@ def main() -> int:
     cold_median = results["compile on deploy"]["first_response_s"]["median"]
     waiting_median = results["compile on deploy, no baseline tier"]["first_response_s"]["median"]
     warm_median = results["precompiled"]["first_response_s"]["median"]
+    cache_on = results["another app compiled before, no baseline tier"]["first_response_s"]
+    cache_off = results["another app compiled before, no baseline tier, no function cache"][
+        "first_response_s"]
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs",
@@ -249,6 +280,9 @@ def main() -> int:
         "results": results,
         "ratio_compile_to_precompiled": cold_median / warm_median,
         "ratio_no_baseline_to_baseline": waiting_median / cold_median,
+        "ratio_no_function_cache_to_function_cache": cache_off["median"] / cache_on["median"],
+        "other": str(args.other.relative_to(REPO)) if args.other.is_relative_to(REPO)
+        else str(args.other),
     }
     (args.out / "deploy.json").write_text(json.dumps(report, indent=2) + "\n")
     ms = lambda s: f"{s * 1000:,.0f} ms" if s < 10 else f"{s:.1f} s"  # noqa: E731
@@ -260,7 +294,10 @@ def main() -> int:
         "in service |",
         "|---|---:|---:|---:|",
     ]
-    for case in ("compile on deploy", "compile on deploy, no baseline tier", "precompiled"):
+    for case in ("compile on deploy", "compile on deploy, no baseline tier",
+                 "another app compiled before", "another app compiled before, no baseline tier",
+                 "another app compiled before, no baseline tier, no function cache",
+                 "precompiled"):
         r = results[case]
         lines.append(f"| {case} | {ms(r['deploy_answer_s']['median'])} | "
                      f"{ms(r['first_response_s']['median'])} "
@@ -273,7 +310,9 @@ def main() -> int:
               f"`wasmfn build --precompile` took {ms(results['precompiled']['build_with_precompile_s']['median'])} "
               f"(componentize-py build + compile). Compile on deploy / precompiled: "
               f"{report['ratio_compile_to_precompiled']:.1f}x. Without the baseline tier / "
-              f"with it: {report['ratio_no_baseline_to_baseline']:.1f}x."]
+              f"with it: {report['ratio_no_baseline_to_baseline']:.1f}x. The other app: "
+              f"{report['other']}; without the function cache / with it (no baseline tier): "
+              f"{report['ratio_no_function_cache_to_function_cache']:.1f}x."]
     (args.out / "deploy.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

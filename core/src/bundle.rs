@@ -2,15 +2,19 @@
 //!
 //! Compiling a CPython component with Cranelift takes seconds, so each bundle is compiled once
 //! and its `.cwasm` kept on disk, keyed by the bundle's sha256 and the engine's compatibility
-//! hash; later loads only map the file.
+//! hash; later loads only map the file. A bundle compiled for the first time is still mostly
+//! lookups when the node has compiled another Python bundle before (see
+//! [`crate::function_cache`]).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use crate::function_cache::FunctionCache;
 pub use crate::manifest::bundle_meta::BundleMeta;
 
 /// Name of the custom section `wasmfn build` appends to a bundle.
@@ -81,9 +85,14 @@ pub fn read_meta(bytes: &[u8]) -> Result<Option<BundleMeta>, BundleError> {
 /// Appends the metadata section to a component (built by componentize-py, which has none).
 pub fn with_meta(bytes: &[u8], meta: &BundleMeta) -> Vec<u8> {
     let data = serde_json::to_vec(meta).expect("bundle metadata serialises");
+    with_custom_section(bytes, META_SECTION, data)
+}
+
+/// A component with a custom section appended: the same code, another bundle (sha256).
+pub fn with_custom_section(bytes: &[u8], name: &str, data: Vec<u8>) -> Vec<u8> {
     let mut section = wasm_encoder::Component::new();
     section.section(&wasm_encoder::CustomSection {
-        name: std::borrow::Cow::Borrowed(META_SECTION),
+        name: std::borrow::Cow::Borrowed(name),
         data: std::borrow::Cow::Owned(data),
     });
     let encoded = section.finish();
@@ -98,6 +107,9 @@ pub fn with_meta(bytes: &[u8], meta: &BundleMeta) -> Vec<u8> {
 pub struct CompileCache {
     dir: PathBuf,
     engine_key: String,
+    /// The store the engine's Cranelift looks functions up in: refreshed before a compile,
+    /// flushed after it. `None` when the engine has none.
+    functions: Option<Arc<FunctionCache>>,
 }
 
 /// How a component was obtained.
@@ -110,14 +122,25 @@ pub enum LoadedFrom {
 /// Changes whenever the patches in `vendor/` change the code Cranelift emits: wasmtime's own
 /// compatibility hash only knows its version (48.0.8) and settings, so without this a `.cwasm`
 /// compiled by another wasmfn build would be mapped as if it were ours.
-const CODEGEN_REVISION: &str = "wasmfn-codegen-1: ref.func without a libcall";
+pub(crate) const CODEGEN_REVISION: &str = "wasmfn-codegen-1: ref.func without a libcall";
 
 impl CompileCache {
-    pub fn new(engine: &Engine, dir: impl Into<PathBuf>) -> Self {
+    /// `functions` must be the store `engine` was built with (see
+    /// [`crate::engine::build_engine`]), or `None` if it was built without one.
+    pub fn new(
+        engine: &Engine,
+        dir: impl Into<PathBuf>,
+        functions: Option<Arc<FunctionCache>>,
+    ) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         CODEGEN_REVISION.hash(&mut hasher);
-        Self { dir: dir.into(), engine_key: format!("{:016x}", hasher.finish()) }
+        Self { dir: dir.into(), engine_key: format!("{:016x}", hasher.finish()), functions }
+    }
+
+    /// The function cache the engine's Cranelift uses, if any.
+    pub fn functions(&self) -> Option<&Arc<FunctionCache>> {
+        self.functions.as_ref()
     }
 
     pub fn path_for(&self, sha256: &str) -> PathBuf {
@@ -141,8 +164,18 @@ impl CompileCache {
                 }
             }
         }
-        let component =
-            Component::new(engine, bytes).map_err(|e| BundleError::Malformed(root_cause(&e)))?;
+        if let Some(functions) = &self.functions {
+            functions.refresh();
+        }
+        let compiled = Component::new(engine, bytes);
+        if let Some(functions) = &self.functions {
+            // Kept even when the bundle failed to compile: its functions that did compile are
+            // as good as any.
+            if let Err(error) = functions.flush() {
+                tracing::warn!(%error, dir = %functions.dir().display(), "cannot write the function cache");
+            }
+        }
+        let component = compiled.map_err(|e| BundleError::Malformed(root_cause(&e)))?;
         self.store(&component, &path)?;
         Ok((component, LoadedFrom::Compiled))
     }

@@ -12,15 +12,29 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::function_cache::FunctionCache;
+
 /// Set (to anything but `0`) to have wasmtime write a perf map of compiled guest code.
 pub const PERFMAP_ENV: &str = "WASMFN_PERFMAP";
 
 /// How often the epoch advances; timeouts are checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Builds the engine; pooling when the machine can reserve it, on-demand otherwise.
-pub fn build_engine(limits: &EngineLimits) -> Result<Engine> {
-    match Engine::new(&config(limits, true)) {
+/// Builds the engine; pooling when the machine can reserve it, on-demand otherwise. With
+/// `functions`, Cranelift looks up every function there before compiling it (and adds what it
+/// compiles): see [`crate::function_cache`].
+pub fn build_engine(
+    limits: &EngineLimits,
+    functions: Option<Arc<FunctionCache>>,
+) -> Result<Engine> {
+    let config = |pooling| -> Result<Config> {
+        let mut config = config(limits, pooling);
+        if let Some(functions) = &functions {
+            config.enable_incremental_compilation(functions.clone())?;
+        }
+        Ok(config)
+    };
+    match Engine::new(&config(true)?) {
         Ok(engine) => Ok(engine),
         Err(error) => {
             tracing::warn!(
@@ -29,7 +43,7 @@ pub fn build_engine(limits: &EngineLimits) -> Result<Engine> {
                 "cannot reserve the pooling allocator's address space; using on-demand allocation \
                  (lower --max-instances or --max-memory-mb to use pooling)"
             );
-            Engine::new(&config(limits, false))
+            Engine::new(&config(false)?)
                 .map_err(anyhow::Error::from)
                 .context("creating the wasmtime engine")
         }

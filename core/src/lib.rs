@@ -17,6 +17,7 @@ pub mod caller;
 pub mod capabilities;
 pub mod engine;
 pub mod error;
+pub mod function_cache;
 pub mod guest_threads;
 pub mod host;
 pub mod host_calls;

@@ -11,6 +11,7 @@ use wasmtime::Engine;
 use crate::bindings::types;
 use crate::bundle::{BundleError, CompileCache};
 use crate::engine::{build_engine, EpochTicker};
+use crate::function_cache::FunctionCache;
 use crate::guest_threads::GuestThreads;
 use crate::host::InvocationState;
 use crate::invoker::Invoker;
@@ -37,7 +38,14 @@ pub struct RuntimeConfig {
     /// A bundle whose Cranelift code is not cached is compiled by Winch and serves at once,
     /// while Cranelift compiles it in the background (see [`crate::tiers`]).
     pub baseline_tier: bool,
+    /// Bound of Cranelift's function cache in `cache_dir`, in MiB (0: no function cache; every
+    /// compile starts from nothing). See [`crate::function_cache`].
+    pub function_cache_mb: u64,
 }
+
+/// What [`RuntimeConfig::function_cache_mb`] is unless set: room for the functions of about
+/// ten componentize-py releases (one is ~30 MiB), or of many bundles of one release.
+pub const DEFAULT_FUNCTION_CACHE_MB: u64 = 512;
 
 /// Everything needed to load and run functions.
 pub struct Runtime {
@@ -58,9 +66,27 @@ impl std::fmt::Debug for Runtime {
 
 impl types::Host for InvocationState {}
 
+/// The function cache in the compile cache directory; `None`, with a warning, when it is
+/// turned off or the directory cannot be made (compiles then start from nothing).
+fn open_function_cache(config: &RuntimeConfig) -> Option<Arc<FunctionCache>> {
+    if config.function_cache_mb == 0 {
+        return None;
+    }
+    let dir = crate::function_cache::dir_in(&config.cache_dir);
+    match FunctionCache::open(&dir, config.function_cache_mb.saturating_mul(1 << 20)) {
+        Ok(functions) => Some(Arc::new(functions)),
+        Err(error) => {
+            tracing::warn!(%error, dir = %dir.display(),
+                "no function cache: every bundle is compiled from nothing");
+            None
+        }
+    }
+}
+
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self> {
-        let engine = build_engine(&config.engine)?;
+        let functions = open_function_cache(&config);
+        let engine = build_engine(&config.engine, functions.clone())?;
         let compiler = Compiler::new(engine.clone())?;
         let baseline = if config.baseline_tier {
             match Baseline::new(&config.engine) {
@@ -74,7 +100,7 @@ impl Runtime {
         } else {
             None
         };
-        let cache = CompileCache::new(&engine, &config.cache_dir);
+        let cache = CompileCache::new(&engine, &config.cache_dir, functions);
         let pool = config.pool.clone().bounded_by(config.engine.max_instances);
         let guests = GuestThreads::new(config.guest_threads);
         let invoker = Invoker::new(

@@ -32,9 +32,9 @@ pub mod triggers;
 
 /// The invocation core, in a crate of its own, under the paths it always had.
 pub use wasmfn_core::{
-    arguments, bindings, bundle, caller, capabilities, engine, error, guest_threads, host,
-    host_calls, invoker, limits, outbound, output, pool, registry, response_body, running, runtime,
-    tiers, world,
+    arguments, bindings, bundle, caller, capabilities, engine, error, function_cache,
+    guest_threads, host, host_calls, invoker, limits, outbound, output, pool, registry,
+    response_body, running, runtime, tiers, world,
 };
 pub use wasmfn_host_apis as host_apis;
 /// What a function declares, in a crate of its own (the bottom layer).

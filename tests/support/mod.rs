@@ -69,6 +69,8 @@ pub fn runtime_config() -> RuntimeConfig {
         guest_threads: 2,
         // Cranelift's code, which fixture_bundle caches; tests/tiers.rs tries the baseline tier.
         baseline_tier: false,
+        // Shared by every test process, like the compiled bundles.
+        function_cache_mb: wasmfn_runtime::runtime::DEFAULT_FUNCTION_CACHE_MB,
     }
 }
 

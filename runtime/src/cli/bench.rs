@@ -109,6 +109,9 @@ pub struct Report {
     /// next instance and the last one's memory is reset beside the call. `taskset -c 0` pins
     /// the whole run to one core (`benches/run.sh` compares the two).
     pub cores_busy: Vec<(usize, f64)>,
+    /// Of the functions Cranelift looked up compiling another bundle of the same code after
+    /// the first compile, the share it found in the function cache.
+    pub function_cache_hit_rate: Option<f64>,
 }
 
 pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
@@ -179,20 +182,53 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
     // The pool is measured explicitly below; the plain steps instantiate on demand.
     let pool_settings = config.pool.clone();
     config.pool.per_function = 0;
-    let runtime = Runtime::new(config.clone())?;
     let mut compiles = Vec::new();
+    let mut compiled = None;
     for _ in 0..args.compiles {
+        // A node that never compiled anything: no .cwasm, an empty function cache (a new
+        // runtime, whose engine has not seen the function cache removed with the directory).
         let _ = std::fs::remove_dir_all(scratch.path().join("compiled"));
-        let cache = crate::bundle::CompileCache::new(runtime.engine(), config.cache_dir.clone());
+        let runtime = Runtime::new(config.clone())?;
         let started = Instant::now();
-        cache.load(runtime.engine(), &bytes, &report.sha256).context("compiling the bundle")?;
+        runtime
+            .cache()
+            .load(runtime.engine(), &bytes, &report.sha256)
+            .context("compiling the bundle")?;
         compiles.push(started.elapsed());
+        compiled = Some(runtime);
     }
+    let runtime = match compiled {
+        Some(runtime) => runtime,
+        None => Runtime::new(config.clone())?,
+    };
     if compiles.is_empty() {
         // Compiled into the shared cache once if need be, but not timed.
         runtime.cache().load(runtime.engine(), &bytes, &report.sha256)?;
     } else {
         report.steps.push(Step::of("first compile (Cranelift) + write .cwasm", &mut compiles));
+        if let Some(functions) = runtime.cache().functions() {
+            // A new version of the same app (or another app of the same componentize-py) on
+            // this node: another bundle, whose functions the first compile has cached.
+            let (mut warm, before) = (Vec::new(), functions.stats());
+            for n in 0..args.compiles {
+                let other = crate::bundle::with_custom_section(
+                    &bytes,
+                    "wasmfn:bench",
+                    n.to_le_bytes().to_vec(),
+                );
+                let sha256 = crate::bundle::sha256_hex(&other);
+                let started = Instant::now();
+                runtime.cache().load(runtime.engine(), &other, &sha256)?;
+                warm.push(started.elapsed());
+            }
+            let after = functions.stats();
+            let (hits, misses) = (after.hits - before.hits, after.misses - before.misses);
+            report.function_cache_hit_rate = Some(hits as f64 / (hits + misses).max(1) as f64);
+            report.steps.push(Step::of(
+                "compile another bundle of the same code (function cache warm)",
+                &mut warm,
+            ));
+        }
     }
     let mut loads = Vec::new();
     for _ in 0..args.runs.clamp(1, 50) {
@@ -498,6 +534,12 @@ fn print_table(report: &Report) {
     }
     if let Some(mib) = report.private_mib_at_end {
         println!("private memory of the process at the end: {mib:.0} MiB");
+    }
+    if let Some(rate) = report.function_cache_hit_rate {
+        println!(
+            "function cache hits compiling another bundle of the same code: {:.1} %",
+            rate * 100.0
+        );
     }
     if let Some((_, one)) = report.invocations_per_second.first().copied() {
         for (callers, rate) in &report.invocations_per_second {
