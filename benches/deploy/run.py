@@ -208,40 +208,41 @@ def main() -> int:
         log(f"bundle {bundle.name} ({bundle.stat().st_size / 2**20:.1f} MiB), {args.runs} runs")
         results: dict[str, dict] = {}
 
-        for case, extra in (("compile on deploy", ()),
-                            ("compile on deploy, no baseline tier",
-                             ("--baseline-tier", "false"))):
-            cold = []
-            for run in range(args.runs):
-                cache = Path(tempfile.mkdtemp(dir=work))  # nothing compiled
-                cold.append(deploy_once(args.wasmfn, bundle, name, cache, work, extra))
-                log(f"{case}, run {run + 1}: first response "
-                    f"{cold[-1]['first_response_s']:.3f} s, Cranelift's code in service "
-                    f"{cold[-1]['optimized_s']:.3f} s")
-            results[case] = {
-                key: summary([r[key] for r in cold])
-                for key in ("first_response_s", "deploy_answer_s", "optimized_s")}
+        def deploy_cases(cases, starting_cache) -> None:
+            """Each case `args.runs` times, on a node whose cache starting_cache() makes."""
+            for case, extra in cases:
+                runs = []
+                for run in range(args.runs):
+                    runs.append(deploy_once(args.wasmfn, bundle, name, starting_cache(), work,
+                                            extra))
+                    log(f"{case}, run {run + 1}: first response "
+                        f"{runs[-1]['first_response_s']:.3f} s, Cranelift's code in service "
+                        f"{runs[-1]['optimized_s']:.3f} s")
+                results[case] = {
+                    key: summary([r[key] for r in runs])
+                    for key in ("first_response_s", "deploy_answer_s", "optimized_s")}
+
+        # A node that has compiled nothing.
+        deploy_cases((("compile on deploy", ()),
+                      ("compile on deploy, no baseline tier", ("--baseline-tier", "false"))),
+                     lambda: Path(tempfile.mkdtemp(dir=work)))
 
         # A node that compiled another app: its compile cache, copied for each run.
         other_cache = work / "other-compiled"
         build(args.wasmfn, args.other, work / "dist-other", "--precompile",
               "--cache-dir", str(other_cache))
-        for case, extra in (("another app compiled before", ()),
-                            ("another app compiled before, no baseline tier",
-                             ("--baseline-tier", "false")),
-                            ("another app compiled before, no baseline tier, no function cache",
-                             ("--baseline-tier", "false", "--function-cache-mb", "0"))):
-            runs = []
-            for run in range(args.runs):
-                cache = Path(tempfile.mkdtemp(dir=work)) / "compiled"
-                shutil.copytree(other_cache, cache)
-                runs.append(deploy_once(args.wasmfn, bundle, name, cache, work, extra))
-                log(f"{case}, run {run + 1}: first response "
-                    f"{runs[-1]['first_response_s']:.3f} s, Cranelift's code in service "
-                    f"{runs[-1]['optimized_s']:.3f} s")
-            results[case] = {
-                key: summary([r[key] for r in runs])
-                for key in ("first_response_s", "deploy_answer_s", "optimized_s")}
+
+        def copy_of_other_cache() -> Path:
+            cache = Path(tempfile.mkdtemp(dir=work)) / "compiled"
+            shutil.copytree(other_cache, cache)
+            return cache
+
+        deploy_cases((("another app compiled before", ()),
+                      ("another app compiled before, no baseline tier",
+                       ("--baseline-tier", "false")),
+                      ("another app compiled before, no baseline tier, no function cache",
+                       ("--baseline-tier", "false", "--function-cache-mb", "0"))),
+                     copy_of_other_cache)
 
         warm, builds, restarts = [], [], []
         for run in range(args.runs):
