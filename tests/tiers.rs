@@ -2,8 +2,7 @@
 //! serves at once, with every limit an invocation has; Cranelift's code is compiled in the
 //! background, cached, and swapped in, and calls then run it. A node (`wasmfn serve`) shows
 //! which code a function runs in the admin API. Cranelift's function cache: a bundle compiled
-//! after another is mostly lookups, and the code is the same as compiled from nothing; the
-//! trampolines Winch hands to Cranelift are looked up there too.
+//! after another is mostly lookups, and the code is the same as compiled from nothing.
 
 mod support;
 
@@ -14,8 +13,7 @@ use support::{fixture_bundle, runtime_config};
 use wasmfn_runtime::error::InvokeError;
 use wasmfn_runtime::invoker::Invocation;
 use wasmfn_runtime::runtime::{Runtime, RuntimeConfig};
-use wasmfn_runtime::tiers::{Baseline, Tier};
-use wasmtime::component::Component;
+use wasmfn_runtime::tiers::Tier;
 
 fn call(entry: &str, arguments: serde_json::Value) -> Invocation {
     Invocation {
@@ -137,42 +135,4 @@ async fn a_bundle_compiled_after_another_reuses_its_functions_and_gets_the_same_
     let stats = other.cache().functions().unwrap().stats();
     assert!(stats.hits > 9 * stats.misses, "from disk: {stats:?}");
     assert!(read(&other) == read(&plain));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn winch_takes_its_trampolines_from_the_function_cache_and_makes_the_same_code() {
-    let (first, bytes) = (fixture_bundle("warm"), fixture_bundle("behave"));
-    let dir = tempfile::tempdir().unwrap();
-    let config = RuntimeConfig { cache_dir: dir.path().join("compiled"), ..runtime_config() };
-    let node = Runtime::new(config.clone()).unwrap();
-    let functions = node.cache().functions().expect("on by default").clone();
-    let winch = |baseline: &Baseline, bytes: &[u8]| {
-        node.cache().with_functions(|| Component::new(baseline.engine(), bytes)).unwrap()
-    };
-
-    // Winch compiles one Python bundle: its trampolines (Cranelift's) are compiled and kept.
-    let cached = Baseline::new(&config.engine, Some(functions.clone())).unwrap();
-    winch(&cached, &first);
-    let filled = functions.stats();
-    assert!(filled.misses > 1000, "the first bundle's trampolines are compiled: {filled:?}");
-
-    // The next bundle's trampolines are looked up, and the code is byte for byte what Winch
-    // makes without any cache.
-    let component = winch(&cached, &bytes);
-    let after = functions.stats();
-    let (hits, misses) = (after.hits - filled.hits, after.misses - filled.misses);
-    assert!(hits > 1000 && hits > 9 * misses, "behave after warm: {hits} hits, {misses} misses");
-    let plain = Baseline::new(&config.engine, None).unwrap();
-    let reference = Component::new(plain.engine(), &bytes).unwrap();
-    assert!(
-        component.serialize().unwrap() == reference.serialize().unwrap(),
-        "the function cache changed Winch's compiled code"
-    );
-
-    // A node with the baseline tier (its Winch engine on the same cache) serves behave from
-    // Winch's code at once.
-    let served = Runtime::new(RuntimeConfig { baseline_tier: true, ..config }).unwrap();
-    let version = served.load(bytes, "default", None).await.unwrap();
-    assert_eq!(version.tier(), Tier::Baseline);
-    assert_eq!(greet(&served).await, json!("Hello, Ada!"));
 }

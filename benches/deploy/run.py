@@ -4,7 +4,7 @@
 For a function folder (default: examples/hello-world), each run starts a real `wasmfn serve`
 with an empty data directory and no bundle, deploys the bundle through the admin API
 (`POST /admin/spaces/default/functions/<name>/versions`, wait=true) and polls the function's
-invoke URL until it answers 200. The cases:
+invoke URL until it answers 200. Four cases:
 
   compile on deploy   the node has never compiled this bundle (empty compiled cache): Winch
                       compiles it (the baseline tier, the default) and it serves while Cranelift
@@ -17,10 +17,6 @@ invoke URL until it answers 200. The cases:
                       one: Cranelift's function cache (the default) finds most functions there;
                       measured with the baseline tier, without it, and without it and with the
                       function cache off (`--function-cache-mb 0`), the A/B of the cache;
-  another app deployed before
-                      the node has deployed another app through the admin API (Winch's compile,
-                      then Cranelift's): the trampolines Winch hands to Cranelift are in the
-                      function cache too; A/B with `--function-cache-mb 0`;
   precompiled         `wasmfn build --precompile` filled the node's cache beforehand (the build
                       time, compile included, is reported separately);
   restart             `wasmfn serve BUNDLE` with that cache: process start -> first 200.
@@ -236,29 +232,17 @@ def main() -> int:
         build(args.wasmfn, args.other, work / "dist-other", "--precompile",
               "--cache-dir", str(other_cache))
 
-        def copy_of(source: Path):
-            def copy() -> Path:
-                cache = Path(tempfile.mkdtemp(dir=work)) / "compiled"
-                shutil.copytree(source, cache)
-                return cache
-            return copy
+        def copy_of_other_cache() -> Path:
+            cache = Path(tempfile.mkdtemp(dir=work)) / "compiled"
+            shutil.copytree(other_cache, cache)
+            return cache
 
         deploy_cases((("another app compiled before", ()),
                       ("another app compiled before, no baseline tier",
                        ("--baseline-tier", "false")),
                       ("another app compiled before, no baseline tier, no function cache",
                        ("--baseline-tier", "false", "--function-cache-mb", "0"))),
-                     copy_of(other_cache))
-
-        # A node that deployed another app (Winch, then Cranelift in the background).
-        deployed_cache = work / "deployed-compiled"
-        other_bundle = build(args.wasmfn, args.other, work / "dist-other-plain")
-        deploy_once(args.wasmfn, other_bundle, other_bundle.name.rsplit("-", 1)[0],
-                    deployed_cache, work)
-        deploy_cases((("another app deployed before", ()),
-                      ("another app deployed before, no function cache",
-                       ("--function-cache-mb", "0"))),
-                     copy_of(deployed_cache))
+                     copy_of_other_cache)
 
         warm, builds, restarts = [], [], []
         for run in range(args.runs):
@@ -298,9 +282,6 @@ def main() -> int:
         "ratio_compile_to_precompiled": cold_median / warm_median,
         "ratio_no_baseline_to_baseline": waiting_median / cold_median,
         "ratio_no_function_cache_to_function_cache": cache_off["median"] / cache_on["median"],
-        "ratio_deployed_no_function_cache_to_function_cache":
-        results["another app deployed before, no function cache"]["first_response_s"]["median"]
-        / results["another app deployed before"]["first_response_s"]["median"],
         "other": str(args.other.relative_to(REPO)) if args.other.is_relative_to(REPO)
         else str(args.other),
     }
@@ -317,7 +298,6 @@ def main() -> int:
     for case in ("compile on deploy", "compile on deploy, no baseline tier",
                  "another app compiled before", "another app compiled before, no baseline tier",
                  "another app compiled before, no baseline tier, no function cache",
-                 "another app deployed before", "another app deployed before, no function cache",
                  "precompiled"):
         r = results[case]
         lines.append(f"| {case} | {ms(r['deploy_answer_s']['median'])} | "
@@ -333,9 +313,7 @@ def main() -> int:
               f"{report['ratio_compile_to_precompiled']:.1f}x. Without the baseline tier / "
               f"with it: {report['ratio_no_baseline_to_baseline']:.1f}x. The other app: "
               f"{report['other']}; without the function cache / with it (no baseline tier): "
-              f"{report['ratio_no_function_cache_to_function_cache']:.1f}x; another app "
-              f"deployed before, without the function cache / with it (baseline tier): "
-              f"{report['ratio_deployed_no_function_cache_to_function_cache']:.2f}x."]
+              f"{report['ratio_no_function_cache_to_function_cache']:.1f}x."]
     (args.out / "deploy.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

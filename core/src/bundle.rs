@@ -143,24 +143,6 @@ impl CompileCache {
         self.functions.as_ref()
     }
 
-    /// Runs `compile` (a compile by an engine built with [`Self::functions`], Cranelift's or
-    /// Winch's) between the function cache's refresh and flush: it finds what other compiles
-    /// (and processes) wrote, and what it compiles is written for the next ones.
-    pub fn with_functions<T>(&self, compile: impl FnOnce() -> T) -> T {
-        if let Some(functions) = &self.functions {
-            functions.refresh();
-        }
-        let compiled = compile();
-        if let Some(functions) = &self.functions {
-            // Kept even when the bundle failed to compile: its functions that did compile are
-            // as good as any.
-            if let Err(error) = functions.flush() {
-                tracing::warn!(%error, dir = %functions.dir().display(), "cannot write the function cache");
-            }
-        }
-        compiled
-    }
-
     pub fn path_for(&self, sha256: &str) -> PathBuf {
         self.dir.join(format!("{sha256}-{}.cwasm", self.engine_key))
     }
@@ -182,7 +164,17 @@ impl CompileCache {
                 }
             }
         }
-        let compiled = self.with_functions(|| Component::new(engine, bytes));
+        if let Some(functions) = &self.functions {
+            functions.refresh();
+        }
+        let compiled = Component::new(engine, bytes);
+        if let Some(functions) = &self.functions {
+            // Kept even when the bundle failed to compile: its functions that did compile are
+            // as good as any.
+            if let Err(error) = functions.flush() {
+                tracing::warn!(%error, dir = %functions.dir().display(), "cannot write the function cache");
+            }
+        }
         let component = compiled.map_err(|e| BundleError::Malformed(root_cause(&e)))?;
         self.store(&component, &path)?;
         Ok((component, LoadedFrom::Compiled))

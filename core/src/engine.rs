@@ -57,21 +57,12 @@ pub fn build_engine(
 /// they only serve for the seconds until the swap, so the pooling allocator's reservation
 /// would be wasted. Winch's frames are larger than Cranelift's, so the guest gets twice the
 /// stack, for Python code to reach the same recursion depth before its RecursionError.
-/// With `functions`, the trampolines Winch hands to Cranelift (one per function a table or the
-/// host can call: thousands in a CPython component, most of Winch's compile time) are looked up
-/// there first (vendored patch 6); Winch's own code is compiled every time.
-pub fn build_baseline_engine(
-    limits: &EngineLimits,
-    functions: Option<Arc<FunctionCache>>,
-) -> Result<Engine> {
+pub fn build_baseline_engine(limits: &EngineLimits) -> Result<Engine> {
     let mut config = config(limits, false);
     config.strategy(wasmtime::Strategy::Winch);
     // Winch hands trampolines (thousands in a CPython component) to Cranelift: unoptimised,
     // they compile faster, and they only serve until Cranelift's own code replaces them.
     config.cranelift_opt_level(wasmtime::OptLevel::None);
-    if let Some(functions) = functions {
-        config.enable_incremental_compilation(functions)?;
-    }
     // .eh_frame is only for outside unwinders (debuggers); wasmtime's traces do not need it.
     config.native_unwind_info(false);
     config.max_wasm_stack(4 * 1024 * 1024);

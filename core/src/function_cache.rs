@@ -8,8 +8,7 @@
 //! in the store this module keeps. Once a node has compiled one Python bundle, the next one
 //! (another app, another version) is mostly lookups: about 3x less compile time
 //! (benches/RESULTS.md). The code is the same either way: the bundle tests compare the
-//! compiled artifacts byte for byte. The baseline tier's Winch engine uses the same store for
-//! the trampolines it hands to Cranelift (vendor/README.md, patch 6).
+//! compiled artifacts byte for byte.
 //!
 //! On disk: a directory of segments, each written whole by one compile (a temporary file, then
 //! a rename): a header (magic, entry count), an index (key, length and digest of each value),

@@ -89,7 +89,7 @@ impl Runtime {
         let engine = build_engine(&config.engine, functions.clone())?;
         let compiler = Compiler::new(engine.clone())?;
         let baseline = if config.baseline_tier {
-            match Baseline::new(&config.engine, functions.clone()) {
+            match Baseline::new(&config.engine) {
                 Ok(baseline) => Some(baseline),
                 Err(error) => {
                     tracing::warn!(error = %format!("{error:#}"),

@@ -20,7 +20,6 @@ use wasmtime::Engine;
 use crate::bindings::{Function, FunctionPre};
 use crate::bundle::{BundleError, CompileCache, LoadedFrom};
 use crate::engine::{build_baseline_engine, EngineLimits, EpochTicker};
-use crate::function_cache::FunctionCache;
 use crate::host::InvocationState;
 
 /// Which compiler made the code a version runs.
@@ -73,10 +72,8 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    /// `functions`: the function cache for the trampolines Winch hands to Cranelift (see
-    /// [`build_baseline_engine`]); it must be the one [`CompileCache`] refreshes and flushes.
-    pub fn new(limits: &EngineLimits, functions: Option<Arc<FunctionCache>>) -> Result<Self> {
-        let engine = build_baseline_engine(limits, functions)?;
+    pub fn new(limits: &EngineLimits) -> Result<Self> {
+        let engine = build_baseline_engine(limits)?;
         let ticker = EpochTicker::start(&engine);
         Ok(Self { compiler: Compiler::new(engine)?, _ticker: ticker })
     }
@@ -109,7 +106,7 @@ pub fn compile(
     sha256: &str,
 ) -> Result<Compiled, BundleError> {
     if let Some(baseline) = baseline.filter(|_| !cache.path_for(sha256).exists()) {
-        match cache.with_functions(|| Component::new(baseline, bytes)) {
+        match Component::new(baseline, bytes) {
             Ok(component) => {
                 return Ok(Compiled {
                     component,

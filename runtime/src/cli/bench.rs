@@ -112,9 +112,6 @@ pub struct Report {
     /// Of the functions Cranelift looked up compiling another bundle of the same code after
     /// the first compile, the share it found in the function cache.
     pub function_cache_hit_rate: Option<f64>,
-    /// The same for Winch's compile of the bundle again: its trampolines (compiled by
-    /// Cranelift) are looked up; Winch's own functions are not cached.
-    pub baseline_function_cache_hit_rate: Option<f64>,
 }
 
 pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
@@ -301,42 +298,17 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
     // 8. The baseline tier: Winch's compile, and a fresh instance + call on its code (what a
     // call costs in the seconds before Cranelift's code is swapped in).
     if args.compiles > 0 {
-        let winch = |baseline: &crate::tiers::Baseline| {
-            let started = Instant::now();
-            let compiled = runtime
-                .cache()
-                .with_functions(|| wasmtime::component::Component::new(baseline.engine(), &bytes))
-                .map_err(|e| anyhow::anyhow!("Winch cannot compile the bundle: {e:#}"))?;
-            anyhow::Ok((compiled, started.elapsed()))
-        };
-        // A node's first compile: nothing cached (no function cache at all).
-        let baseline = crate::tiers::Baseline::new(&config.engine, None)?;
+        let baseline = crate::tiers::Baseline::new(&config.engine)?;
         let mut compiles = Vec::new();
         let mut component = None;
         for _ in 0..args.compiles {
-            let (compiled, took) = winch(&baseline)?;
-            compiles.push(took);
+            let started = Instant::now();
+            let compiled = wasmtime::component::Component::new(baseline.engine(), &bytes)
+                .map_err(|e| anyhow::anyhow!("Winch cannot compile the bundle: {e:#}"))?;
+            compiles.push(started.elapsed());
             component = Some(compiled);
         }
         report.steps.push(Step::of("baseline tier: compile (Winch)", &mut compiles));
-        if let Some(functions) = runtime.cache().functions() {
-            // A node that compiled a bundle of the same code with Winch before: the trampolines
-            // Winch hands to Cranelift come from the function cache. The first compile fills it.
-            let cached = crate::tiers::Baseline::new(&config.engine, Some(functions.clone()))?;
-            winch(&cached)?;
-            let (mut warm, before) = (Vec::new(), functions.stats());
-            for _ in 0..args.compiles {
-                warm.push(winch(&cached)?.1);
-            }
-            let after = functions.stats();
-            let (hits, misses) = (after.hits - before.hits, after.misses - before.misses);
-            report.baseline_function_cache_hit_rate =
-                Some(hits as f64 / (hits + misses).max(1) as f64);
-            report.steps.push(Step::of(
-                "baseline tier: compile again (Winch, trampolines from the function cache)",
-                &mut warm,
-            ));
-        }
         let pre = baseline.compiler().link(&component.expect("compiled at least once"))?;
         let mut calls = Vec::new();
         for _ in 0..args.runs.max(1) {
@@ -566,12 +538,6 @@ fn print_table(report: &Report) {
     if let Some(rate) = report.function_cache_hit_rate {
         println!(
             "function cache hits compiling another bundle of the same code: {:.1} %",
-            rate * 100.0
-        );
-    }
-    if let Some(rate) = report.baseline_function_cache_hit_rate {
-        println!(
-            "function cache hits of Winch's trampolines compiling the bundle again: {:.1} %",
             rate * 100.0
         );
     }

@@ -1101,8 +1101,6 @@ fn compile_maybe_cached<'a>(
         None => return compile_uncached(context, isa),
     };
 
-    // wasmfn patch: see `clear_unused_tables`.
-    clear_unused_tables(&mut context.func);
     let mut cache_store = CraneliftCacheStore(cache_ctx.cache_store.clone());
     let (_compiled_code, from_cache) = context
         .compile_with_cache(isa, &mut cache_store, &mut Default::default())
@@ -1115,43 +1113,6 @@ fn compile_maybe_cached<'a>(
     }
 
     Ok(context.take_compiled_code().unwrap())
-}
-
-/// wasmfn patch: empties the jump and exception tables no instruction of the function's layout
-/// refers to, as Cranelift's unreachable-code pass does during a compile, before the cache key
-/// is computed. The key hashes every table, used or not, and the inliner copies a callee's
-/// tables into its callers: as they were if the callee was a cache hit, emptied by that pass
-/// if it was compiled. The same function then got another key from one compile to the next
-/// (~4 % of a CPython component's functions missed the cache on the same bytes). A table no
-/// instruction refers to is never lowered, so the code is the same.
-fn clear_unused_tables(func: &mut ir::Function) {
-    use cranelift_entity::EntitySet;
-    let mut jump_tables = EntitySet::with_capacity(func.dfg.jump_tables.len());
-    let mut exception_tables = EntitySet::with_capacity(func.dfg.exception_tables.len());
-    for block in func.layout.blocks() {
-        for inst in func.layout.block_insts(block) {
-            match func.dfg.insts[inst] {
-                ir::InstructionData::BranchTable { table, .. } => {
-                    jump_tables.insert(table);
-                }
-                ir::InstructionData::TryCall { exception, .. }
-                | ir::InstructionData::TryCallIndirect { exception, .. } => {
-                    exception_tables.insert(exception);
-                }
-                _ => {}
-            }
-        }
-    }
-    for (table, data) in func.dfg.jump_tables.iter_mut() {
-        if !jump_tables.contains(table) {
-            data.clear();
-        }
-    }
-    for (table, data) in func.dfg.exception_tables.iter_mut() {
-        if !exception_tables.contains(table) {
-            data.clear();
-        }
-    }
 }
 
 fn compile_uncached<'a>(
