@@ -101,6 +101,17 @@ def systems_for(workload: Workload, workspace: Workspace,
             cpython_server(Gunicorn)(workspace), cpython_server(Uvicorn)(workspace)]
 
 
+def keep_resident_variants(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
+    """wasmfn as it runs by default (what a slot keeps resident learned per function, up to
+    --keep-resident-max-mb) and with the fixed 2 MiB of before (--keep-resident-max-mb 0): the
+    A/B of that bound, in the same run as the CPython peers."""
+    return [
+        ("wasmfn", "wasmfn", []),
+        ("wasmfn-fixed-2mib", "wasmfn, 2 MiB kept per slot (--keep-resident-max-mb 0)",
+         ["--keep-resident-max-mb", "0"]),
+    ]
+
+
 def parse_args(description: str, connections: str, only: str,
                extra=lambda parser: None) -> argparse.Namespace:
     """The options of a one-function benchmark (benches/json, benches/outbound); `extra` adds

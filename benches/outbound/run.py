@@ -10,7 +10,7 @@ what to read. Writes <out>/outbound.json and <out>/outbound.md.
 
     python3 benches/outbound/run.py [--wasmfn-bin target/release/wasmfn] [--quick]
         [--duration S] [--connections 1,16] [--only wasmfn,ixoncdkingress]
-        [--wasmfn-arg=--keep-resident-mb=8 ...]
+        [--wasmfn-arg=--keep-resident-max-mb=0 ...]
 
 Usually started by `bash benches/run.sh --only outbound`, which installs wrk first.
 """
@@ -77,7 +77,7 @@ class OutboundIxoncdkingress(Ixoncdkingress):
 def extra_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wasmfn-arg", action="append", default=[], metavar="ARG",
                         help="an extra `wasmfn serve` argument (repeat), e.g. "
-                             "--wasmfn-arg=--keep-resident-mb=8")
+                             "--wasmfn-arg=--keep-resident-max-mb=0")
 
 
 def markdown(results: dict) -> str:

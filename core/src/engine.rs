@@ -113,8 +113,20 @@ fn pooling_config(limits: &EngineLimits) -> PoolingAllocationConfig {
     // and no page faults in the next instance's first call. PAGEMAP_SCAN (Linux 6.7+) finds the
     // dirty pages, so only those are copied and stay resident (up to this bound per slot; the
     // rest is madvised). Without the ioctl, wasmtime copies the lowest N MiB whole.
+    //
+    // --keep-resident-max-mb (vendored patch 8): a memory whose module's instances typically
+    // write more than that keeps what they write, learned per module from the scans, up to
+    // this bound; an occasional instance that writes much more (a memory bomb) does not make
+    // every slot it used keep that much.
     let keep_resident = usize::try_from(limits.keep_resident_mb << 20).unwrap_or(usize::MAX);
+    // Nothing kept (--keep-resident-mb 0) means nothing learned either: every reset gives the
+    // memory back.
+    let keep_resident_max = match limits.keep_resident_mb {
+        0 => 0,
+        _ => usize::try_from(limits.keep_resident_max_mb << 20).unwrap_or(usize::MAX),
+    };
     pool.linear_memory_keep_resident(keep_resident)
+        .linear_memory_keep_resident_max(keep_resident_max)
         .table_keep_resident(keep_resident)
         .pagemap_scan(Enabled::Auto);
     pool
@@ -169,20 +181,39 @@ pub struct EngineLimits {
     /// How much of each used memory slot is reset by copying its dirty pages and kept
     /// resident, in MiB (0: give every slot's memory back to the kernel after each instance).
     pub keep_resident_mb: u64,
+    /// How much a used memory slot may keep resident when its function's instances typically
+    /// write more than `keep_resident_mb`, in MiB (learned per function from the last 16
+    /// resets; not larger than `keep_resident_mb`: no learning).
+    pub keep_resident_max_mb: u64,
 }
 
 /// 2 where the kernel can tell which pages an instance wrote (PAGEMAP_SCAN, Linux 6.7+): a used
 /// memory's dirty pages are copied back from the image and stay resident, up to 2 MiB per slot
-/// (a CPython hello world writes about 1 MiB), and anything beyond is given back with madvise;
+/// (a CPython hello world writes about 1 MiB), or what the function's calls typically write up
+/// to [`default_keep_resident_max_mb`], and anything beyond is given back with madvise;
 /// several times the fresh-instance throughput of the madvise-only reset on 2 cores
 /// (benches/RESULTS.md). Without uffd write-protection the kernel reports every page still
-/// resident as written, so what a slot keeps is the union of what its instances wrote: 16 MiB
-/// let memory-hungry calls (memory bombs) leave up to 16 MiB behind in every slot they used,
-/// and the reliability suite's RSS grew by 40 %; 2 MiB keeps it flat. 0 elsewhere: without the
-/// scan, wasmtime would copy the lowest N MiB of every used memory whole.
+/// resident as written, so what a slot keeps is the union of what its instances wrote: a fixed
+/// 16 MiB let memory-hungry calls (memory bombs) leave up to 16 MiB behind in every slot they
+/// used, and the reliability suite's RSS grew by 40 %; 2 MiB keeps it flat. 0 elsewhere:
+/// without the scan, wasmtime would copy the lowest N MiB of every used memory whole.
 pub fn default_keep_resident_mb() -> u64 {
     if wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
         2
+    } else {
+        0
+    }
+}
+
+/// 32 where the kernel has PAGEMAP_SCAN, else 0 (nothing to learn from). A CPython function that
+/// imports a few packages writes ~3 MiB per call, one that calls a REST service with
+/// `requests` 5-8 MiB: with a fixed 2 MiB each call took ~200 page faults or more for the rest
+/// (0.6x the throughput, benches/RESULTS.md). Learned per bundle (vendored wasmtime patch 8),
+/// what a slot keeps follows what the bundle's calls typically write, so a hello world still
+/// keeps ~1 MiB and a rare memory bomb leaves nothing behind; the bound caps the worst case.
+pub fn default_keep_resident_max_mb() -> u64 {
+    if wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
+        32
     } else {
         0
     }
@@ -194,6 +225,7 @@ impl Default for EngineLimits {
             max_instances: 256,
             max_memory_mb: 1024,
             keep_resident_mb: default_keep_resident_mb(),
+            keep_resident_max_mb: default_keep_resident_max_mb(),
         }
     }
 }

@@ -176,6 +176,19 @@ pub struct PoolArgs {
         hide_default_value = true
     )]
     pub keep_resident_mb: u64,
+    /// MiB a used memory slot may keep resident when a bundle's calls typically write more
+    /// than --keep-resident-mb: learned per bundle from its last 16 instances (75th percentile
+    /// of what they wrote), so its next calls take no page faults for it, while a rare call
+    /// that writes twice that or more (a memory bomb) has its slot given back whole; the worst
+    /// case is this much per slot (not above --keep-resident-mb, or --keep-resident-mb 0: no
+    /// learning) [default: 32 where the kernel has PAGEMAP_SCAN (Linux 6.7+), else 0].
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = EngineLimits::default().keep_resident_max_mb,
+        hide_default_value = true
+    )]
+    pub keep_resident_max_mb: u64,
     /// Never-used instances each function keeps ready, made ahead of demand in the background
     /// and sized by its recent traffic (0: instantiate every call on the request path).
     #[arg(long, default_value_t = PoolSettings::default().per_function)]
@@ -235,6 +248,7 @@ impl FunctionArgs {
                 max_instances: pool.max_instances,
                 max_memory_mb: self.max_memory_mb,
                 keep_resident_mb: pool.keep_resident_mb,
+                keep_resident_max_mb: pool.keep_resident_max_mb,
             },
             default_limits: Limits {
                 timeout_ms: self.timeout_ms,

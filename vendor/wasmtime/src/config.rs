@@ -3892,6 +3892,9 @@ pub struct PoolingAllocationConfig {
     ///
     /// Only applicable on Linux.
     pub(crate) linear_memory_keep_resident: usize,
+    /// wasmfn patch 8: see
+    /// [`PoolingAllocationConfig::linear_memory_keep_resident_max`].
+    pub(crate) linear_memory_keep_resident_max: usize,
     /// Same as `linear_memory_keep_resident` but for tables.
     pub(crate) table_keep_resident: usize,
     /// Whether to enable memory protection keys.
@@ -3912,6 +3915,7 @@ impl Default for PoolingAllocationConfig {
             async_stack_zeroing: false,
             async_stack_keep_resident: 0,
             linear_memory_keep_resident: 0,
+            linear_memory_keep_resident_max: 0,
             table_keep_resident: 0,
             memory_protection_keys: Enabled::No,
             max_memory_protection_keys: 16,
@@ -4127,6 +4131,31 @@ impl PoolingAllocationConfig {
     /// taken when a slot is reused.
     pub fn linear_memory_keep_resident(&mut self, size: usize) -> &mut Self {
         self.linear_memory_keep_resident = size;
+        self
+    }
+
+    /// wasmfn patch 8: how much memory, in bytes, a linear memory may keep
+    /// resident after deallocation when its module's instances typically dirty
+    /// more than [`PoolingAllocationConfig::linear_memory_keep_resident`].
+    ///
+    /// Only applicable on Linux with [`PoolingAllocationConfig::pagemap_scan`]
+    /// and to memories with a copy-on-write image; has no effect when not
+    /// larger than `linear_memory_keep_resident` (the default, 0).
+    ///
+    /// Such a memory keeps resident the 75th percentile of what its module's
+    /// last 16 instances in empty slots dirtied (measured with `PAGEMAP_SCAN`,
+    /// up to twice what it keeps), at least `linear_memory_keep_resident` and
+    /// at most this; dirty memory beyond that is released with `madvise`. An
+    /// instance that dirtied twice the amount or more, and one slot in 16 that
+    /// is full, have their whole memory released: without userfaultfd
+    /// write-protection the kernel reports every resident page as written, so
+    /// only an empty slot measures what one instance wrote, and pages kept
+    /// from an outlier would stay. A module whose instances write more than
+    /// `linear_memory_keep_resident` then takes no page faults for it in the
+    /// next instance, while an occasional instance that writes much more does
+    /// not make every slot keep that much.
+    pub fn linear_memory_keep_resident_max(&mut self, size: usize) -> &mut Self {
+        self.linear_memory_keep_resident_max = size;
         self
     }
 

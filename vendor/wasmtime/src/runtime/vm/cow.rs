@@ -5,13 +5,16 @@ use super::sys::DecommitBehavior;
 use crate::Engine;
 use crate::prelude::*;
 use crate::runtime::vm::mpk::ProtectionKey;
-use crate::runtime::vm::sys::vm::{self, MemoryImageSource, PageMap, reset_with_pagemap};
+use crate::runtime::vm::sys::vm::{
+    self, MemoryImageSource, PageMap, reset_with_pagemap, reset_with_pagemap_measured,
+};
 use crate::runtime::vm::{
     HostAlignedByteCount, MmapOffset, ModuleMemoryImageSource, host_page_size,
 };
 use alloc::sync::Arc;
 use core::fmt;
 use core::ops::Range;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use wasmtime_environ::prelude::TryPrimaryMap;
 use wasmtime_environ::{DefinedMemoryIndex, MemoryInitialization, MemoryTunables, Module};
 
@@ -71,6 +74,86 @@ pub struct MemoryImage {
     /// The offset, within `module_source.wasm_data()`, that this image starts
     /// at.
     module_source_offset: usize,
+
+    /// wasmfn patch 8: how much memory this image's instances recently
+    /// dirtied, for `PoolingAllocationConfig::linear_memory_keep_resident_max`.
+    footprint: Footprint,
+}
+
+/// wasmfn patch 8: the dirty bytes measured by the last [`Footprint::SAMPLES`]
+/// clean resets of one module's memory (of slots the reset before had left
+/// with nothing resident), and what to keep resident from them.
+///
+/// A slot keeps resident the pages its instances dirtied, up to a bound; with
+/// a fixed bound a module whose instances write more than it takes page faults
+/// for the excess in every instance, and a larger fixed bound lets any instance
+/// that writes a lot (a memory bomb) leave that much behind in every slot it
+/// used. Learning the bound per module from its recent resets keeps what its
+/// instances typically write: a high percentile of the samples, so a few
+/// outliers do not move it. Without userfaultfd write-protection the kernel
+/// reports every resident page as written, so a slot that keeps pages
+/// measures the union of what it kept and what its last instance wrote:
+/// learning from that, the amount would climb by itself (the union of
+/// every instance's writes), and pages an outlier left would count as
+/// written forever. So only slots that start empty are measured; an
+/// outlier's slot (twice what is kept, or more) and full slots (more than
+/// is kept: every one while there are fewer than [`Footprint::SAMPLES`]
+/// measurements, then one in [`Footprint::RELEASE_EVERY`]) are given back
+/// whole, which also gives the next measurements.
+#[derive(Default)]
+pub(crate) struct Footprint {
+    samples: [AtomicUsize; Footprint::SAMPLES],
+    recorded: AtomicUsize,
+    full_resets: AtomicUsize,
+}
+
+impl Footprint {
+    const SAMPLES: usize = 16;
+    /// Fewer samples than this say too little: keep the base amount.
+    const MIN_SAMPLES: usize = 4;
+
+    /// Once there are [`Footprint::SAMPLES`] measurements, one full slot in
+    /// this many is given back whole at its reset (every one before).
+    const RELEASE_EVERY: usize = 16;
+
+    fn release_due(&self) -> bool {
+        if self.recorded.load(Ordering::Relaxed) < Self::SAMPLES {
+            return true;
+        }
+        self.full_resets.fetch_add(1, Ordering::Relaxed) % Self::RELEASE_EVERY
+            == Self::RELEASE_EVERY - 1
+    }
+
+    fn record(&self, dirty_bytes: usize) {
+        let at = self.recorded.fetch_add(1, Ordering::Relaxed);
+        self.samples[at % Self::SAMPLES].store(dirty_bytes, Ordering::Relaxed);
+    }
+
+    /// What to keep resident at the next reset: the 75th percentile of the
+    /// recent samples, within `base..=max`. (No margin on top: what a slot
+    /// keeps is measured again at the next reset, so a margin would feed
+    /// back into the samples and grow the amount by itself.)
+    fn keep_resident(
+        &self,
+        base: HostAlignedByteCount,
+        max: HostAlignedByteCount,
+    ) -> HostAlignedByteCount {
+        let n = self.recorded.load(Ordering::Relaxed).min(Self::SAMPLES);
+        if n < Self::MIN_SAMPLES {
+            return base;
+        }
+        let mut samples = [0; Self::SAMPLES];
+        for (sample, slot) in samples.iter_mut().zip(&self.samples).take(n) {
+            *sample = slot.load(Ordering::Relaxed);
+        }
+        let samples = &mut samples[..n];
+        samples.sort_unstable();
+        let typical = samples[(n - 1) * 3 / 4];
+        match HostAlignedByteCount::new_rounded_up(typical) {
+            Ok(wanted) => wanted.max(base).min(max),
+            Err(_) => max,
+        }
+    }
 }
 
 impl MemoryImage {
@@ -124,6 +207,7 @@ impl MemoryImage {
                             len,
                             module_source: module_source.clone(),
                             module_source_offset: data_range.start,
+                            footprint: Footprint::default(),
                         }));
                     }
                 }
@@ -140,6 +224,7 @@ impl MemoryImage {
                 len,
                 module_source: module_source.clone(),
                 module_source_offset: data_range.start,
+                footprint: Footprint::default(),
             }));
         }
 
@@ -346,6 +431,11 @@ pub struct MemoryImageSlot {
     /// `mmap` resets the affected pages back to the default key 0 which is
     /// accessible from every stripe.
     pkey: Option<ProtectionKey>,
+
+    /// wasmfn patch 8: the bytes the last reset left resident. When 0, what
+    /// the next reset finds dirty is what that one instance wrote, nothing
+    /// kept from before: a clean measurement for [`Footprint`].
+    resident_after_reset: usize,
 }
 
 impl fmt::Debug for MemoryImageSlot {
@@ -381,6 +471,7 @@ impl MemoryImageSlot {
             image: None,
             dirty: false,
             pkey,
+            resident_after_reset: 0,
         }
     }
 
@@ -547,12 +638,35 @@ impl MemoryImageSlot {
         keep_resident: HostAlignedByteCount,
         decommit: impl FnMut(*mut u8, usize),
     ) -> Result<usize> {
+        self.clear_and_remain_ready_learned(
+            pagemap,
+            keep_resident,
+            HostAlignedByteCount::ZERO,
+            decommit,
+        )
+    }
+
+    /// wasmfn patch 8: [`Self::clear_and_remain_ready`], where a memory with an
+    /// image keeps resident what its module's instances typically dirty (at
+    /// least `keep_resident`, at most `keep_resident_max`) when
+    /// `keep_resident_max` is larger than `keep_resident` and the kernel can
+    /// tell which pages were written.
+    #[allow(dead_code, reason = "only used in some cfgs")]
+    pub(crate) fn clear_and_remain_ready_learned(
+        &mut self,
+        pagemap: Option<&PageMap>,
+        keep_resident: HostAlignedByteCount,
+        keep_resident_max: HostAlignedByteCount,
+        decommit: impl FnMut(*mut u8, usize),
+    ) -> Result<usize> {
         assert!(self.dirty);
 
-        let bytes_resident =
-            unsafe { self.reset_all_memory_contents(pagemap, keep_resident, decommit)? };
+        let bytes_resident = unsafe {
+            self.reset_all_memory_contents(pagemap, keep_resident, keep_resident_max, decommit)?
+        };
 
         self.dirty = false;
+        self.resident_after_reset = bytes_resident;
         Ok(bytes_resident)
     }
 
@@ -561,6 +675,7 @@ impl MemoryImageSlot {
         &mut self,
         pagemap: Option<&PageMap>,
         keep_resident: HostAlignedByteCount,
+        keep_resident_max: HostAlignedByteCount,
         decommit: impl FnMut(*mut u8, usize),
     ) -> Result<usize> {
         match vm::decommit_behavior() {
@@ -575,8 +690,14 @@ impl MemoryImageSlot {
                 Ok(0)
             }
             DecommitBehavior::RestoreOriginalMapping => {
-                let bytes_resident =
-                    unsafe { self.reset_with_original_mapping(pagemap, keep_resident, decommit) };
+                let bytes_resident = unsafe {
+                    self.reset_with_original_mapping(
+                        pagemap,
+                        keep_resident,
+                        keep_resident_max,
+                        decommit,
+                    )
+                };
                 Ok(bytes_resident)
             }
         }
@@ -587,7 +708,8 @@ impl MemoryImageSlot {
         &mut self,
         pagemap: Option<&PageMap>,
         keep_resident: HostAlignedByteCount,
-        decommit: impl FnMut(*mut u8, usize),
+        keep_resident_max: HostAlignedByteCount,
+        mut decommit: impl FnMut(*mut u8, usize),
     ) -> usize {
         assert_eq!(
             vm::decommit_behavior(),
@@ -595,6 +717,52 @@ impl MemoryImageSlot {
         );
 
         unsafe {
+            // wasmfn patch 8: a memory with an image keeps what its module's
+            // instances typically dirty, measured by scanning up to the max.
+            if let (Some(image), Some(_)) = (&self.image, pagemap) {
+                if keep_resident_max > keep_resident {
+                    let keep = image
+                        .footprint
+                        .keep_resident(keep_resident, keep_resident_max);
+                    // Measured up to twice what is kept: an instance that
+                    // wrote that much is an outlier. (A module that keeps
+                    // writing more grows into it: the samples, up to twice
+                    // the amount, raise the amount.)
+                    let outlier = keep.checked_add(keep).unwrap_or(keep);
+                    let (mut bytes_resident, dirty) = reset_with_pagemap_measured(
+                        pagemap,
+                        self.base.as_mut_ptr(),
+                        self.accessible,
+                        keep,
+                        Some(outlier),
+                        |region| {
+                            manually_reset_region(self.base.as_mut_ptr().addr(), image, region)
+                        },
+                        &mut decommit,
+                    );
+                    if let Some(dirty) = dirty {
+                        // Only a slot that started with nothing resident
+                        // measures what one instance wrote.
+                        if self.resident_after_reset == 0 {
+                            image.footprint.record(dirty);
+                        }
+                        // A full slot (its instance dirtied more than it
+                        // keeps, so it dropped pages, or keeps some an earlier
+                        // instance left) is given back whole now and then, so
+                        // that its next reset is a clean measurement and
+                        // nothing stays in it for long that the module's
+                        // instances do not write.
+                        if bytes_resident > 0
+                            && dirty > keep.byte_count()
+                            && image.footprint.release_due()
+                        {
+                            decommit(self.base.as_mut_ptr(), self.accessible.byte_count());
+                            bytes_resident = 0;
+                        }
+                    }
+                    return bytes_resident;
+                }
+            }
             return match &self.image {
                 // If there's a backing image then manually resetting a region
                 // is a bit trickier than without an image, so delegate to the
@@ -800,6 +968,7 @@ mod test {
             linear_memory_offset,
             module_source: Arc::new(source),
             module_source_offset: 0,
+            footprint: Default::default(),
         });
 
         struct TestDataSource {

@@ -48,3 +48,25 @@ pub unsafe fn reset_with_pagemap(
 
     keep_resident.byte_count()
 }
+
+/// wasmfn patch 8: without the kernel's scan nothing is measured; resets as
+/// [`reset_with_pagemap`] does.
+///
+/// # Safety
+///
+/// Requires that `ptr` is valid to read and write for `len` bytes.
+#[allow(dead_code, reason = "only used in some cfgs")]
+pub unsafe fn reset_with_pagemap_measured(
+    pagemap: Option<&PageMap>,
+    ptr: *mut u8,
+    len: HostAlignedByteCount,
+    keep_resident: HostAlignedByteCount,
+    _outlier: Option<HostAlignedByteCount>,
+    reset_manually: impl FnMut(&mut [u8]),
+    decommit: impl FnMut(*mut u8, usize),
+) -> (usize, Option<usize>) {
+    // SAFETY: the same contract as this function's.
+    let resident =
+        unsafe { reset_with_pagemap(pagemap, ptr, len, keep_resident, reset_manually, decommit) };
+    (resident, None)
+}

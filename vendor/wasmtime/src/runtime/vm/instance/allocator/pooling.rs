@@ -679,9 +679,12 @@ unsafe impl InstanceAllocator for PoolingInstanceAllocator {
         // immediately without preserving the image.
         let mut image = memory.unwrap_static_image();
         let mut queue = DecommitQueue::default();
-        let bytes_resident = image.clear_and_remain_ready(
+        // wasmfn patch 8: `keep_resident_max` lets a memory keep what its
+        // module's instances typically dirty.
+        let bytes_resident = image.clear_and_remain_ready_learned(
             self.pagemap.as_ref(),
             self.memories.keep_resident,
+            self.memories.keep_resident_max,
             |ptr, len| {
                 // SAFETY: the memory in `image` won't be used until this
                 // decommit queue is flushed, and by definition the memory is

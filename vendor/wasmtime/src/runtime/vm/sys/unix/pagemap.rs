@@ -233,14 +233,55 @@ impl PageMap {
 ///
 /// [ioctl]: https://www.man7.org/linux/man-pages/man2/PAGEMAP_SCAN.2const.html
 pub unsafe fn reset_with_pagemap(
+    pagemap: Option<&PageMap>,
+    ptr: *mut u8,
+    len: HostAlignedByteCount,
+    keep_resident: HostAlignedByteCount,
+    reset_manually: impl FnMut(&mut [u8]),
+    decommit: impl FnMut(*mut u8, usize),
+) -> usize {
+    // SAFETY: the same contract as this function's.
+    unsafe {
+        reset_with_pagemap_measured(
+            pagemap,
+            ptr,
+            len,
+            keep_resident,
+            None,
+            reset_manually,
+            decommit,
+        )
+        .0
+    }
+}
+
+/// wasmfn patch 8: [`reset_with_pagemap`] that also measures how much of the
+/// memory was dirty.
+///
+/// With `outlier: None` this is [`reset_with_pagemap`]. With `Some(limit)`
+/// (at least `keep_resident`) the scan goes on past `keep_resident`, up to
+/// `limit` bytes of dirty memory: the first `keep_resident` bytes are reset
+/// with `reset_manually` and stay resident, the rest found is passed to
+/// `decommit` region by region; and when the scan reaches `limit`, the
+/// instance wrote far more than usual, so the whole memory is decommitted
+/// (nothing stays resident, the slot starts from the image again) rather than
+/// keeping pages an outlier chose. Returns the bytes still resident and, when
+/// the kernel's scan was used, the dirty bytes it found (at most `limit`).
+///
+/// # Safety
+///
+/// Requires that `ptr` is valid to read and write for `len` bytes.
+pub unsafe fn reset_with_pagemap_measured(
     mut pagemap: Option<&PageMap>,
     ptr: *mut u8,
     len: HostAlignedByteCount,
     mut keep_resident: HostAlignedByteCount,
+    outlier: Option<HostAlignedByteCount>,
     mut reset_manually: impl FnMut(&mut [u8]),
     mut decommit: impl FnMut(*mut u8, usize),
-) -> usize {
+) -> (usize, Option<usize>) {
     keep_resident = keep_resident.min(len);
+    let scan_max = outlier.map_or(keep_resident, |limit| limit.max(keep_resident));
     let host_page_size = host_page_size();
 
     if pagemap.is_some() {
@@ -265,7 +306,7 @@ pub unsafe fn reset_with_pagemap(
         // SAFETY: the safety requirement of
         // `pagemap_disabled::reset_with_pagemap` is the same as this function.
         _ => unsafe {
-            return crate::runtime::vm::pagemap_disabled::reset_with_pagemap(
+            let resident = crate::runtime::vm::pagemap_disabled::reset_with_pagemap(
                 None,
                 ptr,
                 len,
@@ -273,6 +314,7 @@ pub unsafe fn reset_with_pagemap(
                 reset_manually,
                 decommit,
             );
+            return (resident, None);
         },
     };
 
@@ -287,12 +329,14 @@ pub unsafe fn reset_with_pagemap(
     let end = ptr.wrapping_add(len.byte_count());
     let mut start = ptr;
     let mut pages_left = keep_resident.byte_count() / host_page_size;
+    let mut scan_pages_left = scan_max.byte_count() / host_page_size;
     let mut bytes_resident = 0;
+    let mut bytes_dirty = 0;
 
     loop {
         let scan_len = end.addr() - start.addr();
         let scan_arg = PageMapScanBuilder::new(ptr::slice_from_raw_parts(start, scan_len))
-            .max_pages(pages_left)
+            .max_pages(scan_pages_left)
             // We specifically want pages that are NOT backed by the zero page or
             // backed by files. Such pages mean that they haven't changed from their
             // original contents, so they're inverted.
@@ -326,38 +370,56 @@ pub unsafe fn reset_with_pagemap(
                 log::warn!("failed pagemap scan {err}");
                 let rest = HostAlignedByteCount::new(scan_len).unwrap();
                 let keep = HostAlignedByteCount::new(pages_left * host_page_size).unwrap();
-                return bytes_resident
-                    + crate::runtime::vm::pagemap_disabled::reset_with_pagemap(
-                        None,
-                        start,
-                        rest,
-                        keep,
-                        reset_manually,
-                        decommit,
-                    );
+                let resident = crate::runtime::vm::pagemap_disabled::reset_with_pagemap(
+                    None,
+                    start,
+                    rest,
+                    keep,
+                    reset_manually,
+                    decommit,
+                );
+                return (bytes_resident + resident, None);
             },
         };
 
         // Reset the regions that were written in this scan.
         let regions = result.regions().len();
         for region in result.regions() {
+            // Up to `pages_left` pages of the region are reset and stay
+            // resident; the rest (only when measuring past `keep_resident`)
+            // is given back.
+            let region_len = region.len();
+            let kept = region_len.min(pages_left * host_page_size);
             // SAFETY: we're relying on Linux to pass in valid region ranges within
             // the `ptr/len` we specified to the original syscall.
             unsafe {
-                reset_manually(&mut *region.region().cast_mut());
+                let region = &mut *region.region().cast_mut();
+                if kept > 0 {
+                    reset_manually(&mut region[..kept]);
+                }
+                if kept < region_len {
+                    decommit(region.as_mut_ptr().add(kept), region_len - kept);
+                }
             }
-            bytes_resident += region.len();
-            pages_left = pages_left.saturating_sub(region.len() / host_page_size);
+            bytes_resident += kept;
+            bytes_dirty += region_len;
+            pages_left -= kept / host_page_size;
+            scan_pages_left = scan_pages_left.saturating_sub(region_len / host_page_size);
         }
 
         let walk_end = result.walk_end().cast_mut();
         // The scan stopped at the end, at `max_pages`, or because the region
         // buffer was full; only the last one is worth resuming.
-        if walk_end.addr() >= end.addr() || regions < MAX_REGIONS || pages_left == 0 {
+        if outlier.is_some() && scan_pages_left == 0 {
+            // An outlier: give all of it back, what was reset too.
+            decommit(ptr, len.byte_count());
+            return (0, Some(bytes_dirty));
+        }
+        if walk_end.addr() >= end.addr() || regions < MAX_REGIONS || scan_pages_left == 0 {
             // Everything after `walk_end` was not scanned: decommit it (a
             // no-op when the scan reached the end).
             decommit(walk_end, end.addr() - walk_end.addr().min(end.addr()));
-            return bytes_resident;
+            return (bytes_resident, Some(bytes_dirty));
         }
         start = walk_end;
     }

@@ -137,6 +137,11 @@ pub struct MemoryPool {
     /// Only applicable on Linux.
     pub(super) keep_resident: HostAlignedByteCount,
 
+    /// wasmfn patch 8: when larger than `keep_resident`, a memory with an
+    /// image keeps resident what its module's instances typically dirty, up
+    /// to this much.
+    pub(super) keep_resident_max: HostAlignedByteCount,
+
     /// Keep track of protection keys handed out to initialized stores; this
     /// allows us to round-robin the assignment of stores to stripes.
     next_available_pkey: AtomicUsize,
@@ -283,6 +288,9 @@ impl MemoryPool {
             memories_per_instance: usize::try_from(config.limits.max_memories_per_module).unwrap(),
             keep_resident: HostAlignedByteCount::new_rounded_up(
                 config.linear_memory_keep_resident,
+            )?,
+            keep_resident_max: HostAlignedByteCount::new_rounded_up(
+                config.linear_memory_keep_resident_max,
             )?,
             next_available_pkey: AtomicUsize::new(0),
         };
