@@ -200,21 +200,36 @@ fn bench_counts_a_function_error_as_a_call_only_when_asked() {
     assert_eq!(first_call["n"], 3);
 }
 
-#[test]
-fn bench_reports_each_step_and_a_reused_slot_takes_no_page_faults() {
+/// `wasmfn bench` of the behave fixture's `scatter` (no builds or compiles) with `args`: its
+/// JSON report.
+fn bench_scatter(args: &[&str]) -> serde_json::Value {
     fixture_bundle("behave");
     let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
     let output = wasmfn()
         .arg("bench")
         .arg(&bundle)
-        .args(["--entry", "behave.scatter", "--builds", "0", "--compiles", "0", "--runs", "50"])
-        .args(["--live", "2", "--seconds", "1", "--keep-resident-mb", "16", "--json"])
+        .args(["--entry", "behave.scatter", "--builds", "0", "--compiles", "0", "--json"])
+        .args(args)
         .arg("--cache-dir")
         .arg(work_dir().join("compiled"))
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn bench_reports_each_step_and_a_reused_slot_takes_no_page_faults() {
+    let report = bench_scatter(&[
+        "--runs",
+        "50",
+        "--live",
+        "2",
+        "--seconds",
+        "1",
+        "--keep-resident-mb",
+        "16",
+    ]);
     let steps: Vec<&str> =
         report["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
     for step in ["instantiate a fresh instance", "first call on the fresh instance"] {
@@ -244,31 +259,18 @@ fn a_function_that_writes_more_than_slots_keep_gets_what_it_writes_kept_resident
         assert_eq!(wasmfn_runtime::limits::default_keep_resident_max_mb(), 0);
         return;
     }
-    fixture_bundle("behave");
-    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
     // `scatter` dirties ~3 MiB per call (512 separate pages of its 4 MiB plus the interpreter's
     // own writes), more than the 2 MiB every slot keeps by default.
     let first_call_faults = |extra: &[&str]| {
-        let output = wasmfn()
-            .arg("bench")
-            .arg(&bundle)
-            .args(["--entry", "behave.scatter", "--builds", "0", "--compiles", "0"])
-            .args(["--runs", "100", "--live", "0", "--seconds", "0", "--json"])
-            .args(["--keep-resident-mb", "2"])
-            .args(extra)
-            .arg("--cache-dir")
-            .arg(work_dir().join("compiled"))
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let runs = ["--runs", "100", "--live", "0", "--seconds", "0", "--keep-resident-mb", "2"];
+        let report = bench_scatter(&[&runs[..], extra].concat());
         report["page_faults"]["first_call"].as_f64().unwrap()
     };
     // Fixed at 2 MiB: the rest is given back after every call and faults in again in the next.
     let fixed = first_call_faults(&["--keep-resident-max-mb", "0"]);
     // Learned (the default bound): after a few calls the function's slots keep what it writes.
     // The average includes the calls before there was anything to learn from (the first on a
-    // slot nothing had written: ~800 faults, then a few at the base amount).
+    // slot nothing had written, then the ones whose slot was given back to measure it again).
     let learned = first_call_faults(&[]);
     assert!(fixed > 150.0, "{fixed} page faults per first call with 2 MiB kept, fixed");
     assert!(learned < 64.0, "{learned} page faults per first call, learned (fixed: {fixed})");
