@@ -881,16 +881,29 @@ impl AsyncJobs {
 
     async fn run(self: &Arc<Self>, id: uuid::Uuid) {
         let started = self.blocking(move |jobs| {
+            // A job can be in this node's line twice: taken over again (its lease ran out
+            // while it waited here) and re-queued. By the time the second turn comes, the first
+            // may have finished: its record then stays as it ended, instead of going back to
+            // "running" for a run nobody needs (seen in tests/cluster.rs: a delivered job shown
+            // running again).
+            let mut fresh = false;
             let started = jobs.update(id, |job| {
-                job.state = JobState::Running;
-                job.started_at = Some(now());
-                job.attempts += 1;
+                if matches!(job.state, JobState::Queued | JobState::Running) {
+                    job.state = JobState::Running;
+                    job.started_at = Some(now());
+                    job.attempts += 1;
+                    fresh = true;
+                }
             });
-            started.map(|_| jobs.get(id))
+            (fresh, started.map(|_| jobs.get(id)))
         });
         let job = match started.await {
-            Ok(Some(Ok(Some(job)))) => job,
-            Ok(None) => {
+            Ok((false, Some(_))) => {
+                tracing::debug!(invocation_id = %id, "an async job queued twice had ended already");
+                return;
+            }
+            Ok((true, Some(Ok(Some(job))))) => job,
+            Ok((_, None)) => {
                 tracing::error!(invocation_id = %id, "an async job vanished from the store");
                 return;
             }
