@@ -23,7 +23,7 @@ fn scaled(variable: &str, default: usize) -> usize {
 /// compiled bundle's memory image mapped into instance slots, one page of the page cache as
 /// many times as slots map it, shared and clean, which rises and falls with how many slots hold
 /// their mappings rather than with what the server keeps.
-fn rss_kib(pid: u32) -> u64 {
+fn private_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
     status
         .lines()
@@ -118,10 +118,10 @@ async fn every_request_of_a_faulty_load_is_answered_and_memory_returns() {
 
     // Warm up with the same mix, so pools, caches and thread stacks reach their working size.
     let warm = load(&base, 0..(total / 10).max(400), clients).await;
-    let baseline = rss_kib(child.id());
+    let baseline = private_kib(child.id());
     let seen = load(&base, 1_000_000..1_000_000 + total, clients).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_kib(child.id());
+    let after = private_kib(child.id());
 
     let answered: usize = seen.values().sum();
     assert_eq!(answered, total, "every request got a response");

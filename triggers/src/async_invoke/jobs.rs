@@ -895,15 +895,16 @@ impl AsyncJobs {
                     fresh = true;
                 }
             });
-            (fresh, started.map(|_| jobs.get(id)))
+            // The job with its bodies, read only for a run.
+            started.map(|_| fresh.then(|| jobs.get(id)))
         });
         let job = match started.await {
-            Ok((false, Some(_))) => {
+            Ok(Some(None)) => {
                 tracing::debug!(invocation_id = %id, "an async job queued twice had ended already");
                 return;
             }
-            Ok((true, Some(Ok(Some(job))))) => job,
-            Ok((_, None)) => {
+            Ok(Some(Some(Ok(Some(job))))) => job,
+            Ok(None) => {
                 tracing::error!(invocation_id = %id, "an async job vanished from the store");
                 return;
             }

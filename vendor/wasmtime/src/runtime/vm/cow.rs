@@ -718,7 +718,7 @@ impl MemoryImageSlot {
 
         unsafe {
             // wasmfn patch 8: a memory with an image keeps what its module's
-            // instances typically dirty, measured by scanning up to the max.
+            // instances typically dirty, measured in slots that start empty.
             if let (Some(image), Some(_)) = (&self.image, pagemap) {
                 if keep_resident_max > keep_resident {
                     let keep = image
