@@ -370,6 +370,9 @@ pub struct AsyncJobs {
     deliverer: Arc<Deliverer>,
     options: AsyncOptions,
     waiting: AtomicUsize,
+    /// The jobs in this node's line (sent, not yet taken by a worker): a job taken over again
+    /// while it waits here is not queued a second time.
+    in_line: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     sender: mpsc::UnboundedSender<uuid::Uuid>,
     receiver: AsyncMutex<mpsc::UnboundedReceiver<uuid::Uuid>>,
     /// Serialises read-modify-write of one job's record.
@@ -433,6 +436,7 @@ impl AsyncJobs {
             deliverer,
             options,
             waiting: AtomicUsize::new(0),
+            in_line: std::sync::Mutex::default(),
             sender,
             receiver: AsyncMutex::new(receiver),
             write: std::sync::Mutex::new(()),
@@ -468,8 +472,7 @@ impl AsyncJobs {
             .and_then(|stored| stored);
         match stored {
             Ok(job) => {
-                // The receiver lives as long as `self`.
-                let _ = self.sender.send(job.id);
+                self.send(job.id);
                 Ok(job)
             }
             Err(error) => {
@@ -528,9 +531,29 @@ impl AsyncJobs {
         all
     }
 
+    /// Queues job `id` unless it already waits in this node's line.
     fn enqueue(&self, id: uuid::Uuid) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
+        if !self.send(id) {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Puts `id` in the line for a worker (its place in `waiting` already counted); false when
+    /// it is there already.
+    fn send(&self, id: uuid::Uuid) -> bool {
+        if !self.in_line.lock().expect("jobs in line").insert(id) {
+            return false;
+        }
+        // The receiver lives as long as `self`.
         let _ = self.sender.send(id);
+        true
+    }
+
+    /// A worker took `id` from the line.
+    fn taken(&self, id: uuid::Uuid) {
+        self.in_line.lock().expect("jobs in line").remove(&id);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Jobs waiting for a worker.
@@ -736,7 +759,7 @@ impl AsyncJobs {
                             }
                         };
                         let Some(id) = next else { return };
-                        jobs.waiting.fetch_sub(1, Ordering::SeqCst);
+                        jobs.taken(id);
                         jobs.run(id).await;
                     }
                 })
@@ -881,11 +904,11 @@ impl AsyncJobs {
 
     async fn run(self: &Arc<Self>, id: uuid::Uuid) {
         let started = self.blocking(move |jobs| {
-            // A job can be in this node's line twice: taken over again (its lease ran out
-            // while it waited here) and re-queued. By the time the second turn comes, the first
-            // may have finished: its record then stays as it ended, instead of going back to
-            // "running" for a run nobody needs (seen in tests/cluster.rs: a delivered job shown
-            // running again).
+            // A job can come to this node's workers twice: taken over again (its lease ran
+            // out while it ran here, or while another node held it) and re-queued. By the time
+            // the second turn comes, the first may have finished: its record then stays as it
+            // ended, instead of going back to "running" for a run nobody needs (seen in
+            // tests/cluster.rs: a delivered job shown running again).
             let mut fresh = false;
             let started = jobs.update(id, |job| {
                 if matches!(job.state, JobState::Queued | JobState::Running) {
