@@ -20,7 +20,7 @@ import _wasmfn_manifest
 from ixoncdkingress.function.context import FunctionContext, FunctionResource
 from ixoncdkingress.function.api_client import ApiClient
 from ixoncdkingress.function.document_db_client import DocumentDBClient
-from wasmfn import _agent_tools, _backends, _buildtime, _dispatch, _modules, _reseed, _sources, _warmup, outbound
+from wasmfn import _agent_tools, _backends, _buildtime, _dispatch, _heap, _modules, _reseed, _sources, _warmup, outbound
 from wasmfn.objects import ObjectStorageClient
 from wasmfn._http import Request
 
@@ -234,4 +234,7 @@ _reseed.install()
 # leaves them alone: a call's collections look only at what the call made, instead of walking
 # (and writing to) the whole pre-initialized heap, whose pages are then copied and reset.
 gc.collect()
+# And every object made so far is listed for `wasmfn build`, which makes them immortal in the
+# image: calls then read them without writing their reference counts (wasmfn/_heap.py).
+_heap.publish()
 gc.freeze()

@@ -145,6 +145,20 @@ async fn each_instance_draws_its_own_random_numbers() {
     }
 }
 
+#[tokio::test]
+async fn the_built_heap_is_immortal_and_what_a_call_makes_is_not() {
+    // `wasmfn build` writes CPython's immortal reference count into every object the build
+    // left in the image, so calls do not write to their pages; objects a call makes are
+    // counted as always (they are freed when their count drops to zero).
+    let server = start_server(&["behave"], None).await;
+    for _ in 0..2 {
+        let url = server.invoke_url("behave:behave.heap", "");
+        let (status, body) = json(server.client.post(url).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, json!({"module": true, "function": true, "bytes": true, "made": false}));
+    }
+}
+
 fn ixon_call(name: &str) -> serde_json::Value {
     json!({
         "name": name,

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,19 +40,33 @@ class Workload:
 
 
 def systems_for(workload: Workload, workspace: Workspace,
-                wasmfn_variants: list[tuple[str, str, list[str]]] = ()) -> list[System]:
+                wasmfn_variants: list[tuple] = ()) -> list[System]:
     """The systems of the HTTP benchmark, serving `workload` instead of hello world.
 
-    `wasmfn_variants` ((name, label, extra `wasmfn serve` arguments), ...) replaces the one
-    wasmfn system by several, e.g. one per document store."""
+    `wasmfn_variants` ((name, label, extra `wasmfn serve` arguments[, `wasmfn build`
+    arguments]), ...) replaces the one wasmfn system by several, e.g. one per document store;
+    a variant with build arguments serves the bundle `wasmfn build` makes with them instead of
+    the folder."""
 
     class WorkloadWasmfn(Wasmfn):
         ready_text = workload.ready_text
         variant_args: list[str] = []
+        build_args: list[str] | None = None
+        served: Path = workload.function
+
+        def prepare(self) -> None:
+            super().prepare()
+            if self.build_args is not None:
+                out = self.ws.cache / "wasmfn" / "bundles" / self.name
+                shutil.rmtree(out, ignore_errors=True)
+                self.run_step([str(self.ws.wasmfn_bin), "build", str(workload.function),
+                               "--out-dir", str(out), *self.build_args],
+                              f"{self.name}: wasmfn build", f"{self.name}-build.log")
+                self.served = next(out.glob("*.wasm"))
 
         def launch(self, port: int):
             launch = super().launch(port)
-            launch.argv[launch.argv.index(str(self.ws.hello_world))] = str(workload.function)
+            launch.argv[launch.argv.index(str(self.ws.hello_world))] = str(self.served)
             launch.argv += self.variant_args
             self.info["command"] = " ".join(launch.argv)
             return launch
@@ -93,22 +108,27 @@ def systems_for(workload: Workload, workspace: Workspace,
         return WorkloadServer
 
     wasmfns: list[System] = []
-    for name, label, args in wasmfn_variants or [(Wasmfn.name, Wasmfn.label, [])]:
+    for name, label, args, *build in wasmfn_variants or [(Wasmfn.name, Wasmfn.label, [])]:
         variant = type(f"Wasmfn_{name}", (WorkloadWasmfn,),
-                       {"name": name, "label": label, "variant_args": list(args)})
+                       {"name": name, "label": label, "variant_args": list(args),
+                        "build_args": list(build[0]) if build else None})
         wasmfns.append(variant(workspace))
     return [*wasmfns, WorkloadIxoncdkingress(workspace),
             cpython_server(Gunicorn)(workspace), cpython_server(Uvicorn)(workspace)]
 
 
-def keep_resident_variants(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
-    """wasmfn as it runs by default (what a slot keeps resident learned per function, up to
-    --keep-resident-max-mb) and with the fixed 2 MiB of before (--keep-resident-max-mb 0): the
-    A/B of that bound, in the same run as the CPython peers."""
+def wasmfn_ab_variants(args: argparse.Namespace) -> list[tuple]:
+    """wasmfn as it runs by default, and without each of the last changes, for their A/B in
+    the same run as the CPython peers: with the fixed 2 MiB kept per slot of before
+    (--keep-resident-max-mb 0, instead of what a slot keeps learned per function), and with the
+    heap left mortal (`wasmfn build --mortal-heap`, instead of the pre-initialized objects made
+    immortal)."""
     return [
         ("wasmfn", "wasmfn", []),
         ("wasmfn-fixed-2mib", "wasmfn, 2 MiB kept per slot (--keep-resident-max-mb 0)",
          ["--keep-resident-max-mb", "0"]),
+        ("wasmfn-mortal-heap", "wasmfn, heap left mortal (wasmfn build --mortal-heap)",
+         [], ["--mortal-heap"]),
     ]
 
 

@@ -9,7 +9,7 @@ machine, one load generator (wrk), one system at a time, in one run: the ratios 
 read. Writes <out>/imports.json and <out>/imports.md.
 
     python3 benches/imports/run.py [--wasmfn-bin target/release/wasmfn] [--quick]
-        [--duration S] [--connections 1,4,16] [--only wasmfn,wasmfn-fixed-2mib,ixoncdkingress,gunicorn,uvicorn]
+        [--duration S] [--connections 1,4,16] [--only wasmfn,wasmfn-fixed-2mib,wasmfn-mortal-heap,ixoncdkingress,gunicorn,uvicorn]
 
 Usually started by `bash benches/run.sh --only imports`, which installs wrk first.
 """
@@ -21,7 +21,7 @@ BENCHES = Path(__file__).resolve().parent.parent
 # The HTTP benchmark's systems and measuring loop, reused as they are.
 sys.path.insert(0, str(BENCHES / "http"))
 
-from workload import Workload, keep_resident_variants, run_benchmark  # noqa: E402
+from workload import Workload, wasmfn_ab_variants, run_benchmark  # noqa: E402
 
 
 def main() -> int:
@@ -35,8 +35,8 @@ def main() -> int:
         "imports", __doc__.split("\n\n")[0], workload,
         "Pure-Python packages (python-dateutil, packaging) ({date}, {machine}): per call a "
         "timestamp parsed, a weekly recurrence expanded, a version checked.",
-        only="wasmfn,wasmfn-fixed-2mib,ixoncdkingress,gunicorn,uvicorn",
-        wasmfn_variants=keep_resident_variants,
+        only="wasmfn,wasmfn-fixed-2mib,wasmfn-mortal-heap,ixoncdkingress,gunicorn,uvicorn",
+        wasmfn_variants=wasmfn_ab_variants,
     )
 
 

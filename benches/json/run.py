@@ -9,7 +9,7 @@ the same document (generated here, deterministic, ~100 KB). One machine, one loa
 and <out>/json.md.
 
     python3 benches/json/run.py [--wasmfn-bin target/release/wasmfn] [--quick]
-        [--duration S] [--connections 1,16] [--only wasmfn,wasmfn-fixed-2mib,ixoncdkingress,gunicorn,uvicorn]
+        [--duration S] [--connections 1,16] [--only wasmfn,wasmfn-fixed-2mib,wasmfn-mortal-heap,ixoncdkingress,gunicorn,uvicorn]
 
 Usually started by `bash benches/run.sh --only json`, which installs wrk first.
 """
@@ -22,7 +22,7 @@ BENCHES = Path(__file__).resolve().parent.parent
 # The HTTP benchmark's systems and measuring loop, reused as they are.
 sys.path.insert(0, str(BENCHES / "http"))
 
-from workload import Workload, keep_resident_variants, run_benchmark  # noqa: E402
+from workload import Workload, wasmfn_ab_variants, run_benchmark  # noqa: E402
 
 # ixoncdkingress's signer takes the arguments on its command line, where one argument may be at
 # most 128 KiB (Linux's MAX_ARG_STRLEN): the document stays just under 100 KB.
@@ -56,8 +56,8 @@ def main() -> int:
         "json", __doc__.split("\n\n")[0], workload,
         "JSON in and out ({date}, {machine}): each call POSTs {body_bytes:,} bytes of JSON "
         "({readings} readings) and gets {answer_bytes:,} back.",
-        only="wasmfn,wasmfn-fixed-2mib,ixoncdkingress,gunicorn,uvicorn",
-        wasmfn_variants=keep_resident_variants,
+        only="wasmfn,wasmfn-fixed-2mib,wasmfn-mortal-heap,ixoncdkingress,gunicorn,uvicorn",
+        wasmfn_variants=wasmfn_ab_variants,
         results_extra={"readings": len(workload.arguments["readings"])},
     )
 

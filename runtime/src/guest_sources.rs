@@ -19,6 +19,7 @@ pub const FILES: &[(&str, &str)] = embed![
     "guest-python/wasmfn/_backends.py",
     "guest-python/wasmfn/_dispatch.py",
     "guest-python/wasmfn/_extjson.py",
+    "guest-python/wasmfn/_heap.py",
     "guest-python/wasmfn/_http.py",
     "guest-python/wasmfn/_modules.py",
     "guest-python/wasmfn/_reseed.py",

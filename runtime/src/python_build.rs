@@ -15,6 +15,7 @@ use crate::manifest::{FunctionManifest, ManifestError, MANIFEST_FILE};
 use crate::toolchain::{wasmfn_home, Toolchain};
 
 mod bounded;
+pub mod immortal;
 mod lock;
 pub mod reproducible;
 mod requirements;
@@ -92,6 +93,9 @@ pub struct BuildOptions {
     pub progress: bool,
     /// How long componentize-py may run (default [`DEFAULT_COMPONENTIZE_DEADLINE`]).
     pub deadline: Option<std::time::Duration>,
+    /// Leave the pre-initialized heap's reference counts as CPython left them, instead of
+    /// making its objects immortal ([`immortal`]).
+    pub mortal_heap: bool,
 }
 
 /// Where a function folder's modules are imported from, as ixoncdkingress imports them.
@@ -439,7 +443,21 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         return Err(componentize_error(&stderr, &shown, dir));
     }
 
-    let bytes = std::fs::read(&out).map_err(io("reading componentize-py's output"))?;
+    let mut bytes = std::fs::read(&out).map_err(io("reading componentize-py's output"))?;
+    if !options.mortal_heap {
+        match immortal::immortalize(&mut bytes) {
+            Ok(Some(done)) => progress(&format!(
+                "made the pre-initialized heap immortal ({} of {} objects)",
+                done.written, done.listed
+            )),
+            Ok(None) => progress("note: no heap table in the component: its objects stay mortal"),
+            Err(error) => {
+                return Err(BuildError::Componentize(format!(
+                    "its output is not a component: {error}"
+                )));
+            }
+        }
+    }
     let meta = BundleMeta::from_manifest(&manifest, crate::guest_sources::build_id());
     let wasm = output_path(&manifest, dir, options);
     if let Some(parent) = wasm.parent() {
