@@ -159,6 +159,17 @@ async fn the_built_heap_is_immortal_and_what_a_call_makes_is_not() {
     }
 }
 
+#[tokio::test]
+async fn an_instance_that_never_draws_random_numbers_does_not_seed_the_generator() {
+    // componentize-py's runtime calls `random.seed()` before each instance's first call;
+    // seeding costs ~600 words of entropy and the generator's set-up, so it waits for the
+    // first draw (each_instance_draws_its_own_random_numbers checks that draws still differ).
+    let server = start_server(&["behave"], None).await;
+    let url = server.invoke_url("behave:behave.seeded_before_use", "");
+    let (status, body) = json(server.client.post(url).send().await.unwrap()).await;
+    assert_eq!((status, body), (200, json!({"seeded": false})));
+}
+
 fn ixon_call(name: &str) -> serde_json::Value {
     json!({
         "name": name,

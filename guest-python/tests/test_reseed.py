@@ -26,6 +26,29 @@ class ReseedTest(unittest.TestCase):
         self.assertNotEqual(drawn, built)
         self.assertEqual(random.random, original)
 
+    def test_seed_without_a_seed_waits_for_the_first_draw_and_a_given_seed_holds(self):
+        random.seed(7)
+        built = [random.random() for _ in range(3)]
+        random.seed(7)
+        _reseed.install()
+        wrapped = random.random
+        with mock.patch.object(random._inst, "seed", wraps=random._inst.seed) as seed:
+            # What componentize-py's runtime does before each instance's first call.
+            random.seed()
+            seed.assert_not_called()
+            self.assertIs(random.random, wrapped)
+            drawn = [random.random() for _ in range(3)]
+            seed.assert_called_once_with()
+        self.assertNotEqual(drawn, built)
+
+        importlib.reload(random)
+        random.seed(7)
+        _reseed.install()
+        random.seed(11)  # a seed the function gives: its draws are reproducible
+        first = [random.random() for _ in range(3)]
+        random.seed(11)
+        self.assertEqual(first, [random.random() for _ in range(3)])
+
     def test_functions_bound_elsewhere_are_left_alone(self):
         _reseed.install()
         self.assertIs(random.Random, random.Random)

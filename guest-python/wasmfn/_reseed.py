@@ -8,6 +8,13 @@ instance, seed the shared generator from the instance's own entropy (``os.urando
 host's random source) and put the originals back. Calls that never use ``random`` pay
 nothing. ``secrets``, ``uuid.uuid4`` and ``os.urandom`` read the host's entropy on every
 call already.
+
+componentize-py's runtime calls ``random.seed()`` itself before each instance's first call (it
+took ``random.seed`` after importing the modules, so it holds the replacement made here). A
+``seed()`` without a seed asks for what the first draw does anyway, so it is left to the first
+draw: otherwise every instance would seed twice (~600 words of entropy and the generator's
+set-up, each time) before any call, whether it draws or not. ``seed(a)`` with a seed seeds at
+once, as it says.
 """
 
 import random
@@ -40,5 +47,16 @@ def install() -> None:
         draw.__doc__ = original.__doc__
         return draw
 
+    def seed_later(original: Callable[..., Any]) -> Callable[..., Any]:
+        def seed(a: Any = None, *args: Any, **kwargs: Any) -> Any:
+            if a is None and not args and not kwargs:
+                return None  # from entropy: the first draw does it (see the module's doc)
+            reseed()
+            return original(a, *args, **kwargs)
+
+        seed.__doc__ = original.__doc__
+        return seed
+
     for name, original in originals.items():
-        setattr(random, name, first_use(original))
+        wrap = seed_later if name == "seed" else first_use
+        setattr(random, name, wrap(original))
