@@ -50,12 +50,19 @@ struct Image<'a> {
 }
 
 impl Image<'_> {
-    /// The component's offset of the byte at memory `address`, if the image has it.
-    fn offset(&self, address: u64) -> Option<usize> {
+    /// The component's offsets of the byte at memory `address` and of the end of its segment,
+    /// if the image has it.
+    fn locate(&self, address: u64) -> Option<(usize, usize)> {
         let at = self.segments.partition_point(|s| s.address <= address).checked_sub(1)?;
         let segment = self.segments[at];
         let within = usize::try_from(address - segment.address).ok()?;
-        (within < segment.len).then(|| segment.file_offset + within)
+        let end = segment.file_offset + segment.len;
+        (within < segment.len).then(|| (segment.file_offset + within, end))
+    }
+
+    /// The component's offset of the byte at memory `address`, if the image has it.
+    fn offset(&self, address: u64) -> Option<usize> {
+        Some(self.locate(address)?.0)
     }
 
     /// The offsets of `len` bytes from `address` (they may cross segments), if all are there.
@@ -63,8 +70,17 @@ impl Image<'_> {
         (0..len as u64).map(|i| self.offset(address + i)).collect()
     }
 
-    fn read(&self, address: u64, len: usize) -> Option<Vec<u8>> {
-        Some(self.offsets(address, len)?.into_iter().map(|o| self.bytes[o]).collect())
+    /// `len` bytes from `address`, copied a segment's run at a time (they may cross segments
+    /// that follow each other), if all are there.
+    fn read(&self, mut address: u64, len: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        while out.len() < len {
+            let (start, segment_end) = self.locate(address)?;
+            let run = (segment_end - start).min(len - out.len());
+            out.extend_from_slice(&self.bytes[start..start + run]);
+            address += run as u64;
+        }
+        Some(out)
     }
 
     fn read_u32(&self, address: u64) -> Option<u32> {
@@ -78,34 +94,31 @@ pub fn immortalize(
     component: &mut [u8],
 ) -> Result<Option<Immortalized>, wasmparser::BinaryReaderError> {
     let marker = &Sha256::digest(MARKER_SOURCE)[..MARKER_LEN];
-    let images = memory_images(component)?;
-    let mut writes: Vec<(usize, u8)> = Vec::new();
-    let mut result = None;
-    for segments in images {
-        let image = Image { bytes: component, segments };
-        let Some((value, addresses)) = find_table(&image, marker) else { continue };
-        let mut done = Immortalized { listed: addresses.len(), written: 0 };
-        for address in addresses {
-            let (Some(count), Some(kind)) = (image.read_u32(address), image.read_u32(address + 4))
-            else {
-                continue;
-            };
-            if count == 0 || count >= IMMORTAL_MINIMUM || kind == 0 {
-                continue;
-            }
-            let Some(offsets) = image.offsets(address, 4) else { continue };
-            for (offset, byte) in offsets.into_iter().zip(value.to_le_bytes()) {
-                writes.push((offset, byte));
-            }
-            done.written += 1;
+    let found = memory_images(component)?.into_iter().find_map(|segments| {
+        let image = Image { bytes: &*component, segments };
+        let table = find_table(&image, marker)?;
+        Some((image.segments, table))
+    });
+    let Some((segments, (value, addresses))) = found else { return Ok(None) };
+    let image = Image { bytes: &*component, segments };
+    let mut writes: Vec<usize> = Vec::new();
+    for &address in &addresses {
+        let (Some(count), Some(kind)) = (image.read_u32(address), image.read_u32(address + 4))
+        else {
+            continue;
+        };
+        if count == 0 || count >= IMMORTAL_MINIMUM || kind == 0 {
+            continue;
         }
-        result = Some(done);
-        break;
+        if let Some(offsets) = image.offsets(address, 4) {
+            writes.extend(offsets);
+        }
     }
-    for (offset, byte) in writes {
+    let done = Immortalized { listed: addresses.len(), written: writes.len() / 4 };
+    for (offset, byte) in writes.into_iter().zip(value.to_le_bytes().into_iter().cycle()) {
         component[offset] = byte;
     }
-    Ok(result)
+    Ok(Some(done))
 }
 
 /// The active data segments of memory 0 of each core module in `component`.
