@@ -60,9 +60,15 @@ pub fn build_engine(
 pub fn build_baseline_engine(limits: &EngineLimits) -> Result<Engine> {
     let mut config = config(limits, false);
     config.strategy(wasmtime::Strategy::Winch);
-    // Winch hands trampolines (thousands in a CPython component) to Cranelift: unoptimised,
-    // they compile faster, and they only serve until Cranelift's own code replaces them.
+    // Winch hands trampolines (~9,000 in a CPython component) to Cranelift: unoptimised and
+    // with the single-pass register allocator they compile faster, and they only serve until
+    // Cranelift's own code replaces them. Without the address map (native offset -> wasm
+    // offset, used only by wasm backtraces, which wasmfn does not show) Winch's functions
+    // compile and link faster too. Together: Winch's compile of hello world 0.93 s instead of
+    // 1.08-1.37 s, the same code speed (benches/RESULTS.md, 2026-12-06 afternoon).
     config.cranelift_opt_level(wasmtime::OptLevel::None);
+    config.cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+    config.generate_address_map(false);
     // .eh_frame is only for outside unwinders (debuggers); wasmtime's traces do not need it.
     config.native_unwind_info(false);
     config.max_wasm_stack(4 * 1024 * 1024);
