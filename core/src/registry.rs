@@ -177,14 +177,15 @@ pub async fn load_version(
     // platform, say, kept from before an upgrade).
     crate::world::check_world(&bytes)?;
     let meta = bundle::read_meta(&bytes)?.unwrap_or_default();
-    let sha256 = bundle::sha256_hex(&bytes);
-    let (bytes, compiled) = {
+    let (bytes, sha256, compiled) = {
         let engine = compilers.optimized.engine.clone();
         let baseline = compilers.baseline.map(|baseline| baseline.engine().clone());
-        let (cache, sha256) = (compilers.cache.clone(), sha256.clone());
+        let cache = compilers.cache.clone();
+        // The hash too: ~20 ms for a CPython bundle, which would hold up an async worker.
         wasmfn_host_apis::background::spawn(move || {
+            let sha256 = bundle::sha256_hex(&bytes);
             let compiled = tiers::compile(&engine, baseline.as_ref(), &cache, &bytes, &sha256);
-            (bytes, compiled)
+            (bytes, sha256, compiled)
         })
         .await
         .map_err(|e| BundleError::Cache(format!("compile task failed: {e}")))?
