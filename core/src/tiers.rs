@@ -106,13 +106,18 @@ pub fn compile(
     sha256: &str,
 ) -> Result<Compiled, BundleError> {
     if let Some(baseline) = baseline.filter(|_| !cache.path_for(sha256).exists()) {
+        let started = Instant::now();
         match Component::new(baseline, bytes) {
             Ok(component) => {
+                tracing::debug!(
+                    seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+                    "compiled with Winch (the baseline tier)"
+                );
                 return Ok(Compiled {
                     component,
                     tier: Tier::Baseline,
                     loaded_from: LoadedFrom::Compiled,
-                })
+                });
             }
             Err(error) => tracing::info!(
                 error = %format!("{error:#}"),
