@@ -313,6 +313,58 @@ fn serve_answers_http_and_stops_on_sigterm() {
 }
 
 #[test]
+fn serve_started_with_sigint_ignored_stops_on_sigint_once_it_says_it_listens() {
+    // As in the background of a non-interactive script: SIGINT is ignored until the server
+    // installs its handler. A signal sent as soon as the server says it listens must stop it
+    // (a handler installed only when the accept loop first waited lost such signals).
+    fixture_bundle("behave");
+    let state = tempfile::tempdir().unwrap();
+    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
+    let server = wasmfn();
+    let mut child = Command::new("sh")
+        .args(["-c", "trap '' INT; exec \"$0\" \"$@\""])
+        .arg(server.get_program())
+        .arg("serve")
+        .arg(&bundle)
+        .args(["--listen", "127.0.0.1:0", "--space", "tests", "--default-access", "public"])
+        .arg("--data-dir")
+        .arg(state.path())
+        .envs(server.get_envs().filter_map(|(key, value)| Some((key, value?))))
+        .env("WASMFN_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("wasmfn: listening on "), "{first}");
+    // Both handlers are in place before the line (bits 2 and 15 of the caught-signal mask).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let caught = status.lines().find_map(|line| line.strip_prefix("SigCgt:")).unwrap();
+    let caught = u64::from_str_radix(caught.trim(), 16).unwrap();
+    assert_eq!(caught & (1 << 1 | 1 << 14), 1 << 1 | 1 << 14, "SigCgt {caught:x}");
+    let status = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    // Drain stdout so the server never blocks writing it, then wait with a bound.
+    std::thread::spawn(move || lines.for_each(drop));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("SIGINT did not stop the server within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+#[test]
 fn help_lists_the_commands() {
     let output = wasmfn().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);

@@ -376,6 +376,9 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
         Some(url) if args.state.is_none() => url.clone(),
         _ => format!("http://{address}"),
     });
+    // Before the first line a script waits for: from here on, SIGINT and SIGTERM stop the
+    // server gracefully (see `server::shutdown_signal`).
+    let signalled = server::shutdown_signal();
     println!("wasmfn: listening on http://{address}");
     for name in &names {
         println!("  http://{address}/spaces/{}/functions/{name}/invoke", args.space);
@@ -435,7 +438,7 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
     node.mark_ready();
     let ready = node.ready.clone();
     let shutdown = async move {
-        server::shutdown_signal().await;
+        signalled.await;
         // Load balancers stop sending while requests in flight finish.
         ready.store(false, std::sync::atomic::Ordering::SeqCst);
     };
