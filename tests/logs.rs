@@ -150,7 +150,7 @@ async fn a_graceful_shutdown_keeps_every_record() {
         let mut node = Node::new(runtime.clone(), options).unwrap();
         let served = ServedBundle {
             space: "default".into(),
-            bytes,
+            bytes: bytes.into(),
             config: Default::default(),
             source: "behave".into(),
         };

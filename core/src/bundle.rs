@@ -51,6 +51,89 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// A bundle's bytes with their sha256, computed from them when it was made (the only way to
+/// make one): whoever hashed a bundle already (a deploy, to name the file it keeps) hands both
+/// on, and nothing downstream can be given a hash of other bytes.
+pub struct HashedBundle {
+    bytes: Vec<u8>,
+    sha256: String,
+}
+
+impl HashedBundle {
+    /// Hashes `bytes`: ~20 ms for a CPython bundle, so not on an async worker.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        let sha256 = sha256_hex(&bytes);
+        Self { bytes, sha256 }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn into_parts(self) -> (Vec<u8>, String) {
+        (self.bytes, self.sha256)
+    }
+}
+
+/// A bundle to load: its bytes, hashed already or not (then loading hashes them, off the async
+/// workers).
+pub enum BundleBytes {
+    Unhashed(Vec<u8>),
+    Hashed(HashedBundle),
+}
+
+impl BundleBytes {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Unhashed(bytes) => bytes,
+            Self::Hashed(hashed) => hashed.bytes(),
+        }
+    }
+
+    /// Hashes the bytes unless they were.
+    pub fn hashed(self) -> HashedBundle {
+        match self {
+            Self::Unhashed(bytes) => HashedBundle::new(bytes),
+            Self::Hashed(hashed) => hashed,
+        }
+    }
+}
+
+// Not the bytes themselves (megabytes): their size and hash.
+impl std::fmt::Debug for HashedBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashedBundle")
+            .field("len", &self.bytes.len())
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for BundleBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unhashed(bytes) => f.debug_struct("Unhashed").field("len", &bytes.len()).finish(),
+            Self::Hashed(hashed) => hashed.fmt(f),
+        }
+    }
+}
+
+impl From<Vec<u8>> for BundleBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::Unhashed(bytes)
+    }
+}
+
+impl From<HashedBundle> for BundleBytes {
+    fn from(hashed: HashedBundle) -> Self {
+        Self::Hashed(hashed)
+    }
+}
+
 /// Checks the binary header: a component, not a core module or something else.
 pub fn check_header(bytes: &[u8]) -> Result<(), BundleError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {

@@ -168,22 +168,23 @@ pub struct Compilers<'a> {
 /// then has Cranelift compile it in the background); it runs on a blocking thread.
 pub async fn load_version(
     compilers: Compilers<'_>,
-    bytes: Vec<u8>,
+    bundle: bundle::BundleBytes,
     options: &LoadOptions,
 ) -> Result<FunctionVersion, BundleError> {
     let started = std::time::Instant::now();
-    bundle::check_header(&bytes)?;
+    bundle::check_header(bundle.bytes())?;
     // Before the compile, and with a reason a user can act on (a bundle built for an older
     // platform, say, kept from before an upgrade).
-    crate::world::check_world(&bytes)?;
-    let meta = bundle::read_meta(&bytes)?.unwrap_or_default();
+    crate::world::check_world(bundle.bytes())?;
+    let meta = bundle::read_meta(bundle.bytes())?.unwrap_or_default();
     let (bytes, sha256, compiled) = {
         let engine = compilers.optimized.engine.clone();
         let baseline = compilers.baseline.map(|baseline| baseline.engine().clone());
         let cache = compilers.cache.clone();
-        // The hash too: ~20 ms for a CPython bundle, which would hold up an async worker.
+        // The hash too (unless the caller has it): ~20 ms for a CPython bundle, which would
+        // hold up an async worker.
         wasmfn_host_apis::background::spawn(move || {
-            let sha256 = bundle::sha256_hex(&bytes);
+            let (bytes, sha256) = bundle.hashed().into_parts();
             let compiled = tiers::compile(&engine, baseline.as_ref(), &cache, &bytes, &sha256);
             (bytes, sha256, compiled)
         })

@@ -130,11 +130,18 @@ impl Runtime {
         &self.cache
     }
 
+    /// Whether new bundles are compiled by Winch first (the baseline tier), and serve while
+    /// Cranelift compiles them in the background.
+    pub fn has_baseline_tier(&self) -> bool {
+        self.baseline.is_some()
+    }
+
     /// Compiles (or loads from cache) a bundle without activating it; `name` and `version`
-    /// override the bundle's metadata.
+    /// override the bundle's metadata. `bundle` is its bytes, or a [`crate::bundle::HashedBundle`]
+    /// when the caller hashed them already.
     pub async fn prepare(
         &self,
-        bytes: Vec<u8>,
+        bundle: impl Into<crate::bundle::BundleBytes>,
         space: &str,
         name: Option<String>,
         version: Option<String>,
@@ -151,7 +158,7 @@ impl Runtime {
             baseline: self.baseline.as_ref(),
             cache: &self.cache,
         };
-        load_version(compilers, bytes, &options).await
+        load_version(compilers, bundle.into(), &options).await
     }
 
     /// Loads a bundle and makes it the active version of its function.
@@ -168,12 +175,12 @@ impl Runtime {
     /// (a served folder's IXON dev values, see [`crate::dev_config`]).
     pub async fn load_with_config(
         &self,
-        bytes: Vec<u8>,
+        bundle: impl Into<crate::bundle::BundleBytes>,
         space: &str,
         name: Option<String>,
         config: &BTreeMap<String, serde_json::Value>,
     ) -> Result<Arc<FunctionVersion>, BundleError> {
-        let mut version = self.prepare(bytes, space, name, None).await?;
+        let mut version = self.prepare(bundle, space, name, None).await?;
         version.config = version.config.with_overrides(config);
         self.registry().activate(version)
     }

@@ -291,7 +291,7 @@ pub async fn start_bundles(
         .into_iter()
         .map(|(space, bytes)| ServedBundle {
             space,
-            bytes,
+            bytes: bytes.into(),
             config: Default::default(),
             source: "a test bundle".into(),
         })

@@ -137,13 +137,11 @@ pub async fn load_folder(
     let built =
         tokio::task::spawn_blocking(move || python_build::build_if_stale(&folder, &options))
             .await??;
-    let bytes = tokio::fs::read(&built.wasm)
-        .await
-        .with_context(|| format!("reading {}", built.wasm.display()))?;
+    let bundle = super::hashed_bundle(&built.wasm).await?;
     let what = format!("{} {}", built.manifest.name, built.manifest.version);
-    let _compiling = super::announce_compile(runtime, &bytes, &what);
+    let _compiling = super::announce_compile(runtime, &bundle, &what);
     let config = folder_dev_config(dir)?;
-    Ok(runtime.load_with_config(bytes, space, None, &config).await?)
+    Ok(runtime.load_with_config(bundle, space, None, &config).await?)
 }
 
 /// An edit that leaves `function.toml` and the requirements alone: the folder's last bundle

@@ -416,6 +416,13 @@ pub async fn bundle_bytes(path: &Path) -> Result<Vec<u8>> {
     tokio::fs::read(&wasm).await.with_context(|| format!("reading {}", wasm.display()))
 }
 
+/// [`bundle_bytes`] and their sha256, computed once (on a blocking thread: ~20 ms for a
+/// CPython bundle) for both the compile cache's lookup and the load.
+pub async fn hashed_bundle(path: &Path) -> Result<crate::bundle::HashedBundle> {
+    let bytes = bundle_bytes(path).await?;
+    Ok(tokio::task::spawn_blocking(move || crate::bundle::HashedBundle::new(bytes)).await?)
+}
+
 /// The state database `invoke` keeps documents and objects in: `dir`, or `wasmfn dev`'s data
 /// directory. That one may be held by a running `dev` (or another `invoke`): then the call gets
 /// temporary storage, with a warning; a `dir` given explicitly must be free.
@@ -445,12 +452,19 @@ fn open_storage(dir: Option<&Path>) -> Result<crate::state::StateDb> {
 /// terminal, counts the seconds until the answer is dropped (hold it over the load).
 pub(crate) fn announce_compile(
     runtime: &Runtime,
-    bytes: &[u8],
+    bundle: &crate::bundle::HashedBundle,
     what: &str,
 ) -> Option<crate::progress::Elapsed> {
-    let sha256 = crate::bundle::sha256_hex(bytes);
-    if runtime.cache().path_for(&sha256).exists() {
+    if runtime.cache().path_for(bundle.sha256()).exists() {
         return None;
+    }
+    if runtime.has_baseline_tier() {
+        // It serves once Winch has compiled it; Cranelift's code takes over when ready.
+        eprintln!(
+            "wasmfn: compiling {what} to machine code (Winch, about a second; then Cranelift in \
+             the background, once)…"
+        );
+        return Some(crate::progress::Elapsed::start("  Winch"));
     }
     eprintln!("wasmfn: compiling {what} to machine code (Cranelift, typically 5-40 s, once)…");
     Some(crate::progress::Elapsed::start("  Cranelift"))
@@ -484,13 +498,13 @@ async fn invoke(args: InvokeArgs) -> Result<std::process::ExitCode> {
     let options = crate::node::CapabilityOptions::default();
     let capabilities = crate::node::open_capabilities(&options, &state).await?;
     runtime.invoker().set_capabilities(std::sync::Arc::new(capabilities));
-    let bytes = bundle_bytes(&args.path).await?;
-    let compiling = announce_compile(&runtime, &bytes, &args.path.display().to_string());
+    let bundle = hashed_bundle(&args.path).await?;
+    let compiling = announce_compile(&runtime, &bundle, &args.path.display().to_string());
     // `--config` is the operator's, applied at load like the folder's dev configuration: it may
     // replace secrets too, which a call's own `config` never may.
     let mut load_config = folder_dev_config(&args.path)?;
     load_config.extend(config);
-    let version = runtime.load_with_config(bytes, &args.space, None, &load_config).await?;
+    let version = runtime.load_with_config(bundle, &args.space, None, &load_config).await?;
     drop(compiling);
     let invocation = Invocation {
         space: args.space.clone(),

@@ -11,7 +11,7 @@ use wasmfn_host_apis::docstore::SpaceQuota as DocumentQuota;
 use wasmfn_host_apis::objects::SpaceQuota as ObjectQuota;
 
 use super::dev::DevMode;
-use super::{bundle_bytes, folder_dev_config, RunArgs};
+use super::{folder_dev_config, RunArgs};
 use crate::access::admin_token::{AdminToken, TokenSource};
 use crate::access::signature::IngressVerifier;
 use crate::delivery::destination::{AllowedNet, DestinationPolicy};
@@ -308,14 +308,14 @@ pub(super) async fn run(args: ServeArgs, dev: Option<DevMode>) -> Result<std::pr
     let mut compiling = None;
     // `wasmfn dev` loads its folders itself, after the start: a broken one must not stop it.
     for path in args.paths.iter().filter(|_| dev.is_none()) {
-        let bytes = bundle_bytes(path).await?;
-        let elapsed = super::announce_compile(&node.runtime, &bytes, &path.display().to_string());
+        let bundle = super::hashed_bundle(path).await?;
+        let elapsed = super::announce_compile(&node.runtime, &bundle, &path.display().to_string());
         if compiling.is_none() {
             compiling = elapsed;
         }
         served.push(ServedBundle {
             space: args.space.clone(),
-            bytes,
+            bytes: bundle.into(),
             config: folder_dev_config(path)?,
             source: path.display().to_string(),
         });

@@ -211,14 +211,16 @@ impl Deployments {
         let size = bytes.len() as u64;
         // Hashing and writing a CPython bundle take ~20 ms each: not on an async worker.
         let store = self.clone();
-        let (bytes, sha256, written) = tokio::task::spawn_blocking(move || {
-            let sha256 = bundle::sha256_hex(&bytes);
-            let written = store.write_bundle(&store.bundle_path(&sha256), &sha256, &bytes);
-            (bytes, sha256, written)
+        let (hashed, written) = tokio::task::spawn_blocking(move || {
+            let hashed = bundle::HashedBundle::new(bytes);
+            let sha256 = hashed.sha256();
+            let written = store.write_bundle(&store.bundle_path(sha256), sha256, hashed.bytes());
+            (hashed, written)
         })
         .await
         .map_err(store_error)?;
         written?;
+        let sha256 = hashed.sha256().to_string();
         let accepted = {
             let _guard = self.lock.lock().expect("deployments lock");
             let accepted = self.update(&space, &name, |record| {
@@ -281,7 +283,7 @@ impl Deployments {
         let (task_space, task_name) = (space.clone(), name.clone());
         let compiling =
             tokio::spawn(
-                async move { this.compile(task_space, task_name, version_text, bytes).await },
+                async move { this.compile(task_space, task_name, version_text, hashed).await },
             );
         if !wait {
             return Ok(accepted);
@@ -304,10 +306,10 @@ impl Deployments {
         space: String,
         name: String,
         version: String,
-        bytes: Vec<u8>,
+        bundle: impl Into<bundle::BundleBytes>,
     ) -> Result<VersionRecord, DeployError> {
         let prepared =
-            self.runtime.prepare(bytes, &space, Some(name.clone()), Some(version.clone())).await;
+            self.runtime.prepare(bundle, &space, Some(name.clone()), Some(version.clone())).await;
         let _guard = self.lock.lock().expect("deployments lock");
         let mut record = self
             .record(&space, &name)?

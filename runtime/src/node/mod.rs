@@ -94,7 +94,8 @@ impl Default for EventOptions {
 #[derive(Debug)]
 pub struct ServedBundle {
     pub space: String,
-    pub bytes: Vec<u8>,
+    /// Its bytes, hashed already where the caller had to (to say whether it compiles now).
+    pub bytes: crate::bundle::BundleBytes,
     /// Replaces the bundle's configuration values key by key (a folder's IXON dev values).
     pub config: BTreeMap<String, serde_json::Value>,
     /// Where it came from (a path), for errors.
@@ -332,14 +333,16 @@ impl Node {
         self.document_indexes = Some(indexes);
         let mut versions = Vec::new();
         for bundle in served {
-            let bytes = bundle.bytes;
+            let kept = bundle.bytes.bytes().to_vec();
             let version = self
                 .runtime
-                .load_with_config(bytes.clone(), &bundle.space, None, &bundle.config)
+                .load_with_config(bundle.bytes, &bundle.space, None, &bundle.config)
                 .await
                 .with_context(|| format!("loading {}", bundle.source))?;
-            self.deployments
-                .note_served(&version, &bytes)
+            // Writing a CPython bundle and its fsync take ~30 ms: not on an async worker.
+            let (deployments, served) = (self.deployments.clone(), version.clone());
+            tokio::task::spawn_blocking(move || deployments.note_served(&served, &kept))
+                .await?
                 .with_context(|| format!("keeping {} for rollback", bundle.source))?;
             versions.push(version);
         }
