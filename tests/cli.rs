@@ -276,21 +276,27 @@ fn a_function_that_writes_more_than_slots_keep_gets_what_it_writes_kept_resident
     assert!(learned < 64.0, "{learned} page faults per first call, learned (fixed: {fixed})");
 }
 
-#[test]
-fn serve_answers_http_and_stops_on_sigterm() {
+/// `command` (`wasmfn`, or what execs it) serving the behave fixture on a free port with its
+/// state in `state`, stdout and stderr piped; stdout's first line says where it listens.
+fn serve_behave(mut command: Command, state: &std::path::Path) -> std::process::Child {
     fixture_bundle("behave");
-    let state = tempfile::tempdir().unwrap();
     let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
-    let mut child = wasmfn()
+    command
         .arg("serve")
         .arg(&bundle)
         .args(["--listen", "127.0.0.1:0", "--space", "tests", "--default-access", "public"])
         .arg("--data-dir")
-        .arg(state.path())
+        .arg(state)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn serve_answers_http_and_stops_on_sigterm() {
+    let state = tempfile::tempdir().unwrap();
+    let mut child = serve_behave(wasmfn(), state.path());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let base = first.strip_prefix("wasmfn: listening on ").expect("listening line").to_string();
@@ -317,24 +323,15 @@ fn serve_started_with_sigint_ignored_stops_on_sigint_once_it_says_it_listens() {
     // As in the background of a non-interactive script: SIGINT is ignored until the server
     // installs its handler. A signal sent as soon as the server says it listens must stop it
     // (a handler installed only when the accept loop first waited lost such signals).
-    fixture_bundle("behave");
     let state = tempfile::tempdir().unwrap();
-    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
     let server = wasmfn();
-    let mut child = Command::new("sh")
+    let mut ignoring = Command::new("sh");
+    ignoring
         .args(["-c", "trap '' INT; exec \"$0\" \"$@\""])
         .arg(server.get_program())
-        .arg("serve")
-        .arg(&bundle)
-        .args(["--listen", "127.0.0.1:0", "--space", "tests", "--default-access", "public"])
-        .arg("--data-dir")
-        .arg(state.path())
         .envs(server.get_envs().filter_map(|(key, value)| Some((key, value?))))
-        .env("WASMFN_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env("WASMFN_LOG", "info");
+    let mut child = serve_behave(ignoring, state.path());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("wasmfn: listening on "), "{first}");
