@@ -78,6 +78,52 @@ impl FunctionRecord {
     fn sort(&mut self) {
         self.versions.sort_by_key(|v| semver::Version::parse(&v.version).ok());
     }
+
+    /// Records how the compile of `version` ended, on the record as it is in the store at
+    /// this instant (called inside the compare-and-swap): a compiled version becomes active
+    /// (the active one before it inactive) unless a version newer than it became active
+    /// meanwhile, possibly on another server of the cluster; then it is kept inactive, and
+    /// `superseded` says so. Returns the version as recorded.
+    fn settle(
+        &mut self,
+        version: &str,
+        outcome: &Result<bool, String>,
+    ) -> Result<Settled, DeployError> {
+        let newer_active = match self.active().filter(|v| v.version != version) {
+            Some(active) => parse_version(&active.version)? > parse_version(version)?,
+            None => false,
+        };
+        let Some(entry) = self.find_mut(version) else { return Ok(Settled::Gone) };
+        entry.compiling_on = None;
+        let superseded = matches!(outcome, Ok(true)) && newer_active;
+        match outcome {
+            Ok(true) if !newer_active => entry.state = VersionState::Active,
+            Ok(_) => entry.state = VersionState::Inactive,
+            Err(error) => {
+                entry.state = VersionState::Failed;
+                entry.error = Some(error.clone());
+            }
+        }
+        let settled = entry.clone();
+        if settled.state == VersionState::Active {
+            for other in self.versions.iter_mut().filter(|v| v.version != version) {
+                if other.state == VersionState::Active {
+                    other.state = VersionState::Inactive;
+                }
+            }
+        }
+        Ok(Settled::Recorded { version: settled, superseded })
+    }
+}
+
+/// What [`FunctionRecord::settle`] made of a compiled version.
+#[derive(Debug)]
+enum Settled {
+    /// No longer in the record (deleted, or pruned, while it compiled).
+    Gone,
+    /// Recorded; `superseded` when it compiled and was activated on this server but a newer
+    /// version had become active in the record meanwhile, so it was kept inactive.
+    Recorded { version: VersionRecord, superseded: bool },
 }
 
 /// Why a deploy, rollback or delete was refused.
@@ -310,62 +356,67 @@ impl Deployments {
     ) -> Result<VersionRecord, DeployError> {
         let prepared =
             self.runtime.prepare(bundle, &space, Some(name.clone()), Some(version.clone())).await;
-        let _guard = self.lock.lock().expect("deployments lock");
-        let mut record = self
-            .record(&space, &name)?
-            .ok_or_else(|| DeployError::NotFound { space: space.clone(), name: name.clone() })?;
-        let active = self.active_version(&record);
-        let newer = match &active {
-            Some(active) => parse_version(&version)? > parse_version(active)?,
-            None => true,
-        };
-        if record.find_mut(&version).is_none() {
-            return Err(DeployError::NoSuchVersion { space, name, version });
-        }
-        // Activating runs the checks of the triggers the version declares: it may refuse.
-        let prepared = match prepared {
-            Ok(prepared) if newer => self.runtime.registry().activate(prepared).map(Some),
-            Ok(_) => Ok(None),
-            Err(error) => Err(error),
-        };
-        match &prepared {
-            Ok(Some(_)) => tracing::info!(%space, function = %name, %version, "version active"),
-            Ok(None) => tracing::info!(%space, function = %name, %version,
-                "version compiled, but a newer one became active meanwhile; kept inactive"),
-            Err(error) => {
-                tracing::warn!(%space, function = %name, %version, %error, "deploy refused")
-            }
-        }
-        let (result, dropped) = self.update(&space, &name, |record| {
-            let no_such = || DeployError::NoSuchVersion {
+        let (result, superseded, dropped) = {
+            let _guard = self.lock.lock().expect("deployments lock");
+            let record = self.record(&space, &name)?.ok_or_else(|| DeployError::NotFound {
                 space: space.clone(),
                 name: name.clone(),
-                version: version.clone(),
+            })?;
+            let active = self.active_version(&record);
+            let newer = match &active {
+                Some(active) => parse_version(&version)? > parse_version(active)?,
+                None => true,
             };
-            let mut record = record.ok_or_else(no_such)?;
-            let entry = record.find_mut(&version).ok_or_else(no_such)?;
-            entry.compiling_on = None;
-            match &prepared {
-                Ok(Some(_)) => entry.state = VersionState::Active,
-                Ok(None) => entry.state = VersionState::Inactive,
-                Err(error) => {
-                    entry.state = VersionState::Failed;
-                    entry.error = Some(error.to_string());
-                }
+            if record.versions.iter().all(|v| v.version != version) {
+                return Err(DeployError::NoSuchVersion { space, name, version });
             }
-            let result = entry.clone();
-            if result.state == VersionState::Active {
-                for other in record.versions.iter_mut().filter(|v| v.version != version) {
-                    if other.state == VersionState::Active {
-                        other.state = VersionState::Inactive;
-                    }
-                }
+            // Activating runs the checks of the triggers the version declares: it may refuse.
+            // `newer` is only a first look: another server may activate a newer version before
+            // this one is recorded, which `settle` sees inside the compare-and-swap.
+            let outcome = match prepared {
+                Ok(prepared) if newer => self
+                    .runtime
+                    .registry()
+                    .activate(prepared)
+                    .map(|_| true)
+                    .map_err(|e| e.to_string()),
+                Ok(_) => Ok(false),
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = &outcome {
+                tracing::warn!(%space, function = %name, %version, %error, "deploy refused");
             }
-            let dropped = self.prune(&mut record);
-            Ok((Some(record), (result, dropped)))
-        })?;
+            self.update(&space, &name, |record| {
+                let no_such = || DeployError::NoSuchVersion {
+                    space: space.clone(),
+                    name: name.clone(),
+                    version: version.clone(),
+                };
+                let mut record = record.ok_or_else(no_such)?;
+                let Settled::Recorded { version: result, superseded } =
+                    record.settle(&version, &outcome)?
+                else {
+                    return Err(no_such());
+                };
+                let dropped = self.prune(&mut record);
+                Ok((Some(record), (result, superseded, dropped)))
+            })?
+        };
+        match result.state {
+            VersionState::Active => {
+                tracing::info!(%space, function = %name, %version, "version active")
+            }
+            VersionState::Inactive => tracing::info!(%space, function = %name, %version,
+                "version compiled, but a newer one became active meanwhile; kept inactive"),
+            _ => {}
+        }
         for sha256 in dropped {
             self.remove_bundle_if_unused(&sha256)?;
+        }
+        if superseded {
+            // This server swapped the version in before the record said a newer one is active:
+            // bring it back to what the record says.
+            self.follow(&space, &name).await?;
         }
         Ok(result)
     }
@@ -867,4 +918,94 @@ impl Deployments {
 
 fn key(space: &str, name: &str) -> Vec<u8> {
     format!("{space}/{name}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(version: &str, state: VersionState) -> VersionRecord {
+        VersionRecord {
+            version: version.into(),
+            sha256: format!("sha-of-{version}"),
+            size: 1,
+            deployed_at: now(),
+            deployed_by: None,
+            state,
+            error: None,
+            served: false,
+            compiling_on: Some("a".into()),
+        }
+    }
+
+    fn record(versions: Vec<VersionRecord>) -> FunctionRecord {
+        FunctionRecord { space: "default".into(), name: "calc".into(), versions }
+    }
+
+    fn states(record: &FunctionRecord) -> Vec<(&str, VersionState)> {
+        record.versions.iter().map(|v| (v.version.as_str(), v.state)).collect()
+    }
+
+    /// Two servers compiled 3.0.0 and 4.0.0 at once; 4.0.0 was recorded active first. The
+    /// server of 3.0.0 saw no active version when it looked and swapped 3.0.0 in: recording it
+    /// must not demote 4.0.0.
+    #[test]
+    fn a_version_compiled_after_a_newer_one_became_active_is_kept_inactive() {
+        use VersionState::*;
+        let mut record = record(vec![version("3.0.0", Compiling), version("4.0.0", Active)]);
+        let settled = record.settle("3.0.0", &Ok(true)).unwrap();
+        let Settled::Recorded { version, superseded } = settled else { panic!("{settled:?}") };
+        assert_eq!(version.state, Inactive);
+        assert!(superseded, "this server swapped 3.0.0 in and must follow the record back");
+        assert_eq!(states(&record), [("3.0.0", Inactive), ("4.0.0", Active)]);
+        assert_eq!(record.versions[0].compiling_on, None);
+    }
+
+    #[test]
+    fn a_compiled_version_newer_than_the_active_one_takes_over() {
+        use VersionState::*;
+        let mut record = record(vec![version("2.0.0", Active), version("3.0.0", Compiling)]);
+        let settled = record.settle("3.0.0", &Ok(true)).unwrap();
+        let Settled::Recorded { version, superseded } = settled else { panic!("{settled:?}") };
+        assert_eq!((version.state, superseded), (Active, false));
+        assert_eq!(states(&record), [("2.0.0", Inactive), ("3.0.0", Active)]);
+    }
+
+    /// A rollback to an older version while a newer one compiled does not keep the newer one
+    /// out: it is newer than what is active.
+    #[test]
+    fn a_compiled_version_takes_over_from_a_version_rolled_back_to_meanwhile() {
+        use VersionState::*;
+        let mut record = record(vec![
+            version("1.0.0", Active),
+            version("2.0.0", Inactive),
+            version("3.0.0", Compiling),
+        ]);
+        record.settle("3.0.0", &Ok(true)).unwrap();
+        assert_eq!(states(&record), [("1.0.0", Inactive), ("2.0.0", Inactive), ("3.0.0", Active)]);
+    }
+
+    #[test]
+    fn a_refused_or_not_activated_version_changes_no_other() {
+        use VersionState::*;
+        let mut record = record(vec![version("2.0.0", Active), version("3.0.0", Compiling)]);
+        record.settle("3.0.0", &Err("the trap".into())).unwrap();
+        assert_eq!(states(&record), [("2.0.0", Active), ("3.0.0", Failed)]);
+        assert_eq!(record.versions[1].error.as_deref(), Some("the trap"));
+
+        let mut record = record_with_compiling_beside_active();
+        let settled = record.settle("3.0.0", &Ok(false)).unwrap();
+        let Settled::Recorded { superseded, .. } = settled else { panic!("{settled:?}") };
+        assert!(!superseded, "not swapped in here, nothing to undo");
+        assert_eq!(states(&record), [("3.0.0", Inactive), ("4.0.0", Active)]);
+
+        assert!(matches!(record.settle("9.0.0", &Ok(true)).unwrap(), Settled::Gone));
+    }
+
+    fn record_with_compiling_beside_active() -> FunctionRecord {
+        record(vec![
+            version("3.0.0", VersionState::Compiling),
+            version("4.0.0", VersionState::Active),
+        ])
+    }
 }
