@@ -787,7 +787,7 @@ impl Deployments {
         space: &str,
         name: &str,
         version: &VersionRecord,
-    ) -> Result<Option<Vec<u8>>, DeployError> {
+    ) -> Result<Option<bundle::BundleBytes>, DeployError> {
         match self.read_bundle(&version.sha256).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(error) if self.node.is_some() && version.state == VersionState::Active => {
@@ -806,26 +806,33 @@ impl Deployments {
         }
     }
 
-    /// A stored bundle: this node's file, else the cluster's copy (kept as a file from then on).
-    async fn read_bundle(&self, sha256: &str) -> Result<Vec<u8>, DeployError> {
+    /// A stored bundle: this node's file, else the cluster's copy (kept as a file from then on;
+    /// checked against its hash, which the load then reuses).
+    async fn read_bundle(&self, sha256: &str) -> Result<bundle::BundleBytes, DeployError> {
         let path = self.bundle_path(sha256);
         match tokio::fs::read(&path).await {
-            Ok(bytes) => return Ok(bytes),
+            Ok(bytes) => return Ok(bytes.into()),
             Err(error) if self.shared_bundles.is_none() => return Err(store_error(error)),
             Err(_) => {}
         }
         let shared = self.shared_bundles.clone().expect("checked above");
         let key = sha256.to_string();
-        let bytes = tokio::task::spawn_blocking(move || shared.get(&key))
-            .await
-            .map_err(store_error)?
-            .map_err(store_error)?
-            .ok_or_else(|| store_error("the bundle is in no store of the cluster"))?;
-        if bundle::sha256_hex(&bytes) != sha256 {
-            return Err(store_error("the cluster's copy of the bundle is damaged"));
-        }
-        self.write_bundle(&path, sha256, &bytes)?;
-        Ok(bytes)
+        // Fetching and hashing a CPython bundle: not on an async worker.
+        let hashed = tokio::task::spawn_blocking(move || {
+            let bytes = shared
+                .get(&key)
+                .map_err(store_error)?
+                .ok_or_else(|| store_error("the bundle is in no store of the cluster"))?;
+            let hashed = bundle::HashedBundle::new(bytes);
+            if hashed.sha256() != key {
+                return Err(store_error("the cluster's copy of the bundle is damaged"));
+            }
+            Ok(hashed)
+        })
+        .await
+        .map_err(store_error)??;
+        self.write_bundle(&path, sha256, hashed.bytes())?;
+        Ok(hashed.into())
     }
 
     /// Brings this node's registry to what the function's record says, after another node of
