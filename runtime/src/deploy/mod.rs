@@ -817,7 +817,7 @@ impl Deployments {
         }
         let shared = self.shared_bundles.clone().expect("checked above");
         let key = sha256.to_string();
-        // Fetching and hashing a CPython bundle: not on an async worker.
+        // Fetching, hashing and writing a CPython bundle: not on an async worker.
         let hashed = tokio::task::spawn_blocking(move || {
             let bytes = shared
                 .get(&key)
@@ -827,11 +827,11 @@ impl Deployments {
             if hashed.sha256() != key {
                 return Err(store_error("the cluster's copy of the bundle is damaged"));
             }
+            write_file(&path, hashed.bytes())?;
             Ok(hashed)
         })
         .await
         .map_err(store_error)??;
-        self.write_bundle(&path, sha256, hashed.bytes())?;
         Ok(hashed.into())
     }
 
@@ -910,17 +910,23 @@ impl Deployments {
         if let Some(shared) = &self.shared_bundles {
             shared.put(sha256, bytes).map_err(store_error)?;
         }
-        if path.exists() {
-            return Ok(());
-        }
-        let folder = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(folder).map_err(store_error)?;
-        let mut file = tempfile::NamedTempFile::new_in(folder).map_err(store_error)?;
-        std::io::Write::write_all(&mut file, bytes).map_err(store_error)?;
-        file.as_file().sync_all().map_err(store_error)?;
-        file.persist(path).map_err(store_error)?;
-        Ok(())
+        write_file(path, bytes)
     }
+}
+
+/// Writes a bundle's file once (its name says its content), through a temporary file beside
+/// it, fsync and a rename.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let folder = path.parent().ok_or_else(|| store_error("a bundle path has no folder"))?;
+    std::fs::create_dir_all(folder).map_err(store_error)?;
+    let mut file = tempfile::NamedTempFile::new_in(folder).map_err(store_error)?;
+    std::io::Write::write_all(&mut file, bytes).map_err(store_error)?;
+    file.as_file().sync_all().map_err(store_error)?;
+    file.persist(path).map_err(store_error)?;
+    Ok(())
 }
 
 fn key(space: &str, name: &str) -> Vec<u8> {
