@@ -136,6 +136,57 @@ impl CompiledFunction {
         }
     }
 
+    /// wasmfn patch: a copy of this function in which every call of function
+    /// `from` calls `to` instead; `None` if it holds debug state of its own
+    /// (a Wasm function's), which a copy may not share.
+    pub(crate) fn with_callee_renamed(
+        &self,
+        from: &ir::UserExternalName,
+        to: &ir::UserExternalName,
+    ) -> Option<Self> {
+        if self.debug_slot_descriptor.is_some() || !self.breakpoint_patch_points.is_empty() {
+            return None;
+        }
+        let mut name_map = self.name_map.clone();
+        let mut renamed = 0;
+        for (_, name) in name_map.iter_mut() {
+            if name == from {
+                *name = to.clone();
+                renamed += 1;
+            }
+        }
+        if renamed == 0 {
+            return None;
+        }
+        let metadata = &self.metadata;
+        Some(Self {
+            buffer: self.buffer.clone(),
+            name_map,
+            alignment: self.alignment,
+            metadata: CompiledFunctionMetadata {
+                address_map: metadata.address_map.clone(),
+                unwind_info: metadata.unwind_info.clone(),
+                cfa_unwind_info: metadata.cfa_unwind_info.clone(),
+                value_labels_ranges: metadata.value_labels_ranges.clone(),
+                start_srcloc: metadata.start_srcloc,
+                end_srcloc: metadata.end_srcloc,
+            },
+            debug_slot_descriptor: None,
+            breakpoint_patch_points: Vec::new(),
+        })
+    }
+
+    /// wasmfn patch: whether `other` has the same code, relocations, traps,
+    /// alignment, unwind information and address map as this function.
+    pub(crate) fn same_code_as(&self, other: &Self) -> bool {
+        self.buffer.data() == other.buffer.data()
+            && self.relocations().eq(other.relocations())
+            && self.buffer.traps() == other.buffer.traps()
+            && self.alignment == other.alignment
+            && self.metadata.unwind_info == other.metadata.unwind_info
+            && self.metadata.address_map == other.metadata.address_map
+    }
+
     /// Returns an iterator to the function's relocation information.
     pub fn relocations(&self) -> impl Iterator<Item = Relocation> + '_ {
         self.buffer

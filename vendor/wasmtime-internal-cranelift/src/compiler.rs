@@ -62,6 +62,10 @@ struct CompilerContext {
     validator_allocations: FuncValidatorAllocations,
     debug_slot_descriptor: Option<FrameStateSlotBuilder>,
     abi: Option<Abi>,
+    /// wasmfn patch: set while this context holds an array-to-wasm trampoline
+    /// whose compiled code may be kept in (or checked against)
+    /// `Compiler::array_to_wasm_copies`.
+    copyable_trampoline: Option<CopyableTrampoline>,
 }
 
 impl Default for CompilerContext {
@@ -73,8 +77,39 @@ impl Default for CompilerContext {
             validator_allocations: Default::default(),
             debug_slot_descriptor: None,
             abi: None,
+            copyable_trampoline: None,
         }
     }
+}
+
+/// wasmfn patch: an array-to-wasm trampoline's signature and the function it
+/// calls.
+struct CopyableTrampoline {
+    signature: TrampolineSignature,
+    callee: ir::UserExternalName,
+}
+
+/// wasmfn patch: the parameter and result types of a signature made only of
+/// numbers and vectors (no reference types, whose concrete type indices are
+/// a module's own and whose loads and stores differ by kind).
+type TrampolineSignature = (Box<[WasmValType]>, Box<[WasmValType]>);
+
+/// wasmfn patch: a compiled array-to-wasm trampoline and the function it calls.
+struct KeptTrampoline {
+    callee: ir::UserExternalName,
+    code: CompiledFunction,
+}
+
+/// wasmfn patch: at most this many signatures' trampolines are kept per
+/// engine (a CPython component has a few hundred).
+const MAX_ARRAY_TO_WASM_COPIES: usize = 4096;
+
+fn trampoline_signature(sig: &WasmFuncType) -> Option<TrampolineSignature> {
+    let numeric = |t: &WasmValType| !matches!(t, WasmValType::Ref(_));
+    if !sig.params().iter().all(numeric) || !sig.results().iter().all(numeric) {
+        return None;
+    }
+    Some((sig.params().into(), sig.results().into()))
 }
 
 /// A compiler that compiles a WebAssembly module with Compiler, translating
@@ -88,6 +123,10 @@ pub struct Compiler {
     cache_store: Option<Arc<dyn CacheStore>>,
     clif_dir: Option<path::PathBuf>,
     pub(crate) wmemcheck: bool,
+    /// wasmfn patch: the first compiled array-to-wasm trampoline of each
+    /// signature, which the trampolines of the other functions of that
+    /// signature are copied from (see `array_to_wasm_copy`).
+    array_to_wasm_copies: Mutex<HashMap<TrampolineSignature, Arc<KeptTrampoline>>>,
 }
 
 impl Drop for Compiler {
@@ -138,6 +177,7 @@ impl Compiler {
             cache_store,
             clif_dir,
             wmemcheck,
+            array_to_wasm_copies: Default::default(),
         }
     }
 
@@ -601,16 +641,41 @@ impl wasmtime_environ::Compiler for Compiler {
                 let sig = translation.module.functions[func_index]
                     .signature
                     .unwrap_module_type_index();
-                self.array_to_wasm_trampoline(
+                let callee_key = FuncKey::DefinedWasmFunction(module_index, def_func_index);
+                let sig = types[sig].unwrap_func();
+                let copyable = trampoline_signature(sig).map(|signature| {
+                    let (namespace, index) = callee_key.into_raw_parts();
+                    CopyableTrampoline {
+                        signature,
+                        callee: ir::UserExternalName { namespace, index },
+                    }
+                });
+                // wasmfn patch: a copy of an earlier trampoline of the same
+                // signature when there is one (in builds with debug
+                // assertions the trampoline is compiled anyway, and the copy
+                // checked against it in `finish_compiling`).
+                if !cfg!(debug_assertions) {
+                    if let Some(copy) = copyable.as_ref().and_then(|c| self.array_to_wasm_copy(c)) {
+                        return Ok(CompiledFunctionBody {
+                            code: box_dyn_any_compiled_function(copy),
+                            needs_gc_heap: false,
+                        });
+                    }
+                }
+                let mut body = self.array_to_wasm_trampoline(
                     key,
-                    FuncKey::DefinedWasmFunction(module_index, def_func_index),
-                    types[sig].unwrap_func(),
+                    callee_key,
+                    sig,
                     symbol,
                     wasmtime_environ::VMCONTEXT_MAGIC,
                     |alias_regions, _pointer_type, cursor, vmctx| {
                         alias_regions.vmctx_store_context(cursor, vmctx)
                     },
-                )
+                )?;
+                if let Some(Some(cx)) = body.code.downcast_mut::<Option<CompilerContext>>() {
+                    cx.copyable_trampoline = copyable;
+                }
+                Ok(body)
             }
 
             FuncKey::WasmToArrayTrampoline(ty) => {
@@ -1048,14 +1113,18 @@ impl InliningCompiler for Compiler {
         symbol: &str,
     ) -> Result<()> {
         log::trace!("finish compiling {symbol:?}");
-        debug_assert!(!func_body.code.is::<CompiledFunction>());
+        // wasmfn patch: a trampoline copied from one compiled before is done.
+        if func_body.code.is::<CompiledFunction>() {
+            return Ok(());
+        }
         debug_assert!(func_body.code.is::<Option<CompilerContext>>());
-        let cx = func_body
+        let mut cx = func_body
             .code
             .downcast_mut::<Option<CompilerContext>>()
             .unwrap()
             .take()
             .unwrap();
+        let copyable = cx.copyable_trampoline.take();
         let compiler = FunctionCompiler { compiler: self, cx };
 
         let symbol = match compiler.cx.abi {
@@ -1075,8 +1144,80 @@ impl InliningCompiler for Compiler {
         log::debug!("`{symbol}` compiled in {:?}", timing.total());
         log::trace!("`{symbol}` timing info\n{timing}");
 
+        let compiled_func = match copyable {
+            Some(copyable) => self.keep_array_to_wasm(&copyable, compiled_func),
+            None => compiled_func,
+        };
         func_body.code = box_dyn_any_compiled_function(compiled_func);
         Ok(())
+    }
+}
+
+/// wasmfn patch: array-to-wasm trampolines copied per signature.
+///
+/// **Why.** Every escaping function of a module (one a table, an export or a
+/// `ref.func` can reach) gets an array-to-wasm trampoline, ~9,000 for a
+/// CPython component, and all of them are compiled by Cranelift, also when
+/// the functions themselves are compiled by Winch, where they are most of
+/// the compile. The trampolines of two functions of the same signature
+/// differ only in the function they call, a relocation against the
+/// callee's name: the code, its traps and its unwind information are the
+/// same. So the first trampoline compiled for a signature is kept (per
+/// engine: its code depends only on the signature, the ISA and the
+/// tunables, all the engine's), and the others are copies of it with the
+/// callee renamed. Signatures with reference types are compiled each time
+/// (their concrete type indices are a module's own).
+impl Compiler {
+    /// A copy of the kept trampoline of `copyable`'s signature that calls
+    /// `copyable`'s callee, if one is kept.
+    fn array_to_wasm_copy(&self, copyable: &CopyableTrampoline) -> Option<CompiledFunction> {
+        let template = self
+            .array_to_wasm_copies
+            .lock()
+            .unwrap()
+            .get(&copyable.signature)
+            .cloned()?;
+        template
+            .code
+            .with_callee_renamed(&template.callee, &copyable.callee)
+    }
+
+    /// Keeps `compiled` as its signature's trampoline if none is kept yet,
+    /// and returns it. In builds with debug assertions (where every
+    /// trampoline is compiled), when one is kept already, checks that a copy
+    /// of it is what compiling made and returns the copy, so that tests run
+    /// copies.
+    fn keep_array_to_wasm(
+        &self,
+        copyable: &CopyableTrampoline,
+        compiled: CompiledFunction,
+    ) -> CompiledFunction {
+        if cfg!(debug_assertions) {
+            if let Some(copy) = self.array_to_wasm_copy(copyable) {
+                assert!(
+                    copy.same_code_as(&compiled),
+                    "a copied array-to-wasm trampoline differs from the compiled one"
+                );
+                return copy;
+            }
+        }
+        // A copy of itself: checks that it can be copied (it calls its
+        // callee, and has no debug state of its own).
+        let Some(code) = compiled.with_callee_renamed(&copyable.callee, &copyable.callee) else {
+            return compiled;
+        };
+        let mut copies = self.array_to_wasm_copies.lock().unwrap();
+        if copies.len() < MAX_ARRAY_TO_WASM_COPIES {
+            copies
+                .entry(copyable.signature.clone())
+                .or_insert_with(|| {
+                    Arc::new(KeptTrampoline {
+                        callee: copyable.callee.clone(),
+                        code,
+                    })
+                });
+        }
+        compiled
     }
 }
 
@@ -1279,6 +1420,7 @@ impl Compiler {
             cx: saved_context
                 .map(|mut ctx| {
                     ctx.codegen_context.clear();
+                    ctx.copyable_trampoline = None;
                     ctx
                 })
                 .unwrap_or_else(|| CompilerContext {
