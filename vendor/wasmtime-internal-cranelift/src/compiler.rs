@@ -101,7 +101,7 @@ struct KeptTrampoline {
 }
 
 /// wasmfn patch: at most this many signatures' trampolines are kept per
-/// engine (a CPython component has a few hundred).
+/// engine (a module has one per distinct signature of its escaping functions).
 const MAX_ARRAY_TO_WASM_COPIES: usize = 4096;
 
 fn trampoline_signature(sig: &WasmFuncType) -> Option<TrampolineSignature> {
