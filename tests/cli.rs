@@ -278,7 +278,8 @@ fn a_function_that_writes_more_than_slots_keep_gets_what_it_writes_kept_resident
 
 /// `command` (`wasmfn`, or what execs it) serving the behave fixture on a free port with its
 /// state in `state`, stdout and stderr piped; stdout's first line says where it listens.
-fn serve_behave(mut command: Command, state: &std::path::Path) -> std::process::Child {
+/// The server, killed when dropped (also when the test fails).
+fn serve_behave(mut command: Command, state: &std::path::Path) -> support::ServeProcess {
     fixture_bundle("behave");
     let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
     command
@@ -291,6 +292,7 @@ fn serve_behave(mut command: Command, state: &std::path::Path) -> std::process::
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+        .into()
 }
 
 #[test]
@@ -307,10 +309,12 @@ fn serve_answers_http_and_stops_on_sigterm() {
     assert!(reqwest::blocking_get(&failing).contains("ValueError"));
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "graceful shutdown exits 0: {output:?}");
+    let (exit, log) = child.exit_and_stderr_within(
+        std::time::Duration::from_secs(30),
+        "SIGTERM did not stop the server",
+    );
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?} {log}");
     // The caller got type and message; the operator's log has the traceback.
-    let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("invocation failed"), "{log}");
     assert!(log.contains("Traceback (most recent call last)"), "{log}");
     // Not a terminal: plain text, no colour escape codes in the operator's log.
@@ -344,17 +348,8 @@ fn serve_started_with_sigint_ignored_stops_on_sigint_once_it_says_it_listens() {
     assert!(status.success());
     // Drain stdout so the server never blocks writing it, then wait with a bound.
     std::thread::spawn(move || lines.for_each(drop));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("SIGINT did not stop the server within 30 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let exit =
+        child.exit_within(std::time::Duration::from_secs(30), "SIGINT did not stop the server");
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
     let mut log = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();

@@ -330,14 +330,10 @@ async fn a_server_with_another_secrets_key_or_no_database_refuses_to_start() {
                     .unwrap();
                 let mut child = support::ServeProcess::from(child);
                 // Bounded: a server that starts after all is killed and fails the test.
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while child.try_wait().unwrap().is_none() {
-                    assert!(Instant::now() < deadline, "the server started instead of refusing");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                let mut stderr = String::new();
-                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-                (child.try_wait().unwrap().unwrap(), stderr)
+                child.exit_and_stderr_within(
+                    Duration::from_secs(60),
+                    "the server started instead of refusing",
+                )
             })
         };
         let (status, stderr) = refused(cluster.state().into(), secrets_key()).await.unwrap();

@@ -262,17 +262,9 @@ async fn secrets_are_sealed_at_rest_survive_restarts_and_rotation_and_callers_ca
         .env("WASMFN_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let child: ServeProcess = wrong.spawn().unwrap().into();
+    let mut child: ServeProcess = wrong.spawn().unwrap().into();
     let output = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let mut child = child;
-        while child.try_wait().unwrap().is_none() {
-            assert!(std::time::Instant::now() < deadline, "a wrong key must stop the start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-        (child.try_wait().unwrap().unwrap(), stderr)
+        child.exit_and_stderr_within(Duration::from_secs(60), "a wrong key must stop the start")
     })
     .await
     .unwrap();

@@ -179,6 +179,44 @@ impl Drop for ServeProcess {
     }
 }
 
+impl ServeProcess {
+    /// Waits for the process to exit, at most `limit` (blocking); if it has not by then it is
+    /// killed and the test fails with `what`.
+    pub fn exit_within(
+        &mut self,
+        limit: std::time::Duration,
+        what: &str,
+    ) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(exit) = self.0.try_wait().expect("waiting for a child") {
+                return exit;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.0.kill();
+                panic!("{what} (within {limit:?})");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// [`ServeProcess::exit_within`] for a process started with its stderr piped, which is read
+    /// meanwhile (a full pipe cannot hold it up) and returned.
+    pub fn exit_and_stderr_within(
+        &mut self,
+        limit: std::time::Duration,
+        what: &str,
+    ) -> (std::process::ExitStatus, String) {
+        let mut pipe = self.0.stderr.take().expect("stderr piped");
+        let reader = std::thread::spawn(move || {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).map(|_| stderr)
+        });
+        let exit = self.exit_within(limit, what);
+        (exit, reader.join().expect("reading stderr").expect("stderr"))
+    }
+}
+
 /// The real server, listening on 127.0.0.1 at a free port.
 pub struct TestServer {
     pub base: String,
