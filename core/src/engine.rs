@@ -60,8 +60,9 @@ pub fn build_engine(
 pub fn build_baseline_engine(limits: &EngineLimits) -> Result<Engine> {
     let mut config = config(limits, false);
     config.strategy(wasmtime::Strategy::Winch);
-    // Winch hands trampolines (~9,000 in a CPython component) to Cranelift: unoptimised and
-    // with the single-pass register allocator they compile faster, and they only serve until
+    // Winch hands trampolines (~9,000 in a CPython component; one per signature is compiled and
+    // the others copied, vendored patch 9) to Cranelift: unoptimised and with the single-pass
+    // register allocator they compile faster, and they only serve until
     // Cranelift's own code replaces them. Without the address map (native offset -> wasm
     // offset, used only by wasm backtraces, which wasmfn does not show) Winch's functions
     // compile and link faster too. Together: Winch's compile of hello world 0.93 s instead of
