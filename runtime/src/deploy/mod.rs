@@ -1001,24 +1001,17 @@ mod tests {
     #[test]
     fn a_refused_or_not_activated_version_changes_no_other() {
         use VersionState::*;
-        let mut record = record(vec![version("2.0.0", Active), version("3.0.0", Compiling)]);
-        record.settle("3.0.0", &Err("the trap".into())).unwrap();
-        assert_eq!(states(&record), [("2.0.0", Active), ("3.0.0", Failed)]);
-        assert_eq!(record.versions[1].error.as_deref(), Some("the trap"));
+        let mut refused = record(vec![version("2.0.0", Active), version("3.0.0", Compiling)]);
+        refused.settle("3.0.0", &Err("the trap".into())).unwrap();
+        assert_eq!(states(&refused), [("2.0.0", Active), ("3.0.0", Failed)]);
+        assert_eq!(refused.versions[1].error.as_deref(), Some("the trap"));
 
-        let mut record = record_with_compiling_beside_active();
-        let settled = record.settle("3.0.0", &Ok(false)).unwrap();
+        let mut kept = record(vec![version("3.0.0", Compiling), version("4.0.0", Active)]);
+        let settled = kept.settle("3.0.0", &Ok(false)).unwrap();
         let Settled::Recorded { superseded, .. } = settled else { panic!("{settled:?}") };
         assert!(!superseded, "not swapped in here, nothing to undo");
-        assert_eq!(states(&record), [("3.0.0", Inactive), ("4.0.0", Active)]);
+        assert_eq!(states(&kept), [("3.0.0", Inactive), ("4.0.0", Active)]);
 
-        assert!(matches!(record.settle("9.0.0", &Ok(true)).unwrap(), Settled::Gone));
-    }
-
-    fn record_with_compiling_beside_active() -> FunctionRecord {
-        record(vec![
-            version("3.0.0", VersionState::Compiling),
-            version("4.0.0", VersionState::Active),
-        ])
+        assert!(matches!(kept.settle("9.0.0", &Ok(true)).unwrap(), Settled::Gone));
     }
 }
