@@ -97,6 +97,12 @@ pub struct Report {
     pub private_kib_per_called_instance: Option<f64>,
     /// The same for an instance made but never called (what a pooled instance holds).
     pub private_kib_per_pooled_instance: Option<f64>,
+    /// Private dirty memory of the whole process before the `--live` instances are made, in
+    /// MiB (the two per-instance figures are measured from it).
+    pub private_mib_before_live: Option<f64>,
+    /// The same while the `--live` instances are all held, each called once: what a node holds
+    /// with that many invocations in flight.
+    pub private_mib_with_live: Option<f64>,
     /// Minor page faults (the process's) per step, averaged.
     pub page_faults: Option<PageFaults>,
     /// Private dirty memory of the whole process when the run ends, in MiB: what used instance
@@ -353,12 +359,14 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
 
     // Memory: many live instances at once; the private memory each one adds.
     if args.live > 0 {
-        report.private_kib_per_pooled_instance =
-            private_kib_per_instance(&version, &wit, args.live, false, args.allow_function_errors)
-                .await?;
-        report.private_kib_per_called_instance =
-            private_kib_per_instance(&version, &wit, args.live, true, args.allow_function_errors)
-                .await?;
+        if let Some(held) =
+            held_instances_memory(&version, &wit, args.live, args.allow_function_errors).await?
+        {
+            report.private_mib_before_live = Some(held.before_mib);
+            report.private_kib_per_pooled_instance = Some(held.kib_per_made_instance);
+            report.private_kib_per_called_instance = Some(held.kib_per_called_instance);
+            report.private_mib_with_live = Some(held.process_mib);
+        }
     }
 
     // Throughput of fresh instances, 1 and 2 concurrent callers.
@@ -463,27 +471,49 @@ fn private_dirty_kib() -> Option<f64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn private_kib_per_instance(
+/// What `count` instances held at once cost in private memory.
+struct HeldMemory {
+    /// The process's before the first of them is made, in MiB.
+    before_mib: f64,
+    /// What each one adds once made (what a pooled instance holds), in KiB.
+    kib_per_made_instance: f64,
+    /// What each one adds once it has also been called, in KiB.
+    kib_per_called_instance: f64,
+    /// The whole process's while they are all held, called, in MiB.
+    process_mib: f64,
+}
+
+/// Makes `count` instances and holds them all, then calls each once and still holds them; both
+/// figures are measured from the process before the first was made, in one pass, so neither
+/// is lowered by memory an earlier pass left resident (a used slot keeps its pages, mimalloc
+/// reuses what it freed).
+async fn held_instances_memory(
     version: &Arc<FunctionVersion>,
     wit: &crate::bindings::types::Invocation,
     count: usize,
-    called: bool,
     allow_errors: bool,
-) -> Result<Option<f64>> {
+) -> Result<Option<HeldMemory>> {
     let Some(before) = private_dirty_kib() else { return Ok(None) };
     let mut held = Vec::with_capacity(count);
     for _ in 0..count {
         let pre = version.pre();
         let mut store = pool::new_store(&pre, version);
         let instance = pre.instantiate_async(&mut store).await?;
-        if called {
-            call(&instance, &mut store, wit, allow_errors).await?;
-        }
         held.push((store, instance));
     }
-    let after = private_dirty_kib().unwrap_or(before);
+    let made = private_dirty_kib().unwrap_or(before);
+    for (store, instance) in &mut held {
+        call(instance, store, wit, allow_errors).await?;
+    }
+    let called = private_dirty_kib().unwrap_or(made);
     drop(held);
-    Ok(Some((after - before).max(0.0) / count as f64))
+    let per_instance = |after: f64| (after - before).max(0.0) / count as f64;
+    Ok(Some(HeldMemory {
+        before_mib: before / 1024.0,
+        kib_per_made_instance: per_instance(made),
+        kib_per_called_instance: per_instance(called),
+        process_mib: called / 1024.0,
+    }))
 }
 
 async fn throughput(
@@ -531,6 +561,14 @@ fn print_table(report: &Report) {
     }
     if let Some(kib) = report.private_kib_per_called_instance {
         println!("private memory per live instance (called once): {:.0} KiB", kib);
+    }
+    if let (Some(before), Some(with)) =
+        (report.private_mib_before_live, report.private_mib_with_live)
+    {
+        println!(
+            "private memory of the process: {before:.0} MiB before the live instances, {with:.0} MiB \
+             with them all live and called"
+        );
     }
     if let Some(mib) = report.private_mib_at_end {
         println!("private memory of the process at the end: {mib:.0} MiB");
