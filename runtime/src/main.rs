@@ -5,9 +5,11 @@ use wasmfn_runtime::cli::{run, Cli};
 use wasmfn_runtime::guest_threads::EVENT_INTERVAL;
 
 /// mimalloc rather than glibc's malloc: Winch and Cranelift allocate a lot while they compile,
-/// and with it a deploy answers its first call ~17 % sooner, the HTTP path serves a few percent
-/// more, and 1,000 live instances take ~150 MiB less (glibc kept the compile's memory);
-/// benches/RESULTS.md, 2026-12-06 evening.
+/// and with it a deploy answers its first call ~17 % sooner and the HTTP path serves a few
+/// percent more (benches/RESULTS.md, 2026-12-06 evening). Built without transparent huge pages
+/// (Cargo.toml's `no_thp`), whose 2 MiB page clears made a deploy's first answer ~1.5x slower;
+/// with 1,000 live instances it then holds about what glibc's malloc does (RESULTS.md,
+/// 2026-12-07).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
