@@ -226,6 +226,40 @@ _sources.install(_ARCHIVE)
 # `_reseed`, so that random numbers they draw do not stand for the instance's first ones.
 _warmup.run(EXPOSED, _wasmfn_manifest.WARMUP_JSON)
 
+_PLATFORM_ENTRY = "wasmfn.platform-warm-up"
+
+
+def _platform_function(context: FunctionContext, **kwargs: object) -> dict:
+    return {"message": "warm", "arguments": sorted(kwargs)}
+
+
+def _warm_platform() -> None:
+    """The path every call takes (the invocation record read into a FunctionContext, the
+    dispatch, the answer rendered as JSON) made a few times at build time, on a function of the
+    platform's own. Every call is its instance's first, from the snapshot: without this each one
+    would run that path's bytecode for the first time, and CPython would specialize it there
+    and then, writing into the code objects of the SDK and the standard library (a hello world's
+    call wrote ~100 KiB more of the memory image; benches/RESULTS.md, 2026-12-07). Nothing of the
+    user's runs here (function.toml's [[warmup]] calls do that), nothing reaches a host."""
+    exposed = {_PLATFORM_ENTRY: _platform_function}
+    nobody = types.Caller(None, None, None, None, None, None)
+    for method, arguments in (("GET", "{}"), ("POST", '{"a": 1, "b": "c"}')) * 2:
+        invocation = types.Invocation(
+            "",
+            _PLATFORM_ENTRY,
+            arguments,
+            types.Request(method, "/", [], [("content-type", "application/json")], arguments.encode()),
+            "http",
+            nobody,
+            [],
+            1 << 20,
+        )
+        _dispatch.call(exposed, _PLATFORM_ENTRY, invocation.arguments, _context(invocation),
+                       invocation.max_response_bytes)
+
+
+_warm_platform()
+
 # `random` was seeded at build time: each instance seeds it again on first use.
 _reseed.install()
 

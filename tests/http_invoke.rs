@@ -160,6 +160,24 @@ async fn the_built_heap_is_immortal_and_what_a_call_makes_is_not() {
 }
 
 #[tokio::test]
+async fn the_platform_call_path_is_specialized_in_the_snapshot_and_its_warm_up_entry_is_hidden() {
+    // The build runs the path every call takes (wasmfn_entry._context, the dispatch, render) a
+    // few times on a function of the platform's own, so that CPython's specialized bytecode for
+    // it is in the snapshot instead of being written by every call (behave has no [[warmup]];
+    // render has not run in the call when the function looks at it).
+    let server = start_server(&["behave"], None).await;
+    let url = server.invoke_url("behave:behave.specialized", "");
+    let (status, body) = json(server.client.post(url).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["render"].as_u64().unwrap() > 0, "render is not specialized: {body}");
+    assert_eq!(body["platform_entry_exposed"], json!(false));
+    // Callers cannot reach the platform's function.
+    let url = server.invoke_url("behave:wasmfn.platform-warm-up", "");
+    let (status, body) = json(server.client.post(url).send().await.unwrap()).await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test]
 async fn an_instance_that_never_draws_random_numbers_does_not_seed_the_generator() {
     // componentize-py's runtime calls `random.seed()` before each instance's first call;
     // seeding costs ~600 words of entropy and the generator's set-up, so it waits for the
