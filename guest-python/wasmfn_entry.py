@@ -161,6 +161,8 @@ _PIECE = 1 << 20
 
 
 def _write_body(body: bytes) -> None:
+    if _buildtime.ACTIVE:
+        return  # the platform's build-time warm-up (`_warm_platform`): no host to write to
     try:
         if len(body) <= _PIECE:
             if body:
@@ -234,14 +236,27 @@ def _platform_function(context: FunctionContext, **kwargs: object) -> dict:
 
 
 def _warm_platform() -> None:
-    """The path every call takes (the invocation record read into a FunctionContext, the
-    dispatch, the answer rendered as JSON) made a few times at build time, on a function of the
-    platform's own. Every call is its instance's first, from the snapshot: without this each one
-    would run that path's bytecode for the first time, and CPython would specialize it there
-    and then, writing into the code objects of the SDK and the standard library (a hello world's
-    call wrote ~100 KiB more of the memory image; benches/RESULTS.md, 2026-12-07). Nothing of the
-    user's runs here (function.toml's [[warmup]] calls do that), nothing reaches a host."""
-    exposed = {_PLATFORM_ENTRY: _platform_function}
+    """The path every call takes (`Handler.handle`: the invocation record read into a
+    FunctionContext, the dispatch, the answer rendered as JSON) made a few times at build time,
+    on a function of the platform's own. Every call is its instance's first, from the snapshot:
+    without this each one would run that path's bytecode for the first time, and CPython would
+    specialize it there and then, writing into the code objects of the SDK and the standard
+    library (a hello world's call wrote ~100 KiB more of the memory image; benches/RESULTS.md,
+    2026-12-07). Nothing of the user's runs here (function.toml's [[warmup]] calls do that),
+    nothing reaches a host (`_buildtime.ACTIVE`: the body is not written, logs are dropped)."""
+    global EXPOSED
+    users = EXPOSED
+    EXPOSED = {_PLATFORM_ENTRY: _platform_function}
+    _buildtime.ACTIVE = True
+    try:
+        _warm_handle()
+    finally:
+        _buildtime.ACTIVE = False
+        EXPOSED = users
+
+
+def _warm_handle() -> None:
+    handler = Handler()
     nobody = types.Caller(None, None, None, None, None, None)
     for method, arguments in (("GET", "{}"), ("POST", '{"a": 1, "b": "c"}')) * 2:
         invocation = types.Invocation(
@@ -254,8 +269,7 @@ def _warm_platform() -> None:
             [],
             1 << 20,
         )
-        _dispatch.call(exposed, _PLATFORM_ENTRY, invocation.arguments, _context(invocation),
-                       invocation.max_response_bytes)
+        handler.handle(invocation)
 
 
 _warm_platform()
@@ -271,4 +285,10 @@ gc.collect()
 # And every object made so far is listed for `wasmfn build`, which makes them immortal in the
 # image: calls then read them without writing their reference counts (wasmfn/_heap.py).
 _heap.publish()
+# CPython's free lists (tuples, floats, dicts... freed by the build, kept for reuse) emptied, and
+# the holes they and the rest of the build's garbage left in the heap filled: a call's new
+# objects then lie next to each other instead of one here, one there over the whole image
+# (wasmfn/_heap.py, `fill_holes`).
+gc.collect()
+_heap.fill_holes()
 gc.freeze()

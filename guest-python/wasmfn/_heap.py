@@ -17,6 +17,9 @@ were going to live as long as the instance anyway; the objects a call makes are 
 always. The objects listed are kept alive (``_KEEP``), so no address in the table is reused by
 another object before the image is taken.
 
+``fill_holes`` (run after it, once ``gc.collect`` emptied CPython's free lists) fills the free
+chunks the build left all over the heap, so that what a call allocates lies together.
+
 The table: the marker (16 bytes), the immortal reference count (u32), the number of addresses
 (u32), the addresses (u32 each, little-endian), then the first 8 bytes of the SHA-256 of
 everything before them.
@@ -100,3 +103,58 @@ def publish() -> None:
     head = _MARKER + struct.pack("<II", _IMMORTAL_REFCNT, len(addresses))
     body = head + struct.pack(f"<{len(addresses)}I", *addresses)
     TABLE = body + hashlib.sha256(body).digest()[:8]
+
+
+# The allocator's holes are filled with bytes objects of these sizes (bytes objects are never
+# shared at these lengths and never looked at by the collector): every small size a chunk
+# can have, then larger ones in steps, so that a call's small objects find no hole to fit in.
+_HOLE_SIZES = tuple(range(24, 256, 8)) + (256, 320, 384, 448, 512, 640, 768, 1024, 1536, 2048,
+                                         3072, 4096)
+_FILLERS_MAX = 1 << 17
+_PASSES = 8
+
+FILLERS: list = []
+
+
+def fill_holes() -> int:
+    """Fills the free chunks the build left in the heap with objects kept for the instance's
+    life (``FILLERS``); answers how many were made. Run last at build time, after
+    ``gc.collect`` emptied CPython's free lists.
+
+    **Why.** CPython's objects come from wasi-libc's malloc (dlmalloc; this build has no
+    pymalloc), which serves a small request from a freed chunk of that size first, wherever it
+    lies. The pre-initialized heap is full of such holes, everything the build freed, spread over
+    the whole memory image: a call's forty new objects of one size lay on about 35
+    different pages, each then a private copy for the instance. With the holes filled, a call's
+    new objects are carved one after the other from what is left: a few pages.
+
+    How: for each size, bytes objects are made until two in a row lie next to each other
+    (carved from free space, not found in a hole); filling one size can leave a smaller hole,
+    so the sizes are gone through again until none finds a hole.
+    """
+    if sys.maxsize != 2**31 - 1 or sys.getallocatedblocks() != 0:
+        return 0  # not the 32-bit build with wasi-libc's malloc the sizes are chosen for
+    global FILLERS
+    header = sys.getsizeof(b"")
+    # Sized once: a list that grew would free its old items, one more hole.
+    FILLERS = [None] * _FILLERS_MAX
+    made = 0
+    for _ in range(_PASSES):
+        found_holes = False
+        for size in _HOLE_SIZES:
+            length = size - header
+            previous = 0
+            while made < _FILLERS_MAX:
+                item = bytes(length)
+                FILLERS[made] = item
+                made += 1
+                address = id(item)
+                if 0 < address - previous <= size + 32:
+                    break
+                if previous:
+                    found_holes = True
+                previous = address
+        if not found_holes:
+            break
+    del FILLERS[made:]
+    return made
