@@ -110,15 +110,19 @@ def main() -> int:
     parser.add_argument("--stop-at-mib", type=int, required=True,
                         help="stop the bench when its private memory passes this (pick it "
                              "between the process with the instances made and with them called)")
+    parser.add_argument("--entry", help="the exposed function to call (default: the bundle's default entry)")
     parser.add_argument("--sample", type=int, default=20, help="called slots to read")
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--objects", metavar="KIND",
+                        help="also list the addresses of the written objects of this kind "
+                             "(e.g. code), most written first, to look them up in the image")
     args = parser.parse_args()
 
     bench = subprocess.Popen(
         [str(args.wasmfn), "bench", str(args.bundle), "--builds", "0", "--compiles", "0",
          "--runs", "1", "--seconds", "0", "--live", str(args.live),
          "--max-instances", str(args.live + 100), "--max-memory-mb", "256",
-         "--cache-dir", str(args.cache_dir)],
+         "--cache-dir", str(args.cache_dir)] + (["--entry", args.entry] if args.entry else []),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while private_dirty_kib(bench.pid) < args.stop_at_mib * 1024:
@@ -165,6 +169,7 @@ def report(pid: int, args: argparse.Namespace) -> None:
 
     words, pages = collections.Counter(), collections.defaultdict(set)
     offsets: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    written: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for start, offset, dirty in slots:
         for index in dirty:
             now = os.pread(memory, PAGE, start + index * PAGE)
@@ -183,6 +188,7 @@ def report(pid: int, args: argparse.Namespace) -> None:
                     if address < obj + 64 or address < following - 16:
                         kind = type_name(obj)
                         offsets[kind][address - obj] += 1
+                        written[kind][obj] += 1
                 words[kind] += 1
                 pages[kind].add((start, index))
     n = len(slots)
@@ -193,6 +199,10 @@ def report(pid: int, args: argparse.Namespace) -> None:
     for kind, count in words.most_common(args.top):
         top = ", ".join(f"{o:+d}: {c}" for o, c in offsets[kind].most_common(4))
         print(f"{len(pages[kind]) / n:7.1f} {count / n:8.1f}  {kind}  [{top}]")
+    if args.objects:
+        print(f"written {args.objects} objects (address: words per instance):")
+        for obj, count in written[args.objects].most_common():
+            print(f"  {obj:#x}: {count / n:.1f}")
 
 
 if __name__ == "__main__":
