@@ -259,8 +259,8 @@ fn a_function_that_writes_more_than_slots_keep_gets_what_it_writes_kept_resident
         assert_eq!(wasmfn_runtime::limits::default_keep_resident_max_mb(), 0);
         return;
     }
-    // `scatter` dirties ~3 MiB per call (512 separate pages of its 4 MiB plus the interpreter's
-    // own writes), more than the 2 MiB every slot keeps by default.
+    // `scatter` dirties ~2.4 MiB per call (512 separate pages of its 4 MiB, 2 MiB, plus the
+    // interpreter's own ~90 pages), more than the 2 MiB every slot keeps by default.
     let first_call_faults = |extra: &[&str]| {
         let runs = ["--runs", "100", "--live", "0", "--seconds", "0", "--keep-resident-mb", "2"];
         let report = bench_scatter(&[&runs[..], extra].concat());
@@ -272,7 +272,9 @@ fn a_function_that_writes_more_than_slots_keep_gets_what_it_writes_kept_resident
     // The average includes the calls before there was anything to learn from (the first on a
     // slot nothing had written, then the ones whose slot was given back to measure it again).
     let learned = first_call_faults(&[]);
-    assert!(fixed > 150.0, "{fixed} page faults per first call with 2 MiB kept, fixed");
+    // (~140 here since the build fills the heap's holes and a call writes fewer pages of its
+    // own; learned stays under 64.)
+    assert!(fixed > 100.0, "{fixed} page faults per first call with 2 MiB kept, fixed");
     assert!(learned < 64.0, "{learned} page faults per first call, learned (fixed: {fixed})");
 }
 
