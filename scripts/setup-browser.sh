@@ -5,7 +5,7 @@
 # version is gone from it, the script installs the newest one (both packages together, so they
 # still match) and says so: the pin is then due for an update here.
 set -euo pipefail
-CHROMIUM_VERSION="156.0.8078.114-1~deb12u1"
+CHROMIUM_VERSION="156.0.8078.129-1~deb12u1"
 
 installed() {
   dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true
