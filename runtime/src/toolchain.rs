@@ -132,9 +132,13 @@ pub fn find_python() -> Result<PathBuf> {
     bail!("python3 was not found on PATH: wasmfn needs Python 3.9 or newer (with venv) to install componentize-py")
 }
 
+/// Runs an install step with its output on stderr: stdout is `wasmfn build`'s answer (the
+/// bundle's path), which scripts read; pip's progress there would break them on a first build.
 fn run(command: &mut Command, what: &str) -> Result<()> {
-    let status =
-        command.status().with_context(|| format!("{what}: could not start {command:?}"))?;
+    let status = command
+        .stdout(std::process::Stdio::from(std::io::stderr()))
+        .status()
+        .with_context(|| format!("{what}: could not start {command:?}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }
