@@ -53,17 +53,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// A bundle's bytes with their sha256, computed from them when it was made (the only way to
 /// make one): whoever hashed a bundle already (a deploy, to name the file it keeps) hands both
-/// on, and nothing downstream can be given a hash of other bytes.
+/// on, and nothing downstream can be given a hash of other bytes. A clone shares the bytes (a
+/// deploy writes them to disk while they compile).
+#[derive(Clone)]
 pub struct HashedBundle {
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
     sha256: String,
 }
 
 impl HashedBundle {
-    /// Hashes `bytes`: ~20 ms for a CPython bundle, so not on an async worker.
+    /// Hashes `bytes`: ~20-45 ms for a CPython bundle, so not on an async worker.
     pub fn new(bytes: Vec<u8>) -> Self {
         let sha256 = sha256_hex(&bytes);
-        Self { bytes, sha256 }
+        Self { bytes: Arc::new(bytes), sha256 }
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -74,7 +76,7 @@ impl HashedBundle {
         &self.sha256
     }
 
-    pub fn into_parts(self) -> (Vec<u8>, String) {
+    pub fn into_parts(self) -> (Arc<Vec<u8>>, String) {
         (self.bytes, self.sha256)
     }
 }

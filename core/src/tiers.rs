@@ -173,7 +173,7 @@ impl Code {
         self: &Arc<Self>,
         compiler: Compiler,
         cache: CompileCache,
-        bytes: Vec<u8>,
+        bytes: Arc<Vec<u8>>,
         sha256: String,
         label: String,
     ) {

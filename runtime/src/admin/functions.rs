@@ -174,7 +174,8 @@ async fn deploy(
         space: space.clone(),
         name: Some(name.clone()),
         version: query.version,
-        bytes: body.to_vec(),
+        // Without a copy: the collected body is one buffer already.
+        bytes: Vec::from(body),
         wait: query.wait,
     };
     let record = state.deployments.deploy(request).await?;
