@@ -25,6 +25,10 @@ Writes <out>/deploy.json and <out>/deploy.md.
 
     python3 benches/deploy/run.py --wasmfn target/release/wasmfn --out benches/out [--runs N]
 
+A/B of two builds (`--ab OTHER_WASMFN`): only "compile on deploy", the two binaries
+alternating for N rounds on the same bundle (built by --wasmfn), each run on an empty node;
+prints the medians, their ratio and the per-round pairs (nothing written).
+
 Python 3.11 standard library only.
 """
 
@@ -197,9 +201,13 @@ def main() -> int:
                         help="the app the node compiled before, for the function cache cases")
     parser.add_argument("--out", type=Path, default=REPO / "benches/out")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ab", type=Path, metavar="OTHER_WASMFN",
+                        help="compare with another build: compile on deploy only, alternating")
     args = parser.parse_args()
     if not args.wasmfn.exists():
         raise BenchError(f"{args.wasmfn} does not exist: cargo build --release --bin wasmfn")
+    if args.ab:
+        return ab(args)
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="wasmfn-deploy-bench-"))
     try:
@@ -316,6 +324,40 @@ def main() -> int:
               f"{report['ratio_no_function_cache_to_function_cache']:.1f}x."]
     (args.out / "deploy.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    return 0
+
+
+def ab(args: argparse.Namespace) -> int:
+    """`--ab`: compile on deploy, --wasmfn (A) and --ab (B) alternating."""
+    if not args.ab.exists():
+        raise BenchError(f"{args.ab} does not exist")
+    work = Path(tempfile.mkdtemp(prefix="wasmfn-deploy-ab-"))
+    binaries = {"A": args.wasmfn, "B": args.ab}
+    runs: dict[str, list[dict]] = {"A": [], "B": []}
+    try:
+        bundle = build(args.wasmfn, args.function, work / "dist")
+        name = bundle.name.rsplit("-", 1)[0]
+        log(f"bundle {bundle.name}; A = {args.wasmfn}, B = {args.ab}, {args.runs} rounds")
+        for round_ in range(args.runs):
+            for label in ("A", "B") if round_ % 2 == 0 else ("B", "A"):
+                cache = Path(tempfile.mkdtemp(dir=work))
+                runs[label].append(deploy_once(binaries[label], bundle, name, cache, work))
+                log(f"round {round_ + 1} {label}: deploy answered "
+                    f"{runs[label][-1]['deploy_answer_s']:.3f} s, first response "
+                    f"{runs[label][-1]['first_response_s']:.3f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    median = {label: {key: statistics.median(r[key] for r in runs[label])
+                      for key in ("deploy_answer_s", "first_response_s")} for label in runs}
+    print(f"Deploy -> first response, compile on deploy, A/B, {args.runs} alternating rounds, "
+          f"{platform.node()}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print("| | deploy answered (median) | first 200 (median) | first 200 per round |")
+    print("|---|---:|---:|---|")
+    for label in ("A", "B"):
+        per_round = ", ".join(f"{r['first_response_s'] * 1000:,.0f}" for r in runs[label])
+        print(f"| {label} | {median[label]['deploy_answer_s'] * 1000:,.0f} ms | "
+              f"{median[label]['first_response_s'] * 1000:,.0f} ms | {per_round} |")
+    print(f"B / A, first 200: {median['B']['first_response_s'] / median['A']['first_response_s']:.2f}x")
     return 0
 
 
