@@ -256,10 +256,13 @@ impl Deployments {
         })?;
         let version = parse_version(&version_text)?;
         let size = bytes.len() as u64;
-        // Refused before the bundle is hashed, stored or compiled when the record already says
-        // so; `update` below checks again, under the record's compare-and-swap.
+        // Whether the version is newer than the active one is decided here, as the deploy
+        // arrives, before anything is hashed, stored or compiled. A newer version activated
+        // elsewhere while this one is stored (another server of a cluster) makes this one
+        // `inactive` when its compile ends, as if it had been accepted a moment earlier: the
+        // compare-and-swap below only refuses a version number taken meanwhile.
         if let Some(record) = self.record(&space, &name)? {
-            self.check_new_version(&record, &version_text, &version)?;
+            self.check_new_version(&record, &version_text, Some(&version))?;
         }
         // Hashing a CPython bundle takes ~20-45 ms: not on an async worker.
         let hashed = tokio::task::spawn_blocking(move || bundle::HashedBundle::new(bytes))
@@ -302,7 +305,7 @@ impl Deployments {
                     name: name.clone(),
                     versions: Vec::new(),
                 });
-                self.check_new_version(&record, &version_text, &version)?;
+                self.check_new_version(&record, &version_text, None)?;
                 record.versions.retain(|v| v.version != version_text);
                 let accepted = VersionRecord {
                     version: version_text.clone(),
@@ -358,15 +361,16 @@ impl Deployments {
         }
     }
 
-    /// Refuses a deploy of `version_text` (`version` parsed) to the function of `record` when
-    /// its active version is not older, or a version of that number is there and not failed.
+    /// Refuses a deploy of `version_text` to the function of `record` when a version of that
+    /// number is there and not failed, or (given `newer_than_active`, the version parsed) when
+    /// the active version is not older.
     fn check_new_version(
         &self,
         record: &FunctionRecord,
         version_text: &str,
-        version: &semver::Version,
+        newer_than_active: Option<&semver::Version>,
     ) -> Result<(), DeployError> {
-        if let Some(active) = self.active_version(record) {
+        if let (Some(version), Some(active)) = (newer_than_active, self.active_version(record)) {
             if parse_version(&active)? >= *version {
                 return Err(DeployError::NotNewer {
                     space: record.space.clone(),
