@@ -271,8 +271,8 @@ impl Deployments {
         let sha256 = hashed.sha256().to_string();
         // The compile starts now and runs while the bundle is written (fsync included) and the
         // deploy recorded, instead of after: on two cores that takes ~0.1 s off deploy -> first
-        // response. It only prepares the version; `compile` activates it once the deploy is
-        // recorded. A deploy refused or not stored after all aborts it (before Cranelift's
+        // response. It only prepares the version; `record_compiled` activates it once the
+        // deploy is recorded. A deploy refused or not stored after all aborts it (before Cranelift's
         // background compile starts, unless the load has finished already), and so does a
         // deploy whose caller goes away before it is recorded (the handle aborts when dropped).
         let prepared = {
@@ -291,12 +291,8 @@ impl Deployments {
             store.write_bundle(&store.bundle_path(hashed.sha256()), hashed.sha256(), hashed.bytes())
         })
         .await
-        .map_err(store_error)
-        .and_then(|written| written);
-        if let Err(error) = written {
-            prepared.abort();
-            return Err(error);
-        }
+        .map_err(store_error)?;
+        written?;
         let accepted = {
             let _guard = self.lock.lock().expect("deployments lock");
             let accepted = self.update(&space, &name, |record| {
@@ -327,15 +323,11 @@ impl Deployments {
             match accepted {
                 Ok(accepted) => accepted,
                 Err(refused @ (DeployError::NotNewer { .. } | DeployError::Exists { .. })) => {
-                    prepared.abort();
                     // The bundle was stored before the checks; keep no file nothing points to.
                     self.remove_bundle_if_unused(&sha256)?;
                     return Err(refused);
                 }
-                Err(other) => {
-                    prepared.abort();
-                    return Err(other);
-                }
+                Err(other) => return Err(other),
             }
         };
         tracing::info!(%space, function = %name, version = %version_text, "deploy accepted; compiling");
