@@ -99,6 +99,20 @@ struct ComponentInner {
 
     /// The checksum of the source binary from which the module was compiled.
     checksum: WasmChecksum,
+
+    /// wasmfn patch: every trampoline's `VMFuncRef` less the instance's
+    /// `vmctx` (code offsets and engine type), indexed by `TrampolineIndex`,
+    /// found once when the component is made instead of with two searches of
+    /// the function index per trampoline in every instantiation.
+    trampolines: PrimaryMap<TrampolineIndex, TrampolineTemplate>,
+}
+
+/// wasmfn patch: see `ComponentInner::trampolines`.
+#[derive(Clone, Copy)]
+struct TrampolineTemplate {
+    wasm_call: u32,
+    array_call: u32,
+    signature: wasmtime_environ::VMSharedTypeIndex,
 }
 
 impl fmt::Debug for Component {
@@ -471,6 +485,22 @@ impl Component {
             [ValType::I32],
         ));
 
+        // wasmfn patch: see `ComponentInner::trampolines`.
+        let start = |abi, idx| index.func_loc(FuncKey::ComponentTrampoline(abi, idx)).unwrap().start;
+        let trampolines = info
+            .component
+            .trampolines
+            .iter()
+            .map(|(idx, sig)| TrampolineTemplate {
+                wasm_call: start(Abi::Wasm, idx),
+                array_call: start(Abi::Array, idx),
+                signature: match code.signatures().shared_type(*sig) {
+                    Some(s) => s,
+                    None => panic!("found unregistered signature: {sig:?}"),
+                },
+            })
+            .collect();
+
         Ok(Component {
             inner: Arc::new(ComponentInner {
                 id: CompiledModuleId::new(),
@@ -482,6 +512,7 @@ impl Component {
                 index,
                 realloc_func_type,
                 checksum,
+                trampolines,
             }),
         })
     }
@@ -517,7 +548,32 @@ impl Component {
         self.inner.code.signatures()
     }
 
-    pub(crate) fn trampoline_ptrs(&self, index: TrampolineIndex) -> AllCallFuncPointers {
+    /// wasmfn patch: the pointers and engine type of a trampoline's
+    /// `VMFuncRef`, from the table made with the component (see
+    /// `ComponentInner::trampolines`).
+    pub(crate) fn trampoline_func_ref(
+        &self,
+        index: TrampolineIndex,
+    ) -> (AllCallFuncPointers, wasmtime_environ::VMSharedTypeIndex) {
+        let template = self.inner.trampolines[index];
+        let text = self.engine_code().text();
+        let at = |start: u32| NonNull::from(&text[start as usize]);
+        let ptrs = AllCallFuncPointers {
+            wasm_call: at(template.wasm_call).cast(),
+            array_call: at(template.array_call).cast(),
+        };
+        #[cfg(debug_assertions)]
+        {
+            let searched = self.trampoline_ptrs(index);
+            debug_assert_eq!(ptrs.wasm_call, searched.wasm_call);
+            debug_assert_eq!(ptrs.array_call, searched.array_call);
+        }
+        (ptrs, template.signature)
+    }
+
+    // wasmfn patch: only to check `trampoline_func_ref` in debug builds.
+    #[cfg(debug_assertions)]
+    fn trampoline_ptrs(&self, index: TrampolineIndex) -> AllCallFuncPointers {
         let wasm_call = self
             .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Wasm, index))
             .unwrap()

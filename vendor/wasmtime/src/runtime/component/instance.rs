@@ -745,12 +745,10 @@ impl<'a> Instantiator<'a> {
         // will require. These functions won't actually get used until their
         // associated state has been initialized through the global initializers
         // below, but the funcrefs can all be configured here.
-        for (idx, sig) in env_component.trampolines.iter() {
-            let ptrs = self.component.trampoline_ptrs(idx);
-            let signature = match self.component.signatures().shared_type(*sig) {
-                Some(s) => s,
-                None => panic!("found unregistered signature: {sig:?}"),
-            };
+        // wasmfn patch: from a table made once per component (see
+        // `Component::trampoline_func_ref`).
+        for (idx, _sig) in env_component.trampolines.iter() {
+            let (ptrs, signature) = self.component.trampoline_func_ref(idx);
 
             self.instance_mut(store.0).set_trampoline(
                 idx,
