@@ -3895,6 +3895,9 @@ pub struct PoolingAllocationConfig {
     /// wasmfn patch 8: see
     /// [`PoolingAllocationConfig::linear_memory_keep_resident_max`].
     pub(crate) linear_memory_keep_resident_max: usize,
+    /// wasmfn patch 11: see
+    /// [`PoolingAllocationConfig::linear_memory_image_fault_around`].
+    pub(crate) linear_memory_image_fault_around: bool,
     /// Same as `linear_memory_keep_resident` but for tables.
     pub(crate) table_keep_resident: usize,
     /// Whether to enable memory protection keys.
@@ -3916,6 +3919,7 @@ impl Default for PoolingAllocationConfig {
             async_stack_keep_resident: 0,
             linear_memory_keep_resident: 0,
             linear_memory_keep_resident_max: 0,
+            linear_memory_image_fault_around: true,
             table_keep_resident: 0,
             memory_protection_keys: Enabled::No,
             max_memory_protection_keys: 16,
@@ -4156,6 +4160,28 @@ impl PoolingAllocationConfig {
     /// not make every slot keep that much.
     pub fn linear_memory_keep_resident_max(&mut self, size: usize) -> &mut Self {
         self.linear_memory_keep_resident_max = size;
+        self
+    }
+
+    /// wasmfn patch 11: whether a read of a linear memory's copy-on-write
+    /// image may map the pages around the one read (the kernel's
+    /// fault-around, up to 16 pages that are in the page cache). Default
+    /// `true`, the kernel's behaviour.
+    ///
+    /// With `false`, on Linux 6.7 and later, each slot's image mapping is
+    /// registered with userfaultfd for asynchronous write-protection (no page
+    /// is ever write-protected and no fault reaches user space), which is
+    /// how the kernel is told to map only the page read. That is worth it
+    /// with [`PoolingAllocationConfig::pagemap_scan`] and a
+    /// `linear_memory_keep_resident` that keeps slots populated: the scan
+    /// looks up the `struct page` of every present page of the image mapping
+    /// to tell the file's pages from the written ones, in every reset, and
+    /// pages mapped only because they were near a read one stay present for
+    /// as long as the slot does. The cost is a page fault per page read
+    /// rather than per 16 in a slot's first instance (and after the slot's
+    /// memory was released). Ignored where userfaultfd is not available.
+    pub fn linear_memory_image_fault_around(&mut self, enable: bool) -> &mut Self {
+        self.linear_memory_image_fault_around = enable;
         self
     }
 

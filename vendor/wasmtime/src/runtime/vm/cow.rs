@@ -436,6 +436,10 @@ pub struct MemoryImageSlot {
     /// the next reset finds dirty is what that one instance wrote, nothing
     /// kept from before: a clean measurement for [`Footprint`].
     resident_after_reset: usize,
+
+    /// wasmfn patch 11: whether an image mapped into this slot keeps the
+    /// kernel's fault-around (see `set_image_fault_around`).
+    image_fault_around: bool,
 }
 
 impl fmt::Debug for MemoryImageSlot {
@@ -458,6 +462,15 @@ impl MemoryImageSlot {
     /// the maximum size of this image which `accessible` cannot grow beyond,
     /// and all memory from `accessible` from `static_size` should be mapped as
     /// `PROT_NONE` backed by zero-bytes.
+    /// wasmfn patch 11: with `false`, images this slot maps from now on are
+    /// registered so that the kernel maps only the page a read faults in,
+    /// not the pages around it (`sys::vm::disable_fault_around`); their
+    /// present pages are then the ones instances read, which is what a
+    /// `PAGEMAP_SCAN` reset pays for.
+    pub(crate) fn set_image_fault_around(&mut self, enable: bool) {
+        self.image_fault_around = enable;
+    }
+
     pub(crate) fn create(
         base: MmapOffset,
         accessible: HostAlignedByteCount,
@@ -472,6 +485,7 @@ impl MemoryImageSlot {
             dirty: false,
             pkey,
             resident_after_reset: 0,
+            image_fault_around: true,
         }
     }
 
@@ -590,6 +604,23 @@ impl MemoryImageSlot {
                 if !image.len.is_zero() {
                     unsafe {
                         image.map_at(&self.base)?;
+                    }
+                    // wasmfn patch 11: best effort; the mapping keeps
+                    // fault-around where the kernel cannot turn it off.
+                    #[cfg(all(target_os = "linux", feature = "std", not(miri)))]
+                    if !self.image_fault_around {
+                        // SAFETY: the image's range was just mapped in this
+                        // slot, which this process owns.
+                        unsafe {
+                            let start = self
+                                .base
+                                .as_mut_ptr()
+                                .add(image.linear_memory_offset.byte_count());
+                            crate::runtime::vm::sys::vm::disable_fault_around(
+                                start,
+                                image.len.byte_count(),
+                            );
+                        }
                     }
                     // `map_at` above `mmap`'d over part of this slot, which
                     // reset those pages to the default protection key. Restore

@@ -35,6 +35,115 @@ pub unsafe fn erase_existing_mapping(ptr: *mut u8, len: usize) -> io::Result<()>
     Ok(())
 }
 
+/// wasmfn patch 11: turns the kernel's fault-around off for `len` bytes at
+/// `ptr`, a private file mapping (a memory image), so that a read fault maps
+/// the one page read instead of up to 16 pages around it that happen to be in
+/// the page cache.
+///
+/// A memory reset with `PAGEMAP_SCAN` costs the kernel a `struct page` lookup
+/// for every present page of the image mapping (to tell the pages still
+/// backed by the file from the ones a write copied); pages mapped only
+/// because they were near a read one make every reset of the slot slower for
+/// as long as the slot lives. The kernel skips fault-around in a range
+/// registered with userfaultfd for write-protection; with
+/// `UFFD_FEATURE_WP_ASYNC` (Linux 6.7, like `PAGEMAP_SCAN`) and no page ever
+/// write-protected, nothing else changes: no fault is reported to user space
+/// and writes copy pages as before. Best effort: returns `false` when the
+/// kernel or the process does not allow it, and the mapping keeps
+/// fault-around.
+///
+/// # Safety
+///
+/// `ptr` and `len` must describe a page-aligned range of mappings this
+/// process owns.
+#[cfg(all(target_os = "linux", feature = "std"))]
+pub unsafe fn disable_fault_around(ptr: *mut u8, len: usize) -> bool {
+    let Some(uffd) = fault_around::userfaultfd() else {
+        return false;
+    };
+    // SAFETY: see this function's contract.
+    unsafe { fault_around::register(uffd, ptr, len) }
+}
+
+#[cfg(all(target_os = "linux", feature = "std"))]
+mod fault_around {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::sync::LazyLock;
+
+    // <linux/userfaultfd.h>, not all in the `libc` crate.
+    const UFFD_USER_MODE_ONLY: libc::c_int = 1;
+    const UFFD_API: u64 = 0xaa;
+    const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
+    const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+    // `_IOWR(0xaa, 0x3f, struct uffdio_api)` and `_IOWR(0xaa, 0x00, struct uffdio_register)`.
+    const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
+    const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
+
+    #[repr(C)]
+    struct UffdioApi {
+        api: u64,
+        features: u64,
+        ioctls: u64,
+    }
+
+    #[repr(C)]
+    struct UffdioRegister {
+        start: u64,
+        len: u64,
+        mode: u64,
+        ioctls: u64,
+    }
+
+    /// The process's userfaultfd and the process it belongs to: a
+    /// userfaultfd acts on the address space that made it, so a forked child
+    /// must not register its ranges through its parent's.
+    static UFFD: LazyLock<Option<(OwnedFd, u32)>> = LazyLock::new(|| {
+        // SAFETY: a plain system call; the descriptor it returns is owned here.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_userfaultfd,
+                libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY,
+            )
+        };
+        let fd = libc::c_int::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+        // SAFETY: `fd` was just returned by the kernel and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut api = UffdioApi {
+            api: UFFD_API,
+            features: UFFD_FEATURE_WP_ASYNC,
+            ioctls: 0,
+        };
+        // SAFETY: `api` is the `struct uffdio_api` this ioctl reads and writes.
+        let rc = unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_API, &mut api) };
+        if rc != 0 || api.features & UFFD_FEATURE_WP_ASYNC == 0 {
+            return None;
+        }
+        Some((fd, std::process::id()))
+    });
+
+    pub(super) fn userfaultfd() -> Option<&'static OwnedFd> {
+        let (fd, pid) = UFFD.as_ref()?;
+        (*pid == std::process::id()).then_some(fd)
+    }
+
+    /// # Safety
+    ///
+    /// As `disable_fault_around`.
+    pub(super) unsafe fn register(uffd: &OwnedFd, ptr: *mut u8, len: usize) -> bool {
+        let mut register = UffdioRegister {
+            start: ptr as u64,
+            len: len as u64,
+            mode: UFFDIO_REGISTER_MODE_WP,
+            ioctls: 0,
+        };
+        // SAFETY: `register` is the `struct uffdio_register` this ioctl reads
+        // and writes; registering only changes how the kernel handles faults
+        // in the range (see `disable_fault_around`).
+        let rc = unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_REGISTER, &mut register) };
+        rc == 0
+    }
+}
+
 #[cfg(feature = "pooling-allocator")]
 pub use libc::iovec;
 

@@ -142,6 +142,10 @@ pub struct MemoryPool {
     /// to this much.
     pub(super) keep_resident_max: HostAlignedByteCount,
 
+    /// wasmfn patch 11: whether slots' image mappings keep the kernel's
+    /// fault-around (`PoolingAllocationConfig::linear_memory_image_fault_around`).
+    image_fault_around: bool,
+
     /// Keep track of protection keys handed out to initialized stores; this
     /// allows us to round-robin the assignment of stores to stripes.
     next_available_pkey: AtomicUsize,
@@ -292,6 +296,7 @@ impl MemoryPool {
             keep_resident_max: HostAlignedByteCount::new_rounded_up(
                 config.linear_memory_keep_resident_max,
             )?,
+            image_fault_around: config.linear_memory_image_fault_around,
             next_available_pkey: AtomicUsize::new(0),
         };
 
@@ -644,6 +649,8 @@ impl MemoryPool {
                 self.pkey_for_slot(allocation_index),
             )
         });
+        // wasmfn patch 11: applied when the slot next maps an image.
+        slot.set_image_fault_around(self.image_fault_around);
 
         // For `Unknown` slots it means that `slot` is brand new and isn't
         // actually tracking the state of the previous slot, so reset it
