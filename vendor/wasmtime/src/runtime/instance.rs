@@ -708,6 +708,38 @@ impl OwnedImports {
         Ok(())
     }
 
+    /// wasmfn patch 12: pushes a function import made by the caller.
+    #[cfg(feature = "component-model")]
+    pub(crate) fn push_function_import(
+        &mut self,
+        import: VMFunctionImport,
+    ) -> Result<(), OutOfMemory> {
+        self.functions.push(import)?;
+        Ok(())
+    }
+
+    /// wasmfn patch 12: pushes a global import made by the caller.
+    #[cfg(feature = "component-model")]
+    pub(crate) fn push_global_import(
+        &mut self,
+        import: crate::runtime::vm::VMGlobalImport,
+    ) -> Result<(), OutOfMemory> {
+        self.globals.push(import)?;
+        Ok(())
+    }
+
+    /// wasmfn patch 12: the function import pushed last (debug checks).
+    #[cfg(all(feature = "component-model", debug_assertions))]
+    pub(crate) fn last_function_import(&self) -> Option<&VMFunctionImport> {
+        self.functions.values().as_slice().last()
+    }
+
+    /// wasmfn patch 12: the global import pushed last (debug checks).
+    #[cfg(all(feature = "component-model", debug_assertions))]
+    pub(crate) fn last_global_import(&self) -> Option<&crate::runtime::vm::VMGlobalImport> {
+        self.globals.values().as_slice().last()
+    }
+
     /// Note that this is unsafe as the validity of `item` is not verified and
     /// it contains a bunch of raw pointers.
     #[cfg(feature = "component-model")]

@@ -961,6 +961,9 @@ impl<'a> Instantiator<'a> {
         self.core_imports.reserve(module)?;
         let mut imports = module.compiled_module().module().imports();
 
+        // wasmfn patch 12: the core instance the last export came from (a
+        // module's imports mostly come from a few instances in runs).
+        let mut source: Option<(RuntimeInstanceIndex, crate::store::InstanceId)> = None;
         for arg in args {
             // The general idea of Wasmtime is that at runtime type-checks for
             // core wasm instantiations internally within a component are
@@ -972,6 +975,30 @@ impl<'a> Instantiator<'a> {
                 self.assert_type_matches(store, module, arg, imp_module, imp_name, expected);
             }
 
+            // wasmfn patch 12: a function or a defined global exported by
+            // index from a core instance is linked from that instance's
+            // `VMContext` directly, without a `Func`/`Global` made per import
+            // and the store lookups behind them.
+            if let CoreDef::Export(CoreExport {
+                instance: src,
+                item: ExportItem::Index(index),
+            }) = arg
+            {
+                let id = match source {
+                    Some((s, id)) if s == *src => id,
+                    _ => {
+                        let id = self.instance(store).instance(*src);
+                        source = Some((*src, id));
+                        id
+                    }
+                };
+                if self.push_import_direct(store, id, *index)? {
+                    #[cfg(debug_assertions)]
+                    self.check_import_direct(store, arg);
+                    continue;
+                }
+            }
+
             // The unsafety here should be ok since the `export` is loaded
             // directly from an instance which should only give us valid export
             // items.
@@ -981,6 +1008,69 @@ impl<'a> Instantiator<'a> {
         debug_assert!(imports.next().is_none());
 
         Ok(&self.core_imports)
+    }
+
+    /// wasmfn patch 12: pushes the import for export `index` of core
+    /// instance `id` when it is a function or a defined global; `false`
+    /// (nothing pushed) for anything else.
+    fn push_import_direct(
+        &mut self,
+        store: &mut StoreOpaque,
+        id: crate::store::InstanceId,
+        index: EntityIndex,
+    ) -> Result<bool, OutOfMemory> {
+        let (instance, registry) = store.instance_and_module_registry_mut(id);
+        match index {
+            EntityIndex::Function(f) => {
+                let Some(func_ref) = instance.get_func_ref(registry, f) else {
+                    return Ok(false);
+                };
+                // SAFETY: `func_ref` belongs to an instance of `store`, which
+                // is borrowed for as long as it is read here.
+                let import = unsafe { func_ref.as_ref().as_vm_function_import().cloned() };
+                match import {
+                    Some(import) => {
+                        self.core_imports.push_function_import(import)?;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
+            EntityIndex::Global(g) => {
+                let Some(def) = instance.env_module().defined_global_index(g) else {
+                    return Ok(false);
+                };
+                let import = vm::VMGlobalImport {
+                    from: instance.global_ptr(def).into(),
+                    vmctx: Some(vm::VMOpaqueContext::from_vmcontext(instance.vmctx()).into()),
+                    kind: vm::VMGlobalKind::Instance(def),
+                };
+                self.core_imports.push_global_import(import)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// wasmfn patch 12: checks the import `push_import_direct` just pushed
+    /// against the one upstream's path makes (builds with debug assertions
+    /// only).
+    #[cfg(debug_assertions)]
+    fn check_import_direct(&self, store: &mut StoreOpaque, arg: &CoreDef) {
+        let export = lookup_vmdef(store, self.id, arg);
+        let mut expected = OwnedImports::empty();
+        expected.push_export(store, &export).unwrap();
+        let (direct, upstream) = match &export {
+            vm::Export::Function(_) => (
+                format!("{:?}", self.core_imports.last_function_import()),
+                format!("{:?}", expected.last_function_import()),
+            ),
+            _ => (
+                format!("{:?}", self.core_imports.last_global_import()),
+                format!("{:?}", expected.last_global_import()),
+            ),
+        };
+        assert_eq!(direct, upstream, "import linked directly differs");
     }
 
     fn assert_type_matches(
