@@ -454,14 +454,6 @@ impl fmt::Debug for MemoryImageSlot {
 }
 
 impl MemoryImageSlot {
-    /// Create a new MemoryImageSlot. Assumes that there is an anonymous
-    /// mmap backing in the given range to start.
-    ///
-    /// The `accessible` parameter describes how much of linear memory is
-    /// already mapped as R/W with all zero-bytes. The `static_size` value is
-    /// the maximum size of this image which `accessible` cannot grow beyond,
-    /// and all memory from `accessible` from `static_size` should be mapped as
-    /// `PROT_NONE` backed by zero-bytes.
     /// wasmfn patch 11: with `false`, images this slot maps from now on are
     /// registered so that the kernel maps only the page a read faults in,
     /// not the pages around it (`sys::vm::disable_fault_around`); their
@@ -471,6 +463,14 @@ impl MemoryImageSlot {
         self.image_fault_around = enable;
     }
 
+    /// Create a new MemoryImageSlot. Assumes that there is an anonymous
+    /// mmap backing in the given range to start.
+    ///
+    /// The `accessible` parameter describes how much of linear memory is
+    /// already mapped as R/W with all zero-bytes. The `static_size` value is
+    /// the maximum size of this image which `accessible` cannot grow beyond,
+    /// and all memory from `accessible` from `static_size` should be mapped as
+    /// `PROT_NONE` backed by zero-bytes.
     pub(crate) fn create(
         base: MmapOffset,
         accessible: HostAlignedByteCount,
