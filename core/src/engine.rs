@@ -135,8 +135,8 @@ fn pooling_config(limits: &EngineLimits) -> PoolingAllocationConfig {
     // Slots that keep their pages (vendored patch 11): no fault-around in the image, so a slot's
     // image mapping holds the pages its instances read, not ~16 times as many. The reset's scan
     // looks up every present page of it (file page or written copy?), in every reset: hello
-    // world's slots held ~2,070 present pages with fault-around and ~325 without, +9-18 %
-    // throughput at 16 connections (benches/RESULTS.md). With nothing kept, every reset gives
+    // world's slots held ~2,070 present pages with fault-around and ~325 without; HTTP throughput
+    // 1.11-1.18x at 16 connections in three A/B runs, 0.94-1.19x at 4 (benches/RESULTS.md). With nothing kept, every reset gives
     // the pages back, so fault-around saves page faults and stays on.
     let fault_around = keep_resident == 0 || !PoolingAllocationConfig::is_pagemap_scan_available();
     pool.linear_memory_keep_resident(keep_resident)
