@@ -200,6 +200,40 @@ fn bench_counts_a_function_error_as_a_call_only_when_asked() {
     assert_eq!(first_call["n"], 3);
 }
 
+#[test]
+fn bench_gives_each_call_the_function_timeout_and_names_a_timeout() {
+    fixture_bundle("behave");
+    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
+    let bench = |entry: &str| {
+        wasmfn()
+            .arg("bench")
+            .arg(&bundle)
+            .args(["--entry", entry, "--builds", "0", "--compiles", "0", "--runs", "1"])
+            .args(["--live", "0", "--seconds", "0", "--pool-per-function", "0", "--json"])
+            .arg("--cache-dir")
+            .arg(work_dir().join("compiled"))
+            .output()
+            .unwrap()
+    };
+    // Two 700 ms naps on one instance, with a 1 s timeout: each call has its own.
+    let napped = bench("behave.nap");
+    assert!(napped.status.success(), "{}", String::from_utf8_lossy(&napped.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&napped.stdout).unwrap();
+    let live = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "call on a live (already called) instance")
+        .expect("the second call is timed");
+    assert!(live["min_ms"].as_f64().unwrap() >= 700.0, "{live}");
+
+    // A call that never ends is stopped at the timeout, and said so.
+    let spun = bench("behave.spin");
+    let stderr = String::from_utf8_lossy(&spun.stderr);
+    assert_eq!(spun.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ran past the function's timeout (1000 ms)"), "{stderr}");
+}
+
 /// `wasmfn bench` of the behave fixture's `scatter` (no builds or compiles) with `args`: its
 /// JSON report.
 fn bench_scatter(args: &[&str]) -> serde_json::Value {

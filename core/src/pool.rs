@@ -151,6 +151,14 @@ pub fn new_store(
     store
 }
 
+/// Gives `store`'s next call its own budget: the function's timeout from now, yielding every
+/// [`YIELD_SLICE_TICKS`] as an invocation's call does. For a store called more than once, or
+/// long after it was made (`wasmfn bench` times calls on instances it made earlier), so that
+/// each call, not the store's whole life, gets `timeout_ms`.
+pub fn deadline_for_call(store: &mut Store<InvocationState>, limits: &crate::limits::Limits) {
+    set_deadline(store, Instant::now() + limits.timeout(), YIELD_SLICE_TICKS);
+}
+
 /// Epoch ticks a guest runs before it yields its runtime thread to other tasks (and again after
 /// each yield). One tick (1 ms) made a fifth of hello-world calls, which take ~0.1 ms, yield
 /// part-way because a tick fell inside them: each then waited at the back of the run queue

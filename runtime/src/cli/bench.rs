@@ -271,10 +271,10 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
         let instance = pre.instantiate_async(&mut store).await?;
         instantiate.push(started.elapsed());
         let (started, faults_instantiated) = (Instant::now(), minor_faults());
-        call(&instance, &mut store, &wit, args.allow_function_errors).await?;
+        call(&instance, &mut store, &version, &wit, args.allow_function_errors).await?;
         first.push(started.elapsed());
         let (started, faults_called) = (Instant::now(), minor_faults());
-        call(&instance, &mut store, &wit, args.allow_function_errors).await?;
+        call(&instance, &mut store, &version, &wit, args.allow_function_errors).await?;
         live.push(started.elapsed());
         let started = Instant::now();
         drop(store);
@@ -321,7 +321,7 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
             let mut store = pool::new_store(&pre, &version);
             let started = Instant::now();
             let instance = pre.instantiate_async(&mut store).await?;
-            call(&instance, &mut store, &wit, args.allow_function_errors).await?;
+            call(&instance, &mut store, &version, &wit, args.allow_function_errors).await?;
             calls.push(started.elapsed());
         }
         report.steps.push(Step::of("baseline tier: instantiate + first call", &mut calls));
@@ -391,14 +391,24 @@ pub async fn bench(args: BenchArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// One call on `instance`; the function's own exception is an error unless `allow_errors`.
+/// One call on `instance`, with the function's timeout from now; the function's own exception
+/// is an error unless `allow_errors`.
 async fn call(
     instance: &Function,
     store: &mut wasmtime::Store<crate::host::InvocationState>,
+    version: &FunctionVersion,
     wit: &crate::bindings::types::Invocation,
     allow_errors: bool,
 ) -> Result<()> {
-    match instance.wasmfn_platform_handler().call_handle(&mut *store, wit).await? {
+    pool::deadline_for_call(store, &version.limits);
+    let answer = instance.wasmfn_platform_handler().call_handle(&mut *store, wit).await;
+    let answer = match answer {
+        Err(e) if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => {
+            bail!("the call ran past the function's timeout ({} ms)", version.limits.timeout_ms)
+        }
+        other => other?,
+    };
+    match answer {
         Ok(_) => Ok(()),
         Err(
             crate::bindings::types::FunctionError::Exception(_)
@@ -503,7 +513,7 @@ async fn held_instances_memory(
     }
     let made = private_dirty_kib().unwrap_or(before);
     for (store, instance) in &mut held {
-        call(instance, store, wit, allow_errors).await?;
+        call(instance, store, version, wit, allow_errors).await?;
     }
     let called = private_dirty_kib().unwrap_or(made);
     drop(held);
