@@ -345,9 +345,15 @@ pub unsafe fn reset_with_pagemap_measured(
             // pages. Additionally search for the zero page/file page as those are
             // inverted above meaning we're searching for pages that specifically
             // don't have those flags.
-            .category_mask(
-                Categories::WRITTEN | Categories::PRESENT | Categories::PFNZERO | Categories::FILE,
-            )
+            .category_mask(Categories::WRITTEN | Categories::PFNZERO | Categories::FILE)
+            // wasmfn patch 13: present, or swapped out. Upstream asks for
+            // present pages only, so a page the guest wrote that the kernel
+            // then swapped out was not reset: the next instance in the slot
+            // faulted the previous instance's data back in. A swapped-out
+            // page is always a written private copy (the image's own pages
+            // are dropped under memory pressure, not swapped), and resetting
+            // it reads it back in, which is rare and correct.
+            .category_anyof_mask(Categories::PRESENT | Categories::SWAPPED)
             // Don't return any categories back. This helps group regions together
             // since the reported set of categories is always empty and we otherwise
             // aren't looking for anything in particular.
@@ -543,7 +549,7 @@ mod ioctl {
         ///
         /// For more detail see the `pagemap_scan_is_interesting_page` function
         /// in the Linux kernel source.
-        #[expect(dead_code, reason = "bindings for the future if we need them")]
+        // wasmfn patch 13: used by the reset's scan, no longer dead code.
         pub fn category_anyof_mask(&mut self, flags: Categories) -> &mut PageMapScanBuilder {
             self.pm_scan_arg.category_anyof_mask = flags;
             self
@@ -807,6 +813,54 @@ mod tests {
             )
             .is_ok()
         }
+    }
+
+    /// wasmfn patch 13: a written page that was swapped out is reset as well.
+    #[test]
+    fn reset_covers_written_pages_swapped_out() {
+        if !ioctl_supported() {
+            return;
+        }
+        let page = rustix::param::page_size();
+        let mmap = MmapAnonymous::new(4);
+        for p in 0..3 {
+            mmap.write(p);
+        }
+        // Page 1 out to swap, as memory pressure would.
+        unsafe {
+            madvise(mmap.ptr.cast::<u8>().add(page).cast(), page, Advice::LinuxPageOut).unwrap();
+        }
+        let mut results = Vec::with_capacity(4);
+        let fd = File::open("/proc/self/pagemap").unwrap();
+        let scan = unsafe {
+            ioctl(
+                &fd,
+                PageMapScanBuilder::new(mmap.page_region(1..2))
+                    .category_mask(Categories::SWAPPED)
+                    .return_mask(Categories::SWAPPED)
+                    .build(results.spare_capacity_mut()),
+            )
+            .unwrap()
+        };
+        if scan.regions().is_empty() {
+            eprintln!("no swap on this host: the page stayed resident, nothing to check");
+            return;
+        }
+        let pagemap = super::PageMap::new().unwrap();
+        let mut reset = Vec::new();
+        let len = crate::runtime::vm::HostAlignedByteCount::new(mmap.len).unwrap();
+        unsafe {
+            super::reset_with_pagemap(
+                Some(&pagemap),
+                mmap.ptr.cast(),
+                len,
+                len,
+                |region| reset.push(ptr::slice_from_raw_parts(region.as_ptr(), region.len())),
+                |_, _| {},
+            );
+        }
+        // Pages 0-2 as one region: the swapped page between the two present ones included.
+        assert_eq!(reset, vec![mmap.page_region(0..3)]);
     }
 
     #[test]
