@@ -166,69 +166,59 @@ fn build_precompile_fills_the_cache_that_invoke_then_loads_from() {
     assert_eq!(std::fs::metadata(&compiled[0]).unwrap().modified().unwrap(), written);
 }
 
-#[test]
-fn bench_counts_a_function_error_as_a_call_only_when_asked() {
+/// `wasmfn bench --json` of the behave fixture's `entry` (no builds, compiles, live instances
+/// or throughput runs), with `extra` arguments.
+fn bench_behave(entry: &str, extra: &[&str]) -> std::process::Output {
     fixture_bundle("behave");
     let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
-    let bench = |extra: &[&str]| {
-        wasmfn()
-            .arg("bench")
-            .arg(&bundle)
-            .args(["--entry", "behave.boom", "--builds", "0", "--compiles", "0", "--runs", "3"])
-            .args(["--live", "0", "--seconds", "0", "--json"])
-            .args(extra)
-            .arg("--cache-dir")
-            .arg(work_dir().join("compiled"))
-            .output()
-            .unwrap()
-    };
-    let refused = bench(&[]);
+    wasmfn()
+        .arg("bench")
+        .arg(&bundle)
+        .args(["--entry", entry, "--builds", "0", "--compiles", "0"])
+        .args(["--live", "0", "--seconds", "0", "--json"])
+        .args(extra)
+        .arg("--cache-dir")
+        .arg(work_dir().join("compiled"))
+        .output()
+        .unwrap()
+}
+
+/// The step named `name` of a `bench --json` report.
+fn bench_step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name:?} in {report}"))
+}
+
+#[test]
+fn bench_counts_a_function_error_as_a_call_only_when_asked() {
+    let refused = bench_behave("behave.boom", &["--runs", "3"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("bad value from the function"), "{stderr}");
     assert!(stderr.contains("--allow-function-errors"), "{stderr}");
 
-    let counted = bench(&["--allow-function-errors"]);
+    let counted = bench_behave("behave.boom", &["--runs", "3", "--allow-function-errors"]);
     assert!(counted.status.success(), "{counted:?}");
     let report: serde_json::Value = serde_json::from_slice(&counted.stdout).unwrap();
-    let first_call = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "first call on the fresh instance")
-        .expect("the first call is timed");
-    assert_eq!(first_call["n"], 3);
+    assert_eq!(bench_step(&report, "first call on the fresh instance")["n"], 3);
 }
 
 #[test]
 fn bench_gives_each_call_the_function_timeout_and_names_a_timeout() {
-    fixture_bundle("behave");
-    let bundle = work_dir().join("bundles").join("behave-1.0.0.wasm");
-    let bench = |entry: &str| {
-        wasmfn()
-            .arg("bench")
-            .arg(&bundle)
-            .args(["--entry", entry, "--builds", "0", "--compiles", "0", "--runs", "1"])
-            .args(["--live", "0", "--seconds", "0", "--pool-per-function", "0", "--json"])
-            .arg("--cache-dir")
-            .arg(work_dir().join("compiled"))
-            .output()
-            .unwrap()
-    };
+    let once = ["--runs", "1", "--pool-per-function", "0"];
     // Two 700 ms naps on one instance, with a 1 s timeout: each call has its own.
-    let napped = bench("behave.nap");
+    let napped = bench_behave("behave.nap", &once);
     assert!(napped.status.success(), "{}", String::from_utf8_lossy(&napped.stderr));
     let report: serde_json::Value = serde_json::from_slice(&napped.stdout).unwrap();
-    let live = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "call on a live (already called) instance")
-        .expect("the second call is timed");
+    let live = bench_step(&report, "call on a live (already called) instance");
     assert!(live["min_ms"].as_f64().unwrap() >= 700.0, "{live}");
 
     // A call that never ends is stopped at the timeout, and said so.
-    let spun = bench("behave.spin");
+    let spun = bench_behave("behave.spin", &once);
     let stderr = String::from_utf8_lossy(&spun.stderr);
     assert_eq!(spun.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("ran past the function's timeout (1000 ms)"), "{stderr}");
