@@ -221,7 +221,7 @@ fn bench_gives_each_call_the_function_timeout_and_names_a_timeout() {
     let spun = bench_behave("behave.spin", &once);
     let stderr = String::from_utf8_lossy(&spun.stderr);
     assert_eq!(spun.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("ran past the function's timeout (1000 ms)"), "{stderr}");
+    assert!(stderr.contains("did not finish within its timeout of 1000 ms"), "{stderr}");
 }
 
 /// `wasmfn bench` of the behave fixture's `scatter` (no builds or compiles) with `args`: its

@@ -580,7 +580,9 @@ async fn acquire(
     version.gate.clone().acquire_owned().await.map_err(|_| overloaded())
 }
 
-fn classify_trap(
+/// What an error out of a guest call means for the caller: the function's timeout or memory
+/// limit, no free instance slot, a trap, or a failure of the host (logged, not shown).
+pub fn classify_trap(
     error: &wasmtime::Error,
     memory_exceeded: bool,
     limits: &crate::limits::Limits,

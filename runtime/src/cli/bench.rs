@@ -401,12 +401,14 @@ async fn call(
     allow_errors: bool,
 ) -> Result<()> {
     pool::deadline_for_call(store, &version.limits);
-    let answer = instance.wasmfn_platform_handler().call_handle(&mut *store, wit).await;
-    let answer = match answer {
-        Err(e) if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) => {
-            bail!("the call ran past the function's timeout ({} ms)", version.limits.timeout_ms)
+    let answer = match instance.wasmfn_platform_handler().call_handle(&mut *store, wit).await {
+        Ok(answer) => answer,
+        // Named as an invocation's would be (past the timeout, over the memory limit, ...).
+        Err(error) => {
+            let exceeded = store.data().limiter.exceeded;
+            let meaning = crate::invoker::classify_trap(&error, exceeded, &version.limits);
+            return Err(anyhow::Error::from(error).context(meaning.to_string()));
         }
-        other => other?,
     };
     match answer {
         Ok(_) => Ok(()),
