@@ -136,8 +136,9 @@ fn pooling_config(limits: &EngineLimits) -> PoolingAllocationConfig {
     // image mapping holds the pages its instances read, not ~16 times as many. The reset's scan
     // looks up every present page of it (file page or written copy?), in every reset: hello
     // world's slots held ~2,070 present pages with fault-around and ~325 without; HTTP throughput
-    // 1.11-1.18x at 16 connections in three A/B runs, 0.94-1.19x at 4 (benches/RESULTS.md). With nothing kept, every reset gives
-    // the pages back, so fault-around saves page faults and stays on.
+    // 1.11-1.18x at 16 connections in three A/B runs, 0.94-1.19x at 4 (benches/RESULTS.md).
+    // With nothing kept, every reset gives the pages back, so fault-around saves page faults and
+    // stays on.
     let fault_around = keep_resident == 0 || !PoolingAllocationConfig::is_pagemap_scan_available();
     pool.linear_memory_keep_resident(keep_resident)
         .linear_memory_keep_resident_max(keep_resident_max)
