@@ -895,6 +895,10 @@ impl KvTree for PostgresTree {
         Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0)) as usize)
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn flush(&self) -> Result<(), StateError> {
         // Each write is committed before it returns.
         Ok(())

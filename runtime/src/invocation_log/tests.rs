@@ -4,7 +4,7 @@ use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
 use crate::clock::ManualClock;
-use wasmfn_host_apis::state::sled_tree;
+use wasmfn_host_apis::state::{sled_tree, StateError};
 
 fn record(function: &str, status: u16, started: DateTime<Utc>) -> LogRecord {
     LogRecord {
@@ -146,4 +146,95 @@ fn arguments_are_kept_bounded_and_without_credentials() {
     let kept = kept.unwrap();
     assert!(kept.len() <= MAX_ARGUMENTS_BYTES && kept.len() >= MAX_ARGUMENTS_BYTES - 1);
     assert_eq!(cut, Some(long.len() as u64));
+}
+
+/// A tree that counts how often it is counted (`len`), else the sled tree it wraps.
+#[derive(Debug)]
+struct CountedTree {
+    tree: StateTree,
+    lens: Arc<std::sync::atomic::AtomicUsize>,
+    shared: bool,
+}
+
+impl wasmfn_host_apis::state::KvTree for CountedTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.tree.get(key)
+    }
+    fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.tree.insert(key, value)
+    }
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StateError> {
+        self.tree.insert_new(key, value)
+    }
+    fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.tree.remove(key)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StateError> {
+        self.tree.compare_and_swap(key, expected, new)
+    }
+    fn apply(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError> {
+        self.tree.apply(batch)
+    }
+    fn scan(
+        &self,
+        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        reverse: bool,
+    ) -> wasmfn_host_apis::state::Entries<'_> {
+        self.tree.scan(range, reverse)
+    }
+    fn len(&self) -> Result<usize, StateError> {
+        self.lens.fetch_add(1, Ordering::SeqCst);
+        self.tree.len()
+    }
+    fn flush(&self) -> Result<(), StateError> {
+        self.tree.flush()
+    }
+    fn shared(&self) -> bool {
+        self.shared
+    }
+}
+
+/// Stores 5 records, sweeps, stores 2 more, sweeps (bound 3, nothing past the retention);
+/// returns how often the records tree was counted and the records left, newest first.
+fn sweep_twice(shared: bool) -> (usize, Vec<uuid::Uuid>, Vec<uuid::Uuid>) {
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(start + Duration::days(7)));
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let lens = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tree = CountedTree { tree: sled_tree::open(&db, "r").unwrap(), lens: lens.clone(), shared };
+    let options = LogOptions { retention: Duration::days(7), max_records: 3 };
+    // No await below: the sweeper task started here does not run before the assertions.
+    let (log, _tasks) = InvocationLog::start(
+        StateTree::new(tree),
+        sled_tree::open(&db, "i").unwrap(),
+        options,
+        clock.clone(),
+    );
+    let stored: Vec<_> = (1..=7).map(|h| record("f", 200, start + Duration::hours(h))).collect();
+    log.store(&stored[..5]);
+    assert_eq!(log.sweep(clock.now()), 2, "5 records, bound 3");
+    log.store(&stored[5..]);
+    assert_eq!(log.sweep(clock.now()), 2, "5 records again");
+    let left = log.query(&LogFilter::default()).into_iter().map(|r| r.id).collect();
+    let expected = stored[4..].iter().rev().map(|r| r.id).collect();
+    (lens.load(Ordering::SeqCst), left, expected)
+}
+
+#[tokio::test]
+async fn a_node_counts_its_own_log_once_then_keeps_the_count() {
+    let (counted, left, expected) = sweep_twice(false);
+    assert_eq!(left, expected);
+    assert_eq!(counted, 1, "the second sweep used the node's own count");
+}
+
+#[tokio::test]
+async fn a_shared_log_is_counted_at_every_sweep() {
+    let (counted, left, expected) = sweep_twice(true);
+    assert_eq!(left, expected);
+    assert_eq!(counted, 2, "other nodes write a shared log: each sweep counts it");
 }
