@@ -2,10 +2,10 @@
 //!
 //! Pooling allocator sized for CPython components (falling back to on-demand allocation with a
 //! warning where the address space is too small for the reservation), epoch interruption driven
-//! by one ticker thread, and the compile settings the `.cwasm` cache depends on.
+//! by one ticker thread per engine (asleep while no store exists), and the compile settings the `.cwasm` cache depends on.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -148,39 +148,119 @@ fn pooling_config(limits: &EngineLimits) -> PoolingAllocationConfig {
     pool
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+/// The stores that exist (made, possibly running guest code), for the epoch tickers: a ticker
+/// with no store to interrupt sleeps instead of waking a thousand times a second. Every
+/// [`crate::host::InvocationState`] holds an [`ActiveStore`] of [`Activity::process`] for its
+/// whole life, so no guest code can run while the tickers sleep.
+#[derive(Debug, Default)]
+pub struct Activity {
+    stores: AtomicUsize,
+    lock: Mutex<()>,
+    woken: Condvar,
+}
+
+impl Activity {
+    /// The process's own, which every store counts in.
+    pub fn process() -> &'static Arc<Activity> {
+        static PROCESS: OnceLock<Arc<Activity>> = OnceLock::new();
+        PROCESS.get_or_init(Default::default)
+    }
+
+    /// Counts a store in until the guard is dropped; wakes sleeping tickers.
+    pub fn enter(self: &Arc<Self>) -> ActiveStore {
+        if self.stores.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Under the lock, so a ticker about to sleep either sees the store or is woken.
+            let _locked = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.woken.notify_all();
+        }
+        ActiveStore(self.clone())
+    }
+
+    /// Blocks while no store exists (and `stop` is not set).
+    fn wait_for_store(&self, stop: &AtomicBool, parked: &AtomicBool) {
+        let mut locked = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.stores.load(Ordering::SeqCst) == 0 && !stop.load(Ordering::SeqCst) {
+            parked.store(true, Ordering::SeqCst);
+            locked = self.woken.wait(locked).unwrap_or_else(|e| e.into_inner());
+        }
+        parked.store(false, Ordering::SeqCst);
+    }
+
+    fn wake_all(&self) {
+        let _locked = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.woken.notify_all();
+    }
+}
+
+/// One store counted in an [`Activity`]; counted out when dropped.
+#[derive(Debug)]
+pub struct ActiveStore(Arc<Activity>);
+
+impl Drop for ActiveStore {
+    fn drop(&mut self) {
+        self.0.stores.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] while a store exists, until dropped. An
+/// idle node's tickers sleep: ticking with nothing to interrupt cost ~2 % of a core per engine.
 #[derive(Debug)]
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
+    activity: Arc<Activity>,
+    ticks: Arc<AtomicU64>,
+    parked: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
     pub fn start(engine: &Engine) -> Self {
+        Self::start_for(engine, Activity::process().clone())
+    }
+
+    /// A ticker that ticks while `activity` counts a store.
+    pub fn start_for(engine: &Engine, activity: Arc<Activity>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let ticks = Arc::new(AtomicU64::new(0));
+        let parked = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("wasmfn-epoch".into())
             .spawn({
                 let engine = engine.weak();
-                let stop = stop.clone();
-                move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        match engine.upgrade() {
-                            Some(engine) => engine.increment_epoch(),
-                            None => break,
-                        }
+                let (stop, activity) = (stop.clone(), activity.clone());
+                let (ticks, parked) = (ticks.clone(), parked.clone());
+                move || loop {
+                    activity.wait_for_store(&stop, &parked);
+                    if stop.load(Ordering::SeqCst) {
+                        break;
                     }
+                    std::thread::sleep(EPOCH_TICK);
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                    ticks.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .expect("spawning the epoch ticker thread");
-        Self { stop, thread: Some(thread) }
+        Self { stop, activity, ticks, parked, thread: Some(thread) }
+    }
+
+    /// Epochs advanced so far.
+    pub fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
+    }
+
+    /// Whether the ticker sleeps for want of a store.
+    pub fn parked(&self) -> bool {
+        self.parked.load(Ordering::SeqCst)
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::SeqCst);
+        self.activity.wake_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -243,5 +323,44 @@ impl Default for EngineLimits {
             keep_resident_mb: default_keep_resident_mb(),
             keep_resident_max_mb: default_keep_resident_max_mb(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Polls `done` every millisecond; fails after 10 s.
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < until, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn the_ticker_ticks_only_while_a_store_exists() {
+        let engine = Engine::default();
+        let activity = Arc::new(Activity::default());
+        let ticker = EpochTicker::start_for(&engine, activity.clone());
+        wait_until("the ticker sleeps", || ticker.parked());
+        std::thread::sleep(EPOCH_TICK * 30);
+        assert_eq!(ticker.ticks(), 0, "no store, no tick");
+
+        let store = activity.enter();
+        wait_until("three ticks", || ticker.ticks() >= 3);
+        let second = activity.enter();
+        drop(store);
+        let ticks = ticker.ticks();
+        wait_until("a tick with one store left", || ticker.ticks() > ticks);
+
+        drop(second);
+        wait_until("the ticker sleeps again", || ticker.parked());
+        let ticks = ticker.ticks();
+        std::thread::sleep(EPOCH_TICK * 30);
+        assert_eq!(ticker.ticks(), ticks, "asleep: no tick");
+        assert!(ticker.parked());
+        drop(ticker); // wakes the thread to stop it, and joins it
     }
 }

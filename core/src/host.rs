@@ -10,6 +10,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::wasmfn::platform::{config, log};
 use crate::capabilities::HostScope;
+use crate::engine::{ActiveStore, Activity};
 use crate::outbound::OutboundHooks;
 use crate::output::CapturedOutput;
 use crate::response_body::ResponseBody;
@@ -81,6 +82,8 @@ pub struct InvocationState {
     /// The response body the function has written so far (`response-body.write`), bounded by
     /// its `max_response_bytes` (none for commands that call no handler).
     pub(crate) response: ResponseBody,
+    /// Keeps the epoch tickers going while this store exists (they sleep when none does).
+    _active: ActiveStore,
 }
 
 impl InvocationState {
@@ -114,6 +117,7 @@ impl InvocationState {
             running: None,
             deadline: None,
             response: ResponseBody::default(),
+            _active: Activity::process().enter(),
         }
     }
 
