@@ -2,7 +2,8 @@
 //!
 //! Pooling allocator sized for CPython components (falling back to on-demand allocation with a
 //! warning where the address space is too small for the reservation), epoch interruption driven
-//! by one ticker thread per engine (asleep while no store exists), and the compile settings the `.cwasm` cache depends on.
+//! by one ticker thread per engine (asleep while no store exists), and the compile settings the
+//! `.cwasm` cache depends on.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
