@@ -105,6 +105,12 @@ impl KvTree for SledTree {
         Ok(self.0.len())
     }
 
+    /// sled's own answer looks at the first entry only; the default (`len() == 0`) would read
+    /// the whole tree.
+    fn is_empty(&self) -> Result<bool, StateError> {
+        Ok(self.0.is_empty())
+    }
+
     fn flush(&self) -> Result<(), StateError> {
         self.0.flush().map_err(failed)?;
         Ok(())

@@ -17,6 +17,7 @@ fn suite(backend: &dyn StateBackend) {
     assert!(tree.is_empty().unwrap());
     assert_eq!(tree.get(b"a").unwrap(), None);
     tree.insert(b"a", b"1").unwrap();
+    assert!(!tree.is_empty().unwrap());
     tree.insert(b"a", b"2").unwrap();
     other.insert(b"a", b"other").unwrap();
     assert_eq!(tree.get(b"a").unwrap(), Some(b"2".to_vec()));
