@@ -15,6 +15,7 @@ use crate::manifest::{FunctionManifest, ManifestError, MANIFEST_FILE};
 use crate::toolchain::{wasmfn_home, Toolchain};
 
 mod bounded;
+pub mod exports;
 pub mod immortal;
 mod lock;
 pub mod reproducible;
@@ -96,6 +97,9 @@ pub struct BuildOptions {
     /// Leave the pre-initialized heap's reference counts as CPython left them, instead of
     /// making its objects immortal ([`immortal`]).
     pub mortal_heap: bool,
+    /// Keep every core function export, instead of removing those no module imports
+    /// ([`exports`]).
+    pub keep_exports: bool,
 }
 
 /// Where a function folder's modules are imported from, as ixoncdkingress imports them.
@@ -451,6 +455,23 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
                 done.written, done.listed
             )),
             Ok(None) => progress("note: no heap table in the component: its objects stay mortal"),
+            Err(error) => {
+                return Err(BuildError::Componentize(format!(
+                    "its output is not a component: {error}"
+                )));
+            }
+        }
+    }
+    if !options.keep_exports {
+        match exports::strip_unused_exports(&bytes) {
+            Ok(Some((smaller, done))) => {
+                bytes = smaller;
+                progress(&format!(
+                    "made {} core functions no module imports private ({} modules)",
+                    done.functions, done.modules
+                ));
+            }
+            Ok(None) => {}
             Err(error) => {
                 return Err(BuildError::Componentize(format!(
                     "its output is not a component: {error}"

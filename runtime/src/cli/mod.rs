@@ -298,6 +298,12 @@ pub struct BuildArgs {
     /// `sys.getrefcount` of module-level objects.
     #[arg(long)]
     pub mortal_heap: bool,
+    /// Keep every function the component's core modules export. By default the build removes
+    /// the exports no other module imports (libpython and libc export every symbol): wasmtime
+    /// then compiles no entry for them and writes no function reference for them in each
+    /// instance. For comparing.
+    #[arg(long)]
+    pub keep_exports: bool,
 }
 
 #[derive(Debug, Args)]
@@ -353,6 +359,7 @@ async fn build(args: BuildArgs) -> Result<std::process::ExitCode> {
         progress: true,
         deadline: Some(args.timeout),
         mortal_heap: args.mortal_heap,
+        keep_exports: args.keep_exports,
     };
     let dir = args.dir.clone();
     let built = tokio::task::spawn_blocking(move || python_build::build(&dir, &options)).await??;
