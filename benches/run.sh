@@ -11,7 +11,7 @@
 # development loop (benches/devloop/run.py: build and `wasmfn dev` edit times).
 #
 #   bash benches/run.sh [--quick] [--duration SECONDS] [--only wasmfn,ixoncdkingress,...]
-#                       [--no-build] [--wasmfn-bin PATH]
+#                       [--no-build] [--wasmfn-bin PATH] [--spin-bin PATH]
 #
 # Installs what it needs with pinned versions and caches it in benches/.cache: wrk (apt-get),
 # matplotlib (benches/requirements.txt), the peers (see benches/README.md). Results:
@@ -33,7 +33,8 @@ usage() {
   --quick            3 s runs with 1 s warm-up (default: 10 s runs, 2 s warm-up)
   --duration S       seconds per measured run
   --only LIST        systems to run: wasmfn, ixoncdkingress, gunicorn, uvicorn,
-                     process-per-call, wasmtime-serve, inprocess (wasmfn bench),
+                     process-per-call, wasmtime-serve, spin and spin-reuse (with
+                     --spin-bin), inprocess (wasmfn bench),
                      deploy (deploy -> first response), storage (the storage benchmark), outbound (a
                      function calling a local REST service), json (100 KB of
                      JSON in and out), documents (the document store: a
@@ -45,6 +46,8 @@ usage() {
                      queue); default all
   --no-build         serve with the existing target/release/wasmfn (no cargo build)
   --wasmfn-bin PATH  serve with this wasmfn binary (implies --no-build)
+  --spin-bin PATH    Fermyon Spin binary for the spin peers (default $SPIN_BIN); no
+                     registry serves Spin, so the suite runs them only when given one
 EOF
 }
 
@@ -64,6 +67,8 @@ while [ $# -gt 0 ]; do
     --no-build) build_wasmfn=0 ;;
     --wasmfn-bin) wasmfn_bin="${2:?--wasmfn-bin needs a PATH}"; build_wasmfn=0; shift ;;
     --wasmfn-bin=*) wasmfn_bin="${1#*=}"; build_wasmfn=0 ;;
+    --spin-bin) driver_args+=(--spin-bin "${2:?--spin-bin needs a PATH}"); shift ;;
+    --spin-bin=*) driver_args+=(--spin-bin "${1#*=}") ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac

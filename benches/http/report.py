@@ -85,6 +85,10 @@ def write_markdown(results: dict) -> str:
         if entry["name"] == "wasmtime-serve":
             version += (f", features `{config.get('features')}`, componentize-py "
                         f"{config.get('componentize_py')}, {config.get('world')}")
+        if entry["name"] in ("spin", "spin-reuse"):
+            version += (f" (binary {config.get('binary_sha256', '?')[:12]}), spin-sdk "
+                        f"{config.get('spin_sdk')}, componentize-py "
+                        f"{config.get('componentize_py')}, {config.get('world')}")
         if entry["name"] == "process-per-call":
             version = f"CPython {config.get('python', '?')}"
         if entry["name"] == "ixoncdkingress":

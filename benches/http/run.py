@@ -26,7 +26,7 @@ from pathlib import Path
 
 from load import LoadError, error_count, run_wrk, wrk_version
 from report import write_markdown
-from systems import ALL_SYSTEMS, SetupError, System, Workspace, last_line
+from systems import ALL_SYSTEMS, OPT_IN, SetupError, System, Workspace, last_line
 
 BENCHES = Path(__file__).resolve().parent.parent
 CONNECTIONS = (1, 2, 4, 16, 64)
@@ -48,6 +48,9 @@ def parse_args() -> argparse.Namespace:
                         help="comma-separated concurrency levels (default %(default)s)")
     parser.add_argument("--wasmfn-bin", type=Path, default=BENCHES.parent / "target/release/wasmfn",
                         help="wasmfn binary to serve with (default %(default)s)")
+    parser.add_argument("--spin-bin", type=Path, default=os.environ.get("SPIN_BIN"),
+                        help="Fermyon Spin binary for the spin peers (default $SPIN_BIN); "
+                             "without one they run only when --only names them, and fail")
     parser.add_argument("--build-wasmfn", action="store_true",
                         help="run `cargo build --release --bin wasmfn` first")
     parser.add_argument("--out", type=Path, default=BENCHES / "out")
@@ -63,7 +66,8 @@ def parse_args() -> argparse.Namespace:
 
 def select_systems(only: str | None, workspace: Workspace) -> list[System]:
     if not only:
-        return [system(workspace) for system in ALL_SYSTEMS]
+        return [system(workspace) for system in ALL_SYSTEMS
+                if getattr(workspace, OPT_IN.get(system.name, "repo"), None) is not None]
     by_name = {system.name: system for system in ALL_SYSTEMS}
     wanted = [name.strip() for name in only.split(",") if name.strip()]
     # `storage` names run.sh's storage benchmark, not an HTTP system.
@@ -255,6 +259,7 @@ def main() -> int:
         out=args.out.resolve(),
         wasmfn_bin=args.wasmfn_bin.resolve(),
         build_wasmfn=args.build_wasmfn,
+        spin_bin=args.spin_bin.resolve() if args.spin_bin else None,
     )
     systems = select_systems(args.only, workspace)
     began = time.monotonic()

@@ -45,6 +45,9 @@ class Workspace:
     out: Path
     wasmfn_bin: Path
     build_wasmfn: bool
+    # Fermyon Spin's `spin` binary, when the caller has one (`--spin-bin`): no registry here
+    # serves Spin, so the suite cannot install it (benches/README.md, "Spin").
+    spin_bin: Path | None = None
 
     @property
     def benches(self) -> Path:
@@ -579,4 +582,93 @@ class Uvicorn(ProductionCPython):
         ]
 
 
-ALL_SYSTEMS = (Wasmfn, Ixoncdkingress, Gunicorn, Uvicorn, ProcessPerCall, WasmtimeServe)
+class Spin(System):
+    """Fermyon Spin serving benches/peers/spin_hello/app.py (spin-sdk), a fresh instance per
+    request: the same job as wasmfn, by the other Python-on-wasmtime platform."""
+
+    name = "spin"
+    label = "Spin (fresh instance)"
+    # The first start compiles the component with Cranelift inside `spin up`.
+    ready_timeout_s = 300.0
+    # Spin's defaults for a WASIp3 component send up to 128 requests, 16 at once, to one
+    # instance; these make it one request per instance, as wasmfn and `wasmtime serve` do.
+    reuse_args = ["--max-instance-reuse-count", "1", "--max-instance-concurrent-reuse-count", "1"]
+    mode = ("fresh instance per request (`--max-instance-reuse-count 1 "
+            "--max-instance-concurrent-reuse-count 1`)")
+
+    def prepare(self) -> None:
+        binary = self.ws.spin_bin
+        if binary is None or not os.access(binary, os.X_OK):
+            raise SetupError(
+                f"{self.name}: no Spin binary" + (f" at {binary}" if binary else "") + "; Spin "
+                "is not on any registry this suite installs from: build it from source and "
+                "pass --spin-bin PATH (benches/README.md, \"Spin\")"
+            )
+        peer = self.ws.benches / "peers" / "spin_hello"
+        requirements = peer / "requirements.txt"
+        python = ensure_venv(self.ws.cache / f"spin-sdk-{tree_sha256(requirements)}",
+                             requirements, self, f"{self.name}: spin-sdk")
+        site = next(python.parent.parent.glob("lib/python3*/site-packages"), None)
+        if site is None:
+            raise SetupError(f"{self.name}: no site-packages in {python.parent.parent}")
+        world = re.search(r"-w (\S+) componentize", (peer / "app.py").read_text())
+        if world is None:
+            raise SetupError(f"{self.name}: no `-w WORLD componentize` in {peer}/app.py")
+        # The app folder `spin up` runs in: spin.toml, the component, Spin's own state.
+        self.app = self.ws.cache / "spin-hello"
+        key = tree_sha256(peer, requirements)
+        component = self.app / "app.wasm"
+        stamp = self.app / ".source.sha256"
+        if not (component.exists() and stamp.exists() and stamp.read_text() == key):
+            shutil.rmtree(self.app, ignore_errors=True)
+            self.app.mkdir(parents=True)
+            self.run_step(
+                [str(python.parent / "componentize-py"), "-w", world.group(1), "componentize",
+                 "-p", str(peer), "-p", str(site), "app", "-o", str(component)],
+                f"{self.name}: componentize-py build of peers/spin_hello/app.py",
+                f"{self.name}-setup.log",
+            )
+            stamp.write_text(key)
+        shutil.copyfile(peer / "spin.toml", self.app / "spin.toml")
+        pins = dict(re.findall(r"^([\w-]+)==(\S+)", requirements.read_text(), re.MULTILINE))
+        self.info = {
+            "version": output_of([str(binary), "--version"]),
+            "binary": str(binary),
+            "binary_sha256": tree_sha256(binary),
+            "componentize_py": pins.get("componentize-py", "?"),
+            "spin_sdk": pins.get("spin-sdk", "?"),
+            "world": world.group(1),
+            "component_mb": round(component.stat().st_size / 1e6, 1),
+            "mode": self.mode,
+        }
+
+    def launch(self, port: int) -> Launch:
+        argv = [
+            str(self.ws.spin_bin), "up",
+            "--from", str(self.app / "spin.toml"),
+            "--listen", f"127.0.0.1:{port}",
+            *self.reuse_args,
+        ]
+        self.info["command"] = shlex.join(argv)
+        # Spin keeps its state (key-value store, logs) under the app's `.spin` folder.
+        return Launch(argv, cwd=self.app)
+
+    def request(self, valid_for_s: float = 0) -> Request:
+        return Request("GET", "/")
+
+
+class SpinReuse(Spin):
+    """Spin with its own defaults for a WASIp3 component: instances are reused (up to 128
+    requests, 16 at once), so requests share state; not the job wasmfn does, shown for scale."""
+
+    name = "spin-reuse"
+    label = "Spin (instances reused)"
+    reuse_args: list[str] = []
+    mode = ("Spin's defaults for a WASIp3 component: up to 128 requests per instance, 16 at once "
+            "(requests share an instance's state)")
+
+
+ALL_SYSTEMS = (Wasmfn, Ixoncdkingress, Gunicorn, Uvicorn, ProcessPerCall, WasmtimeServe, Spin,
+               SpinReuse)
+# Systems the suite cannot install: run by default only when the caller supplied them.
+OPT_IN = {"spin": "spin_bin", "spin-reuse": "spin_bin"}
