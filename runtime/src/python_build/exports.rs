@@ -8,7 +8,8 @@
 //! escape: it compiles an entry trampoline for it and, with vendored patch 3, writes its
 //! function reference (32 bytes) into every new instance. An export no one can reach costs
 //! both and does nothing. Removing it changes no code, no index and no import: only the export
-//! section of the module, and the size headers around it.
+//! section of the module, and the size headers around it. An export that declares a function
+//! the module's own code takes with `ref.func` stays (the module would not validate without it).
 //!
 //! Only top-level core modules are touched, and only when the component's wiring is plain
 //! enough to be sure of who uses what: a core module inside a nested component, or one that
@@ -21,7 +22,7 @@ use std::ops::Range;
 use wasm_encoder::Encode;
 use wasmparser::{
     BinaryReader, BinaryReaderError, ComponentAlias, ComponentExternalKind,
-    ComponentOuterAliasKind, Encoding, ExternalKind, Instance, Parser, Payload,
+    ComponentOuterAliasKind, Encoding, ExternalKind, Instance, Operator, Parser, Payload,
 };
 
 /// What [`strip_unused_exports`] did.
@@ -40,10 +41,14 @@ struct CoreModule {
     bytes: Range<usize>,
     /// (module, name) of every import.
     imports: Vec<(String, String)>,
-    /// The export section's contents (after its header), and each export: name, whether it is
-    /// a function, and where its entry is in the component.
+    /// The export section's contents (after its header), and each export: name, the function
+    /// it exports (`None`: not a function), and where its entry is in the component.
     export_section: Option<Range<usize>>,
-    exports: Vec<(String, bool, Range<usize>)>,
+    exports: Vec<(String, Option<u32>, Range<usize>)>,
+    /// Functions the module's code or globals take with `ref.func`: an export may be what
+    /// declares them (a module may only `ref.func` a function it exports or lists in an
+    /// element segment), so theirs stay.
+    referenced: HashSet<u32>,
 }
 
 /// Removes the function exports no one uses from the component's core modules. `Ok(None)`:
@@ -60,8 +65,14 @@ pub fn strip_unused_exports(
         let Some(section) = module.export_section.clone() else { continue };
         let no_names = HashSet::new();
         let used = used.get(&index).unwrap_or(&no_names);
-        let kept: Vec<_> =
-            module.exports.iter().filter(|(name, func, _)| !func || used.contains(name)).collect();
+        let kept: Vec<_> = module
+            .exports
+            .iter()
+            .filter(|(name, func, _)| match func {
+                Some(index) => used.contains(name) || module.referenced.contains(index),
+                None => true,
+            })
+            .collect();
         let removed = module.exports.len() - kept.len();
         if removed == 0 {
             continue;
@@ -171,10 +182,27 @@ fn wiring(
                             Some(Ok((next, _))) => *next,
                             _ => section.end,
                         };
-                        let func = matches!(export.kind, ExternalKind::Func);
+                        let func =
+                            matches!(export.kind, ExternalKind::Func).then_some(export.index);
                         module.exports.push((export.name.to_string(), func, *start..end));
                     }
                     module.export_section = Some(section);
+                }
+                Payload::CodeSectionEntry(body) => {
+                    for operator in body.get_operators_reader()? {
+                        if let Operator::RefFunc { function_index } = operator? {
+                            module.referenced.insert(function_index);
+                        }
+                    }
+                }
+                Payload::GlobalSection(reader) => {
+                    for global in reader {
+                        for operator in global?.init_expr.get_operators_reader() {
+                            if let Operator::RefFunc { function_index } = operator? {
+                                module.referenced.insert(function_index);
+                            }
+                        }
+                    }
                 }
                 _ => {}
             }

@@ -157,3 +157,40 @@ fn a_core_module_or_something_unreadable_is_left_alone() {
     assert_eq!(what, Stripped { modules: 1, functions: 1 });
     assert!(strip_unused_exports(b"\0asm\x0d\0\x01\0garbage").is_err());
 }
+
+#[test]
+fn an_export_that_declares_a_function_the_code_takes_a_reference_to_stays() {
+    // `target` is exported for no one, but `other` runs `ref.func target`, which is valid only
+    // because of that export: it must stay. `other` itself goes.
+    let mut module = Module::new();
+    let mut types = TypeSection::new();
+    types.ty().function([], []);
+    module.section(&types);
+    let mut functions = FunctionSection::new();
+    functions.function(0);
+    functions.function(0);
+    module.section(&functions);
+    let mut exports = ExportSection::new();
+    exports.export("target", ExportKind::Func, 0);
+    exports.export("other", ExportKind::Func, 1);
+    module.section(&exports);
+    let mut code = CodeSection::new();
+    let mut empty = Function::new([]);
+    empty.instructions().end();
+    code.function(&empty);
+    let mut taker = Function::new([]);
+    taker.instructions().ref_func(0).drop().end();
+    code.function(&taker);
+    module.section(&code);
+    let mut component = Component::new();
+    component.section(&ModuleSection(&module));
+    let mut instances = InstanceSection::new();
+    instances.instantiate(0, Vec::<(&str, ModuleArg)>::new());
+    component.section(&instances);
+    let original = component.finish();
+    validate(&original);
+    let (stripped, what) = strip_unused_exports(&original).unwrap().expect("something to remove");
+    assert_eq!(what, Stripped { modules: 1, functions: 1 });
+    validate(&stripped);
+    assert_eq!(exports_of(&stripped), [vec!["target"]]);
+}
