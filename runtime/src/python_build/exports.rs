@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use wasm_encoder::Encode;
+use wasm_encoder::{ComponentSectionId, Encode, RawSection, Section, SectionId};
 use wasmparser::{
     BinaryReader, BinaryReaderError, ComponentAlias, ComponentExternalKind,
     ComponentOuterAliasKind, Encoding, ExternalKind, Instance, Operator, Parser, Payload,
@@ -83,16 +83,18 @@ pub fn strip_unused_exports(
             contents.extend_from_slice(&component[entry.clone()]);
         }
         // A header this pass cannot read back: leave the component as it is.
-        let Some(header) = section_header(component, &section, 7) else { return Ok(None) };
-        let mut new_section = vec![7];
-        (contents.len() as u32).encode(&mut new_section);
-        new_section.extend_from_slice(&contents);
-        let new_module_len = module.bytes.len() - (section.end - header.start) + new_section.len();
-        // The module's own section header (core module: component section 1) gets its new size.
-        let Some(module_header) = section_header(component, &module.bytes, 1) else {
+        let Some(header) = section_header(component, &section, SectionId::Export as u8) else {
             return Ok(None);
         };
-        let mut new_header = vec![1];
+        let mut new_section = Vec::new();
+        RawSection { id: SectionId::Export as u8, data: &contents }.append_to(&mut new_section);
+        let new_module_len = module.bytes.len() - (section.end - header.start) + new_section.len();
+        // The module's own section header gets its new size.
+        let core_module = ComponentSectionId::CoreModule as u8;
+        let Some(module_header) = section_header(component, &module.bytes, core_module) else {
+            return Ok(None);
+        };
+        let mut new_header = vec![core_module];
         (new_module_len as u32).encode(&mut new_header);
         edits.push((module_header.start..module.bytes.start, new_header));
         edits.push((header.start..section.end, new_section));
