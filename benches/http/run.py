@@ -26,7 +26,7 @@ from pathlib import Path
 
 from load import LoadError, error_count, run_wrk, wrk_version
 from report import write_markdown
-from systems import ALL_SYSTEMS, OPT_IN, SetupError, System, Workspace, last_line
+from systems import ALL_SYSTEMS, SetupError, System, Workspace, last_line
 
 BENCHES = Path(__file__).resolve().parent.parent
 CONNECTIONS = (1, 2, 4, 16, 64)
@@ -66,8 +66,7 @@ def parse_args() -> argparse.Namespace:
 
 def select_systems(only: str | None, workspace: Workspace) -> list[System]:
     if not only:
-        return [system(workspace) for system in ALL_SYSTEMS
-                if getattr(workspace, OPT_IN.get(system.name, "repo"), None) is not None]
+        return [system(workspace) for system in ALL_SYSTEMS if system.available(workspace)]
     by_name = {system.name: system for system in ALL_SYSTEMS}
     wanted = [name.strip() for name in only.split(",") if name.strip()]
     # `storage` names run.sh's storage benchmark, not an HTTP system.

@@ -85,6 +85,12 @@ class System:
         self.ws = workspace
         self.info: dict[str, object] = {}
 
+    @classmethod
+    def available(cls, workspace: Workspace) -> bool:
+        """Whether a run of every system includes this one (the suite installs all but those
+        it cannot, which the caller supplies)."""
+        return True
+
     def prepare(self) -> None:
         """Install or build what the server needs (cached). Raises SetupError."""
 
@@ -596,6 +602,10 @@ class Spin(System):
     mode = ("fresh instance per request (`--max-instance-reuse-count 1 "
             "--max-instance-concurrent-reuse-count 1`)")
 
+    @classmethod
+    def available(cls, workspace: Workspace) -> bool:
+        return workspace.spin_bin is not None
+
     def prepare(self) -> None:
         binary = self.ws.spin_bin
         if binary is None or not os.access(binary, os.X_OK):
@@ -616,7 +626,8 @@ class Spin(System):
             raise SetupError(f"{self.name}: no `-w WORLD componentize` in {peer}/app.py")
         # The app folder `spin up` runs in: spin.toml, the component, Spin's own state.
         self.app = self.ws.cache / "spin-hello"
-        key = tree_sha256(peer, requirements)
+        # What the component is built from (not the folder: the build leaves a __pycache__ there).
+        key = tree_sha256(peer / "app.py", requirements)
         component = self.app / "app.wasm"
         stamp = self.app / ".source.sha256"
         if not (component.exists() and stamp.exists() and stamp.read_text() == key):
@@ -670,5 +681,3 @@ class SpinReuse(Spin):
 
 ALL_SYSTEMS = (Wasmfn, Ixoncdkingress, Gunicorn, Uvicorn, ProcessPerCall, WasmtimeServe, Spin,
                SpinReuse)
-# Systems the suite cannot install: run by default only when the caller supplied them.
-OPT_IN = {"spin": "spin_bin", "spin-reuse": "spin_bin"}
